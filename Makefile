@@ -1,0 +1,47 @@
+# Two commands set everything up on a fresh machine:
+#   make demo   the main job on the default directory store and bundled fake servers
+#   make test   venv + extras + redis-server + reference PDS, then lint, types and the whole suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install lint typecheck test demo bench system-deps redis-server reference-pds orig-hac clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[redis,keyring,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks demo
+	$(BIN)/ruff format --check src tests benchmarks demo
+
+typecheck: install
+	$(BIN)/mypy
+
+redis-server:
+	./scripts/install-redis.sh
+
+reference-pds:
+	./scripts/pds/install.sh
+
+orig-hac:
+	./scripts/orig-hac-venv.sh >/dev/null
+
+system-deps: redis-server reference-pds orig-hac
+
+test: install lint typecheck system-deps
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+demo: install
+	@for scene in demo/scene_*.py; do $(BIN)/python "$$scene" || exit 1; done
+
+bench: install system-deps
+	@for b in benchmarks/bench_*.py; do $(BIN)/python "$$b" || exit 1; done
+
+clean:
+	rm -rf $(VENV) .tools .pds .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,64 @@
+"""Per-name cross-process locks on lock files.
+
+Why lock files are kept, never deleted: two contenders that open the same path
+at different moments must meet on the same inode, or both would hold "the"
+lock. The kernel drops an ``flock`` when its holder dies, so a SIGKILLed
+holder never blocks the next one.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock
+from filelock import Timeout as FileLockTimeout
+
+from sessionkeeper.stores.base import DEFAULT_LOCK_TIMEOUT
+from sessionkeeper.stores.errors import LockTimeoutError
+
+
+class LockFiles:
+    """Hands out one re-entrant, cross-process lock per name.
+
+    ``FileLock`` with ``thread_local=True`` keeps one descriptor per thread, so
+    threads of one process exclude each other too (``flock`` locks belong to
+    the open file description), while a thread may re-enter its own lock.
+    """
+
+    def __init__(self, path_of: Callable[[str], Path], default_timeout: float) -> None:
+        self._path_of = path_of
+        self._default_timeout = default_timeout
+        self._locks: dict[str, FileLock] = {}
+        self._guard = threading.Lock()
+
+    def _lock_for(self, name: str) -> FileLock:
+        with self._guard:
+            lock = self._locks.get(name)
+            if lock is None:
+                lock = FileLock(
+                    self._path_of(name), mode=0o600, thread_local=True, preserve_lock_file=True
+                )
+                self._locks[name] = lock
+            return lock
+
+    @contextmanager
+    def hold(self, name: str, timeout: float | None) -> Iterator[None]:
+        """Hold the lock of ``name`` for the duration of the ``with`` block."""
+        wait = self._default_timeout if timeout is None else timeout
+        lock = self._lock_for(name)
+        try:
+            lock.acquire(timeout=wait)
+        except FileLockTimeout as exc:
+            raise LockTimeoutError(
+                f"lock of {name!r} not acquired within {wait:g} s; another process holds it"
+            ) from exc
+        try:
+            yield
+        finally:
+            lock.release()
+
+
+__all__ = ["DEFAULT_LOCK_TIMEOUT", "LockFiles"]
