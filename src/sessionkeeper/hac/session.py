@@ -1,0 +1,278 @@
+"""HAC session persistence: the seed's ``SessionManager`` on any :class:`Store`.
+
+Files are the original hac-client-core's: ``session_<md5>.json`` holding the nine
+``SessionMetadata`` fields, so an existing ``~/.cache/hac-client/`` loads here and
+the original loads ours. What changes is the mechanics: atomic 0600 writes,
+read-modify-write under a cross-process lock, corrupt data recognised safely.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, final
+
+from sessionkeeper.stores.base import Store, iter_items
+from sessionkeeper.stores.directory import DirectoryStore
+from sessionkeeper.stores.errors import StoreError
+
+logger = logging.getLogger(__name__)
+
+#: The original library's default cache directory, kept so existing caches load.
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "hac-client"
+FILE_PREFIX = "session_"
+FILE_SUFFIX = ".json"
+
+
+@dataclass
+class SessionMetadata:
+    """A persisted HAC session: cookies and CSRF token, never a password."""
+
+    session_id: str
+    """``JSESSIONID``"""
+    csrf_token: str
+    """CSRF token"""
+    route_cookie: str | None
+    """``ROUTE`` cookie for load balancer affinity (``"ROUTE=value"``)"""
+    environment: str
+    """Environment identifier (``env`` or ``env/endpoint``)"""
+    base_url: str
+    """HAC base URL"""
+    username: str
+    """Username"""
+    created_at: float
+    """Unix timestamp when the session was created"""
+    last_used_at: float
+    """Unix timestamp when the session was last used"""
+    is_authenticated: bool = True
+    """Whether the session is authenticated"""
+
+    def __repr__(self) -> str:
+        return (
+            f"SessionMetadata(base_url={self.base_url!r}, username={self.username!r}, "
+            f"environment={self.environment!r}, session_id={_hint(self.session_id)}, "
+            f"csrf_token={_hint(self.csrf_token)}, route_cookie={self.route_cookie is not None}, "
+            f"created_at={self.created_at_formatted!r}, "
+            f"last_used_at={self.last_used_at_formatted!r}, "
+            f"is_authenticated={self.is_authenticated})"
+        )
+
+    @property
+    def age_seconds(self) -> float:
+        """Seconds since the session was created."""
+        return time.time() - self.created_at
+
+    @property
+    def idle_seconds(self) -> float:
+        """Seconds since the session was last used."""
+        return time.time() - self.last_used_at
+
+    @property
+    def created_at_formatted(self) -> str:
+        """Creation time as ``YYYY-MM-DD HH:MM:SS`` (local time)."""
+        return datetime.fromtimestamp(self.created_at).strftime("%Y-%m-%d %H:%M:%S")
+
+    @property
+    def last_used_at_formatted(self) -> str:
+        """Last use as ``YYYY-MM-DD HH:MM:SS`` (local time)."""
+        return datetime.fromtimestamp(self.last_used_at).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _hint(secret: str) -> str:
+    return f"'{secret[:4]}...'" if secret else "''"
+
+
+_STRING_FIELDS = ("session_id", "csrf_token", "environment", "base_url", "username")
+_TIME_FIELDS = ("created_at", "last_used_at")
+
+
+def decode_session(data: bytes) -> SessionMetadata | None:
+    """Parse a session file; ``None`` for anything that is not a valid session.
+
+    Non-UTF-8 bytes, non-JSON, non-objects, missing fields and wrong types all
+    count as corrupt. Unknown extra keys are ignored (a newer writer's).
+    """
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(raw, dict):
+        return None
+    if any(not isinstance(raw.get(key), str) for key in _STRING_FIELDS):
+        return None
+    times = [raw.get(key) for key in _TIME_FIELDS]
+    if any(isinstance(t, bool) or not isinstance(t, int | float) for t in times):
+        return None
+    route = raw.get("route_cookie")
+    authenticated = raw.get("is_authenticated", True)
+    if not (route is None or isinstance(route, str)) or not isinstance(authenticated, bool):
+        return None
+    return SessionMetadata(
+        session_id=raw["session_id"],
+        csrf_token=raw["csrf_token"],
+        route_cookie=route,
+        environment=raw["environment"],
+        base_url=raw["base_url"],
+        username=raw["username"],
+        created_at=float(raw["created_at"]),
+        last_used_at=float(raw["last_used_at"]),
+        is_authenticated=authenticated,
+    )
+
+
+def encode_session(session: SessionMetadata) -> bytes:
+    """Serialise the nine fields exactly as the original library does (indent 2)."""
+    return json.dumps(asdict(session), indent=2).encode("utf-8")
+
+
+def session_name(base_url: str, username: str, environment: str) -> str:
+    """The original's file name: ``session_<md5 of "base_url:username:environment">.json``."""
+    key = hashlib.md5(f"{base_url}:{username}:{environment}".encode()).hexdigest()
+    return f"{FILE_PREFIX}{key}{FILE_SUFFIX}"
+
+
+def is_session_name(name: str) -> bool:
+    """Whether ``name`` looks like a HAC session file name."""
+    return name.startswith(FILE_PREFIX) and name.endswith(FILE_SUFFIX)
+
+
+@final
+class SessionManager:
+    """Manages persisted HAC sessions (API of hac-client-core's ``SessionManager``).
+
+    ``cache_dir`` defaults to ``~/.cache/hac-client/``; ``store`` replaces the
+    directory with any :class:`Store` (SQLite, Redis, encrypted, ...).
+    """
+
+    def __init__(self, cache_dir: Path | None = None, *, store: Store | None = None) -> None:
+        if store is not None:
+            self.cache_dir: Path | None = Path(cache_dir) if cache_dir is not None else None
+            self.store: Store = store
+        else:
+            self.cache_dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
+            self.store = DirectoryStore(self.cache_dir)
+
+    def __repr__(self) -> str:
+        return f"SessionManager(store={self.store!r})"
+
+    def lock(
+        self, base_url: str, username: str, environment: str, timeout: float | None = None
+    ) -> AbstractContextManager[None]:
+        """Hold the cross-process lock of one session (for read-modify-write and login)."""
+        return self.store.lock(session_name(base_url, username, environment), timeout)
+
+    def load_session(
+        self, base_url: str, username: str, environment: str
+    ) -> SessionMetadata | None:
+        """Load a cached session; ``None`` if absent or corrupt (a corrupt file is removed)."""
+        name = session_name(base_url, username, environment)
+        data = self._read(name)
+        if data is None:
+            return None
+        session = decode_session(data)
+        if session is None:
+            return self._recover_corrupt(name, data)
+        return session
+
+    def _read(self, name: str) -> bytes | None:
+        try:
+            return self.store.get(name)
+        except (OSError, StoreError) as exc:
+            logger.warning("cannot read HAC session %s: %s", name, exc)
+            return None
+
+    def _recover_corrupt(self, name: str, seen: bytes) -> SessionMetadata | None:
+        # Re-read under the lock before deleting: a writer that replaced the file
+        # meanwhile must not lose its new, valid session to our stale verdict.
+        with self.store.lock(name):
+            current = self._read(name)
+            if current is None:
+                return None
+            if current != seen:
+                return decode_session(current)
+            logger.warning("HAC session file %s is corrupt; it was removed", name)
+            self.store.delete(name)
+            return None
+
+    def save_session(
+        self,
+        base_url: str,
+        username: str,
+        environment: str,
+        session_id: str,
+        csrf_token: str,
+        route_cookie: str | None = None,
+    ) -> None:
+        """Save a session, keeping ``created_at`` of an existing one for the same key."""
+        name = session_name(base_url, username, environment)
+        try:
+            with self.store.lock(name):
+                existing = self.load_session(base_url, username, environment)
+                now = time.time()
+                session = SessionMetadata(
+                    session_id=session_id,
+                    csrf_token=csrf_token,
+                    route_cookie=route_cookie,
+                    environment=environment,
+                    base_url=base_url,
+                    username=username,
+                    created_at=existing.created_at if existing else now,
+                    last_used_at=now,
+                    is_authenticated=True,
+                )
+                self.store.put(name, encode_session(session))
+        except (OSError, StoreError) as exc:
+            # The cache is an optimisation: a failed write must not fail the caller's
+            # operation, but it must not go unnoticed either.
+            logger.warning("cannot save HAC session %s: %s", name, exc)
+
+    def touch_session(self, base_url: str, username: str, environment: str) -> None:
+        """Update ``last_used_at`` of an existing cached session."""
+        name = session_name(base_url, username, environment)
+        try:
+            with self.store.lock(name):
+                session = self.load_session(base_url, username, environment)
+                if session is None:
+                    return
+                session.last_used_at = time.time()
+                self.store.put(name, encode_session(session))
+        except (OSError, StoreError) as exc:
+            logger.warning("cannot touch HAC session %s: %s", name, exc)
+
+    def remove_session(self, base_url: str, username: str, environment: str) -> None:
+        """Delete one cached session."""
+        self.store.delete(session_name(base_url, username, environment))
+
+    def _iter_sessions(self) -> Iterator[tuple[str, SessionMetadata]]:
+        for name, data in iter_items(self.store):
+            if not is_session_name(name):
+                continue
+            session = decode_session(data)
+            if session is not None:
+                yield name, session
+
+    def list_sessions(self) -> list[SessionMetadata]:
+        """All valid cached sessions, most recently used first (corrupt ones skipped)."""
+        sessions = [session for _, session in self._iter_sessions()]
+        sessions.sort(key=lambda s: s.last_used_at, reverse=True)
+        return sessions
+
+    def clear_all_sessions(self) -> int:
+        """Delete every cached session file; return how many were removed."""
+        removed = 0
+        for name in self.store.names():
+            if is_session_name(name) and self.store.delete(name):
+                removed += 1
+        return removed
+
+
+def session_to_dict(session: SessionMetadata) -> dict[str, Any]:
+    """The nine fields as a plain dict (what the file holds)."""
+    return asdict(session)
