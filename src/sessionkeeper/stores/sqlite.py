@@ -1,0 +1,127 @@
+"""SqliteStore: every name in one SQLite file (WAL), for many sessions on one machine."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sqlite3
+import stat
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+from sessionkeeper.stores.base import (
+    DEFAULT_LOCK_TIMEOUT,
+    check_value_size,
+    check_value_type,
+    validate_name,
+)
+from sessionkeeper.stores.directory import DIR_MODE, FILE_MODE
+from sessionkeeper.stores.errors import StoreError
+from sessionkeeper.stores.locking import LockFiles
+
+_SCHEMA = "CREATE TABLE IF NOT EXISTS kv (name TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID"
+
+
+class SqliteStore:
+    """A table ``kv(name, data)`` in one WAL-mode file; commits are fsynced (``synchronous=FULL``).
+
+    Each thread gets its own connection. Per-name locks are lock files in a
+    sibling directory ``PATH.locks/`` (named by a hash of the name), so a lock
+    never holds a database write transaction open while a refresh talks to a server.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT):
+        self.path = Path(path).expanduser()
+        self.path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        self._lock_dir = self.path.with_name(self.path.name + ".locks")
+        self._lock_dir.mkdir(mode=DIR_MODE, exist_ok=True)
+        self._locks = LockFiles(self._lock_path, lock_timeout)
+        self._local = threading.local()
+        conn = self._connection()
+        with conn:
+            conn.execute(_SCHEMA)
+        self._tighten_permissions()
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r})"
+
+    def _tighten_permissions(self) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            candidate = self.path.with_name(self.path.name + suffix)
+            with contextlib.suppress(FileNotFoundError):
+                if stat.S_IMODE(candidate.stat().st_mode) & 0o077:
+                    candidate.chmod(FILE_MODE)
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        pid: int | None = getattr(self._local, "pid", None)
+        if conn is None or pid != os.getpid():  # a forked child must not share the parent's handle
+            old_umask = os.umask(0o077)
+            try:
+                conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
+            finally:
+                os.umask(old_umask)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            self._local.conn = conn
+            self._local.pid = os.getpid()
+        return conn
+
+    def _lock_path(self, name: str) -> Path:
+        digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:40]
+        return self._lock_dir / f"{digest}.lock"
+
+    def get(self, name: str) -> bytes | None:
+        """Return the value of ``name`` or ``None``."""
+        validate_name(name)
+        row = self._connection().execute("SELECT data FROM kv WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return None
+        data = bytes(row[0])
+        check_value_size(name, len(data))
+        return data
+
+    def put(self, name: str, data: bytes) -> None:
+        """Insert or replace ``name`` in one durable transaction."""
+        validate_name(name)
+        data = check_value_type(data)
+        check_value_size(name, len(data))
+        self._connection().execute(
+            "INSERT INTO kv (name, data) VALUES (?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET data = excluded.data",
+            (name, data),
+        )
+
+    def delete(self, name: str) -> bool:
+        """Remove ``name``; return whether it existed."""
+        validate_name(name)
+        cursor = self._connection().execute("DELETE FROM kv WHERE name = ?", (name,))
+        return cursor.rowcount > 0
+
+    def names(self) -> list[str]:
+        """Return every name, sorted."""
+        rows = self._connection().execute("SELECT name FROM kv ORDER BY name").fetchall()
+        return [str(row[0]) for row in rows]
+
+    def items(self) -> Iterator[tuple[str, bytes]]:
+        """Yield every ``(name, value)`` in one query."""
+        rows = self._connection().execute("SELECT name, data FROM kv ORDER BY name").fetchall()
+        for name, data in rows:
+            yield str(name), bytes(data)
+
+    def lock(self, name: str, timeout: float | None = None) -> AbstractContextManager[None]:
+        """Hold the cross-process lock of ``name`` (a lock file beside the database)."""
+        validate_name(name)
+        return self._locks.hold(name, timeout)
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None

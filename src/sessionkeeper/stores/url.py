@@ -1,0 +1,116 @@
+"""Store URLs: one string names a store, for ``--store`` options and ``SESSIONKEEPER_STORE``.
+
+``dir:PATH``, ``sqlite:PATH``, ``memory:[NAME]``, ``redis://...`` / ``rediss://...``
+(query ``prefix``, ``lease``, ``ttl``), ``keyring:SERVICE``; any of them with
+``?encrypt=1`` is wrapped in :class:`EncryptedStore`, keyed by ``SESSIONKEEPER_KEY``
+or, failing that, the key saved in the OS keyring.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from sessionkeeper.stores.base import Store
+from sessionkeeper.stores.directory import DirectoryStore
+from sessionkeeper.stores.encrypted import KEY_ENV, EncryptedStore
+from sessionkeeper.stores.errors import MissingKeyError, StoreError
+from sessionkeeper.stores.memory import MemoryStore
+from sessionkeeper.stores.sqlite import SqliteStore
+
+STORE_ENV = "SESSIONKEEPER_STORE"
+KEYRING_KEY_SERVICE = "sessionkeeper"
+KEYRING_KEY_USER = "encryption-key"
+_TRUE = {"1", "true", "yes", "on"}
+_REDIS_OPTIONS = {"prefix", "lease", "ttl"}
+
+_memory_stores: dict[str, MemoryStore] = {}
+_memory_guard = threading.Lock()
+
+
+class StoreUrlError(StoreError, ValueError):
+    """A store URL that cannot be understood."""
+
+
+def _encryption_key() -> str:
+    key = os.environ.get(KEY_ENV)
+    if key:
+        return key
+    try:
+        import keyring
+
+        saved = keyring.get_password(KEYRING_KEY_SERVICE, KEYRING_KEY_USER)
+    except Exception as exc:  # any keyring backend failure means "no key there"
+        raise MissingKeyError(
+            f"?encrypt=1 needs a key: set {KEY_ENV} (the keyring could not be read: {exc})"
+        ) from exc
+    if not saved:
+        raise MissingKeyError(
+            f"?encrypt=1 needs a key: set {KEY_ENV} or save one in the keyring "
+            f"(service {KEYRING_KEY_SERVICE!r}, user {KEYRING_KEY_USER!r})"
+        )
+    return str(saved)
+
+
+def _memory(name: str) -> MemoryStore:
+    with _memory_guard:
+        return _memory_stores.setdefault(name, MemoryStore())
+
+
+def open_store(url: str) -> Store:
+    """Open the store a URL names; raise :class:`StoreUrlError` naming what is wrong."""
+    if not isinstance(url, str) or not url.strip():
+        raise StoreUrlError("store URL is empty; use dir:PATH, sqlite:PATH, redis://..., ...")
+    url = url.strip()
+    scheme, sep, rest = url.partition(":")
+    if not sep:
+        raise StoreUrlError(
+            f"store URL {url!r} has no scheme; use dir:PATH, sqlite:PATH, memory:, "
+            "redis://HOST:PORT/DB, keyring:SERVICE"
+        )
+    scheme = scheme.lower()
+    body, _, query = rest.partition("?")
+    params = dict(parse_qsl(query, keep_blank_values=True))
+    encrypt = params.pop("encrypt", "0").lower() in _TRUE
+    store: Store
+    if scheme in {"dir", "file"}:
+        if not body:
+            raise StoreUrlError("dir: store URL needs a path, e.g. dir:~/.cache/hac-client")
+        store = DirectoryStore(Path(body).expanduser())
+    elif scheme == "sqlite":
+        if not body:
+            raise StoreUrlError("sqlite: store URL needs a file path, e.g. sqlite:sessions.db")
+        store = SqliteStore(Path(body).expanduser())
+    elif scheme == "memory":
+        store = _memory(body)
+    elif scheme in {"redis", "rediss", "unix"}:
+        from sessionkeeper.stores.redis import RedisStore
+
+        options = {k: params.pop(k) for k in list(params) if k in _REDIS_OPTIONS}
+        parts = urlsplit(url.split("?", 1)[0])
+        server_url = urlunsplit(parts._replace(query=urlencode(params)))
+        store = RedisStore(
+            server_url,
+            prefix=options.get("prefix", "sessionkeeper:"),
+            lease=float(options.get("lease", 30.0)),
+            ttl=float(options["ttl"]) if "ttl" in options else None,
+        )
+    elif scheme == "keyring":
+        from sessionkeeper.stores.keyring import KeyringStore
+
+        store = KeyringStore(body or "sessionkeeper")
+    else:
+        raise StoreUrlError(
+            f"unknown store scheme {scheme!r} in {url.split('?')[0]!r}; "
+            "use dir:, sqlite:, memory:, redis://, keyring:"
+        )
+    return EncryptedStore(store, _encryption_key()) if encrypt else store
+
+
+def resolve_store(url: str | None, default: Callable[[], Store]) -> Store:
+    """The store of ``url``, else of ``SESSIONKEEPER_STORE``, else ``default()``."""
+    chosen = url or os.environ.get(STORE_ENV)
+    return open_store(chosen) if chosen else default()
