@@ -1,0 +1,59 @@
+"""Where HAC lives under a base URL.
+
+Rule: a base URL without a path (``https://h:9002`` or ``https://h:9002/``)
+means HAC at ``/hac``; any other path (``/hac``, ``/admin``) IS the HAC root.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+DEFAULT_WEB_ROOT = "/hac"
+
+
+@dataclass(frozen=True)
+class HacUrls:
+    """The server origin and the HAC web root of one base URL."""
+
+    origin: str  #: ``scheme://host[:port]``
+    web_root: str  #: ``/hac`` or the custom root, without a trailing slash
+
+    @classmethod
+    def parse(cls, base_url: str) -> HacUrls:
+        """Split ``base_url``; raise ``ValueError`` if it is not an http(s) URL."""
+        parts = urlsplit(base_url.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(
+                f"HAC base URL {base_url!r} must look like https://host:9002 or https://host:9002/hac"
+            )
+        path = parts.path.rstrip("/")
+        return cls(
+            origin=urlunsplit((parts.scheme, parts.netloc, "", "", "")),
+            web_root=path or DEFAULT_WEB_ROOT,
+        )
+
+    @property
+    def root(self) -> str:
+        """The HAC root URL, e.g. ``https://h:9002/hac``."""
+        return self.origin + self.web_root
+
+    def url(self, path: str) -> str:
+        """The URL of ``path`` (starting with ``/``) below the HAC root."""
+        return self.root + path
+
+    def same_origin(self, location: str) -> str:
+        """Resolve a redirect target against our origin, keeping only its path and query.
+
+        Behind TLS-terminating proxies Spring may name an internal host or the
+        wrong scheme in ``Location``; the path is what matters.
+        """
+        parts = urlsplit(location)
+        path = parts.path or self.web_root + "/"
+        if not path.startswith("/"):
+            path = self.web_root + "/" + path
+        query = f"?{parts.query}" if parts.query else ""
+        return self.origin + path + query
+
+
+__all__ = ["DEFAULT_WEB_ROOT", "HacUrls"]
