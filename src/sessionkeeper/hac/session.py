@@ -25,8 +25,12 @@ from sessionkeeper.stores.errors import StoreError
 
 logger = logging.getLogger(__name__)
 
-#: The original library's default cache directory, kept so existing caches load.
-DEFAULT_CACHE_DIR = Path.home() / ".cache" / "hac-client"
+
+def default_cache_dir() -> Path:
+    """The original library's cache directory, ``~/.cache/hac-client/``, so existing caches load."""
+    return Path.home() / ".cache" / "hac-client"
+
+
 FILE_PREFIX = "session_"
 FILE_SUFFIX = ".json"
 
@@ -156,7 +160,7 @@ class SessionManager:
             self.cache_dir: Path | None = Path(cache_dir) if cache_dir is not None else None
             self.store: Store = store
         else:
-            self.cache_dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
+            self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
             self.store = DirectoryStore(self.cache_dir)
 
     def __repr__(self) -> str:
