@@ -330,9 +330,11 @@ class RedisStore:
                 return _Held(f"{token}:{fence}", str(fence), 1)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                left = self._call("PTTL", keys[0])
+                frees = f"; its lease ends in {int(left) / 1000:.1f} s" if int(left) > 0 else ""
                 raise LockTimeoutError(
-                    f"lock of {name!r} not acquired within {timeout:g} s; another holder "
-                    f"has it (its lease is {self.lease:g} s)"
+                    f"lock of {name!r} not acquired within {timeout:g} s; another holder has it"
+                    f"{frees}"
                 )
             # Jittered backoff up to 50 ms: contenders on a busy name spread out.
             time.sleep(min(remaining, pause * (0.5 + secrets.randbelow(1000) / 1000)))

@@ -1,0 +1,278 @@
+"""RedisStore against a real redis-server: the Store contract, leases, fencing, outages."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+
+from sessionkeeper.stores import (
+    LockLostError,
+    LockTimeoutError,
+    Store,
+    StoreUnavailableError,
+)
+from sessionkeeper.stores.redis import RedisStore, redact_url, split_store_params
+from sessionkeeper.stores.url import open_store
+from sessionkeeper.testing.redis_server import RedisServer, RedisServerError
+from tests.redis_fixture import redis_server, redis_store_factory, require_redis_server
+from tests.store_conformance import StoreConformance
+
+__all__ = ["redis_server", "redis_store_factory"]  # fixtures used by name
+
+pytestmark = [pytest.mark.redis, pytest.mark.timeout(120)]
+
+Factory = Callable[..., RedisStore]
+LEASE = 2.0
+
+
+def _raw(server: RedisServer) -> redis.Redis[bytes]:
+    return redis.Redis.from_url(server.url)
+
+
+class TestRedisStoreConformance(StoreConformance):
+    @pytest.fixture
+    def store(self, redis_store_factory: Factory) -> Store:
+        return redis_store_factory(lease=LEASE)
+
+    @pytest.fixture
+    def store_url(self, redis_server: RedisServer, store: RedisStore) -> str | None:
+        return f"{redis_server.url}?prefix={store.prefix}&lease={LEASE:g}"
+
+    def lock_recovery_seconds(self) -> float:
+        # A dead holder keeps a Redis lock until its lease ends, plus one poll interval.
+        return LEASE + 0.5
+
+
+def test_values_live_under_the_prefix_and_names_strip_it(
+    redis_server: RedisServer, redis_store_factory: Factory
+) -> None:
+    store = redis_store_factory(prefix="glob*[x]?:")
+    other = redis_store_factory(prefix="glob-other:")
+    store.put("b", b"2")
+    store.put("a", b"1")
+    other.put("z", b"9")
+    assert store.names() == ["a", "b"]
+    assert other.names() == ["z"]
+    assert _raw(redis_server).get("glob*[x]?:v:a") == b"1"
+
+
+def test_ttl_is_applied_on_every_put(
+    redis_server: RedisServer, redis_store_factory: Factory
+) -> None:
+    store = redis_store_factory(ttl=300)
+    store.put("k", b"v")
+    raw = _raw(redis_server)
+    ttl_ms = raw.pttl(f"{store.prefix}v:k")
+    assert 0 < ttl_ms <= 300_000
+    with store.lock("k"):
+        store.put("k", b"w")
+    assert 0 < raw.pttl(f"{store.prefix}v:k") <= 300_000
+    plain = redis_store_factory(prefix=store.prefix)
+    plain.put("k", b"x")
+    assert raw.pttl(f"{store.prefix}v:k") == -1  # no TTL: kept until deleted
+
+
+def test_url_query_configures_prefix_lease_and_ttl(redis_server: RedisServer) -> None:
+    store = RedisStore(f"{redis_server.url}?prefix=q1:&lease=7&ttl=60")
+    assert (store.prefix, store.lease, store.ttl) == ("q1:", 7.0, 60.0)
+    opened = open_store(f"{redis_server.url}?prefix=q2:&lease=3")
+    assert isinstance(opened, RedisStore)
+    assert (opened.prefix, opened.lease, opened.ttl) == ("q2:", 3.0, None)
+    base, params = split_store_params("redis://h:1/0?prefix=p&db=2&ttl=5")
+    assert base == "redis://h:1/0?db=2"
+    assert params == {"prefix": "p", "ttl": "5"}
+
+
+def test_a_holder_past_its_lease_is_fenced_off_when_another_took_the_lock(
+    redis_server: RedisServer, redis_store_factory: Factory
+) -> None:
+    slow = redis_store_factory(lease=0.2)
+    fast = redis_store_factory(lease=30)
+    raw = _raw(redis_server)
+    lock_key = f"{slow.prefix}lock:session"
+    slow.put("session", b"v1")
+    with slow.lock("session"):
+        # Wait for the lease to end (a condition, not a duration), as a paused holder would.
+        raw_wait_until_gone(raw, lock_key)
+        with fast.lock("session", timeout=5):
+            fast.put("session", b"v2-from-new-holder")
+            with pytest.raises(LockLostError, match="lease expired"):
+                slow.put("session", b"v2-from-stale-holder")
+            with pytest.raises(LockLostError):
+                slow.delete("session")
+    assert fast.get("session") == b"v2-from-new-holder"
+
+
+def test_a_holder_past_its_lease_may_still_write_if_no_one_took_the_lock(
+    redis_server: RedisServer, redis_store_factory: Factory
+) -> None:
+    store = redis_store_factory(lease=0.2)
+    raw = _raw(redis_server)
+    with store.lock("session"):
+        raw_wait_until_gone(raw, f"{store.prefix}lock:session")
+        store.put("session", b"still-safe")  # the fence proves no one else held it
+    assert store.get("session") == b"still-safe"
+
+
+def raw_wait_until_gone(raw: redis.Redis[bytes], key: str) -> None:
+    """Block until ``key`` no longer exists (bounded by the test timeout)."""
+    event = threading.Event()
+    while raw.exists(key):
+        event.wait(0.02)
+
+
+def test_release_never_deletes_another_holders_lock(
+    redis_server: RedisServer, redis_store_factory: Factory
+) -> None:
+    slow = redis_store_factory(lease=0.2)
+    fast = redis_store_factory(lease=30)
+    raw = _raw(redis_server)
+    lock_key = f"{slow.prefix}lock:n"
+    with slow.lock("n"):
+        raw_wait_until_gone(raw, lock_key)
+        other_has_it = threading.Event()
+        done = threading.Event()
+
+        def new_holder() -> None:
+            with fast.lock("n", timeout=5):
+                other_has_it.set()
+                done.wait(10)
+
+        thread = threading.Thread(target=new_holder)
+        thread.start()
+        other_has_it.wait(5)
+    # The stale holder left its block: the new holder's lock must still be there.
+    assert raw.exists(lock_key) == 1
+    done.set()
+    thread.join()
+    assert raw.exists(lock_key) == 0
+
+
+COUNTER = textwrap.dedent(
+    """
+    import sys
+    from sessionkeeper.stores.redis import RedisStore
+    store = RedisStore(sys.argv[1], prefix=sys.argv[2])
+    for _ in range(int(sys.argv[3])):
+        with store.lock("counter", timeout=60):
+            value = int(store.get("counter") or b"0")
+            store.put("counter", str(value + 1).encode())
+    """
+)
+
+
+def test_lock_makes_read_modify_write_exact_across_processes(
+    redis_server: RedisServer, redis_store_factory: Factory
+) -> None:
+    store = redis_store_factory()
+    procs = [
+        subprocess.Popen([sys.executable, "-c", COUNTER, redis_server.url, store.prefix, "50"])
+        for _ in range(4)
+    ]
+    assert [p.wait(timeout=100) for p in procs] == [0, 0, 0, 0]
+    assert store.get("counter") == b"200"
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from sessionkeeper.stores.redis import RedisStore
+    store = RedisStore(sys.argv[1], prefix=sys.argv[2], lease=float(sys.argv[3]))
+    with store.lock("session"):
+        print("locked", flush=True)
+        time.sleep(600)
+    """
+)
+
+
+def test_lock_of_a_sigkilled_holder_frees_after_its_lease_and_fence_moves_on(
+    redis_server: RedisServer, redis_store_factory: Factory
+) -> None:
+    store = redis_store_factory(lease=30)
+    raw = _raw(redis_server)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, redis_server.url, store.prefix, "3"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "locked"
+    fence_before = int(raw.get(f"{store.prefix}fence:session") or 0)
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    with pytest.raises(LockTimeoutError, match="another holder has it; its lease ends in"):
+        # A longer-leased contender cannot steal early: only the holder's lease counts.
+        blocker = redis_store_factory(lease=30)
+        with blocker.lock("session", timeout=0):
+            pass
+    with store.lock("session", timeout=10):
+        store.put("session", b"recovered")
+    assert int(raw.get(f"{store.prefix}fence:session") or 0) == fence_before + 1
+    assert store.get("session") == b"recovered"
+
+
+def test_unreachable_server_raises_store_unavailable_naming_the_url_not_the_password() -> None:
+    require_redis_server()
+    with RedisServer(appendonly=False, password="s3cret-pass") as server:
+        store = RedisStore(server.url, lease=1)
+        store.put("k", b"v")
+        assert "s3cret" not in repr(store)
+        server.stop()
+        for operation in (
+            lambda: store.get("k"),
+            lambda: store.put("k", b"w"),
+            lambda: store.delete("k"),
+            store.names,
+            lambda: store.lock("k").__enter__(),
+        ):
+            with pytest.raises(StoreUnavailableError) as info:
+                operation()
+            message = str(info.value)
+            assert f"127.0.0.1:{server.port}" in message
+            assert "s3cret" not in message
+            assert "***" in message
+
+
+def test_wrong_password_is_a_clear_unavailable_error() -> None:
+    require_redis_server()
+    with RedisServer(appendonly=False, password="right-one") as server:
+        wrong = server.url.replace("right-one", "wrong-one")
+        with pytest.raises(StoreUnavailableError, match="refused the credentials") as info:
+            RedisStore(wrong).get("k")
+        assert "wrong-one" not in str(info.value)
+
+
+def test_values_survive_a_server_restart_and_the_store_reconnects(
+    redis_server: RedisServer, redis_store_factory: Factory
+) -> None:
+    store = redis_store_factory()
+    store.put("durable", b"before restart")
+    redis_server.restart()
+    assert store.get("durable") == b"before restart"
+    store.put("durable", b"after restart")
+    assert store.get("durable") == b"after restart"
+
+
+def test_redact_url_hides_only_the_password() -> None:
+    assert redact_url("redis://user:pw@h:6379/0") == "redis://user:***@h:6379/0"
+    assert redact_url("redis://:pw@h/1") == "redis://:***@h/1"
+    assert redact_url("redis://h:6379/0") == "redis://h:6379/0"
+
+
+def test_missing_binary_gives_a_named_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(RedisServerError, match="make redis-server"):
+        RedisServer(appendonly=False).start()
+    with pytest.raises(RedisServerError, match="not executable"):
+        RedisServer(appendonly=False, binary=str(tmp_path)).start()
