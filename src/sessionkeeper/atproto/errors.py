@@ -1,0 +1,71 @@
+"""Errors of the ATProto session manager; each names the account, file or call at fault."""
+
+from __future__ import annotations
+
+
+class SessionError(Exception):
+    """Base class of every ATProto session error."""
+
+
+class NoSessionError(SessionError):
+    """An operation needs a session and none is loaded: log in or load one first."""
+
+
+class SessionExpiredError(SessionError):
+    """The server declared the session dead (expired or revoked refresh token, takedown).
+
+    The session has been removed from memory and from the store; log in again.
+    """
+
+    def __init__(self, message: str, *, error: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.error = error
+        self.status = status
+
+
+class SessionNetworkError(SessionError):
+    """A refresh failed on the network, a 5xx or a 429; the session is kept.
+
+    ``retry_after`` is the number of seconds the server asked us to wait, if it said.
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class CorruptSessionError(SessionError):
+    """A stored session that is not a valid session document; names the file."""
+
+    def __init__(self, message: str, *, name: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+class MalformedTokenError(SessionError, ValueError):
+    """A JWT that cannot be decoded (not three base64url parts of JSON, or no numeric exp)."""
+
+
+class XrpcError(SessionError):
+    """An XRPC call answered with an error: carries the HTTP status, error name and message."""
+
+    def __init__(self, status: int, error: str | None, message: str | None, *, nsid: str) -> None:
+        self.status = status
+        self.error = error
+        self.message = message
+        self.nsid = nsid
+        #: seconds the server asked to wait (429), when it said
+        self.retry_after: float | None = None
+        text = f"{nsid} failed with HTTP {status}"
+        if error:
+            text += f" {error}"
+        if message:
+            text += f": {message}"
+        super().__init__(text)
+
+
+class XrpcNetworkError(SessionNetworkError):
+    """An XRPC call (not a refresh) could not reach the server; the session is kept."""

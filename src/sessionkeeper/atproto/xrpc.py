@@ -1,0 +1,122 @@
+"""XRPC requests and answers as data: URLs, error bodies, Retry-After, decoded results.
+
+Nothing here performs I/O; the sync and async managers send what these
+functions describe and hand the responses back to them.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from sessionkeeper.atproto.errors import XrpcError
+
+CREATE_SESSION = "com.atproto.server.createSession"
+REFRESH_SESSION = "com.atproto.server.refreshSession"
+GET_SESSION = "com.atproto.server.getSession"
+DELETE_SESSION = "com.atproto.server.deleteSession"
+
+#: Error names meaning "this access token is past its exp".
+EXPIRED_ACCESS_ERRORS = frozenset({"ExpiredToken"})
+
+NSID_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]*(\.[a-zA-Z0-9-]+){2,}$")
+
+
+def validate_nsid(nsid: object) -> str:
+    """Return ``nsid`` if it looks like an NSID (``com.example.method``), else ``ValueError``."""
+    if not isinstance(nsid, str) or len(nsid) > 317 or not NSID_RE.match(nsid):
+        shown = nsid[:60] if isinstance(nsid, str) else type(nsid).__name__
+        raise ValueError(f"{shown!r} is not an NSID (expected e.g. com.atproto.repo.listRecords)")
+    return nsid
+
+
+def xrpc_url(base_url: str, nsid: str) -> str:
+    """Return ``{base}/xrpc/{nsid}``."""
+    return f"{base_url.rstrip('/')}/xrpc/{nsid}"
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The ``Authorization`` header carrying ``token``."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def error_body(response: httpx.Response) -> tuple[str | None, str | None]:
+    """Return the ``(error, message)`` of an XRPC error body; ``(None, None)`` if there is none."""
+    try:
+        document = json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        return None, None
+    if not isinstance(document, dict):
+        return None, None
+    error = document.get("error")
+    message = document.get("message")
+    return (
+        error if isinstance(error, str) else None,
+        message if isinstance(message, str) else None,
+    )
+
+
+def is_rejected_access(response: httpx.Response) -> bool:
+    """Whether a call was refused because its access token is stale: 400 ExpiredToken or 401."""
+    if response.status_code == 401:
+        return True
+    if response.status_code == 400:
+        return error_body(response)[0] in EXPIRED_ACCESS_ERRORS
+    return False
+
+
+def retry_after(headers: Mapping[str, str], now: float) -> float | None:
+    """Seconds to wait per ``Retry-After`` (seconds or HTTP date) or ``RateLimit-Reset``."""
+    value = headers.get("retry-after")
+    if value:
+        value = value.strip()
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            pass
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            when = None
+        if when is not None:
+            return max(0.0, when.timestamp() - now)
+    reset = headers.get("ratelimit-reset")
+    if reset:
+        try:
+            return max(0.0, float(reset) - now)
+        except ValueError:
+            return None
+    return None
+
+
+def raise_for_error(response: httpx.Response, nsid: str, *, now: float) -> None:
+    """Raise :class:`XrpcError` unless ``response`` is a 2xx."""
+    if 200 <= response.status_code < 300:
+        return
+    error, message = error_body(response)
+    exc = XrpcError(response.status_code, error, message, nsid=nsid)
+    exc.retry_after = retry_after(response.headers, now)
+    raise exc
+
+
+def decode_result(response: httpx.Response, nsid: str, *, now: float) -> Any:
+    """Return the decoded JSON of a 2xx answer, ``None`` if empty, raw bytes if not JSON."""
+    raise_for_error(response, nsid, now=now)
+    content = response.content
+    if not content:
+        return None
+    kind = response.headers.get("content-type", "")
+    if "json" in kind or not kind:
+        try:
+            return json.loads(content)
+        except ValueError:
+            if "json" in kind:
+                raise XrpcError(
+                    response.status_code, "InvalidResponse", "body is not valid JSON", nsid=nsid
+                ) from None
+    return content
