@@ -1,0 +1,93 @@
+"""In-memory repository records, addressed like the reference's (TID keys, CIDv1)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+_SORTABLE_BASE32 = "234567abcdefghijklmnopqrstuvwxyz"
+
+
+def _sortable_base32(value: int, length: int) -> str:
+    chars = []
+    for _ in range(length):
+        chars.append(_SORTABLE_BASE32[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def record_cid(record: dict[str, Any]) -> str:
+    """A CIDv1 string (dag-cbor codec, sha-256) over the record's canonical JSON.
+
+    The digest is not the reference's (that hashes DAG-CBOR), but the string has
+    the same shape, changes with the content and is stable for equal records.
+    """
+    canonical = json.dumps(record, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    digest = hashlib.sha256(canonical).digest()
+    raw = bytes([0x01, 0x71, 0x12, 0x20]) + digest
+    return "b" + base64.b32encode(raw).decode("ascii").lower().rstrip("=")
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """One record as listRecords returns it."""
+
+    uri: str
+    cid: str
+    rkey: str
+    value: dict[str, Any]
+
+    def view(self) -> dict[str, Any]:
+        """The ``{uri, cid, value}`` object of a listRecords answer."""
+        return {"uri": self.uri, "cid": self.cid, "value": self.value}
+
+
+class RecordStore:
+    """Records per (DID, collection), keyed by record key.
+
+    Not thread-safe by itself: the fake calls it under its state lock.
+    """
+
+    def __init__(self) -> None:
+        self._collections: dict[tuple[str, str], dict[str, StoredRecord]] = {}
+        self._last_tid_micros = 0
+        self._clock_id = secrets.randbelow(1024)
+
+    def next_tid(self, now: float) -> str:
+        """A timestamp identifier: 53 bits of microseconds and 10 bits of clock id.
+
+        Strictly increasing even when the clock stands still (a ManualClock).
+        """
+        micros = max(int(now * 1_000_000), self._last_tid_micros + 1)
+        self._last_tid_micros = micros
+        return _sortable_base32((micros << 10) | self._clock_id, 13)
+
+    def create(
+        self, did: str, collection: str, record: dict[str, Any], *, rkey: str | None, now: float
+    ) -> StoredRecord | None:
+        """Store ``record``; ``None`` when ``rkey`` is already taken."""
+        records = self._collections.setdefault((did, collection), {})
+        key = rkey or self.next_tid(now)
+        if key in records:
+            return None
+        stored = StoredRecord(
+            uri=f"at://{did}/{collection}/{key}", cid=record_cid(record), rkey=key, value=record
+        )
+        records[key] = stored
+        return stored
+
+    def list(
+        self, did: str, collection: str, *, limit: int, cursor: str | None, reverse: bool
+    ) -> tuple[list[StoredRecord], str | None]:
+        """A page of records, newest key first unless ``reverse``; and the next cursor."""
+        records = self._collections.get((did, collection), {})
+        keys = sorted(records, reverse=not reverse)
+        if cursor is not None:
+            keys = [k for k in keys if (k > cursor if reverse else k < cursor)]
+        page = [records[k] for k in keys[:limit]]
+        next_cursor = page[-1].rkey if len(keys) > limit else None
+        return page, next_cursor
