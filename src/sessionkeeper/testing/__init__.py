@@ -1,0 +1,3 @@
+from sessionkeeper.testing.fake_pds import FakePds
+
+__all__ = ["FakePds"]
