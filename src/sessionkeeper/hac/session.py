@@ -95,6 +95,8 @@ def _hint(secret: str) -> str:
 
 _STRING_FIELDS = ("session_id", "csrf_token", "environment", "base_url", "username")
 _TIME_FIELDS = ("created_at", "last_used_at")
+#: Timestamps past the year 3000 (or negative, or not finite) are not from a real session.
+LATEST_TIMESTAMP = 32503680000.0
 
 
 def decode_session(data: bytes) -> SessionMetadata | None:
@@ -112,8 +114,11 @@ def decode_session(data: bytes) -> SessionMetadata | None:
     if any(not isinstance(raw.get(key), str) for key in _STRING_FIELDS):
         return None
     times = [raw.get(key) for key in _TIME_FIELDS]
-    if any(isinstance(t, bool) or not isinstance(t, int | float) for t in times):
-        return None
+    for moment in times:
+        if isinstance(moment, bool) or not isinstance(moment, int | float):
+            return None
+        if not 0 <= moment <= LATEST_TIMESTAMP:  # NaN fails both comparisons
+            return None
     route = raw.get("route_cookie")
     authenticated = raw.get("is_authenticated", True)
     if not (route is None or isinstance(route, str)) or not isinstance(authenticated, bool):
