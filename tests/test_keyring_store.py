@@ -1,0 +1,261 @@
+"""KeyringStore with real keyring backends: in-test ones, the null and fail backends."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import keyring.backend
+import keyring.backends.fail
+import keyring.backends.null
+import keyring.errors
+import pytest
+from filelock import FileLock
+
+from sessionkeeper.stores import Store, StoreError, StoreUnavailableError
+from sessionkeeper.stores.keyring import CHUNK_CHARS, KeyringStore
+from tests.store_conformance import StoreConformance
+
+pytestmark = pytest.mark.timeout(120)
+
+FILE_ENV = "SESSIONKEEPER_TEST_KEYRING_FILE"
+
+
+class DictKeyring(keyring.backend.KeyringBackend):
+    """A keyring in a dict, refusing secrets over Windows Credential Manager's size."""
+
+    priority = 1
+    limit = 1280  # characters: 2560 bytes of UTF-16
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.entries: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.entries.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        if len(password) > self.limit:
+            raise keyring.errors.PasswordSetError(f"secret of {len(password)} chars is too long")
+        self.entries[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        if self.entries.pop((service, username), None) is None:
+            raise keyring.errors.PasswordDeleteError("no such password")
+
+
+class FileKeyring(keyring.backend.KeyringBackend):
+    """A keyring in a JSON file named by an environment variable, shared by processes."""
+
+    priority = 1
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+
+    def _path(self) -> Path:
+        return Path(os.environ[FILE_ENV])
+
+    def _load(self) -> dict[str, str]:
+        try:
+            data: dict[str, str] = json.loads(self._path().read_text())
+        except FileNotFoundError:
+            return {}
+        return data
+
+    def _save(self, data: dict[str, str]) -> None:
+        temp = self._path().with_suffix(".tmp")
+        temp.write_text(json.dumps(data))
+        os.replace(temp, self._path())
+
+    def get_password(self, service: str, username: str) -> str | None:
+        with FileLock(str(self._path()) + ".lock"):
+            return self._load().get(f"{service}\0{username}")
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        with FileLock(str(self._path()) + ".lock"):
+            data = self._load()
+            data[f"{service}\0{username}"] = password
+            self._save(data)
+
+    def delete_password(self, service: str, username: str) -> None:
+        with FileLock(str(self._path()) + ".lock"):
+            data = self._load()
+            if data.pop(f"{service}\0{username}", None) is None:
+                raise keyring.errors.PasswordDeleteError("no such password")
+            self._save(data)
+
+
+class HangingKeyring(DictKeyring):
+    """A backend whose every read blocks, like a keychain waiting for an unlock dialog."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def get_password(self, service: str, username: str) -> str | None:
+        self.release.wait(60)
+        return None
+
+
+class BrokenKeyring(DictKeyring):
+    """A backend that fails every call, like Secret Service without a session bus."""
+
+    def get_password(self, service: str, username: str) -> str | None:
+        raise keyring.errors.KeyringError("org.freedesktop.DBus.Error.ServiceUnknown")
+
+
+class TestKeyringStoreConformance(StoreConformance):
+    @pytest.fixture
+    def store(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
+        monkeypatch.setenv(FILE_ENV, str(tmp_path / "keyring.json"))
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+        monkeypatch.setenv("PYTHON_KEYRING_BACKEND", f"{__name__}.FileKeyring")
+        return KeyringStore("sessionkeeper-test", backend=FileKeyring())
+
+    @pytest.fixture
+    def store_url(self, store: Store) -> str | None:
+        return "keyring:sessionkeeper-test"
+
+
+def make_store(tmp_path: Path, backend: keyring.backend.KeyringBackend) -> KeyringStore:
+    return KeyringStore("svc", backend=backend, lock_dir=tmp_path / "locks")
+
+
+def test_large_values_are_chunked_below_the_windows_limit(tmp_path: Path) -> None:
+    backend = DictKeyring()
+    store = make_store(tmp_path, backend)
+    value = os.urandom(50_000)
+    store.put("big", value)
+    assert store.get("big") == value
+    assert all(len(secret) <= CHUNK_CHARS for secret in backend.entries.values())
+    chunks = [user for (_svc, user) in backend.entries if user.startswith(".chunk:")]
+    assert len(chunks) >= 50_000 * 4 // 3 // CHUNK_CHARS
+
+
+def test_rewriting_or_deleting_a_chunked_value_leaves_no_chunks_behind(tmp_path: Path) -> None:
+    backend = DictKeyring()
+    store = make_store(tmp_path, backend)
+    store.put("big", os.urandom(10_000))
+    store.put("big", os.urandom(20_000))
+    store.put("big", b"small now")
+    assert store.get("big") == b"small now"
+    assert not [u for (_s, u) in backend.entries if u.startswith(".chunk:")]
+    store.put("big", os.urandom(10_000))
+    assert store.delete("big") is True
+    assert set(backend.entries) == {("svc", ".index")}
+    assert store.names() == []
+
+
+def test_index_lists_names_and_grows_past_one_entry(tmp_path: Path) -> None:
+    backend = DictKeyring()
+    store = make_store(tmp_path, backend)
+    names = [f"did_plc_{i:040d}.json" for i in range(60)]  # an index of ~3 KiB
+    for name in names:
+        store.put(name, b"{}")
+    assert store.names() == sorted(names)
+    assert backend.entries[("svc", ".index")].startswith("chunks:")
+    assert KeyringStore("svc", backend=backend, lock_dir=tmp_path / "l2").names() == sorted(names)
+
+
+def test_a_listed_name_without_a_value_is_not_reported(tmp_path: Path) -> None:
+    backend = DictKeyring()
+    store = make_store(tmp_path, backend)
+    store.put("a", b"1")
+    store.put("b", b"2")
+    del backend.entries[("svc", "b")]  # what a crash between value and index leaves
+    assert store.names() == ["a"]
+
+
+def test_services_are_separate(tmp_path: Path) -> None:
+    backend = DictKeyring()
+    one = KeyringStore("one", backend=backend, lock_dir=tmp_path / "1")
+    two = KeyringStore("two", backend=backend, lock_dir=tmp_path / "2")
+    one.put("k", b"1")
+    assert two.get("k") is None
+    assert two.names() == []
+
+
+def test_foreign_entries_give_a_named_error(tmp_path: Path) -> None:
+    backend = DictKeyring()
+    store = make_store(tmp_path, backend)
+    backend.entries[("svc", "foreign")] = "hunter2"
+    with pytest.raises(StoreError, match="not written by sessionkeeper"):
+        store.get("foreign")
+    backend.entries[("svc", "bad64")] = "b64:!!!"
+    with pytest.raises(StoreError, match="not valid base64"):
+        store.get("bad64")
+
+
+def test_the_fail_backend_is_refused_with_the_fix() -> None:
+    with pytest.raises(StoreUnavailableError, match=r"fail\.Keyring.*install a keyring backend"):
+        KeyringStore("svc", backend=keyring.backends.fail.Keyring())  # type: ignore[no-untyped-call]
+
+
+def test_the_null_backend_is_refused_because_it_stores_nothing() -> None:
+    with pytest.raises(StoreUnavailableError, match="stores nothing"):
+        KeyringStore("svc", backend=keyring.backends.null.Keyring())  # type: ignore[no-untyped-call]
+
+
+def test_a_hanging_backend_is_refused_after_the_probe_timeout() -> None:
+    backend = HangingKeyring()
+    try:
+        with pytest.raises(StoreUnavailableError, match=r"did not answer within 0\.2 s"):
+            KeyringStore("svc", backend=backend, probe_timeout=0.2)
+    finally:
+        backend.release.set()
+
+
+def test_a_failing_backend_is_refused_naming_the_backend() -> None:
+    with pytest.raises(StoreUnavailableError, match="BrokenKeyring failed: KeyringError"):
+        KeyringStore("svc", backend=BrokenKeyring())
+
+
+def test_a_write_the_backend_refuses_is_a_store_unavailable_error(tmp_path: Path) -> None:
+    backend = DictKeyring()
+    store = make_store(tmp_path, backend)
+    backend.limit = 10
+    with pytest.raises(StoreUnavailableError, match="failed to write"):
+        store.put("k", b"a value longer than ten characters")
+
+
+NO_BACKEND = """
+import sys
+from sessionkeeper.stores import StoreUnavailableError
+try:
+    open_store("keyring:svc")
+except StoreUnavailableError as exc:
+    print(exc)
+    sys.exit(7)
+"""
+
+
+def test_open_store_without_any_backend_fails_fast_with_a_clear_error(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    result = subprocess.run(
+        [sys.executable, "-c", NO_BACKEND], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 7, result.stderr
+    assert "no keyring backend is available" in result.stdout
+    assert "use another store" in result.stdout
+
+
+def test_open_store_uses_the_configured_backend(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(FILE_ENV, str(tmp_path / "k.json"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    store = KeyringStore("url-svc", backend=FileKeyring())
+    store.put("k", b"from the test")
+    script = (
+        "from sessionkeeper.stores.url import open_store; "
+        "print(open_store('keyring:url-svc').get('k').decode())"
+    )
+    env = {**os.environ, "PYTHON_KEYRING_BACKEND": f"{__name__}.FileKeyring"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.strip() == "from the test", result.stderr
