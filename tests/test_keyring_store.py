@@ -224,6 +224,7 @@ def test_a_write_the_backend_refuses_is_a_store_unavailable_error(tmp_path: Path
 
 NO_BACKEND = """
 import sys
+from sessionkeeper.stores.url import open_store
 from sessionkeeper.stores import StoreUnavailableError
 try:
     open_store("keyring:svc")
