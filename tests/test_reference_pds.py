@@ -1,0 +1,253 @@
+"""Against the reference ATProto PDS (``@atproto/pds`` on loopback).
+
+First the facts the clients rely on, checked with raw HTTP; then the
+session manager against the real server.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from sessionkeeper.testing.reference_pds import (
+    ReferencePds,
+    ReferencePdsUnavailable,
+    is_installed,
+)
+from tests.reference_pds_fixture import require_reference_pds
+
+pytestmark = [pytest.mark.reference_pds, pytest.mark.timeout(120)]
+
+PASSWORD = "correct-horse-battery"
+
+
+def new_handle() -> str:
+    """A handle no other test uses (the PDS lives for the whole session)."""
+    return f"t{secrets.token_hex(5)}.test"
+
+
+def xrpc(pds: ReferencePds, nsid: str) -> str:
+    return f"{pds.url}/xrpc/{nsid}"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def claims(token: str) -> dict[str, Any]:
+    decoded: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    return decoded
+
+
+def create_session(pds: ReferencePds, handle: str) -> dict[str, Any]:
+    response = httpx.post(
+        xrpc(pds, "com.atproto.server.createSession"),
+        json={"identifier": handle, "password": PASSWORD},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def refresh(pds: ReferencePds, refresh_jwt: str) -> httpx.Response:
+    return httpx.post(
+        xrpc(pds, "com.atproto.server.refreshSession"), headers=bearer(refresh_jwt), timeout=30
+    )
+
+
+@pytest.fixture
+def account(reference_pds: ReferencePds) -> tuple[str, str]:
+    """A fresh account ``(did, handle)`` with password :data:`PASSWORD`."""
+    return reference_pds.create_account(new_handle(), PASSWORD)
+
+
+# -- the harness ---------------------------------------------------------------
+
+
+def test_missing_install_is_a_named_error_that_says_how_to_install(tmp_path: Path) -> None:
+    assert not is_installed(tmp_path)
+    with pytest.raises(ReferencePdsUnavailable, match="make reference-pds"):
+        ReferencePds(tools_dir=tmp_path).start()
+
+
+def test_pds_and_plc_listen_on_loopback_only(reference_pds: ReferencePds) -> None:
+    listening = _listening_addresses()
+    if listening is None:
+        pytest.skip("/proc/net/tcp is not available on this system")
+    for url in (reference_pds.url, reference_pds.plc_url):
+        port = int(url.rsplit(":", 1)[1])
+        assert listening.get(port) == {"127.0.0.1"}, (url, listening.get(port))
+
+
+def test_counts_are_per_nsid_and_reset(
+    reference_pds: ReferencePds, account: tuple[str, str]
+) -> None:
+    _did, handle = account
+    reference_pds.reset_counts()
+    session = create_session(reference_pds, handle)
+    for _ in range(3):
+        response = httpx.get(
+            xrpc(reference_pds, "com.atproto.server.getSession"),
+            headers=bearer(session["accessJwt"]),
+        )
+        assert response.status_code == 200
+    assert reference_pds.count("com.atproto.server.createSession") == 1
+    assert reference_pds.count("com.atproto.server.getSession") == 3
+    assert reference_pds.count("com.atproto.server.refreshSession") == 0
+    reference_pds.reset_counts()
+    assert reference_pds.counts() == {}
+
+
+@pytest.mark.timeout(180)
+def test_stop_ends_the_process_and_removes_its_data() -> None:
+    require_reference_pds()
+    with ReferencePds() as pds:
+        pid = pds.pid
+        assert pid is not None
+        workdir = pds.log_path.parent
+        assert httpx.get(f"{pds.url}/xrpc/_health").status_code == 200
+        url = pds.url
+    assert pds.pid is None
+    assert not workdir.exists()
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{url}/xrpc/_health", timeout=2)
+    assert not Path(f"/proc/{pid}").exists() or _is_zombie(pid)
+
+
+# -- ATProto facts, raw HTTP -------------------------------------------------------
+
+
+def test_create_session_returns_an_access_and_refresh_pair(
+    reference_pds: ReferencePds, account: tuple[str, str]
+) -> None:
+    did, handle = account
+    session = create_session(reference_pds, handle)
+    assert session["did"] == did
+    assert session["handle"] == handle
+    access, refresh_claims = claims(session["accessJwt"]), claims(session["refreshJwt"])
+    assert jwt.get_unverified_header(session["accessJwt"])["typ"] == "at+jwt"
+    assert access["scope"] == "com.atproto.access"
+    assert access["sub"] == did
+    assert access["exp"] - access["iat"] == 2 * 3600
+    assert refresh_claims["scope"] == "com.atproto.refresh"
+    assert refresh_claims["exp"] - refresh_claims["iat"] == 90 * 24 * 3600
+
+
+def test_wrong_password_is_401_authentication_required(
+    reference_pds: ReferencePds, account: tuple[str, str]
+) -> None:
+    _did, handle = account
+    response = httpx.post(
+        xrpc(reference_pds, "com.atproto.server.createSession"),
+        json={"identifier": handle, "password": "not-the-password"},
+        timeout=30,
+    )
+    assert response.status_code == 401
+    assert response.json()["error"] == "AuthenticationRequired"
+
+
+def test_get_session_with_the_access_token(
+    reference_pds: ReferencePds, account: tuple[str, str]
+) -> None:
+    did, handle = account
+    session = create_session(reference_pds, handle)
+    response = httpx.get(
+        xrpc(reference_pds, "com.atproto.server.getSession"), headers=bearer(session["accessJwt"])
+    )
+    assert response.status_code == 200
+    assert response.json()["did"] == did
+    assert response.json()["handle"] == handle
+    missing = httpx.get(xrpc(reference_pds, "com.atproto.server.getSession"))
+    assert missing.status_code == 401
+    assert missing.json()["error"] == "AuthMissing"
+
+
+def test_refresh_rotates_and_reuse_inside_the_grace_returns_the_same_jti(
+    reference_pds: ReferencePds, account: tuple[str, str]
+) -> None:
+    did, handle = account
+    session = create_session(reference_pds, handle)
+    first = refresh(reference_pds, session["refreshJwt"])
+    assert first.status_code == 200, first.text
+    rotated = first.json()
+    assert rotated["did"] == did
+    assert rotated["refreshJwt"] != session["refreshJwt"]
+    assert claims(rotated["refreshJwt"])["jti"] != claims(session["refreshJwt"])["jti"]
+
+    again = refresh(reference_pds, session["refreshJwt"])
+    assert again.status_code == 200, again.text
+    assert claims(again.json()["refreshJwt"])["jti"] == claims(rotated["refreshJwt"])["jti"]
+
+    # The rotated token is itself good for one more rotation.
+    onward = refresh(reference_pds, rotated["refreshJwt"])
+    assert onward.status_code == 200, onward.text
+
+
+def test_refresh_with_an_access_token_is_invalid_token(
+    reference_pds: ReferencePds, account: tuple[str, str]
+) -> None:
+    _did, handle = account
+    session = create_session(reference_pds, handle)
+    response = refresh(reference_pds, session["accessJwt"])
+    assert response.status_code == 400
+    assert response.json()["error"] == "InvalidToken"
+
+
+def test_delete_session_then_refresh_is_expired_token(
+    reference_pds: ReferencePds, account: tuple[str, str]
+) -> None:
+    _did, handle = account
+    session = create_session(reference_pds, handle)
+    deleted = httpx.post(
+        xrpc(reference_pds, "com.atproto.server.deleteSession"),
+        headers=bearer(session["refreshJwt"]),
+    )
+    assert deleted.status_code == 200
+    response = refresh(reference_pds, session["refreshJwt"])
+    assert response.status_code == 400
+    assert response.json() == {"error": "ExpiredToken", "message": "Token has been revoked"}
+    # Access tokens are stateless: the old one keeps working until it expires.
+    still = httpx.get(
+        xrpc(reference_pds, "com.atproto.server.getSession"), headers=bearer(session["accessJwt"])
+    )
+    assert still.status_code == 200
+
+
+# -- helpers ---------------------------------------------------------------------
+
+
+def _listening_addresses() -> dict[int, set[str]] | None:
+    """Port -> IPv4/IPv6 addresses in LISTEN state, from /proc/net/tcp{,6}."""
+    found: dict[int, set[str]] = {}
+    any_table = False
+    for table, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        any_table = True
+        for line in lines:
+            fields = line.split()
+            local, state = fields[1], fields[3]
+            if state != "0A":  # TCP_LISTEN
+                continue
+            address_hex, port_hex = local.split(":")
+            raw = bytes.fromhex(address_hex)
+            # The kernel prints each 32-bit word in host (little-endian) order.
+            words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+            found.setdefault(int(port_hex, 16), set()).add(socket.inet_ntop(family, words))
+    return found if any_table else None
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+    except (OSError, IndexError):
+        return True
