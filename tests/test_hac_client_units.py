@@ -9,6 +9,7 @@ from sessionkeeper.hac.auth import BasicAuthHandler
 from sessionkeeper.hac.client import HacClient
 from sessionkeeper.hac.cookies import CookieJar, parse_set_cookie, split_route_cookie
 from sessionkeeper.hac.errors import HacAuthenticationError, HacClientError
+from sessionkeeper.hac.log_redaction import redact_cookies
 from sessionkeeper.hac.models import (
     FlexibleSearchResult,
     GroovyScriptResult,
@@ -249,3 +250,16 @@ def test_network_failure_is_a_client_error_without_secrets() -> None:
         assert "cannot reach HAC" in str(caught.value)
     finally:
         client.close()
+
+
+def test_httpcore_traces_show_only_cookie_prefixes() -> None:
+    message = (
+        "receive_response_headers.complete return_value=(b'HTTP/1.1', 302, b'Found', "
+        "[(b'Set-Cookie', b'JSESSIONID=0123456789ABCDEF; Path=/hac; HttpOnly'), "
+        "(b'Location', b'/hac/')])"
+    )
+    redacted = redact_cookies(message)
+    assert "0123456789ABCDEF" not in redacted
+    assert "JSESSIONID=012345..." in redacted
+    assert "Path=/hac" in redacted
+    assert redact_cookies("no cookies here") == "no cookies here"

@@ -35,6 +35,7 @@ from sessionkeeper.hac.cookies import (
     split_route_cookie,
 )
 from sessionkeeper.hac.errors import HacAuthenticationError, HacClientError
+from sessionkeeper.hac.log_redaction import install_cookie_redaction
 from sessionkeeper.hac.models import (
     FlexibleSearchResult,
     GroovyScriptResult,
@@ -137,6 +138,7 @@ class HacClient:
         store: Store | None = None,
     ) -> None:
         self.urls = HacUrls.parse(base_url)
+        install_cookie_redaction()
         #: The cache key's URL, exactly the original's, so caches interoperate.
         self.base_url = base_url.rstrip("/")
         self.auth_handler = auth_handler
