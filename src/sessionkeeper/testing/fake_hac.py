@@ -1,0 +1,89 @@
+"""The fake SAP Commerce HAC, importable and runnable as a process.
+
+``python -m sessionkeeper.testing.fake_hac [--port N] [--latency S] [--route NODE]
+[--mode 2211|legacy] [--web-root /hac] [--session-timeout S] [--user NAME:PASSWORD]``
+prints ``FAKE_HAC_URL=http://127.0.0.1:PORT`` and serves until SIGTERM or SIGINT.
+Other processes drive it through ``{url}/__fake__/...`` (see ``FakeHac.control``).
+
+The class lives in :mod:`sessionkeeper.testing.fake_hac_server`, so running this
+module with ``-m`` does not load a second copy of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+
+from sessionkeeper.testing.fake_hac_server import FakeHac, GroovyRun, HacRequest, HacResponse
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["FakeHac", "GroovyRun", "HacRequest", "HacResponse", "main"]
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m sessionkeeper.testing.fake_hac",
+        description="Serve a fake SAP Commerce HAC on 127.0.0.1.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds slept per request")
+    parser.add_argument("--route", default=None, help="node name for the ROUTE cookie")
+    parser.add_argument("--mode", choices=["2211", "legacy"], default="2211")
+    parser.add_argument("--web-root", default="/hac")
+    parser.add_argument("--session-timeout", type=float, default=7200.0)
+    parser.add_argument(
+        "--user",
+        action="append",
+        default=[],
+        metavar="NAME:PASSWORD",
+        help="a user that may log in (repeatable; default admin:nimda)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the fake until SIGTERM/SIGINT; return the exit code."""
+    args = _parse_args(argv)
+    users: dict[str, str] | None = None
+    if args.user:
+        users = {}
+        for entry in args.user:
+            name, sep, password = entry.partition(":")
+            if not sep or not name:
+                print(f"--user expects NAME:PASSWORD, got {name!r}...", file=sys.stderr)
+                return 2
+            users[name] = password
+    fake = FakeHac(
+        users=users,
+        mode=args.mode,
+        web_root=args.web_root,
+        route=args.route,
+        session_timeout=args.session_timeout,
+        latency=args.latency,
+        host=args.host,
+        port=args.port,
+    )
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    with fake:
+        # The one line a parent process reads to find the server.
+        print(f"FAKE_HAC_URL={fake.url}", flush=True)
+        while not stop.wait(0.5):
+            pass
+    logger.info("fake HAC stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
