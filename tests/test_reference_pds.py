@@ -6,8 +6,14 @@ session manager against the real server.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +21,12 @@ import httpx
 import jwt
 import pytest
 
+from sessionkeeper.atproto import (
+    AtpSessionEvent,
+    NoSessionError,
+    PersistentSessionManager,
+    SessionExpiredError,
+)
 from sessionkeeper.testing.reference_pds import (
     ReferencePds,
     ReferencePdsUnavailable,
@@ -218,6 +230,189 @@ def test_delete_session_then_refresh_is_expired_token(
         xrpc(reference_pds, "com.atproto.server.getSession"), headers=bearer(session["accessJwt"])
     )
     assert still.status_code == 200
+
+
+# -- the session manager against the real server ------------------------------------
+
+
+def test_manager_logs_in_calls_and_refreshes_against_the_reference_pds(
+    reference_pds: ReferencePds, account: tuple[str, str], tmp_path: Path
+) -> None:
+    did, handle = account
+    reference_pds.reset_counts()
+    events: list[AtpSessionEvent] = []
+    with PersistentSessionManager(tmp_path, reference_pds.url) as manager:
+        manager.on_session_event(lambda event, _session: events.append(event))
+        session = manager.login(handle, PASSWORD)
+        assert session.did == did
+        assert manager.list_sessions() == [did]
+        assert manager.query("com.atproto.server.getSession")["did"] == did
+
+        before = session
+        after = manager.refresh_token()
+        assert after.refresh_jwt != before.refresh_jwt
+        assert claims(after.refresh_jwt)["jti"] != claims(before.refresh_jwt)["jti"]
+        assert manager.query("com.atproto.server.getSession")["handle"] == handle
+        stored = json.loads((tmp_path / session_file_name(did)).read_text())
+        assert stored["refreshJwt"] == after.refresh_jwt
+        assert stored["accessJwt"] == after.access_jwt
+
+        # The previous refresh token, reused inside the grace, yields the same rotation.
+        reused = refresh(reference_pds, before.refresh_jwt)
+        assert reused.status_code == 200, reused.text
+        assert claims(reused.json()["refreshJwt"])["jti"] == claims(after.refresh_jwt)["jti"]
+
+    assert events == [AtpSessionEvent.CREATE, AtpSessionEvent.UPDATE]
+    assert reference_pds.count("com.atproto.server.createSession") == 1
+    assert reference_pds.count("com.atproto.server.refreshSession") == 2
+    assert reference_pds.count("com.atproto.server.getSession") == 2
+
+
+def test_a_stale_holder_refreshing_inside_the_grace_gets_the_same_rotation(
+    reference_pds: ReferencePds, account: tuple[str, str], tmp_path: Path
+) -> None:
+    _did, handle = account
+    with (
+        PersistentSessionManager(tmp_path / "a", reference_pds.url) as first,
+        PersistentSessionManager(tmp_path / "b", reference_pds.url) as stale,
+    ):
+        stale.store_session(first.login(handle, PASSWORD))
+        rotated = first.refresh_token()
+        again = stale.refresh_token()
+        assert claims(again.refresh_jwt)["jti"] == claims(rotated.refresh_jwt)["jti"]
+        assert stale.query("com.atproto.server.getSession")["handle"] == handle
+
+
+def test_refresh_after_logout_is_expired_event_and_error(
+    reference_pds: ReferencePds, account: tuple[str, str], tmp_path: Path
+) -> None:
+    did, handle = account
+    with (
+        PersistentSessionManager(tmp_path, reference_pds.url) as bot,
+        PersistentSessionManager(tmp_path, reference_pds.url) as other,
+    ):
+        bot.login(handle, PASSWORD)
+        assert other.load_session(did) is not None
+        events: list[tuple[AtpSessionEvent, str | None]] = []
+        other.on_session_event(
+            lambda event, session: events.append((event, session.did if session else None))
+        )
+        bot.logout()
+        assert bot.session is None
+        assert not (tmp_path / session_file_name(did)).exists()
+        with pytest.raises(NoSessionError):
+            bot.refresh_token()
+
+        with pytest.raises(SessionExpiredError) as caught:
+            other.refresh_token()
+        assert caught.value.error == "ExpiredToken"
+        assert caught.value.status == 400
+        assert events == [(AtpSessionEvent.EXPIRED, did)]
+        assert other.session is None
+        assert other.list_sessions() == []
+
+
+@pytest.mark.timeout(240)
+def test_four_processes_due_at_once_make_exactly_one_refresh(
+    reference_pds: ReferencePds, account: tuple[str, str], tmp_path: Path
+) -> None:
+    did, handle = account
+    sessions = tmp_path / "sessions"
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    with PersistentSessionManager(sessions, reference_pds.url) as manager:
+        original = manager.login(handle, PASSWORD)
+    reference_pds.reset_counts()
+
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(sessions), reference_pds.url, str(barrier), str(i)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(WORKERS)
+    ]
+    try:
+        _wait_for(lambda: len(list(barrier.glob("ready-*"))) == WORKERS, workers)
+        (barrier / "go").touch()
+        outputs = [worker.communicate(timeout=120) for worker in workers]
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    for worker, (_out, err) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, err[-2000:]
+    results = [json.loads(out) for out, _err in outputs]
+
+    assert reference_pds.count("com.atproto.server.refreshSession") == 1
+    assert reference_pds.count("com.atproto.server.createSession") == 0
+    assert reference_pds.count("com.atproto.server.getSession") == WORKERS
+    assert {result["did"] for result in results} == {did}
+
+    stored = json.loads((sessions / session_file_name(did)).read_text())
+    assert stored["refreshJwt"] != original.refresh_jwt
+    pair = {"access": digest(stored["accessJwt"]), "refresh": digest(stored["refreshJwt"])}
+    assert all(result["pair"] == pair for result in results), results
+    check = httpx.get(
+        xrpc(reference_pds, "com.atproto.server.getSession"), headers=bearer(stored["accessJwt"])
+    )
+    assert check.status_code == 200
+    assert check.json()["did"] == did
+    onward = refresh(reference_pds, stored["refreshJwt"])
+    assert onward.status_code == 200, onward.text
+
+
+WORKERS = 4
+
+#: One bot process: load the shared session, wait at the barrier, make one call with a
+#: refresh margin longer than the access token's whole life (so the call must refresh or
+#: adopt), then report the pair it ended with (as digests: tokens stay out of output).
+WORKER = """
+import hashlib, json, sys, time
+from pathlib import Path
+from sessionkeeper.atproto import PersistentSessionManager
+
+sessions, url, barrier, index = sys.argv[1], sys.argv[2], Path(sys.argv[3]), sys.argv[4]
+manager = PersistentSessionManager(sessions, url, refresh_margin=10_000.0)
+[did] = manager.list_sessions()
+manager.load_session(did)
+(barrier / f"ready-{index}").touch()
+while not (barrier / "go").exists():
+    time.sleep(0.001)
+answer = manager.query("com.atproto.server.getSession")
+session = manager.session
+digest = lambda token: hashlib.sha256(token.encode()).hexdigest()[:16]
+print(json.dumps({
+    "did": answer["did"],
+    "pair": {"access": digest(session.access_jwt), "refresh": digest(session.refresh_jwt)},
+}))
+"""
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+def session_file_name(did: str) -> str:
+    return did.replace(":", "_").replace("/", "_") + ".json"
+
+
+def _wait_for(
+    condition: Callable[[], bool], workers: list[subprocess.Popen[str]], timeout: float = 60
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        for worker in workers:
+            if worker.poll() is not None:
+                _out, err = worker.communicate()
+                pytest.fail(f"a worker exited early ({worker.returncode}): {err[-2000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail("the workers never reached the barrier")
+        time.sleep(0.01)
 
 
 # -- helpers ---------------------------------------------------------------------
