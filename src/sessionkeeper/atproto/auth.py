@@ -112,6 +112,7 @@ class SessionAuth(httpx.Auth):
         session = source.session_for_call()
         _authorize(request, session)
         response = yield request
+        response.read()
         if _should_retry(source.auto_refresh, request, response):
             _authorize(request, source.refresh_rejected(session))
             yield request
@@ -124,6 +125,7 @@ class SessionAuth(httpx.Auth):
         session = await source.session_for_call()
         _authorize(request, session)
         response = yield request
+        await response.aread()
         if _should_retry(source.auto_refresh, request, response):
             _authorize(request, await source.refresh_rejected(session))
             yield request

@@ -109,6 +109,15 @@ def is_expired(access_jwt: str, now: float) -> bool:
     return exp is not None and now >= exp
 
 
+def same_pair(a: AtpSessionData, b: AtpSessionData) -> bool:
+    """Whether two sessions hold the same token pair.
+
+    Both tokens are compared: access tokens carry no ``jti``, so two issued
+    in the same second are identical, while every refresh token is unique.
+    """
+    return a.access_jwt == b.access_jwt and a.refresh_jwt == b.refresh_jwt
+
+
 def should_adopt(
     stored: AtpSessionData | None, known: AtpSessionData, now: float, margin: float
 ) -> bool:
@@ -116,7 +125,7 @@ def should_adopt(
     return (
         stored is not None
         and stored.did == known.did
-        and stored.access_jwt != known.access_jwt
+        and not same_pair(stored, known)
         and not is_due(stored.access_jwt, now, margin)
     )
 

@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from sessionkeeper.atproto.core import RefreshOutcome, RefreshResult, is_due
+from sessionkeeper.atproto.core import RefreshOutcome, RefreshResult, is_due, same_pair
 from sessionkeeper.atproto.errors import (
     NoSessionError,
     SessionExpiredError,
@@ -118,7 +118,7 @@ class SessionState:
         if (
             current is not None
             and current.did == known.did
-            and current.access_jwt != known.access_jwt
+            and not same_pair(current, known)
             and not self.needs_refresh(current)
         ):
             return current
@@ -136,7 +136,7 @@ class SessionState:
             session = result.session
             with self._guard:
                 current = self._session
-                already = current is not None and current.access_jwt == session.access_jwt
+                already = current is not None and same_pair(current, session)
                 if current is not None and current.did == did:
                     self._session = session
                 if result.endpoint:
