@@ -6,6 +6,7 @@ map their keys to names; the core owns locking order and refresh rules.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
@@ -19,6 +20,8 @@ MAX_VALUE_BYTES = 1024 * 1024
 #: Longest name in UTF-8 bytes; leaves room under the 255-byte file name limit
 #: for the temp and lock suffixes a directory store adds.
 MAX_NAME_BYTES = 200
+
+_UNSAFE_CHARACTER = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 #: How long ``lock(name)`` waits when no timeout is given.
 DEFAULT_LOCK_TIMEOUT = 60.0
@@ -55,12 +58,14 @@ def validate_name(name: object) -> str:
         raise InvalidNameError(f"store name must be a string, not {type(name).__name__}")
     if not name:
         raise InvalidNameError("store name must not be empty")
-    if "/" in name or "\\" in name:
-        raise InvalidNameError(f"store name {name[:40]!r} must not contain a path separator")
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
+    if _UNSAFE_CHARACTER.search(name):
+        if "/" in name or "\\" in name:
+            raise InvalidNameError(f"store name {name[:40]!r} must not contain a path separator")
         raise InvalidNameError(f"store name {name[:40]!r} must not contain control characters")
     if name.startswith("."):
         raise InvalidNameError(f"store name {name[:40]!r} must not start with a dot")
+    if name.isascii() and len(name) <= MAX_NAME_BYTES:  # the common case needs no encoding
+        return name
     try:
         encoded = name.encode("utf-8")
     except UnicodeEncodeError as exc:

@@ -93,8 +93,15 @@ class DirectoryStore:
                 with contextlib.suppress(PermissionError):
                     os.fchmod(fd, FILE_MODE)
             check_value_size(name, info.st_size)
-            with os.fdopen(fd, "rb", closefd=False) as handle:
-                data = handle.read(MAX_VALUE_BYTES + 1)
+            chunks = []
+            remaining = MAX_VALUE_BYTES + 1
+            while remaining > 0:  # the file may grow between fstat and read; stay capped
+                chunk = os.read(fd, min(remaining, max(info.st_size, 4096) + 1))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                remaining -= len(chunk)
+            data = b"".join(chunks)
             check_value_size(name, len(data))
             return data
         finally:
