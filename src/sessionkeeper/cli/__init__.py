@@ -16,6 +16,9 @@ app = typer.Typer(
 )
 
 
+app.add_typer(__import__("sessionkeeper.cli.store", fromlist=["app"]).app, name="store")
+
+
 def _show_version(value: bool) -> None:
     if value:
         typer.echo(f"sessionkeeper {__version__}")

@@ -1,0 +1,299 @@
+"""``sessionkeeper store migrate|prune|doctor`` run as real subprocesses on real stores."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sessionkeeper.stores import DirectoryStore, SqliteStore
+from sessionkeeper.stores.redis import RedisStore
+from sessionkeeper.testing.redis_server import RedisServer
+from tests.redis_fixture import redis_server, require_redis_server
+
+__all__ = ["redis_server"]  # fixture used by name
+
+pytestmark = pytest.mark.timeout(120)
+
+HOUR = 3600.0
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if k != "SESSIONKEEPER_STORE"}
+    full_env.update({"COLUMNS": "250", **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "sessionkeeper", "store", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=90,
+    )
+
+
+def hac_name(base_url: str, username: str, environment: str) -> str:
+    digest = hashlib.md5(f"{base_url}:{username}:{environment}".encode()).hexdigest()
+    return f"session_{digest}.json"
+
+
+def hac_session(*, idle: float, base_url: str = "https://hac.example:9002") -> bytes:
+    now = time.time()
+    document = {
+        "session_id": "0123456789ABCDEF0123456789ABCDEF",
+        "csrf_token": "c5f8a2e4-1111-2222-3333-444455556666",
+        "route_cookie": None,
+        "environment": "dev",
+        "base_url": base_url,
+        "username": "admin",
+        "created_at": now - idle - 60,
+        "last_used_at": now - idle,
+        "is_authenticated": True,
+    }
+    return json.dumps(document, indent=2).encode()
+
+
+def jwt(claims: dict[str, object]) -> str:
+    def part(obj: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'HS256', 'typ': 'refresh+jwt'})}.{part(claims)}.c2lnbmF0dXJl"
+
+
+def atproto_session(did: str, *, refresh_expires_in: float) -> bytes:
+    now = time.time()
+    document = {
+        "accessJwt": jwt({"sub": did, "exp": now + 2 * HOUR, "scope": "com.atproto.access"}),
+        "refreshJwt": jwt({"sub": did, "exp": now + refresh_expires_in, "jti": "j1"}),
+        "handle": "alice.test",
+        "did": did,
+        "active": True,
+    }
+    return json.dumps(document, indent=2).encode()
+
+
+def atproto_name(did: str) -> str:
+    return did.replace(":", "_") + ".json"
+
+
+def write(directory: Path, name: str, data: bytes, mode: int = 0o600) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_bytes(data)
+    path.chmod(mode)
+    return path
+
+
+@pytest.fixture
+def legacy_caches(tmp_path: Path) -> tuple[Path, Path, dict[str, bytes]]:
+    """An original hac-client cache dir and a Rust SDK session dir, with foreign files."""
+    hac_dir = tmp_path / "hac-client"
+    rust_dir = tmp_path / "rust-sessions"
+    sessions = {
+        hac_name("https://a:9002", "admin", "dev"): hac_session(idle=60),
+        hac_name("https://b:9002", "admin", "prod"): hac_session(idle=120),
+        atproto_name("did:plc:alice"): atproto_session("did:plc:alice", refresh_expires_in=HOUR),
+    }
+    for name, data in sessions.items():
+        write(rust_dir if name.startswith("did_") else hac_dir, name, data, 0o644)
+    write(hac_dir, "notes.txt", b"not a session")
+    write(rust_dir, "config.toml", b"x = 1")
+    return hac_dir, rust_dir, sessions
+
+
+def test_migrate_copies_original_hac_cache_and_rust_sessions_and_skips_the_rest(
+    tmp_path: Path, legacy_caches: tuple[Path, Path, dict[str, bytes]]
+) -> None:
+    hac_dir, rust_dir, sessions = legacy_caches
+    target = f"sqlite:{tmp_path / 'all.db'}"
+    first = run_cli("migrate", "--from", f"dir:{hac_dir}", "--to", target)
+    assert first.returncode == 0, first.stderr
+    assert "copied 2, skipped identical 0, conflicts 0, failed 0, ignored 1" in first.stdout
+    second = run_cli("migrate", "--from", f"dir:{rust_dir}", "--to", target)
+    assert "copied 1, skipped identical 0" in second.stdout
+    again = run_cli("migrate", "--from", f"dir:{hac_dir}", "--to", target)
+    assert "copied 0, skipped identical 2" in again.stdout
+    store = SqliteStore(tmp_path / "all.db")
+    assert {name: store.get(name) for name in store.names()} == sessions
+
+
+def test_migrate_dry_run_writes_nothing(
+    tmp_path: Path, legacy_caches: tuple[Path, Path, dict[str, bytes]]
+) -> None:
+    hac_dir, _rust, _sessions = legacy_caches
+    result = run_cli(
+        "migrate", "--from", f"dir:{hac_dir}", "--to", f"dir:{tmp_path / 'new'}", "--dry-run"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "would copy 2" in result.stdout
+    assert DirectoryStore(tmp_path / "new").names() == []
+
+
+def test_migrate_keeps_a_different_destination_unless_told_to_overwrite(
+    tmp_path: Path, legacy_caches: tuple[Path, Path, dict[str, bytes]]
+) -> None:
+    _hac, rust_dir, sessions = legacy_caches
+    name = atproto_name("did:plc:alice")
+    newer = atproto_session("did:plc:alice", refresh_expires_in=90 * 24 * HOUR)
+    dest = DirectoryStore(tmp_path / "dest")
+    dest.put(name, newer)
+    kept = run_cli("migrate", "--from", f"dir:{rust_dir}", "--to", f"dir:{dest.path}")
+    assert kept.returncode == 0
+    assert "conflicts 1" in kept.stdout
+    assert dest.get(name) == newer
+    replaced = run_cli(
+        "migrate", "--from", f"dir:{rust_dir}", "--to", f"dir:{dest.path}", "--overwrite"
+    )
+    assert "copied 1" in replaced.stdout
+    assert dest.get(name) == sessions[name]
+
+
+def test_migrate_reports_corrupt_sessions_as_failed_and_copies_the_others(
+    tmp_path: Path, legacy_caches: tuple[Path, Path, dict[str, bytes]]
+) -> None:
+    hac_dir, _rust, _sessions = legacy_caches
+    broken = hac_name("https://c:9002", "admin", "dev")
+    write(hac_dir, broken, b'{"session_id": "half-writ')
+    result = run_cli("migrate", "--from", f"dir:{hac_dir}", "--to", f"dir:{tmp_path / 'd'}")
+    assert result.returncode == 1
+    assert "copied 2, skipped identical 0, conflicts 0, failed 1" in result.stdout
+    assert f"failed {broken} (hac session is not valid JSON" in result.stdout
+    assert broken not in DirectoryStore(tmp_path / "d").names()
+
+
+def test_migrate_into_redis_shares_sessions_with_every_machine(
+    redis_server: RedisServer, legacy_caches: tuple[Path, Path, dict[str, bytes]]
+) -> None:
+    hac_dir, _rust, sessions = legacy_caches
+    url = f"{redis_server.url}?prefix=cli-migrate:"
+    result = run_cli("migrate", "--from", f"dir:{hac_dir}", "--to", url)
+    assert result.returncode == 0, result.stderr
+    store = RedisStore(redis_server.url, prefix="cli-migrate:")
+    assert store.names() == sorted(n for n in sessions if n.startswith("session_"))
+
+
+def test_migrate_refuses_a_missing_source_without_creating_it(tmp_path: Path) -> None:
+    result = run_cli("migrate", "--from", f"dir:{tmp_path / 'nope'}", "--to", "memory:")
+    assert result.returncode == 1
+    assert "does not exist" in result.stderr
+    assert not (tmp_path / "nope").exists()
+
+
+def test_migrate_to_the_same_store_is_a_usage_error(tmp_path: Path) -> None:
+    result = run_cli("migrate", "--from", f"dir:{tmp_path}", "--to", f"dir:{tmp_path}")
+    assert result.returncode == 2
+    assert "same store" in result.stderr
+
+
+@pytest.fixture
+def mixed_store(tmp_path: Path) -> Path:
+    """Live and dead sessions of both protocols, a foreign file and a stale temp file."""
+    directory = tmp_path / "store"
+    write(directory, hac_name("https://h", "u", "idle3h"), hac_session(idle=3 * HOUR))
+    write(directory, hac_name("https://h", "u", "idle1h"), hac_session(idle=1 * HOUR))
+    write(
+        directory,
+        atproto_name("did:plc:dead"),
+        atproto_session("did:plc:dead", refresh_expires_in=-HOUR),
+    )
+    write(
+        directory,
+        atproto_name("did:plc:live"),
+        atproto_session("did:plc:live", refresh_expires_in=30 * 24 * HOUR),
+    )
+    write(directory, "foreign.txt", b"keep me")
+    temp = write(directory, ".did_plc_live.json.0a1b2c.tmp", b"{half")
+    old = time.time() - 60
+    os.utime(temp, (old, old))
+    return directory
+
+
+def test_prune_dry_run_lists_dead_sessions_and_removes_nothing(mixed_store: Path) -> None:
+    def listing() -> list[str]:  # lock files appear as names are locked; they hold no data
+        return sorted(n for n in os.listdir(mixed_store) if not n.endswith(".lock"))
+
+    before = listing()
+    result = run_cli("prune", "--store", f"dir:{mixed_store}", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "would remove 3 (1 idle HAC, 1 expired ATProto, 1 temp files); kept 2" in result.stdout
+    assert listing() == before
+
+
+def test_prune_removes_idle_hac_expired_atproto_and_stale_temp_files(mixed_store: Path) -> None:
+    result = run_cli("prune", "--store", f"dir:{mixed_store}")
+    assert result.returncode == 0, result.stderr
+    assert "removed 3" in result.stdout
+    assert sorted(os.listdir(mixed_store)) == sorted(
+        [
+            hac_name("https://h", "u", "idle1h"),
+            atproto_name("did:plc:live"),
+            "foreign.txt",
+        ]
+        + [n for n in os.listdir(mixed_store) if n.endswith(".lock")]
+    )
+
+
+def test_prune_idle_limit_is_configurable_and_store_comes_from_the_environment(
+    mixed_store: Path,
+) -> None:
+    result = run_cli("prune", "--idle", "30m", env={"SESSIONKEEPER_STORE": f"dir:{mixed_store}"})
+    assert result.returncode == 0, result.stderr
+    assert "(2 idle HAC, 1 expired ATProto, 1 temp files)" in result.stdout
+    assert not (mixed_store / hac_name("https://h", "u", "idle1h")).exists()
+
+
+def test_prune_without_a_store_or_with_a_bad_duration_is_a_usage_error(tmp_path: Path) -> None:
+    assert run_cli("prune").returncode == 2
+    bad = run_cli("prune", "--store", f"dir:{tmp_path}", "--idle", "soon")
+    assert bad.returncode == 2
+    assert "not a duration" in bad.stderr
+
+
+def test_doctor_finds_every_problem_with_its_fix_and_changes_nothing(tmp_path: Path) -> None:
+    directory = tmp_path / "loose"
+    good = write(directory, hac_name("https://h", "u", "ok"), hac_session(idle=60), 0o644)
+    write(directory, hac_name("https://h", "u", "bad"), b"\xff\xfe not json")
+    write(directory, atproto_name("did:plc:shape"), json.dumps({"did": "did:plc:shape"}).encode())
+    temp = write(directory, ".x.json.abcdef.tmp", b"{")
+    os.utime(temp, (time.time() - 60, time.time() - 60))
+    write(directory, ".gone.json.lock", b"")
+    directory.chmod(0o755)
+    result = run_cli("doctor", "--store", f"dir:{directory}")
+    assert result.returncode == 1
+    out = result.stdout
+    assert "directory is mode 0755; other users can list the sessions" in out
+    assert f"fix: chmod 700 {directory}" in out
+    assert f"fix: chmod 600 {good}" in out
+    assert "is a corrupt hac session: it is not UTF-8 text" in out
+    assert "is a corrupt atproto session: it lacks the fields" in out
+    assert "is a temp file left by a writer that died" in out
+    assert "is the lock file of 'gone.json', which no longer exists" in out
+    assert "5 problems, 1 notes" in out
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o755
+    assert stat.S_IMODE(good.stat().st_mode) == 0o644
+    assert temp.exists()
+
+
+def test_doctor_passes_a_healthy_store(tmp_path: Path) -> None:
+    store = DirectoryStore(tmp_path / "fine")
+    store.put(hac_name("https://h", "u", "ok"), hac_session(idle=60))
+    store.put(atproto_name("did:plc:ok"), atproto_session("did:plc:ok", refresh_expires_in=HOUR))
+    result = run_cli("doctor", "--store", f"dir:{store.path}")
+    assert result.returncode == 0, result.stdout
+    assert "0 problems, 0 notes" in result.stdout
+
+
+def test_doctor_reports_an_unreachable_redis_without_its_password() -> None:
+    require_redis_server()
+    with RedisServer(appendonly=False, password="doctor-secret") as server:
+        url = server.url
+    result = run_cli("doctor", "--store", url)
+    assert result.returncode == 1
+    assert "unavailable" in result.stdout
+    assert "doctor-secret" not in result.stdout + result.stderr
