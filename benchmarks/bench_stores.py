@@ -15,12 +15,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _table import best_of, print_table, verdict  # noqa: E402
-
-from hac_client_core import SessionManager  # noqa: E402
-from sessionkeeper.stores import DirectoryStore, SqliteStore  # noqa: E402
+from _table import best_of, print_table, verdict
+from hac_client_core import SessionManager
+from sessionkeeper.stores import DirectoryStore, SqliteStore, Store
 
 REPO = Path(__file__).resolve().parent.parent
 PAYLOAD = json.dumps(
@@ -108,10 +105,11 @@ def fill(manager: SessionManager, count: int) -> None:
 
 def listing_rows(tmp: Path) -> list[list[str]]:
     rows = []
-    for label, store, target in [
+    cases: list[tuple[str, Store, float]] = [
         ("DirectoryStore", DirectoryStore(tmp / "list-dir"), 0.5),
         ("SqliteStore", SqliteStore(tmp / "list.db"), 0.05),
-    ]:
+    ]
+    for label, store, target in cases:
         manager = SessionManager(store=store)
         fill(manager, 10_000)
         seconds = best_of(manager.list_sessions, repeat=5)
