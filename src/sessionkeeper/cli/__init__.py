@@ -17,6 +17,7 @@ app = typer.Typer(
 
 
 app.add_typer(__import__("sessionkeeper.cli.store", fromlist=["app"]).app, name="store")
+app.add_typer(__import__("sessionkeeper.cli.hac", fromlist=["app"]).app, name="hac")
 
 
 def _show_version(value: bool) -> None:

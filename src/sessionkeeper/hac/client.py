@@ -178,7 +178,15 @@ class HacClient:
 
     @property
     def username(self) -> str:
-        """The login name the auth handler supplies (part of the cache key)."""
+        """The login name the auth handler supplies (part of the cache key).
+
+        A handler's ``username`` attribute is preferred, so a handler that fetches
+        its password lazily (from a keyring or a prompt) is not asked for it on a
+        warm run that needs no login.
+        """
+        username = getattr(self.auth_handler, "username", None)
+        if isinstance(username, str):
+            return username
         return self.auth_handler.get_initial_credentials().get("j_username", "")
 
     def _info(self, message: str, *args: object) -> None:
