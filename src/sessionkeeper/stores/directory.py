@@ -36,6 +36,7 @@ LOCK_SUFFIX = ".lock"
 #: A temp file is only reclaimed when no writer holds it and it is this old,
 #: so a writer between create and flock is never robbed of its file.
 STALE_TEMP_SECONDS = 5.0
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -76,32 +77,30 @@ class DirectoryStore:
 
     def get(self, name: str) -> bytes | None:
         """Return the file's bytes, tightening a loose mode; ``None`` if absent."""
-        path = self._file(name)
+        return self._read(validate_name(name), None)
+
+    def _read(self, name: str, dir_fd: int | None) -> bytes | None:
+        """Read one file through a no-follow descriptor (relative to ``dir_fd`` when given)."""
+        target = name if dir_fd is not None else str(self.path / name)
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            fd = os.open(target, _READ_FLAGS, dir_fd=dir_fd)
         except FileNotFoundError:
             return None
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                raise OSError(exc.errno, f"{path} is a symlink; refusing to follow it") from exc
+                raise OSError(exc.errno, f"{self.path / name} is a symlink; refusing it") from exc
             raise
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
-                raise IsADirectoryError(f"{path} is not a regular file")
-            if stat.S_IMODE(info.st_mode) & 0o077:
+                raise IsADirectoryError(f"{self.path / name} is not a regular file")
+            if info.st_mode & 0o077:
                 with contextlib.suppress(PermissionError):
                     os.fchmod(fd, FILE_MODE)
             check_value_size(name, info.st_size)
-            chunks = []
-            remaining = MAX_VALUE_BYTES + 1
-            while remaining > 0:  # the file may grow between fstat and read; stay capped
-                chunk = os.read(fd, min(remaining, max(info.st_size, 4096) + 1))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                remaining -= len(chunk)
-            data = b"".join(chunks)
+            data = os.read(fd, info.st_size + 1)
+            if len(data) > info.st_size:  # grew since fstat: read on, still capped
+                data += os.read(fd, MAX_VALUE_BYTES + 1 - len(data))
             check_value_size(name, len(data))
             return data
         finally:
@@ -157,13 +156,19 @@ class DirectoryStore:
 
     def items(self) -> Iterator[tuple[str, bytes]]:
         """Yield ``(name, bytes)`` for every file, skipping ones removed meanwhile."""
-        for name in self.names():
-            try:
-                data = self.get(name)
-            except OSError:
-                continue
-            if data is not None:
-                yield name, data
+        # Names come from the directory itself, so they need no validation, and
+        # opening relative to one directory descriptor saves a path walk per file.
+        dir_fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            for name in self.names():
+                try:
+                    data = self._read(name, dir_fd)
+                except OSError:
+                    continue
+                if data is not None:
+                    yield name, data
+        finally:
+            os.close(dir_fd)
 
     def lock(self, name: str, timeout: float | None = None) -> AbstractContextManager[None]:
         """Lock ``.NAME.lock`` with ``flock``: cross-process, freed when a holder dies."""
