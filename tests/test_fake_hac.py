@@ -700,8 +700,14 @@ def test_unknown_paths_are_404_and_broken_requests_are_400(
         reply = raw.recv(4096)
     assert reply.startswith(b"HTTP/1.1 400")
     assert b"Traceback" not in reply
-    # The server is still fine.
+    # The server is still fine, and reads a chunked body too.
     assert groovy(client, fake, token, "return 1").status_code == 200
+    chunked = client.post(
+        "/hac/console/scripting/execute",
+        content=iter([b"script=return+", b"5&scriptType=groovy"]),
+        headers=ajax(token),
+    )
+    assert chunked.json()["executionResult"] == "5"
 
 
 def test_concurrent_logins_and_scripts_are_all_counted(fake: FakeHac) -> None:
@@ -752,6 +758,16 @@ def test_runs_as_a_process_with_control_endpoints() -> None:
             )
             assert response.status_code == 302
             token = token_of(client.get("/hac/").text)
+            ran = client.post(
+                "/hac/console/scripting/execute",
+                data={"script": "return 3", "commit": "true"},
+                headers=ajax(token),
+            )
+            assert ran.json()["executionResult"] == "3"
+            runs = client.get("/__fake__/groovy-runs").json()["groovy_runs"]
+            assert runs == [{"script": "return 3", "script_type": "groovy", "commit": True}]
+            latency = client.post("/__fake__/latency", params={"seconds": "0.01"}).json()
+            assert latency == {"ok": True, "latency": 0.01}
             counts = client.get("/__fake__/counts").json()
             assert counts["logins"] == 1
             assert counts["counts"]["POST /j_spring_security_check"] == 1

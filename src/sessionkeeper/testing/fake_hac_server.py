@@ -149,6 +149,11 @@ class _HacHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("fake HAC: " + format, *args)
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # Method and path only: a query string may carry a token.
+        path = urlsplit(self.path).path if hasattr(self, "path") else "-"
+        logger.debug("fake HAC: %s %s -> %s", getattr(self, "command", "-"), path, code)
+
     def do_GET(self) -> None:
         self._handle("GET")
 
