@@ -133,6 +133,42 @@ def test_stop_ends_the_process_and_removes_its_data() -> None:
     assert not Path(f"/proc/{pid}").exists() or _is_zombie(pid)
 
 
+@pytest.mark.timeout(180)
+def test_a_killed_owner_leaves_no_server_behind(tmp_path: Path) -> None:
+    require_reference_pds()
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert owner.stdout is not None
+        line = owner.stdout.readline()
+        assert line, owner.stderr.read() if owner.stderr else ""
+        node_pid, url = line.split()
+        assert httpx.get(f"{url}/xrpc/_health").status_code == 200
+    finally:
+        owner.kill()
+        owner.wait()
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{node_pid}").exists() and not _is_zombie(int(node_pid)):
+        assert time.monotonic() < deadline, "the PDS outlived its killed owner"
+        time.sleep(0.1)
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{url}/xrpc/_health", timeout=2)
+
+
+#: A process that starts the PDS, reports it, and waits to be killed.
+OWNER = """
+import time
+from sessionkeeper.testing.reference_pds import ReferencePds
+pds = ReferencePds().start()
+print(pds.pid, pds.url, flush=True)
+time.sleep(600)
+"""
+
+
 # -- ATProto facts, raw HTTP -------------------------------------------------------
 
 

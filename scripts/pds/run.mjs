@@ -7,6 +7,8 @@
 //   PDS_PORT, PLC_PORT   ports to bind (required)
 //   PDS_*, LOG_*    read by @atproto/pds itself (see sessionkeeper.testing.reference_pds)
 //   PDS_RATE_LIMITS_ENABLED   "true" turns the PDS rate limits on (default off)
+//   PDS_EXIT_WITH_PARENT   "true": shut down when the parent process dies, so a
+//                   killed test run leaves no server behind
 //
 // Prints one line "reference-pds ready pds=<port> plc=<port>" on stderr once both
 // listen; SIGTERM/SIGINT shut both down gracefully.
@@ -64,3 +66,14 @@ const stop = async () => {
 }
 process.on('SIGTERM', stop)
 process.on('SIGINT', stop)
+
+if (process.env.PDS_EXIT_WITH_PARENT === 'true') {
+  // An orphan is re-parented (to init or a subreaper), which changes ppid.
+  const parent = process.ppid
+  setInterval(() => {
+    if (process.ppid !== parent) {
+      console.error(`reference-pds: parent ${parent} is gone; shutting down`)
+      stop()
+    }
+  }, 500).unref()
+}

@@ -228,6 +228,8 @@ class ReferencePds:
                 "PDS_BLOBSTORE_DISK_LOCATION": str(data / "blobs"),
                 "PDS_INVITE_REQUIRED": "false",
                 "PDS_RATE_LIMITS_ENABLED": "true" if self._rate_limits else "false",
+                # A test run killed with SIGKILL must not leave a server behind.
+                "PDS_EXIT_WITH_PARENT": "true",
                 "PDS_ADMIN_PASSWORD": self.admin_password,
                 "PDS_JWT_SECRET": secrets.token_hex(32),
                 "PDS_DPOP_SECRET": secrets.token_hex(32),
