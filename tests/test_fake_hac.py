@@ -710,6 +710,15 @@ def test_unknown_paths_are_404_and_broken_requests_are_400(
     assert chunked.json()["executionResult"] == "5"
 
 
+def test_a_stopped_fake_answers_nothing_even_on_pooled_connections() -> None:
+    fake = FakeHac().start()
+    with httpx.Client(base_url=fake.url) as client:
+        assert client.get("/hac/login").status_code == 200
+        fake.stop()
+        with pytest.raises(httpx.TransportError):
+            client.get("/hac/login")
+
+
 def test_concurrent_logins_and_scripts_are_all_counted(fake: FakeHac) -> None:
     errors: list[BaseException] = []
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -154,6 +155,14 @@ class _HacHandler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path if hasattr(self, "path") else "-"
         logger.debug("fake HAC: %s %s -> %s", getattr(self, "command", "-"), path, code)
 
+    def setup(self) -> None:
+        super().setup()
+        self.server.owner.track_connection(self.connection)  # type: ignore[attr-defined]
+
+    def finish(self) -> None:
+        self.server.owner.untrack_connection(self.connection)  # type: ignore[attr-defined]
+        super().finish()
+
     def do_GET(self) -> None:
         self._handle("GET")
 
@@ -284,6 +293,7 @@ class FakeHac(LoopbackServer):
         self.synchronous_update = False
         self._logins = 0
         self._state_guard = threading.Lock()
+        self._connections: set[socket.socket] = set()
 
     # ----- public surface -------------------------------------------------
 
@@ -335,9 +345,31 @@ class FakeHac(LoopbackServer):
         return self.sessions.count_authenticated(self.route)
 
     def stop(self) -> None:
-        """Stop serving and end a running update."""
+        """Stop serving, drop open keep-alive connections and end a running update.
+
+        Without dropping them, a client's pooled connection would still be
+        answered by its handler thread after the server "went down".
+        """
         self.init_log.stop()
         super().stop()
+        with self._state_guard:
+            connections = list(self._connections)
+            self._connections.clear()
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                logger.debug("fake HAC: a connection was already closed")
+
+    def track_connection(self, connection: socket.socket) -> None:
+        """Remember an open client connection (closed by :meth:`stop`)."""
+        with self._state_guard:
+            self._connections.add(connection)
+
+    def untrack_connection(self, connection: socket.socket) -> None:
+        """Forget a client connection its handler has finished with."""
+        with self._state_guard:
+            self._connections.discard(connection)
 
     # ----- request plumbing -----------------------------------------------
 

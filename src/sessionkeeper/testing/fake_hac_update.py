@@ -115,6 +115,7 @@ class InitLog:
                 return False
             self._lines = []
             self._running = True
+        self._stopped.clear()
         init_method = request.get("initMethod")
         if init_method is None:
             self.append("initMethod is null: the schema update (DDL) was skipped")
