@@ -18,6 +18,7 @@ app = typer.Typer(
 
 app.add_typer(__import__("sessionkeeper.cli.store", fromlist=["app"]).app, name="store")
 app.add_typer(__import__("sessionkeeper.cli.hac", fromlist=["app"]).app, name="hac")
+app.add_typer(__import__("sessionkeeper.cli.atproto", fromlist=["app"]).app, name="atproto")
 
 
 def _show_version(value: bool) -> None:
