@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -14,6 +16,8 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sessionkeeper.clock import ManualClock
 from sessionkeeper.testing import FakePds
@@ -188,6 +192,89 @@ def test_method_mismatch_is_400_and_unknown_nsid_is_501(http: httpx.Client) -> N
         "Method Not Implemented",
     )
     assert http.get("/elsewhere").status_code == 404
+
+
+# One fake and one account serve every example of a property test.
+SHARED_FIXTURES = [HealthCheck.function_scoped_fixture]
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["identifier", "password", "authFactorToken", "allowTakendown", "x"]),
+            children,
+            max_size=5,
+        )
+    ),
+    max_leaves=12,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(payload=json_values)
+def test_any_json_input_gets_an_xrpc_answer_never_a_server_error(
+    did: str, http: httpx.Client, payload: Any
+) -> None:
+    response = http.post(
+        CREATE, content=json.dumps(payload), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code in (200, 400, 401)
+    if response.status_code != 200:
+        assert set(response.json()) == {"error", "message"}
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=st.binary(max_size=64))
+def test_any_body_bytes_get_an_xrpc_answer_never_a_server_error(
+    did: str, http: httpx.Client, body: bytes
+) -> None:
+    response = http.post(CREATE, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code in (200, 400, 401)
+
+
+def read_all(raw: socket.socket) -> bytes:
+    chunks = []
+    while chunk := raw.recv(4096):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_malformed_http_is_refused_and_the_server_keeps_serving(
+    pds: FakePds, http: httpx.Client
+) -> None:
+    with socket.create_connection(("127.0.0.1", pds.port), timeout=10) as raw:
+        raw.sendall(b"BREW /xrpc/_health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert raw.recv(100).startswith(b"HTTP/1.1 501")
+    with socket.create_connection(("127.0.0.1", pds.port), timeout=10) as raw:
+        raw.sendall(
+            b"POST /xrpc/com.atproto.server.createSession HTTP/1.1\r\n"
+            b"Host: x\r\nContent-Length: nope\r\n\r\n"
+        )
+        answer = read_all(raw)
+        assert answer.startswith(b"HTTP/1.1 400")
+        assert b"InvalidRequest" in answer
+    with socket.create_connection(("127.0.0.1", pds.port), timeout=10) as raw:
+        raw.sendall(
+            b"POST /xrpc/com.atproto.server.createSession HTTP/1.1\r\n"
+            b"Host: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b'5\r\n{"a":\r\n2\r\n1}\r\n0\r\n\r\n'
+            b"GET /xrpc/_health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        answer = read_all(raw)
+        assert answer.startswith(b"HTTP/1.1 400")
+        assert b"Input must have the property" in answer
+        # The chunked body was read exactly: the pipelined request behind it is served.
+        assert answer.count(b"HTTP/1.1 ") == 2
+        assert answer.endswith(b'{"version": "fake"}')
+        # The chunked body was read exactly: the pipelined request behind it is served.
+        assert answer.count(b"HTTP/1.1 ") == 2
+        assert answer.endswith(b'{"version": "fake"}')
+    assert http.get("/xrpc/_health").status_code == 200
 
 
 # ------------------------------------------------------------------ tokens

@@ -4,7 +4,8 @@
 one as a separate process and prints ``FAKE_PDS_URL=...``.
 """
 
+from sessionkeeper.testing.fake_pds._control import FAULT_MODES, FaultMode
 from sessionkeeper.testing.fake_pds._errors import XrpcError
-from sessionkeeper.testing.fake_pds._fake import FAULT_MODES, FakePds, FaultMode
+from sessionkeeper.testing.fake_pds._fake import FakePds
 
 __all__ = ["FAULT_MODES", "FakePds", "FaultMode", "XrpcError"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import socket
@@ -13,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sessionkeeper.clock import Clock, ManualClock, SystemClock
+from sessionkeeper.clock import Clock, SystemClock
 from sessionkeeper.testing._server import LoopbackServer
 from sessionkeeper.testing.fake_pds._accounts import (
     Account,
@@ -21,10 +20,15 @@ from sessionkeeper.testing.fake_pds._accounts import (
     new_plc_did,
     new_sign_in_code,
 )
+from sessionkeeper.testing.fake_pds._control import (
+    CONTROL_PREFIX,
+    FAULT_MODES,
+    FaultMode,
+    handle_control,
+)
 from sessionkeeper.testing.fake_pds._errors import (
     XrpcError,
     account_takedown,
-    auth_missing,
     expired_token,
     invalid_request,
     invalid_token,
@@ -36,6 +40,16 @@ from sessionkeeper.testing.fake_pds._http import (
     HttpResponse,
     XrpcHandler,
     json_response,
+)
+from sessionkeeper.testing.fake_pds._inputs import (
+    bearer,
+    bool_param,
+    int_param,
+    json_input,
+    no_input,
+    optional_str,
+    require_param,
+    require_str,
 )
 from sessionkeeper.testing.fake_pds._ledger import RefreshLedger
 from sessionkeeper.testing.fake_pds._ratelimit import FixedWindowLimiter, Policy
@@ -49,10 +63,6 @@ from sessionkeeper.testing.fake_pds._tokens import (
 
 logger = logging.getLogger(__name__)
 
-FaultMode = Literal["500", "502", "drop", "429"]
-"""The faults :meth:`FakePds.set_fault` can inject."""
-
-FAULT_MODES: frozenset[str] = frozenset({"500", "502", "drop", "429"})
 
 CREATE_SESSION = "com.atproto.server.createSession"
 REFRESH_SESSION = "com.atproto.server.refreshSession"
@@ -64,7 +74,6 @@ CREATE_RECORD = "com.atproto.repo.createRecord"
 LIST_RECORDS = "com.atproto.repo.listRecords"
 
 _XRPC_PREFIX = "/xrpc/"
-_CONTROL_PREFIX = "/__fake__/"
 _SESSION_SCOPES = frozenset({SCOPE_ACCESS, SCOPE_TAKENDOWN})
 _WRITE_SCOPES = frozenset({SCOPE_ACCESS})
 
@@ -226,6 +235,11 @@ class FakePds(LoopbackServer):
                     nsids=frozenset(nsids) if nsids is not None else None,
                 )
 
+    def counters(self) -> dict[str, dict[str, int]]:
+        """A consistent copy of both counters: ``{"counts": {...}, "errors": {...}}``."""
+        with self._count_guard:
+            return {"counts": dict(self.counts), "errors": dict(self.errors)}
+
     def reset_counts(self) -> None:
         """Forget every recorded call and error."""
         with self._count_guard:
@@ -261,9 +275,9 @@ class FakePds(LoopbackServer):
         """Answer one HTTP request (XRPC, control endpoint, or 404)."""
         if request.path.startswith(_XRPC_PREFIX):
             return self._handle_xrpc(request)
-        if request.path.startswith(_CONTROL_PREFIX):
+        if request.path.startswith(CONTROL_PREFIX):
             try:
-                return self._handle_control(request)
+                return handle_control(self, request)
             except XrpcError as exc:
                 return json_response(exc.status, exc.body(), error=exc.error)
         return json_response(404, {"error": "NotFound", "message": "Not Found"}, error="NotFound")
@@ -343,10 +357,10 @@ class FakePds(LoopbackServer):
 
     def _create_session(self, request: HttpRequest) -> HttpResponse:
         started = time.monotonic()
-        body = _json_input(request)
-        identifier = _require_str(body, "identifier")
-        password = _require_str(body, "password")
-        auth_factor = _optional_str(body, "authFactorToken")
+        body = json_input(request)
+        identifier = require_str(body, "identifier")
+        password = require_str(body, "password")
+        auth_factor = optional_str(body, "authFactorToken")
         allow_takendown = body.get("allowTakendown", False)
         if not isinstance(allow_takendown, bool):
             raise invalid_request("Input/allowTakendown must be a boolean")
@@ -405,8 +419,8 @@ class FakePds(LoopbackServer):
         return json_response(200, payload)
 
     def _refresh_session(self, request: HttpRequest) -> HttpResponse:
-        _no_input(request)
-        claims = self._issuer.verify_refresh(_bearer(request))
+        no_input(request)
+        claims = self._issuer.verify_refresh(bearer(request))
         with self._state:
             account = self._account_of(claims.did)
             if account.takendown:
@@ -418,14 +432,14 @@ class FakePds(LoopbackServer):
             return self._session_answer(account, pair)
 
     def _get_session(self, request: HttpRequest) -> HttpResponse:
-        claims = self._issuer.verify_access(_bearer(request), scopes=_SESSION_SCOPES)
+        claims = self._issuer.verify_access(bearer(request), scopes=_SESSION_SCOPES)
         with self._state:
             account = self._account_of(claims.did)
             return json_response(200, account.session_view(self.url))
 
     def _delete_session(self, request: HttpRequest) -> HttpResponse:
-        _no_input(request)
-        claims = self._issuer.verify_refresh(_bearer(request))
+        no_input(request)
+        claims = self._issuer.verify_refresh(bearer(request))
         with self._state:
             self._ledger.revoke_family(claims.jti)
         return HttpResponse(status=200)
@@ -444,7 +458,7 @@ class FakePds(LoopbackServer):
         )
 
     def _resolve_handle(self, request: HttpRequest) -> HttpResponse:
-        handle = _require_param(request, "handle")
+        handle = require_param(request, "handle")
         with self._state:
             account = self._accounts.find(handle)
             if account is None or handle.startswith("did:") or "@" in handle:
@@ -452,11 +466,11 @@ class FakePds(LoopbackServer):
             return json_response(200, {"did": account.did})
 
     def _create_record(self, request: HttpRequest) -> HttpResponse:
-        claims = self._issuer.verify_access(_bearer(request), scopes=_WRITE_SCOPES)
-        body = _json_input(request)
-        repo = _require_str(body, "repo")
-        collection = _require_str(body, "collection")
-        rkey = _optional_str(body, "rkey")
+        claims = self._issuer.verify_access(bearer(request), scopes=_WRITE_SCOPES)
+        body = json_input(request)
+        repo = require_str(body, "repo")
+        collection = require_str(body, "collection")
+        rkey = optional_str(body, "rkey")
         record = body.get("record")
         if not isinstance(record, dict):
             raise invalid_request('Input must have the property "record"')
@@ -481,10 +495,10 @@ class FakePds(LoopbackServer):
         )
 
     def _list_records(self, request: HttpRequest) -> HttpResponse:
-        repo = _require_param(request, "repo")
-        collection = _require_param(request, "collection")
-        limit = _int_param(request, "limit", default=50, low=1, high=100)
-        reverse = _bool_param(request, "reverse")
+        repo = require_param(request, "repo")
+        collection = require_param(request, "collection")
+        limit = int_param(request, "limit", default=50, low=1, high=100)
+        reverse = bool_param(request, "reverse")
         cursor = request.param("cursor")
         with self._state:
             account = self._accounts.find(repo)
@@ -503,157 +517,3 @@ class FakePds(LoopbackServer):
         if account is None:
             raise invalid_request(f"Could not find user info for account: {did}")
         return account
-
-    # ---------------------------------------------------------- control endpoints
-
-    def _handle_control(self, request: HttpRequest) -> HttpResponse:
-        action = request.path[len(_CONTROL_PREFIX) :]
-        if action == "counts":
-            _control_method(request, "GET")
-            with self._count_guard:
-                payload = {"counts": dict(self.counts), "errors": dict(self.errors)}
-            return json_response(200, payload)
-        _control_method(request, "POST")
-        if action == "reset-counts":
-            self.reset_counts()
-            return json_response(200, {"ok": True})
-        if action == "fault":
-            return self._control_fault(request)
-        if action in ("takedown", "revoke-all"):
-            did = _require_param(request, "did")
-            try:
-                (self.takedown if action == "takedown" else self.revoke_all)(did)
-            except KeyError:
-                raise invalid_request(f"no account with DID {did}") from None
-            return json_response(200, {"ok": True})
-        if action == "advance":
-            seconds = _float_param(request, "seconds")
-            if not isinstance(self.clock, ManualClock):
-                raise invalid_request("the fake's clock is not a ManualClock")
-            self.clock.advance(seconds)
-            return json_response(200, {"now": self.clock.time()})
-        if action == "latency":
-            self.latency = _float_param(request, "seconds")
-            return json_response(200, {"latency": self.latency})
-        if action == "accounts":
-            try:
-                did = self.create_account(
-                    _require_param(request, "handle"),
-                    _require_param(request, "password"),
-                    email=request.param("email"),
-                    did=request.param("did"),
-                )
-            except ValueError as exc:
-                raise invalid_request(str(exc)) from None
-            return json_response(200, {"did": did})
-        raise XrpcError(404, "NotFound", f"no control endpoint {action!r}")
-
-    def _control_fault(self, request: HttpRequest) -> HttpResponse:
-        mode = _require_param(request, "mode")
-        raw_count = request.param("count")
-        raw_nsids = request.param("nsids")
-        count = int(raw_count) if raw_count and raw_count.isdigit() else None
-        if raw_count and count is None:
-            raise invalid_request("count must be a positive integer")
-        nsids = {n for n in raw_nsids.split(",") if n} if raw_nsids else None
-        try:
-            if mode in ("none", "clear", ""):
-                self.set_fault(None)
-            elif mode in FAULT_MODES:
-                self.set_fault(mode, count=count, nsids=nsids)  # type: ignore[arg-type]
-            else:
-                raise ValueError(f"unknown fault mode {mode!r}")
-        except ValueError as exc:
-            raise invalid_request(str(exc)) from None
-        return json_response(200, {"mode": mode, "count": count})
-
-
-# ---------------------------------------------------------------- input helpers
-
-
-def _json_input(request: HttpRequest) -> dict[str, Any]:
-    if not request.body:
-        raise invalid_request("Request encoding (Content-Type) required but not provided")
-    content_type = request.headers.get("content-type", "")
-    if content_type.split(";", 1)[0].strip().lower() != "application/json":
-        raise invalid_request(f"Wrong request encoding (Content-Type): {content_type}")
-    try:
-        body = json.loads(request.body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise invalid_request("Request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise invalid_request("Input must be an object")
-    return body
-
-
-def _no_input(request: HttpRequest) -> None:
-    if request.body:
-        raise invalid_request("A request body was provided when none was expected")
-
-
-def _require_str(body: dict[str, Any], key: str) -> str:
-    if key not in body:
-        raise invalid_request(f'Input must have the property "{key}"')
-    value = body[key]
-    if not isinstance(value, str):
-        raise invalid_request(f"Input/{key} must be a string")
-    return value
-
-
-def _optional_str(body: dict[str, Any], key: str) -> str | None:
-    value = body.get(key)
-    if value is not None and not isinstance(value, str):
-        raise invalid_request(f"Input/{key} must be a string")
-    return value
-
-
-def _require_param(request: HttpRequest, name: str) -> str:
-    value = request.param(name)
-    if value is None:
-        raise invalid_request(f'Params must have the property "{name}"')
-    return value
-
-
-def _int_param(request: HttpRequest, name: str, *, default: int, low: int, high: int) -> int:
-    raw = request.param(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise invalid_request(f"{name} must be an integer") from None
-    if value < low:
-        raise invalid_request(f"{name} can not be less than {low}")
-    if value > high:
-        raise invalid_request(f"{name} can not be greater than {high}")
-    return value
-
-
-def _bool_param(request: HttpRequest, name: str) -> bool:
-    raw = request.param(name)
-    if raw is None or raw == "false":
-        return False
-    if raw == "true":
-        return True
-    raise invalid_request(f"{name} must be a boolean")
-
-
-def _float_param(request: HttpRequest, name: str) -> float:
-    raw = _require_param(request, name)
-    try:
-        return float(raw)
-    except ValueError:
-        raise invalid_request(f"{name} must be a number") from None
-
-
-def _bearer(request: HttpRequest) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise auth_missing()
-    return token.strip()
-
-
-def _control_method(request: HttpRequest, expected: str) -> None:
-    if request.method != expected:
-        raise XrpcError(405, "MethodNotAllowed", f"use {expected} for this control endpoint")

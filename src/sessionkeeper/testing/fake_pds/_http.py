@@ -102,10 +102,20 @@ class XrpcHandler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._app().track_connection(self.connection)
 
+    def handle(self) -> None:
+        """Serve the connection's requests; a client that hangs up is not an error."""
+        try:
+            super().handle()
+        except (ConnectionError, TimeoutError) as exc:
+            self.close_connection = True
+            logger.debug("client connection ended: %s", type(exc).__name__)
+
     def finish(self) -> None:
         """Unregister the connection."""
         try:
             super().finish()
+        except ConnectionError:
+            logger.debug("client was gone before the answer was flushed")
         finally:
             self._app().untrack_connection(self.connection)
 
