@@ -213,11 +213,12 @@ def _read_source(inline: str | None, file: Path | None, what: str) -> str:
         if str(file) == "-":
             return sys.stdin.read()
         return file.read_text(encoding="utf-8")
+    text = inline
     if inline == "-" or (inline is None and not sys.stdin.isatty()):
-        return sys.stdin.read()
-    if inline is None:
+        text = sys.stdin.read()
+    if not text or not text.strip():
         raise UsageError(f"no {what}: give it as an argument, with --file, or on stdin")
-    return inline
+    return text
 
 
 # -- session commands ------------------------------------------------------------------
