@@ -29,6 +29,7 @@ from sessionkeeper.atproto import (
 )
 from sessionkeeper.testing.reference_pds import (
     ReferencePds,
+    ReferencePdsError,
     ReferencePdsUnavailable,
     is_installed,
 )
@@ -115,6 +116,14 @@ def test_counts_are_per_nsid_and_reset(
     assert reference_pds.count("com.atproto.server.refreshSession") == 0
     reference_pds.reset_counts()
     assert reference_pds.counts() == {}
+
+
+def test_create_account_reports_a_refusal_by_name(
+    reference_pds: ReferencePds, account: tuple[str, str]
+) -> None:
+    _did, handle = account
+    with pytest.raises(ReferencePdsError, match=r"createAccount for .* answered 400"):
+        reference_pds.create_account(handle, PASSWORD)
 
 
 @pytest.mark.timeout(180)

@@ -28,13 +28,14 @@ from typing import IO, Any, Self
 from urllib.parse import urlsplit
 
 import httpx
+import platformdirs
 
 logger = logging.getLogger(__name__)
 
 #: The launcher and the install folder of a source checkout.
 _REPO_ROOT = Path(__file__).resolve().parents[3]
 _REPO_LAUNCHER = _REPO_ROOT / "scripts" / "pds" / "run.mjs"
-_INSTALL_HINT = "run `make reference-pds` (scripts/pds/install.sh)"
+_INSTALL_HINT = "run `make reference-pds` (scripts/pds/install.sh; PDS_TOOLS_DIR picks the folder)"
 
 #: Path prefix of every XRPC call; the NSID follows it.
 _XRPC_PREFIX = "/xrpc/"
@@ -46,16 +47,27 @@ _MARKER_NSID = "_health"
 _INHERITED_PREFIXES = ("PDS_", "LOG_", "NODE_OPTIONS")
 
 
-class ReferencePdsUnavailable(RuntimeError):  # noqa: N818 - the name the suite uses
+class ReferencePdsError(RuntimeError):
+    """The reference PDS refused or failed something the harness asked of it."""
+
+
+class ReferencePdsUnavailable(ReferencePdsError):  # noqa: N818 - the name the suite uses
     """The reference PDS is not installed here, or it did not start."""
 
 
 def default_tools_dir() -> Path:
-    """Where ``scripts/pds/install.sh`` installs: ``$PDS_TOOLS_DIR`` or ``<repo>/.tools/pds``."""
+    """Where ``scripts/pds/install.sh`` installs: ``$PDS_TOOLS_DIR`` or ``<repo>/.tools/pds``.
+
+    Outside a source checkout (no ``scripts/pds`` beside the package) the
+    default is a ``reference-pds`` folder in the user cache directory; run the
+    installer with ``PDS_TOOLS_DIR`` pointing there.
+    """
     override = os.environ.get("PDS_TOOLS_DIR")
     if override:
         return Path(override).expanduser().resolve()
-    return _REPO_ROOT / ".tools" / "pds"
+    if _REPO_LAUNCHER.is_file():
+        return _REPO_ROOT / ".tools" / "pds"
+    return platformdirs.user_cache_path("sessionkeeper") / "reference-pds"
 
 
 def _node_binary(tools_dir: Path) -> Path | None:
@@ -189,19 +201,19 @@ class ReferencePds:
                 f"(missing: {'; '.join(missing)}); {_INSTALL_HINT}"
             )
         # A port picked free can be taken before node binds it; try again on new ports.
-        last_error: ReferencePdsUnavailable | None = None
-        for _attempt in range(3):
+        for attempt in range(1, 4):
             try:
                 self._spawn_and_wait()
                 return self
             except ReferencePdsUnavailable as exc:
-                last_error = exc
-                address_in_use = "EADDRINUSE" in str(exc)
                 self.stop()
-                if not address_in_use:
-                    break
-        assert last_error is not None
-        raise last_error
+                if "EADDRINUSE" not in str(exc) or attempt == 3:
+                    raise
+                logger.info("a picked port was taken meanwhile; starting again on new ports")
+            except BaseException:
+                self.stop()  # never leave a half-started server behind
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _environment(self, tools_dir: Path) -> dict[str, str]:
         env = {
@@ -348,7 +360,7 @@ class ReferencePds:
             f"{self.url}/xrpc/com.atproto.server.createAccount", json=body, timeout=30.0
         )
         if response.status_code != 200:
-            raise ReferencePdsUnavailable(
+            raise ReferencePdsError(
                 f"createAccount for {handle!r} answered {response.status_code}: "
                 f"{response.text[:300]}"
             )
@@ -391,7 +403,7 @@ class ReferencePds:
         deadline = time.monotonic() + timeout
         while marker not in self._logged_urls():
             if time.monotonic() > deadline:
-                raise ReferencePdsUnavailable(
+                raise ReferencePdsError(
                     f"the PDS request log ({self.log_path}) never showed the marker request; "
                     "is LOG_ENABLED honoured?"
                 )
