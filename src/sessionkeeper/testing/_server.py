@@ -54,8 +54,9 @@ class LoopbackServer:
         httpd.daemon_threads = True
         httpd.owner = self  # type: ignore[attr-defined]
         self._httpd = httpd
+        # A short poll interval makes stop() take milliseconds instead of half a second.
         self._thread = threading.Thread(
-            target=httpd.serve_forever, name=type(self).__name__, daemon=True
+            target=httpd.serve_forever, args=(0.05,), name=type(self).__name__, daemon=True
         )
         self._thread.start()
         return self
