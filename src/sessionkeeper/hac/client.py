@@ -16,8 +16,10 @@ Session rules (why each request is there):
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Mapping
@@ -117,6 +119,23 @@ def _cell(value: object) -> str:
     return html.unescape(value) if isinstance(value, str) else str(value)
 
 
+@functools.cache
+def _verifying_ssl_context() -> ssl.SSLContext:
+    # Loading the CA bundle costs ~150 ms; one context serves every client of the process.
+    return httpx.create_ssl_context()
+
+
+def _tls_verification(origin: str, ignore_ssl: bool) -> ssl.SSLContext | bool:
+    """What to hand httpx as ``verify``.
+
+    Plain ``http://`` never performs a TLS handshake (every request goes to this
+    origin; redirects are resolved against it), so it needs no CA bundle.
+    """
+    if ignore_ssl or origin.startswith("http://"):
+        return False
+    return _verifying_ssl_context()
+
+
 class HacClient:
     """HTTP client for SAP Commerce HAC: Groovy, FlexibleSearch, Impex and system update.
 
@@ -157,7 +176,7 @@ class HacClient:
         else:
             self.session_manager = SessionManager()
         self.http_session = httpx.Client(
-            verify=not ignore_ssl,
+            verify=_tls_verification(self.urls.origin, ignore_ssl),
             timeout=timeout,
             follow_redirects=False,
             headers={"User-Agent": "sessionkeeper-hac"},
