@@ -284,8 +284,11 @@ def sessions_list(
             out.print("no stored sessions")
             return
         table = Table(title="ATProto sessions")
-        for column in ("", "handle", "DID", "access expires", "refresh expires"):
-            table.add_column(column)
+        table.add_column("")
+        table.add_column("handle")
+        table.add_column("DID", no_wrap=True)
+        table.add_column("access expires")
+        table.add_column("refresh expires")
         for s in found:
             table.add_row(
                 "*" if s.did == current else "",

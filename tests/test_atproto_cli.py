@@ -1,0 +1,189 @@
+"""``sessionkeeper atproto ...`` run as a real subprocess against a fake PDS."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sessionkeeper.atproto import PersistentSessionManager
+from sessionkeeper.stores import MemoryStore
+from sessionkeeper.testing.fake_pds import FakePds
+
+pytestmark = pytest.mark.timeout(120)
+
+REFRESH = "com.atproto.server.refreshSession"
+
+
+@pytest.fixture(scope="module")
+def pds() -> Iterator[FakePds]:
+    with FakePds() as fake:
+        fake.create_account("alice.test", "alice-pass", email="alice@example.com")
+        fake.create_account("bob.test", "bob-pass")
+        yield fake
+
+
+def run(
+    session_dir: Path, *args: str, password: str | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ATP_", "SESSIONKEEPER_"))}
+    env["COLUMNS"] = "200"
+    if password is not None:
+        env["ATP_PASSWORD"] = password
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sessionkeeper",
+            "atproto",
+            "--session-dir",
+            str(session_dir),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        input=stdin if stdin is not None else "",
+        timeout=60,
+    )
+
+
+def test_login_call_whoami_list_refresh_logout(tmp_path: Path, pds: FakePds) -> None:
+    sessions = tmp_path / "s"
+    logged = run(sessions, "login", "alice.test", "--service", pds.url, password="alice-pass")
+    assert logged.returncode == 0, logged.stderr
+    assert "alice.test" in logged.stdout
+    assert "alice-pass" not in logged.stdout + logged.stderr
+
+    listed = run(sessions, "sessions", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [(r["handle"], r["current"]) for r in rows] == [("alice.test", True)]
+    did = rows[0]["did"]
+    assert rows[0]["access_expires_at"] < rows[0]["refresh_expires_at"]
+
+    table = run(sessions, "sessions", "list")
+    assert table.returncode == 0 and "alice.test" in table.stdout and did in table.stdout
+
+    before = pds.counts["com.atproto.server.createSession"]
+    who = run(sessions, "whoami")
+    assert who.returncode == 0, who.stderr
+    assert "alice.test" in who.stdout and pds.url in who.stdout
+
+    record = json.dumps({"repo": did, "collection": "app.bsky.feed.post", "record": {"text": "hi"}})
+    posted = run(sessions, "call", "com.atproto.repo.createRecord", "--data", record)
+    assert posted.returncode == 0, posted.stderr
+    assert json.loads(posted.stdout)["uri"].startswith(f"at://{did}/")
+    listing = run(
+        sessions, "call", "com.atproto.repo.listRecords",
+        "--param", f"repo={did}", "--param", "collection=app.bsky.feed.post",
+    )  # fmt: skip
+    assert listing.returncode == 0, listing.stderr
+    assert [r["value"]["text"] for r in json.loads(listing.stdout)["records"]] == ["hi"]
+    assert pds.counts["com.atproto.server.createSession"] == before  # the session was reused
+
+    refreshes = pds.counts[REFRESH]
+    refreshed = run(sessions, "refresh")
+    assert refreshed.returncode == 0, refreshed.stderr
+    assert pds.counts[REFRESH] == refreshes + 1
+
+    out = run(sessions, "logout")
+    assert out.returncode == 0, out.stderr
+    gone = run(sessions, "whoami")
+    assert gone.returncode == 3
+    assert json.loads(run(sessions, "sessions", "list", "--json").stdout) == []
+
+
+def test_wrong_password_exits_3(tmp_path: Path, pds: FakePds) -> None:
+    result = run(tmp_path, "login", "alice.test", "--service", pds.url, password="wrong")
+    assert result.returncode == 3
+    assert "Invalid identifier or password" in result.stderr
+    assert "wrong" not in result.stderr.replace("wrong password", "")
+
+
+def test_no_password_without_a_terminal_is_a_usage_error(tmp_path: Path, pds: FakePds) -> None:
+    result = run(tmp_path, "login", "alice.test", "--service", pds.url)
+    assert result.returncode == 2
+    assert "ATP_PASSWORD" in result.stderr
+
+
+def test_revoked_session_exits_3(tmp_path: Path, pds: FakePds) -> None:
+    assert (
+        run(tmp_path, "login", "bob.test", "--service", pds.url, password="bob-pass").returncode
+        == 0
+    )
+    did = json.loads(run(tmp_path, "sessions", "list", "--json").stdout)[0]["did"]
+    pds.revoke_all(did)
+    result = run(tmp_path, "refresh")
+    assert result.returncode == 3
+    assert "log in again" in result.stderr
+
+
+def test_server_error_exits_1_and_bad_usage_exits_2(tmp_path: Path, pds: FakePds) -> None:
+    assert (
+        run(tmp_path, "login", "alice.test", "--service", pds.url, password="alice-pass").returncode
+        == 0
+    )
+    bad_repo = run(
+        tmp_path,
+        "call",
+        "com.atproto.repo.listRecords",
+        "--param",
+        "repo=nobody.test",
+        "--param",
+        "collection=a.b.c",
+    )
+    assert bad_repo.returncode == 1 and "InvalidRequest" in bad_repo.stderr
+    assert run(tmp_path, "call", "not-an-nsid").returncode == 2
+    assert run(tmp_path, "call", "com.atproto.repo.createRecord", "--data", "{oops").returncode == 2
+    assert run(tmp_path, "--did", "did:plc:../x", "whoami").returncode == 2
+
+
+def test_several_sessions_need_did_unless_one_is_current(tmp_path: Path, pds: FakePds) -> None:
+    assert (
+        run(tmp_path, "login", "alice.test", "--service", pds.url, password="alice-pass").returncode
+        == 0
+    )
+    assert (
+        run(tmp_path, "login", "bob.test", "--service", pds.url, password="bob-pass").returncode
+        == 0
+    )
+    rows = json.loads(run(tmp_path, "sessions", "list", "--json").stdout)
+    by_handle = {r["handle"]: r for r in rows}
+    assert by_handle["bob.test"]["current"] is True
+    assert "bob.test" in run(tmp_path, "whoami").stdout
+    chosen = run(tmp_path, "--did", by_handle["alice.test"]["did"], "whoami")
+    assert chosen.returncode == 0 and "alice.test" in chosen.stdout
+
+
+def test_import_session_string_from_stdin(tmp_path: Path, pds: FakePds) -> None:
+    with PersistentSessionManager(None, pds.url, store=MemoryStore()) as m:
+        session = m.login("alice.test", "alice-pass")
+    text = session.to_session_string(pds.url)
+    result = run(tmp_path, "import-session-string", "-", stdin=text)
+    assert result.returncode == 0, result.stderr
+    who = run(tmp_path, "whoami")
+    assert who.returncode == 0 and "alice.test" in who.stdout
+    assert session.access_jwt not in result.stdout + who.stdout
+
+
+def test_store_url_option(tmp_path: Path, pds: FakePds) -> None:
+    db = tmp_path / "sessions.db"
+    env_args = ("--store", f"sqlite:{db}")
+    login = run(
+        tmp_path / "unused",
+        *env_args,
+        "login",
+        "alice.test",
+        "--service",
+        pds.url,
+        password="alice-pass",
+    )
+    assert login.returncode == 0, login.stderr
+    assert db.exists()
+    assert run(tmp_path / "unused", *env_args, "whoami").returncode == 0
