@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ssl
+
 import httpx
 import pytest
 
 from sessionkeeper.hac.auth import BasicAuthHandler
-from sessionkeeper.hac.client import HacClient
+from sessionkeeper.hac.client import HacClient, _tls_verification
 from sessionkeeper.hac.cookies import CookieJar, parse_set_cookie, split_route_cookie
 from sessionkeeper.hac.errors import HacAuthenticationError, HacClientError
 from sessionkeeper.hac.log_redaction import redact_cookies
@@ -263,3 +265,23 @@ def test_httpcore_traces_show_only_cookie_prefixes() -> None:
     assert "JSESSIONID=012345..." in redacted
     assert "Path=/hac" in redacted
     assert redact_cookies("no cookies here") == "no cookies here"
+
+
+def test_tls_is_verified_for_https_unless_ignored_and_skipped_for_plain_http() -> None:
+    verifying = HacClient("https://h:9002", BasicAuthHandler("a", "b"), session_persistence=False)
+    ignoring = HacClient(
+        "https://h:9002", BasicAuthHandler("a", "b"), ignore_ssl=True, session_persistence=False
+    )
+    try:
+        assert _tls_verification("https://h:9002", ignore_ssl=False) is _tls_verification(
+            "https://other", ignore_ssl=False
+        )
+        context = _tls_verification("https://h:9002", ignore_ssl=False)
+        assert isinstance(context, ssl.SSLContext)
+        assert context.verify_mode == ssl.CERT_REQUIRED
+        assert _tls_verification("https://h:9002", ignore_ssl=True) is False
+        assert _tls_verification("http://h:9001", ignore_ssl=False) is False
+        assert verifying.ignore_ssl is False and ignoring.ignore_ssl is True
+    finally:
+        verifying.close()
+        ignoring.close()

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self
 
+import httpcore  # noqa: F401  (httpx imports it lazily on the first client; load it with ours)
 import httpx
 
 from sessionkeeper.hac.auth import AuthHandler
