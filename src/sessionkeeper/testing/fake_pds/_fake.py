@@ -47,7 +47,9 @@ from sessionkeeper.testing.fake_pds._inputs import (
     int_param,
     json_input,
     no_input,
+    optional_bool,
     optional_str,
+    require_object,
     require_param,
     require_str,
 )
@@ -56,6 +58,8 @@ from sessionkeeper.testing.fake_pds._ratelimit import FixedWindowLimiter, Policy
 from sessionkeeper.testing.fake_pds._repo import RecordStore
 from sessionkeeper.testing.fake_pds._tokens import (
     SCOPE_ACCESS,
+    SCOPE_APP_PASS,
+    SCOPE_APP_PASS_PRIVILEGED,
     SCOPE_TAKENDOWN,
     TokenIssuer,
     TokenPair,
@@ -74,8 +78,8 @@ CREATE_RECORD = "com.atproto.repo.createRecord"
 LIST_RECORDS = "com.atproto.repo.listRecords"
 
 _XRPC_PREFIX = "/xrpc/"
-_SESSION_SCOPES = frozenset({SCOPE_ACCESS, SCOPE_TAKENDOWN})
-_WRITE_SCOPES = frozenset({SCOPE_ACCESS})
+# App-password scopes are accepted like the reference does, though the fake never issues them.
+_SESSION_SCOPES = frozenset({SCOPE_ACCESS, SCOPE_APP_PASS, SCOPE_APP_PASS_PRIVILEGED})
 
 
 @dataclass
@@ -348,6 +352,8 @@ class FakePds(LoopbackServer):
         method = self._methods.get(nsid)
         if method is None:
             raise XrpcError(501, "MethodNotImplemented", "Method Not Implemented")
+        if request.method not in ("GET", "POST"):
+            raise invalid_request("XRPC requests only supports GET and POST")
         expected = "GET" if method.kind == "query" else "POST"
         if request.method != expected:
             raise invalid_request(f"Incorrect HTTP method ({request.method}) expected {expected}")
@@ -361,13 +367,13 @@ class FakePds(LoopbackServer):
         identifier = require_str(body, "identifier")
         password = require_str(body, "password")
         auth_factor = optional_str(body, "authFactorToken")
-        allow_takendown = body.get("allowTakendown", False)
-        if not isinstance(allow_takendown, bool):
-            raise invalid_request("Input/allowTakendown must be a boolean")
+        allow_takendown = optional_bool(body, "allowTakendown")
         headers: dict[str, str] = {}
         if self._limiter is not None:
-            # Limits come before the handler (and its padded delay), as in the reference.
-            decision = self._limiter.consume(identifier.strip().lower())
+            # Limits come before the handler (and its padded delay), as in the reference,
+            # which keys them by the identifier exactly as sent: "Alice.test" and the
+            # account's email each have a budget of their own.
+            decision = self._limiter.consume(identifier)
             headers = decision.headers()
             if not decision.allowed:
                 raise XrpcError(429, "RateLimitExceeded", "Rate Limit Exceeded", headers)
@@ -435,6 +441,9 @@ class FakePds(LoopbackServer):
         claims = self._issuer.verify_access(bearer(request), scopes=_SESSION_SCOPES)
         with self._state:
             account = self._account_of(claims.did)
+            if account.takendown:
+                # The reference no longer finds a taken-down account for getSession.
+                raise invalid_request(f"Could not find user info for account: {account.did}")
             return json_response(200, account.session_view(self.url))
 
     def _delete_session(self, request: HttpRequest) -> HttpResponse:
@@ -451,7 +460,7 @@ class FakePds(LoopbackServer):
                 "did": self.service_did,
                 "availableUserDomains": [".test"],
                 "inviteCodeRequired": False,
-                "phoneVerificationRequired": False,
+                "blobUploadLimit": 5 * 1024 * 1024,
                 "links": {},
                 "contact": {},
             },
@@ -462,36 +471,43 @@ class FakePds(LoopbackServer):
         with self._state:
             account = self._accounts.find(handle)
             if account is None or handle.startswith("did:") or "@" in handle:
-                raise invalid_request("Unable to resolve handle")
+                raise XrpcError(400, "HandleNotFound", "Unable to resolve handle")
             return json_response(200, {"did": account.did})
 
     def _create_record(self, request: HttpRequest) -> HttpResponse:
-        claims = self._issuer.verify_access(bearer(request), scopes=_WRITE_SCOPES)
+        claims = self._issuer.verify_access(bearer(request), scopes=_SESSION_SCOPES)
+        with self._state:
+            writer = self._account_of(claims.did)
+            if writer.takendown:
+                raise account_takedown()
         body = json_input(request)
         repo = require_str(body, "repo")
         collection = require_str(body, "collection")
         rkey = optional_str(body, "rkey")
-        record = body.get("record")
-        if not isinstance(record, dict):
-            raise invalid_request('Input must have the property "record"')
+        record = dict(require_object(body, "record"))
         record_type = record.setdefault("$type", collection)
         if record_type != collection:
             raise invalid_request(f"Invalid $type: expected {collection}, got {record_type}")
         with self._state:
             account = self._accounts.find(repo)
             if account is None:
-                raise invalid_request(f"Could not find repo: {repo}")
-            if account.did != claims.did:
+                raise XrpcError(403, "AccountNotFound", "Account not found")
+            if account.did != writer.did:
                 raise XrpcError(401, "AuthenticationRequired", "Authentication Required")
-            if account.takendown:
-                raise account_takedown()
             stored = self._records.create(
                 account.did, collection, record, rkey=rkey, now=self.clock.time()
             )
             if stored is None:
                 raise invalid_request(f"Record already exists: {collection}/{rkey}")
         return json_response(
-            200, {"uri": stored.uri, "cid": stored.cid, "validationStatus": "unknown"}
+            200,
+            {
+                "uri": stored.uri,
+                "cid": stored.cid,
+                "commit": {"cid": stored.commit_cid, "rev": stored.rev},
+                # The fake does not validate records against their lexicon.
+                "validationStatus": "unknown",
+            },
         )
 
     def _list_records(self, request: HttpRequest) -> HttpResponse:

@@ -40,6 +40,8 @@ class StoredRecord:
     cid: str
     rkey: str
     value: dict[str, Any]
+    rev: str
+    commit_cid: str
 
     def view(self) -> dict[str, Any]:
         """The ``{uri, cid, value}`` object of a listRecords answer."""
@@ -74,8 +76,16 @@ class RecordStore:
         key = rkey or self.next_tid(now)
         if key in records:
             return None
+        uri = f"at://{did}/{collection}/{key}"
+        cid = record_cid(record)
+        rev = self.next_tid(now)
         stored = StoredRecord(
-            uri=f"at://{did}/{collection}/{key}", cid=record_cid(record), rkey=key, value=record
+            uri=uri,
+            cid=cid,
+            rkey=key,
+            value=record,
+            rev=rev,
+            commit_cid=record_cid({"did": did, "rev": rev, "data": cid}),
         )
         records[key] = stored
         return stored
@@ -83,11 +93,15 @@ class RecordStore:
     def list(
         self, did: str, collection: str, *, limit: int, cursor: str | None, reverse: bool
     ) -> tuple[list[StoredRecord], str | None]:
-        """A page of records, newest key first unless ``reverse``; and the next cursor."""
+        """A page of records, newest key first unless ``reverse``, and the next cursor.
+
+        Like the reference, the cursor is the last record's key whenever the page
+        is not empty (an empty page ends the listing).
+        """
         records = self._collections.get((did, collection), {})
         keys = sorted(records, reverse=not reverse)
         if cursor is not None:
             keys = [k for k in keys if (k > cursor if reverse else k < cursor)]
         page = [records[k] for k in keys[:limit]]
-        next_cursor = page[-1].rkey if len(keys) > limit else None
+        next_cursor = page[-1].rkey if page else None
         return page, next_cursor

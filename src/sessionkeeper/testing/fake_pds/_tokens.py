@@ -17,6 +17,8 @@ LEGACY_TYP = "JWT"
 SCOPE_ACCESS = "com.atproto.access"
 SCOPE_REFRESH = "com.atproto.refresh"
 SCOPE_TAKENDOWN = "com.atproto.takendown"
+SCOPE_APP_PASS = "com.atproto.appPass"
+SCOPE_APP_PASS_PRIVILEGED = "com.atproto.appPassPrivileged"
 
 
 @dataclass(frozen=True)
@@ -122,8 +124,8 @@ class TokenIssuer:
     def _verify(
         self, token: str, *, typs: frozenset[str], scopes: frozenset[str]
     ) -> dict[str, Any]:
-        # Same order as the reference (jose's jwtVerify, then the scope check):
-        # signature, then header typ, audience, expiry, and last the scope. A
+        # Same order and words as the reference (jose's jwtVerify, then the scope
+        # check): signature, header typ, audience, expiry, and last the scope. A
         # token of the wrong kind is therefore InvalidToken even when expired.
         try:
             header = jwt.get_unverified_header(token)
@@ -141,7 +143,7 @@ class TokenIssuer:
         except jwt.InvalidTokenError:
             raise invalid_token("Token could not be verified") from None
         if header.get("typ") not in typs:
-            raise invalid_token("Invalid token type")
+            raise invalid_token("Token could not be verified")
         if claims.get("aud") != self._service_did:
             raise invalid_token("Token could not be verified")
         exp = claims.get("exp")
