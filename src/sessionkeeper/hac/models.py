@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 _TAG = re.compile(r"<[^>]+>")
 _BLANK_LINES = re.compile(r"\n{3,}")
@@ -120,7 +120,7 @@ class ProjectData:
 
     name: str
     description: str | None
-    parameters: list[UpdateParameter] = field(default_factory=list)
+    parameters: list[UpdateParameter]
 
     @property
     def has_parameters(self) -> bool:
