@@ -120,6 +120,16 @@ def _cell(value: object) -> str:
     return html.unescape(value) if isinstance(value, str) else str(value)
 
 
+def _session_cookies(info: SessionInfo) -> CookieJar:
+    """The cookies that carry ``info``: ``JSESSIONID`` and the load balancer's route."""
+    cookies = CookieJar()
+    cookies.put(SESSION_COOKIE, info.session_id)
+    route = split_route_cookie(info.route_cookie)
+    if route is not None:
+        cookies.put(*route)
+    return cookies
+
+
 @functools.cache
 def _verifying_ssl_context() -> ssl.SSLContext:
     # Loading the CA bundle costs ~150 ms; one context serves every client of the process.
@@ -182,7 +192,6 @@ class HacClient:
             follow_redirects=False,
             headers={"User-Agent": "sessionkeeper-hac"},
         )
-        self._cookies = CookieJar()
         # Serialises session changes among threads sharing this client; the
         # session manager's lock does the same among processes.
         self._session_guard = threading.RLock()
@@ -219,6 +228,7 @@ class HacClient:
         method: str,
         url: str,
         operation: str,
+        cookies: CookieJar,
         *,
         data: Mapping[str, str] | None = None,
         json_body: Any = None,
@@ -228,7 +238,7 @@ class HacClient:
         request = self.http_session.build_request(
             method, url, data=data, json=json_body, headers=headers, params=params
         )
-        cookie = self._cookies.header()
+        cookie = cookies.header()
         if cookie:
             request.headers["Cookie"] = cookie
         request = self.auth_handler.apply_auth(request)
@@ -241,7 +251,7 @@ class HacClient:
         finally:
             # httpx's own jar scopes cookies by domain; ours does not (see cookies.py).
             self.http_session.cookies.clear()
-        self._cookies.absorb(response.headers.get_list("set-cookie"))
+        cookies.absorb(response.headers.get_list("set-cookie"))
         logger.debug("%s %s -> %d", method, request.url.path, response.status_code)
         return response
 
@@ -286,10 +296,14 @@ class HacClient:
             data = dict(form) if form is not None else None
             if data is not None and csrf_in_form:
                 data["_csrf"] = info.csrf_token
+            # One jar per request, filled from the session it uses: a thread whose
+            # request met a dead session cannot disturb another thread's cookies.
+            cookies = _session_cookies(info)
             response = self._send(
                 method,
                 url,
                 operation,
+                cookies,
                 data=data,
                 json_body=json_body,
                 headers=self._authenticated_headers(info, headers or {}),
@@ -315,7 +329,7 @@ class HacClient:
                 f"{operation}: HAC answered HTTP {response.status_code} "
                 f"for {self.urls.web_root}{path}"
             )
-        self._after_success(info)
+        self._after_success(info, cookies)
         return response
 
     def _json(self, response: httpx.Response, operation: str) -> dict[str, Any]:
@@ -336,11 +350,6 @@ class HacClient:
         return self.base_url, self.username, self.environment
 
     def _adopt(self, session_id: str, csrf_token: str, route_cookie: str | None) -> SessionInfo:
-        self._cookies.clear()
-        self._cookies.put(SESSION_COOKIE, session_id)
-        route = split_route_cookie(route_cookie)
-        if route is not None:
-            self._cookies.put(*route)
         self.session_info = SessionInfo(
             session_id=session_id,
             csrf_token=csrf_token,
@@ -437,10 +446,10 @@ class HacClient:
             f"check the username and password{suffix}"
         )
 
-    def _get_login_page(self, operation: str) -> httpx.Response:
+    def _get_login_page(self, operation: str, cookies: CookieJar) -> httpx.Response:
         url = self.urls.url("/login")
         for _ in range(MAX_LOGIN_PAGE_REDIRECTS + 1):
-            response = self._send("GET", url, operation, headers={"Accept": "text/html"})
+            response = self._send("GET", url, operation, cookies, headers={"Accept": "text/html"})
             if response.status_code not in REDIRECTS:
                 break
             url = self.urls.same_origin(response.headers.get("location", ""))
@@ -458,9 +467,9 @@ class HacClient:
         operation = "HAC login"
         credentials = self.auth_handler.get_initial_credentials()
         username = credentials.get("j_username", "")
-        self._cookies.clear()
+        cookies = CookieJar()
         self.session_info = None
-        page = self._get_login_page(operation)
+        page = self._get_login_page(operation, cookies)
         csrf = extract_csrf_token(page.text)
         if not csrf:
             raise HacAuthenticationError(
@@ -470,6 +479,7 @@ class HacClient:
             "POST",
             self.urls.url("/j_spring_security_check"),
             operation,
+            cookies,
             data={**credentials, "_csrf": csrf},
             headers={"Content-Type": FORM_CONTENT_TYPE, "Accept": "text/html"},
         )
@@ -480,7 +490,11 @@ class HacClient:
             # Never replay the POST on the redirect (405): GET the target, which
             # carries the CSRF token of the new, authenticated session.
             page = self._send(
-                "GET", self.urls.same_origin(location), operation, headers={"Accept": "text/html"}
+                "GET",
+                self.urls.same_origin(location),
+                operation,
+                cookies,
+                headers={"Accept": "text/html"},
             )
         elif response.status_code == 200:
             if is_login_page(response.text):
@@ -495,11 +509,13 @@ class HacClient:
             raise self._login_failed(username)
         token = extract_csrf_token(page.text) if page.status_code == 200 else None
         if not token:
-            page = self._send("GET", self.urls.url("/"), operation, headers={"Accept": "text/html"})
+            page = self._send(
+                "GET", self.urls.url("/"), operation, cookies, headers={"Accept": "text/html"}
+            )
             if page.status_code != 200 or is_login_page(page.text):
                 raise self._login_failed(username)
             token = extract_csrf_token(page.text)
-        session_id = self._cookies.get(SESSION_COOKIE)
+        session_id = cookies.get(SESSION_COOKIE)
         if not token or not session_id:
             missing = " and ".join(
                 name
@@ -507,17 +523,19 @@ class HacClient:
                 if not value
             )
             raise HacAuthenticationError(f"{operation}: HAC at {self.urls.root} gave no {missing}")
-        return session_id, token, route_cookie_string(self._cookies.get(ROUTE_COOKIE))
+        return session_id, token, route_cookie_string(cookies.get(ROUTE_COOKIE))
 
-    def _after_success(self, info: SessionInfo) -> None:
+    def _after_success(self, info: SessionInfo, cookies: CookieJar) -> None:
         """Persist cookie changes (a new ROUTE after fail-over) or just touch the session."""
-        session_id = self._cookies.get(SESSION_COOKIE) or info.session_id
-        route_cookie = route_cookie_string(self._cookies.get(ROUTE_COOKIE))
+        session_id = cookies.get(SESSION_COOKIE) or info.session_id
+        route = cookies.get(ROUTE_COOKIE)
+        route_cookie = route_cookie_string(route) if route is not None else info.route_cookie
         changed = session_id != info.session_id or route_cookie != info.route_cookie
         if changed:
             logger.info("HAC changed the session cookies of %r; saving them", self.username)
-            info.session_id = session_id
-            info.route_cookie = route_cookie
+            with self._session_guard:
+                info.session_id = session_id
+                info.route_cookie = route_cookie
         if self.session_manager is None:
             return
         if changed:
@@ -555,6 +573,7 @@ class HacClient:
                         "POST",
                         self.urls.url("/logout"),
                         "HAC logout",
+                        _session_cookies(info),
                         data={"_csrf": info.csrf_token},
                         headers={
                             "Content-Type": FORM_CONTENT_TYPE,
@@ -569,7 +588,6 @@ class HacClient:
             if self.session_manager is not None:
                 self.session_manager.remove_session(*self._key())
             self.session_info = None
-            self._cookies.clear()
 
     def close(self) -> None:
         """Close the HTTP connections (the persisted session stays)."""
