@@ -360,3 +360,61 @@ def test_the_hac_console_script_is_installed(home: Path) -> None:
     )
     assert result.returncode == 0
     assert "groovy" in result.stdout
+
+
+def test_verbose_logging_shows_what_happens_but_no_secret(fake: FakeHac, home: Path) -> None:
+    env = {"HAC_USERNAME": "admin", "HAC_PASSWORD": "nimda"}
+    first = run_hac(home, "-v", "--url", fake.url, "groovy", "return 1", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "Authenticated to HAC" in first.stderr
+    fake.kill_all_sessions()
+    second = run_hac(home, "-v", "--url", fake.url, "groovy", "return 2", env=env)
+    assert "no longer valid" in second.stderr
+    cached = cache(home).load_session(fake.url, "admin", "local")
+    assert cached is not None
+    output = first.stdout + first.stderr + second.stdout + second.stderr
+    for secret in ("nimda", cached.session_id, cached.csrf_token):
+        assert secret not in output
+
+
+def test_credentials_are_prompted_for_only_on_a_terminal(fake: FakeHac, home: Path) -> None:
+    import pty
+    import select
+
+    main_fd, terminal_fd = pty.openpty()
+    try:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("HAC_", "SESSIONKEEPER_", "PYTHON_KEYRING"))
+        }
+        env.update(HOME=str(home), PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring")
+        # A new session has no controlling terminal, so getpass reads the pty on stdin.
+        prompted = subprocess.Popen(
+            [sys.executable, "-m", "sessionkeeper", "hac", "--url", fake.url, "login"],
+            stdin=terminal_fd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
+        os.write(main_fd, b"admin\n")
+        # getpass flushes pending terminal input before prompting: answer the prompt.
+        assert prompted.stderr is not None
+        seen = b""
+        while b"password" not in seen:
+            ready, _, _ = select.select([prompted.stderr], [], [], 60)
+            assert ready, f"no password prompt; stderr so far: {seen!r}"
+            chunk = os.read(prompted.stderr.fileno(), 1024)
+            assert chunk, f"the command ended without prompting: {seen!r}"
+            seen += chunk
+        os.write(main_fd, b"nimda\n")
+        stdout, stderr = prompted.communicate(timeout=90)
+        stderr = seen + stderr
+    finally:
+        os.close(main_fd)
+        os.close(terminal_fd)
+    assert prompted.returncode == 0, stderr
+    assert b"Logged in: admin" in stdout
+    assert b"nimda" not in stdout + stderr
+    assert fake.logins == 1

@@ -478,3 +478,28 @@ def test_results_errors_reprs_and_logs_carry_no_secret(
     assert len(caplog.records) > 5
     for secret in secrets:
         assert secret not in joined, f"secret {secret[:3]}... leaked"
+
+
+def test_threads_meeting_a_dead_session_renew_it_once(
+    fake: FakeHac, make_client: MakeClient
+) -> None:
+    client = make_client()
+    client.login()
+    fake.kill_all_sessions()
+    fake.latency = 0.02
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            assert client.execute_groovy(f"return {n}").execution_result == str(n)
+        except BaseException as exc:  # collected and re-raised in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert fake.logins == 2  # the first login and exactly one renewal
+    assert len(fake.groovy_runs) == 6
