@@ -4,7 +4,8 @@ Keys (``P`` is the prefix, ``sessionkeeper:`` by default):
 
 - ``P v:NAME``     the value, written with one ``SET`` (atomic), optionally with a TTL;
 - ``P lock:NAME``  the lock: ``TOKEN:FENCE``, set only when absent, with a lease;
-- ``P fence:NAME`` a counter, incremented by every acquisition of the lock.
+- ``P fence:NAME`` a counter, incremented by every acquisition of the lock;
+- ``P wake:NAME``  a one-element list a release pushes to, so waiters wake at once.
 
 Why fencing: a lease is what frees the lock of a holder that died (SIGKILL,
 lost machine), but a holder that is merely slow (paused, stuck on a slow
@@ -50,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "sessionkeeper:"
 DEFAULT_LEASE = 30.0
+#: Longest a lock waiter blocks before checking again whether a dead holder's lease ended.
+WAKE_POLL = 0.1
 #: Query parameters of a store URL that configure the store, not the connection.
 STORE_PARAMS = ("prefix", "lease", "ttl")
 
@@ -62,10 +65,17 @@ redis.call('SET', KEYS[1], ARGV[1] .. ':' .. fence, 'PX', ARGV[2])
 return fence
 """
 
-# Delete the lock only if it is still ours (a lease may have handed it on).
+# Delete the lock only if it is still ours (a lease may have handed it on), and
+# wake one waiter: a one-element list that waiters block on with BLPOP. The
+# list is capped at one element and expires, so signals nobody took cost a
+# single spurious retry at most.
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[1])
+  redis.call('RPUSH', KEYS[2], '1')
+  redis.call('LTRIM', KEYS[2], 0, 0)
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+  return 1
 end
 return 0
 """
@@ -190,6 +200,9 @@ class RedisStore:
 
     def _fence_key(self, name: str) -> str:
         return f"{self.prefix}fence:{name}"
+
+    def _wake_key(self, name: str) -> str:
+        return f"{self.prefix}wake:{name}"
 
     # -- errors -----------------------------------------------------------
     def _fail(self, exc: redis.RedisError) -> NoReturn:
@@ -319,7 +332,6 @@ class RedisStore:
         lease_ms = max(1, round(self.lease * 1000))
         keys = [self._lock_key(name), self._fence_key(name)]
         deadline = time.monotonic() + timeout
-        pause = 0.002
         while True:
             try:
                 fence = int(self._acquire(keys=keys, args=[token, lease_ms]))
@@ -336,13 +348,19 @@ class RedisStore:
                     f"lock of {name!r} not acquired within {timeout:g} s; another holder has it"
                     f"{frees}"
                 )
-            # Jittered backoff up to 50 ms: contenders on a busy name spread out.
-            time.sleep(min(remaining, pause * (0.5 + secrets.randbelow(1000) / 1000)))
-            pause = min(pause * 2, 0.05)
+            # Block until a holder's release signals, or at most WAKE_POLL seconds:
+            # a holder that died never signals, so its lease end is found by polling.
+            wait = max(0.01, min(remaining, WAKE_POLL))
+            self._call("BLPOP", self._wake_key(name), f"{wait:.3f}")
 
     def _give_back(self, name: str, held: _Held) -> None:
         try:
-            released = int(self._release(keys=[self._lock_key(name)], args=[held.value]))
+            released = int(
+                self._release(
+                    keys=[self._lock_key(name), self._wake_key(name)],
+                    args=[held.value, max(1, round(self.lease * 1000))],
+                )
+            )
         except redis.RedisError as exc:
             # The lease frees it anyway; raising here would mask the block's own outcome.
             logger.warning("lock of %r not released (%s); its lease will free it", name, exc)
