@@ -15,8 +15,9 @@ import pytest
 
 from sessionkeeper.hac.auth import AuthHandler, BasicAuthHandler
 from sessionkeeper.hac.client import HacClient
-from sessionkeeper.hac.errors import HacAuthenticationError
+from sessionkeeper.hac.errors import HacAuthenticationError, HacClientError
 from sessionkeeper.hac.session import SessionManager
+from sessionkeeper.stores.directory import DirectoryStore
 from sessionkeeper.testing.fake_hac import FakeHac
 
 pytestmark = pytest.mark.timeout(60)
@@ -503,3 +504,23 @@ def test_threads_meeting_a_dead_session_renew_it_once(
     assert errors == []
     assert fake.logins == 2  # the first login and exactly one renewal
     assert len(fake.groovy_runs) == 6
+
+
+def test_a_store_given_to_the_client_holds_its_sessions(fake: FakeHac, tmp_path: Path) -> None:
+    store = DirectoryStore(tmp_path / "elsewhere")
+    with HacClient(fake.url, BasicAuthHandler("admin", "nimda"), store=store) as client:
+        client.login()
+        assert client.session_manager is not None
+        assert client.session_manager.store is store
+    assert [name for name in store.names() if name.startswith("session_")]
+    fake.reset_counts()
+    with HacClient(fake.url, BasicAuthHandler("admin", "nimda"), store=store) as client:
+        client.execute_groovy("return 1")
+    assert dict(fake.counts) == {GROOVY: 1}
+
+
+def test_a_closed_client_says_so(fake: FakeHac, make_client: MakeClient) -> None:
+    client = make_client()
+    client.close()
+    with pytest.raises(HacClientError, match="was closed"):
+        client.execute_groovy("return 1")

@@ -235,6 +235,8 @@ class HacClient:
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
     ) -> httpx.Response:
+        if self.http_session.is_closed:
+            raise HacClientError(f"{operation}: this HacClient was closed; create a new one")
         request = self.http_session.build_request(
             method, url, data=data, json=json_body, headers=headers, params=params
         )
