@@ -123,7 +123,6 @@ class FakePds(LoopbackServer):
     ) -> None:
         super().__init__(host=host, port=port)
         self.clock: Clock = clock if clock is not None else SystemClock()
-        self.grace_period = grace_period
         self.create_session_floor = create_session_floor
         self.latency = latency
         self.service_did = service_did
@@ -163,6 +162,11 @@ class FakePds(LoopbackServer):
         }
 
     # ----------------------------------------------------------------- public API
+
+    @property
+    def grace_period(self) -> float:
+        """Seconds a used refresh token may be reused (0: strictly single use)."""
+        return self._ledger.grace_period
 
     def create_account(
         self,

@@ -34,6 +34,11 @@ class RefreshLedger:
         self._grace = grace_period
         self._records: dict[str, RefreshRecord] = {}
 
+    @property
+    def grace_period(self) -> float:
+        """Seconds after its first use during which a refresh token may be reused."""
+        return self._grace
+
     def add(self, jti: str, did: str, family: str) -> None:
         """Remember a freshly issued refresh token."""
         self._records[jti] = RefreshRecord(did=did, family=family)
