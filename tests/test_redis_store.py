@@ -276,3 +276,44 @@ def test_missing_binary_gives_a_named_error(
         RedisServer(appendonly=False).start()
     with pytest.raises(RedisServerError, match="not executable"):
         RedisServer(appendonly=False, binary=str(tmp_path)).start()
+
+
+def test_release_leaves_one_expiring_wake_signal_for_waiters(
+    redis_server: RedisServer, redis_store_factory: Factory
+) -> None:
+    store = redis_store_factory(lease=5)
+    raw = _raw(redis_server)
+    wake_key = f"{store.prefix}wake:n"
+    for _ in range(3):
+        with store.lock("n"):
+            pass
+    assert raw.llen(wake_key) == 1  # capped: unclaimed signals never pile up
+    assert 0 < raw.pttl(wake_key) <= 5000
+
+
+def test_a_waiter_blocked_on_the_wake_signal_gets_the_lock_when_it_is_released(
+    redis_store_factory: Factory,
+) -> None:
+    store = redis_store_factory(lease=60)
+    holding, acquired = threading.Event(), threading.Event()
+    release = threading.Event()
+
+    def holder() -> None:
+        with store.lock("n"):
+            holding.set()
+            release.wait(30)
+
+    def waiter() -> None:
+        with store.lock("n", timeout=30):
+            acquired.set()
+
+    first = threading.Thread(target=holder)
+    first.start()
+    holding.wait(10)
+    second = threading.Thread(target=waiter)
+    second.start()
+    assert not acquired.wait(0.3)  # still held: the waiter blocks
+    release.set()
+    first.join()
+    second.join(timeout=30)
+    assert acquired.is_set()
