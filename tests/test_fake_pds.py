@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import signal
@@ -808,6 +809,25 @@ def test_counters_count_calls_and_errors_per_nsid(
     pds.reset_counts()
     assert not pds.counts
     assert not pds.errors
+
+
+def test_logs_never_carry_passwords_or_tokens(
+    pds: FakePds, http: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="sessionkeeper")
+    secret_password = "pw-" + secrets.token_hex(8)
+    created = http.post(
+        "/__fake__/accounts", params={"handle": "logged.test", "password": secret_password}
+    )
+    assert created.status_code == 200
+    session = login(http, "logged.test", secret_password)
+    renewed = refresh(http, session["refreshJwt"]).json()
+    http.post(CREATE, json={"identifier": "logged.test", "password": secret_password + "x"})
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    assert "/__fake__/accounts" in text  # the requests were logged ...
+    for secret in (secret_password, session["accessJwt"], session["refreshJwt"]):
+        assert secret not in text  # ... without their secrets
+    assert renewed["refreshJwt"] not in text
 
 
 # ------------------------------------------------------------------ records

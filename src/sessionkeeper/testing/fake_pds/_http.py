@@ -135,8 +135,14 @@ class XrpcHandler(BaseHTTPRequestHandler):
         """Serve a DELETE (XRPC answers it with an error)."""
         self._serve()
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Log method, path and status; never the query string (the control
+        endpoints take passwords there) nor any header (tokens)."""
+        path = urlsplit(getattr(self, "path", "")).path
+        logger.debug("%s %s %s -> %s", self.address_string(), self.command, path, code)
+
     def log_message(self, format: str, *args: Any) -> None:
-        """Route the server's access log to ``logging`` (paths only, never headers)."""
+        """Route the server's other messages (errors) to ``logging``."""
         logger.debug("%s " + format, self.address_string(), *args)
 
     def _serve(self) -> None:
