@@ -7,8 +7,9 @@ import ssl
 import httpx
 import pytest
 
+from sessionkeeper.hac import operations as ops
 from sessionkeeper.hac.auth import BasicAuthHandler
-from sessionkeeper.hac.client import HacClient, _tls_verification
+from sessionkeeper.hac.client import HacClient
 from sessionkeeper.hac.cookies import CookieJar, parse_set_cookie, split_route_cookie
 from sessionkeeper.hac.errors import HacAuthenticationError, HacClientError
 from sessionkeeper.hac.log_redaction import redact_cookies
@@ -30,6 +31,7 @@ from sessionkeeper.hac.pages import (
     parse_impex_import,
     parse_impex_validation,
 )
+from sessionkeeper.hac.transport import tls_verification
 from sessionkeeper.hac.urls import HacUrls
 from sessionkeeper.stores.memory import MemoryStore
 
@@ -273,15 +275,68 @@ def test_tls_is_verified_for_https_unless_ignored_and_skipped_for_plain_http() -
         "https://h:9002", BasicAuthHandler("a", "b"), ignore_ssl=True, session_persistence=False
     )
     try:
-        assert _tls_verification("https://h:9002", ignore_ssl=False) is _tls_verification(
+        assert tls_verification("https://h:9002", ignore_ssl=False) is tls_verification(
             "https://other", ignore_ssl=False
         )
-        context = _tls_verification("https://h:9002", ignore_ssl=False)
+        context = tls_verification("https://h:9002", ignore_ssl=False)
         assert isinstance(context, ssl.SSLContext)
         assert context.verify_mode == ssl.CERT_REQUIRED
-        assert _tls_verification("https://h:9002", ignore_ssl=True) is False
-        assert _tls_verification("http://h:9001", ignore_ssl=False) is False
+        assert tls_verification("https://h:9002", ignore_ssl=True) is False
+        assert tls_verification("http://h:9001", ignore_ssl=False) is False
         assert verifying.ignore_ssl is False and ignoring.ignore_ssl is True
     finally:
         verifying.close()
         ignoring.close()
+
+
+def test_operations_build_the_forms_hac_expects() -> None:
+    assert ops.groovy_form("1", True, "beanshell") == {
+        "script": "1",
+        "scriptType": "beanshell",
+        "commit": "true",
+    }
+    off = ops.impex_form(
+        "x", "relaxed", enable_code_execution=False, legacy_mode=False, max_threads=2
+    )
+    assert off["validationEnum"] == "IMPORT_RELAXED"
+    assert off["_enableCodeExecution"] == "on" and "enableCodeExecution" not in off
+    on = ops.impex_form(
+        "x", "IMPORT_STRICT", enable_code_execution=True, legacy_mode=True, max_threads=1
+    )
+    assert on["enableCodeExecution"] == "true" and on["legacyMode"] == "true"
+    sql = ops.flexsearch_form("SELECT 1", 5, "de", "admin", "slave", raw_sql=True)
+    assert sql["sqlQuery"] == "SELECT 1" and "flexibleSearchQuery" not in sql
+    assert sql["user"] == "admin" and sql["dataSource"] == "slave" and sql["commit"] == "false"
+
+
+def test_operations_read_hac_answers() -> None:
+    failed = ops.flexsearch_result(
+        {"exception": {"message": "bad query", "stackTrace": []}, "resultList": []}
+    )
+    assert failed.exception == "bad query" and failed.result_count == 0
+    rows = ops.flexsearch_result(
+        {"headers": ["a"], "resultList": [["&lt;b&gt; &amp;", None]], "resultCount": 1}
+    )
+    assert rows.rows == [["<b> &", ""]]
+    groovy = ops.groovy_result(
+        {"outputText": "o", "executionResult": "r", "stacktraceText": ""}, False
+    )
+    assert groovy.success and groovy.output_text == "o"
+    patches = {"validation": [{"hash": "h1", "required": True}, {"hash": "h2", "required": False}]}
+    assert ops.required_patch_hashes(patches) == {"validation": ["h1"]}
+    payload = ops.update_payload(
+        parameters={"Patch_X": ["yes"], "flag": "no"},
+        pending={"validation": ["h1"]},
+        drop_tables=False,
+        clear_hmc=False,
+        create_essential_data=True,
+        create_project_data=False,
+        localize_types=False,
+    )
+    assert payload["initMethod"] == "UPDATE"
+    assert payload["patches"] == {"validation": ["h1"]}
+    assert payload["parametersAsStringMap"] == {
+        "initmethod": ["update"],
+        "Patch_X": ["yes"],
+        "flag": ["no"],
+    }

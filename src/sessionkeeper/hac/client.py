@@ -6,8 +6,7 @@ Session rules (why each request is there):
   one operation is one request.
 - Cold: under the session's cross-process lock, re-read the cache (another
   process may have logged in while we waited: adopt its session); otherwise
-  GET the login page, POST the form, GET the redirect target for the NEW
-  CSRF token (Spring renews both the session id and the token on login).
+  log in (three requests, see :mod:`sessionkeeper.hac.login`) and save.
 - Dead session (302 to the login page, 401/403/405, or the login page in a
   200 body): the request did not run on the server, so log in again once
   (same lock and re-read rule, adopting a session that differs from the dead
@@ -16,135 +15,50 @@ Session rules (why each request is there):
 
 from __future__ import annotations
 
-import functools
-import html
 import logging
-import ssl
 import threading
 import time
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self
 
-import httpcore  # noqa: F401  (httpx imports it lazily on the first client; load it with ours)
 import httpx
 
+from sessionkeeper.hac import operations as ops
 from sessionkeeper.hac.auth import AuthHandler
-from sessionkeeper.hac.cookies import (
-    ROUTE_COOKIE,
-    SESSION_COOKIE,
-    CookieJar,
-    route_cookie_string,
-    split_route_cookie,
-)
+from sessionkeeper.hac.cookies import ROUTE_COOKIE, SESSION_COOKIE, CookieJar, route_cookie_string
 from sessionkeeper.hac.errors import HacAuthenticationError, HacClientError
 from sessionkeeper.hac.log_redaction import install_cookie_redaction
+from sessionkeeper.hac.login import form_login
 from sessionkeeper.hac.models import (
     FlexibleSearchResult,
     GroovyScriptResult,
     ImpexResult,
-    ProjectData,
     SessionInfo,
     UpdateData,
     UpdateLog,
-    UpdateParameter,
     UpdateResult,
 )
-from sessionkeeper.hac.pages import (
-    extract_csrf_token,
-    is_login_page,
-    login_error_text,
-    parse_impex_import,
-    parse_impex_validation,
-)
+from sessionkeeper.hac.pages import parse_impex_import, parse_impex_validation
 from sessionkeeper.hac.session import SessionManager, SessionMetadata
+from sessionkeeper.hac.transport import (
+    FORM_CONTENT_TYPE,
+    JSON_CONTENT_TYPE,
+    REDIRECTS,
+    HacTransport,
+    authenticated_headers,
+    is_dead_session,
+    session_cookies,
+)
 from sessionkeeper.hac.urls import HacUrls
 from sessionkeeper.stores.base import Store
 from sessionkeeper.stores.errors import StoreError
 
 logger = logging.getLogger(__name__)
 
-FORM_CONTENT_TYPE = "application/x-www-form-urlencoded; charset=UTF-8"
-JSON_CONTENT_TYPE = "application/json; charset=UTF-8"
-REDIRECTS = frozenset({301, 302, 303, 307, 308})
-#: Answers HAC gives to a request whose session (or CSRF token) is dead.
-DEAD_SESSION_STATUSES = frozenset({401, 403, 405})
-SCRIPT_TYPES = ("groovy", "beanshell", "javascript")
-VALIDATION_MODES = {
-    "import_strict": "IMPORT_STRICT",
-    "import_relaxed": "IMPORT_RELAXED",
-    "strict": "IMPORT_STRICT",
-    "relaxed": "IMPORT_RELAXED",
-}
-MAX_LOGIN_PAGE_REDIRECTS = 3
-
-
-def _validation_enum(mode: str) -> str:
-    try:
-        return VALIDATION_MODES[mode.strip().lower()]
-    except KeyError:
-        raise ValueError(
-            f"validation mode {mode!r} is not one of {', '.join(VALIDATION_MODES)}"
-        ) from None
-
-
-def _int_or_none(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(float(value))
-        except ValueError:
-            return None
-    return None
-
-
-def _exception_message(value: object) -> str | None:
-    """FlexibleSearch's ``exception`` is an object ``{message, ...}``; keep its message."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, Mapping):
-        for key in ("message", "localizedMessage"):
-            text = value.get(key)
-            if isinstance(text, str) and text:
-                return text
-        return "FlexibleSearch query failed (HAC gave no message)"
-    return str(value)
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    return html.unescape(value) if isinstance(value, str) else str(value)
-
-
-def _session_cookies(info: SessionInfo) -> CookieJar:
-    """The cookies that carry ``info``: ``JSESSIONID`` and the load balancer's route."""
-    cookies = CookieJar()
-    cookies.put(SESSION_COOKIE, info.session_id)
-    route = split_route_cookie(info.route_cookie)
-    if route is not None:
-        cookies.put(*route)
-    return cookies
-
-
-@functools.cache
-def _verifying_ssl_context() -> ssl.SSLContext:
-    # Loading the CA bundle costs ~150 ms; one context serves every client of the process.
-    return httpx.create_ssl_context()
-
-
-def _tls_verification(origin: str, ignore_ssl: bool) -> ssl.SSLContext | bool:
-    """What to hand httpx as ``verify``.
-
-    Plain ``http://`` never performs a TLS handshake (every request goes to this
-    origin; redirects are resolved against it), so it needs no CA bundle.
-    """
-    if ignore_ssl or origin.startswith("http://"):
-        return False
-    return _verifying_ssl_context()
+_FORM_FOR_JSON = {"Content-Type": FORM_CONTENT_TYPE, "Accept": "application/json"}
+_FORM_FOR_HTML = {"Content-Type": FORM_CONTENT_TYPE, "Accept": "text/html"}
+_JSON = {"Accept": "application/json"}
 
 
 class HacClient:
@@ -186,12 +100,11 @@ class HacClient:
             self.session_manager = SessionManager(store=store)
         else:
             self.session_manager = SessionManager()
-        self.http_session = httpx.Client(
-            verify=_tls_verification(self.urls.origin, ignore_ssl),
-            timeout=timeout,
-            follow_redirects=False,
-            headers={"User-Agent": "sessionkeeper-hac"},
+        self._transport = HacTransport(
+            self.urls, auth_handler, timeout=timeout, ignore_ssl=ignore_ssl
         )
+        #: The underlying ``httpx.Client`` (the original exposed its requests session here).
+        self.http_session: httpx.Client = self._transport.http
         # Serialises session changes among threads sharing this client; the
         # session manager's lock does the same among processes.
         self._session_guard = threading.RLock()
@@ -202,8 +115,6 @@ class HacClient:
             f"environment={self.environment!r}, "
             f"authenticated={bool(self.session_info and self.session_info.is_authenticated)})"
         )
-
-    # -- identity -----------------------------------------------------------------
 
     @property
     def username(self) -> str:
@@ -221,62 +132,7 @@ class HacClient:
     def _info(self, message: str, *args: object) -> None:
         logger.log(logging.DEBUG if self.quiet else logging.INFO, message, *args)
 
-    # -- low-level HTTP ---------------------------------------------------------------
-
-    def _send(
-        self,
-        method: str,
-        url: str,
-        operation: str,
-        cookies: CookieJar,
-        *,
-        data: Mapping[str, str] | None = None,
-        json_body: Any = None,
-        headers: Mapping[str, str] | None = None,
-        params: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
-        if self.http_session.is_closed:
-            raise HacClientError(f"{operation}: this HacClient was closed; create a new one")
-        request = self.http_session.build_request(
-            method, url, data=data, json=json_body, headers=headers, params=params
-        )
-        cookie = cookies.header()
-        if cookie:
-            request.headers["Cookie"] = cookie
-        request = self.auth_handler.apply_auth(request)
-        try:
-            response = self.http_session.send(request)
-        except httpx.HTTPError as exc:
-            raise HacClientError(
-                f"{operation}: cannot reach HAC at {self.urls.root} ({type(exc).__name__}: {exc})"
-            ) from exc
-        finally:
-            # httpx's own jar scopes cookies by domain; ours does not (see cookies.py).
-            self.http_session.cookies.clear()
-        cookies.absorb(response.headers.get_list("set-cookie"))
-        logger.debug("%s %s -> %d", method, request.url.path, response.status_code)
-        return response
-
-    def _authenticated_headers(self, info: SessionInfo, extra: Mapping[str, str]) -> dict[str, str]:
-        return {
-            "X-CSRF-TOKEN": info.csrf_token,
-            "X-Requested-With": "XMLHttpRequest",
-            **extra,
-        }
-
-    def _is_dead(self, response: httpx.Response, result_marker: str | None) -> bool:
-        status = response.status_code
-        if status in DEAD_SESSION_STATUSES:
-            return True
-        if status in REDIRECTS:
-            return "login" in response.headers.get("location", "")
-        if status != 200 or "json" in response.headers.get("content-type", ""):
-            # A JSON body is an answer, even one that mentions the login form.
-            return False
-        body = response.text
-        if result_marker is not None and result_marker in body:
-            return False
-        return is_login_page(body)
+    # -- one authenticated request ---------------------------------------------------
 
     def _call(
         self,
@@ -300,18 +156,18 @@ class HacClient:
                 data["_csrf"] = info.csrf_token
             # One jar per request, filled from the session it uses: a thread whose
             # request met a dead session cannot disturb another thread's cookies.
-            cookies = _session_cookies(info)
-            response = self._send(
+            cookies = session_cookies(info)
+            response = self._transport.send(
                 method,
                 url,
                 operation,
                 cookies,
                 data=data,
                 json_body=json_body,
-                headers=self._authenticated_headers(info, headers or {}),
+                headers=authenticated_headers(info, headers or {}),
                 params=params,
             )
-            if not self._is_dead(response, result_marker):
+            if not is_dead_session(response, result_marker):
                 break
             if attempt == 2:
                 raise HacAuthenticationError(
@@ -334,19 +190,27 @@ class HacClient:
         self._after_success(info, cookies)
         return response
 
-    def _json(self, response: httpx.Response, operation: str) -> dict[str, Any]:
-        try:
-            body = response.json()
-        except ValueError:
-            raise HacClientError(
-                f"{operation}: HAC answered with something that is not JSON "
-                f"(HTTP {response.status_code}, {response.headers.get('content-type', '?')})"
-            ) from None
-        if not isinstance(body, dict):
-            raise HacClientError(f"{operation}: HAC answered JSON that is not an object")
-        return body
+    def _after_success(self, info: SessionInfo, cookies: CookieJar) -> None:
+        """Persist cookie changes (a new ROUTE after fail-over) or just touch the session."""
+        session_id = cookies.get(SESSION_COOKIE) or info.session_id
+        route = cookies.get(ROUTE_COOKIE)
+        route_cookie = route_cookie_string(route) if route is not None else info.route_cookie
+        changed = session_id != info.session_id or route_cookie != info.route_cookie
+        if changed:
+            logger.info("HAC changed the session cookies of %r; saving them", self.username)
+            with self._session_guard:
+                info.session_id = session_id
+                info.route_cookie = route_cookie
+        if self.session_manager is None:
+            return
+        if changed:
+            self.session_manager.save_session(
+                *self._key(), info.session_id, info.csrf_token, info.route_cookie
+            )
+        else:
+            self.session_manager.touch_session(*self._key())
 
-    # -- session lifecycle ---------------------------------------------------------
+    # -- session lifecycle -----------------------------------------------------------
 
     def _key(self) -> tuple[str, str, str]:
         return self.base_url, self.username, self.environment
@@ -436,116 +300,11 @@ class HacClient:
                 ) from exc
 
     def _login_and_adopt(self) -> SessionInfo:
-        session_id, csrf_token, route_cookie = self._perform_login()
-        info = self._adopt(session_id, csrf_token, route_cookie)
+        self.session_info = None
+        result = form_login(self._transport, self.auth_handler.get_initial_credentials())
+        info = self._adopt(result.session_id, result.csrf_token, result.route_cookie)
         self._info("Authenticated to HAC at %s as %r", self.urls.root, self.username)
         return info
-
-    def _login_failed(self, username: str, detail: str | None = None) -> HacAuthenticationError:
-        suffix = f" ({detail})" if detail else ""
-        return HacAuthenticationError(
-            f"Login failed for user {username!r} at {self.urls.root}: "
-            f"check the username and password{suffix}"
-        )
-
-    def _get_login_page(self, operation: str, cookies: CookieJar) -> httpx.Response:
-        url = self.urls.url("/login")
-        for _ in range(MAX_LOGIN_PAGE_REDIRECTS + 1):
-            response = self._send("GET", url, operation, cookies, headers={"Accept": "text/html"})
-            if response.status_code not in REDIRECTS:
-                break
-            url = self.urls.same_origin(response.headers.get("location", ""))
-        else:
-            raise HacAuthenticationError(f"{operation}: the login page of {self.urls.root} loops")
-        if response.status_code != 200:
-            raise HacAuthenticationError(
-                f"{operation}: the login page {self.urls.url('/login')} answered "
-                f"HTTP {response.status_code}; is this the HAC URL?"
-            )
-        return response
-
-    def _perform_login(self) -> tuple[str, str, str | None]:
-        """The three-request form login; returns (session id, CSRF token, route cookie)."""
-        operation = "HAC login"
-        credentials = self.auth_handler.get_initial_credentials()
-        username = credentials.get("j_username", "")
-        cookies = CookieJar()
-        self.session_info = None
-        page = self._get_login_page(operation, cookies)
-        csrf = extract_csrf_token(page.text)
-        if not csrf:
-            raise HacAuthenticationError(
-                f"{operation}: no CSRF token in the login page of {self.urls.root}; is this HAC?"
-            )
-        response = self._send(
-            "POST",
-            self.urls.url("/j_spring_security_check"),
-            operation,
-            cookies,
-            data={**credentials, "_csrf": csrf},
-            headers={"Content-Type": FORM_CONTENT_TYPE, "Accept": "text/html"},
-        )
-        if response.status_code in REDIRECTS:
-            location = response.headers.get("location", "")
-            if "login_error" in location or location.rstrip("/").endswith("/login"):
-                raise self._login_failed(username)
-            # Never replay the POST on the redirect (405): GET the target, which
-            # carries the CSRF token of the new, authenticated session.
-            page = self._send(
-                "GET",
-                self.urls.same_origin(location),
-                operation,
-                cookies,
-                headers={"Accept": "text/html"},
-            )
-        elif response.status_code == 200:
-            if is_login_page(response.text):
-                raise self._login_failed(username, login_error_text(response.text))
-            page = response
-        else:
-            raise HacAuthenticationError(
-                f"{operation}: {self.urls.root} answered the login form with "
-                f"HTTP {response.status_code}"
-            )
-        if page.status_code in REDIRECTS or (page.status_code == 200 and is_login_page(page.text)):
-            raise self._login_failed(username)
-        token = extract_csrf_token(page.text) if page.status_code == 200 else None
-        if not token:
-            page = self._send(
-                "GET", self.urls.url("/"), operation, cookies, headers={"Accept": "text/html"}
-            )
-            if page.status_code != 200 or is_login_page(page.text):
-                raise self._login_failed(username)
-            token = extract_csrf_token(page.text)
-        session_id = cookies.get(SESSION_COOKIE)
-        if not token or not session_id:
-            missing = " and ".join(
-                name
-                for name, value in (("JSESSIONID", session_id), ("CSRF token", token))
-                if not value
-            )
-            raise HacAuthenticationError(f"{operation}: HAC at {self.urls.root} gave no {missing}")
-        return session_id, token, route_cookie_string(cookies.get(ROUTE_COOKIE))
-
-    def _after_success(self, info: SessionInfo, cookies: CookieJar) -> None:
-        """Persist cookie changes (a new ROUTE after fail-over) or just touch the session."""
-        session_id = cookies.get(SESSION_COOKIE) or info.session_id
-        route = cookies.get(ROUTE_COOKIE)
-        route_cookie = route_cookie_string(route) if route is not None else info.route_cookie
-        changed = session_id != info.session_id or route_cookie != info.route_cookie
-        if changed:
-            logger.info("HAC changed the session cookies of %r; saving them", self.username)
-            with self._session_guard:
-                info.session_id = session_id
-                info.route_cookie = route_cookie
-        if self.session_manager is None:
-            return
-        if changed:
-            self.session_manager.save_session(
-                *self._key(), info.session_id, info.csrf_token, info.route_cookie
-            )
-        else:
-            self.session_manager.touch_session(*self._key())
 
     # -- public session API ----------------------------------------------------------
 
@@ -571,16 +330,13 @@ class HacClient:
                 info = self._adopt_cached(cached) if cached is not None else None
             if info is not None:
                 try:
-                    response = self._send(
+                    response = self._transport.send(
                         "POST",
                         self.urls.url("/logout"),
                         "HAC logout",
-                        _session_cookies(info),
+                        session_cookies(info),
                         data={"_csrf": info.csrf_token},
-                        headers={
-                            "Content-Type": FORM_CONTENT_TYPE,
-                            "X-CSRF-TOKEN": info.csrf_token,
-                        },
+                        headers={**_FORM_FOR_HTML, "X-CSRF-TOKEN": info.csrf_token},
                     )
                     logger.debug("HAC logout answered HTTP %d", response.status_code)
                 except HacClientError as exc:
@@ -593,7 +349,7 @@ class HacClient:
 
     def close(self) -> None:
         """Close the HTTP connections (the persisted session stays)."""
-        self.http_session.close()
+        self._transport.close()
 
     def __enter__(self) -> Self:
         return self
@@ -612,29 +368,12 @@ class HacClient:
         self, script: str, commit: bool = False, script_type: str = "groovy"
     ) -> GroovyScriptResult:
         """Run a console script (groovy, beanshell or javascript); commit or roll back."""
-        if script_type not in SCRIPT_TYPES:
-            raise ValueError(f"script type {script_type!r} is not one of {', '.join(SCRIPT_TYPES)}")
+        form = ops.groovy_form(script, commit, script_type)
         operation = "Groovy script"
         response = self._call(
-            operation,
-            "POST",
-            "/console/scripting/execute",
-            form={
-                "script": script,
-                "scriptType": script_type,
-                "commit": "true" if commit else "false",
-            },
-            headers={"Content-Type": FORM_CONTENT_TYPE, "Accept": "application/json"},
+            operation, "POST", "/console/scripting/execute", form=form, headers=_FORM_FOR_JSON
         )
-        body = self._json(response, operation)
-        stacktrace = body.get("stacktraceText")
-        return GroovyScriptResult(
-            output_text=str(body.get("outputText") or ""),
-            execution_result=str(body.get("executionResult") or ""),
-            stacktrace_text=None if stacktrace is None else str(stacktrace),
-            commit_mode=commit,
-            execution_time_ms=_int_or_none(body.get("executionTime")),
-        )
+        return ops.groovy_result(ops.json_object(response, operation), commit)
 
     def execute_flexiblesearch(
         self,
@@ -647,62 +386,12 @@ class HacClient:
         raw_sql: bool = False,
     ) -> FlexibleSearchResult:
         """Run a FlexibleSearch query (or raw SQL with ``raw_sql=True``); never commits."""
+        form = ops.flexsearch_form(query, max_count, locale, user, data_source, raw_sql)
         operation = "SQL query" if raw_sql else "FlexibleSearch query"
-        form = {
-            "sqlQuery" if raw_sql else "flexibleSearchQuery": query,
-            "maxCount": str(max_count),
-            "locale": locale,
-            "dataSource": data_source,
-            "commit": "false",
-        }
-        if user is not None:
-            form["user"] = user
         response = self._call(
-            operation,
-            "POST",
-            "/console/flexsearch/execute",
-            form=form,
-            headers={"Content-Type": FORM_CONTENT_TYPE, "Accept": "application/json"},
+            operation, "POST", "/console/flexsearch/execute", form=form, headers=_FORM_FOR_JSON
         )
-        body = self._json(response, operation)
-        rows = [
-            [_cell(cell) for cell in row] if isinstance(row, list) else [_cell(row)]
-            for row in body.get("resultList") or []
-        ]
-        count = _int_or_none(body.get("resultCount"))
-        return FlexibleSearchResult(
-            headers=[str(header) for header in body.get("headers") or []],
-            rows=rows,
-            result_count=len(rows) if count is None else count,
-            execution_time_ms=_int_or_none(body.get("executionTime")),
-            exception=_exception_message(body.get("exception")),
-        )
-
-    def _impex_form(
-        self,
-        impex_content: str,
-        validation_mode: str,
-        enable_code_execution: bool,
-        legacy_mode: bool,
-        max_threads: int,
-    ) -> dict[str, str]:
-        if max_threads < 1:
-            raise ValueError(f"max_threads must be at least 1, not {max_threads}")
-        form = {
-            "scriptContent": impex_content,
-            "validationEnum": _validation_enum(validation_mode),
-            "encoding": "UTF-8",
-            "maxThreads": str(max_threads),
-            # Spring checkboxes: "_name=on" says the box was on the form; the
-            # value itself is only sent when ticked (absent means false).
-            "_legacyMode": "on",
-            "_enableCodeExecution": "on",
-        }
-        if legacy_mode:
-            form["legacyMode"] = "true"
-        if enable_code_execution:
-            form["enableCodeExecution"] = "true"
-        return form
+        return ops.flexsearch_result(ops.json_object(response, operation))
 
     def import_impex(
         self,
@@ -714,8 +403,12 @@ class HacClient:
         max_threads: int = 1,
     ) -> ImpexResult:
         """Import Impex; ``validation_mode`` is import_strict/import_relaxed (or strict/relaxed)."""
-        form = self._impex_form(
-            impex_content, validation_mode, enable_code_execution, legacy_mode, max_threads
+        form = ops.impex_form(
+            impex_content,
+            validation_mode,
+            enable_code_execution=enable_code_execution,
+            legacy_mode=legacy_mode,
+            max_threads=max_threads,
         )
         response = self._call(
             "Impex import",
@@ -723,7 +416,7 @@ class HacClient:
             "/console/impex/import",
             form=form,
             csrf_in_form=True,
-            headers={"Content-Type": FORM_CONTENT_TYPE, "Accept": "text/html"},
+            headers=_FORM_FOR_HTML,
             result_marker='id="impexResult"',
         )
         return parse_impex_import(response.text)
@@ -738,8 +431,12 @@ class HacClient:
         max_threads: int = 1,
     ) -> ImpexResult:
         """Validate Impex without importing it."""
-        form = self._impex_form(
-            impex_content, validation_mode, enable_code_execution, legacy_mode, max_threads
+        form = ops.impex_form(
+            impex_content,
+            validation_mode,
+            enable_code_execution=enable_code_execution,
+            legacy_mode=legacy_mode,
+            max_threads=max_threads,
         )
         response = self._call(
             "Impex validation",
@@ -747,7 +444,7 @@ class HacClient:
             "/console/impex/import/validate",
             form=form,
             csrf_in_form=True,
-            headers={"Content-Type": FORM_CONTENT_TYPE, "Accept": "text/html"},
+            headers=_FORM_FOR_HTML,
             result_marker='id="validationResultMsg"',
         )
         return parse_impex_validation(response.text)
@@ -755,45 +452,14 @@ class HacClient:
     def get_update_data(self) -> UpdateData:
         """What the system update page offers: extensions and their parameters."""
         operation = "update data"
-        response = self._call(
-            operation, "GET", "/platform/init/data", headers={"Accept": "application/json"}
-        )
-        body = self._json(response, operation)
-        project_datas = []
-        for pd in body.get("projectDatas") or []:
-            parameters = [
-                UpdateParameter(
-                    name=str(p.get("name", "")),
-                    label=str(p.get("label") or p.get("name", "")),
-                    values=dict(p.get("values") or {}),
-                    legacy=bool(p.get("legacy", False)),
-                    multi_select=bool(p.get("multiSelect", False)),
-                    default=p.get("default"),
-                )
-                for p in pd.get("parameter") or []
-            ]
-            project_datas.append(
-                ProjectData(
-                    name=str(pd.get("name", "")),
-                    description=pd.get("description"),
-                    parameters=parameters,
-                )
-            )
-        return UpdateData(
-            is_initializing=bool(body.get("isInitializing", False)), project_datas=project_datas
-        )
+        response = self._call(operation, "GET", "/platform/init/data", headers=_JSON)
+        return ops.update_data(ops.json_object(response, operation))
 
     def get_pending_patches(self) -> dict[str, list[dict[str, Any]]]:
         """Pending system patches per category (``{"ext": [{hash, name, required, ...}]}``)."""
         operation = "pending patches"
-        response = self._call(
-            operation,
-            "GET",
-            "/platform/init/pendingPatches",
-            headers={"Accept": "application/json"},
-        )
-        body = self._json(response, operation)
-        return {str(k): list(v) for k, v in body.items() if isinstance(v, list)}
+        response = self._call(operation, "GET", "/platform/init/pendingPatches", headers=_JSON)
+        return ops.pending_patches(ops.json_object(response, operation))
 
     def execute_update(
         self,
@@ -813,39 +479,29 @@ class HacClient:
         pending: dict[str, list[str]] = {}
         if include_pending_patches:
             try:
-                for category, patch_list in self.get_pending_patches().items():
-                    hashes = [
-                        str(p["hash"]) for p in patch_list if p.get("required") and "hash" in p
-                    ]
-                    if hashes:
-                        pending[category] = hashes
+                pending = ops.required_patch_hashes(self.get_pending_patches())
             except HacAuthenticationError:
                 raise
             except HacClientError as exc:
                 logger.warning("could not read pending patches; updating without them: %s", exc)
-        payload = {
-            "dropTables": drop_tables,
-            "clearHMC": clear_hmc,
-            "createEssentialData": create_essential_data,
-            "createProjectData": create_project_data,
-            "localizeTypes": localize_types,
-            "initMethod": "UPDATE",
-            "allParameters": parameters,
-            "patches": pending,
-            "parametersAsStringMap": {
-                "initmethod": ["update"],
-                **{k: v if isinstance(v, list) else [v] for k, v in parameters.items()},
-            },
-        }
+        payload = ops.update_payload(
+            parameters=parameters,
+            pending=pending,
+            drop_tables=drop_tables,
+            clear_hmc=clear_hmc,
+            create_essential_data=create_essential_data,
+            create_project_data=create_project_data,
+            localize_types=localize_types,
+        )
         operation = "system update"
         response = self._call(
             operation,
             "POST",
             "/platform/init/execute",
             json_body=payload,
-            headers={"Content-Type": JSON_CONTENT_TYPE, "Accept": "application/json"},
+            headers={"Content-Type": JSON_CONTENT_TYPE, **_JSON},
         )
-        body = self._json(response, operation)
+        body = ops.json_object(response, operation)
         return UpdateResult(
             success=bool(body.get("success", False)), log_html=str(body.get("log") or "")
         )
@@ -858,9 +514,9 @@ class HacClient:
             "GET",
             "/initlog/log",
             params={"_": str(int(time.time() * 1000))},
-            headers={"Accept": "application/json"},
+            headers=_JSON,
         )
-        body = self._json(response, operation)
+        body = ops.json_object(response, operation)
         return UpdateLog(log_html=str(body.get("log") or ""))
 
 

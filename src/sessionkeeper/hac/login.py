@@ -1,0 +1,117 @@
+"""Spring Security form login to HAC, in at most three requests.
+
+GET the login page (a session and a CSRF token), POST the form, then GET the
+redirect target: Spring answers a successful login with a NEW ``JSESSIONID``
+(session-fixation protection) and a NEW CSRF token, which only the next page
+shows. The POST's 302 is never replayed as a POST (that answers 405).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from sessionkeeper.hac.cookies import ROUTE_COOKIE, SESSION_COOKIE, CookieJar, route_cookie_string
+from sessionkeeper.hac.errors import HacAuthenticationError
+from sessionkeeper.hac.models import secret_prefix
+from sessionkeeper.hac.pages import extract_csrf_token, is_login_page, login_error_text
+from sessionkeeper.hac.transport import FORM_CONTENT_TYPE, REDIRECTS, HacTransport
+
+OPERATION = "HAC login"
+MAX_LOGIN_PAGE_REDIRECTS = 3
+_HTML = {"Accept": "text/html"}
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    """What a successful login yields."""
+
+    session_id: str
+    csrf_token: str
+    route_cookie: str | None  #: ``"ROUTE=value"`` (the original's format) or ``None``
+
+    def __repr__(self) -> str:
+        return (
+            f"LoginResult(session_id={secret_prefix(self.session_id)}, "
+            f"csrf_token={secret_prefix(self.csrf_token)}, route_cookie={self.route_cookie!r})"
+        )
+
+
+def login_failed(root: str, username: str, detail: str | None = None) -> HacAuthenticationError:
+    """The error for refused credentials; it names the user and the URL, never the password."""
+    suffix = f" ({detail})" if detail else ""
+    return HacAuthenticationError(
+        f"Login failed for user {username!r} at {root}: check the username and password{suffix}"
+    )
+
+
+def _login_page(transport: HacTransport, cookies: CookieJar) -> httpx.Response:
+    urls = transport.urls
+    url = urls.url("/login")
+    for _ in range(MAX_LOGIN_PAGE_REDIRECTS + 1):
+        response = transport.send("GET", url, OPERATION, cookies, headers=_HTML)
+        if response.status_code not in REDIRECTS:
+            break
+        url = urls.same_origin(response.headers.get("location", ""))
+    else:
+        raise HacAuthenticationError(f"{OPERATION}: the login page of {urls.root} loops")
+    if response.status_code != 200:
+        raise HacAuthenticationError(
+            f"{OPERATION}: the login page {urls.url('/login')} answered "
+            f"HTTP {response.status_code}; is this the HAC URL?"
+        )
+    return response
+
+
+def form_login(transport: HacTransport, credentials: dict[str, str]) -> LoginResult:
+    """Log in with ``credentials`` (``j_username``, ``j_password``, ...) and return the session."""
+    urls = transport.urls
+    username = credentials.get("j_username", "")
+    cookies = CookieJar()
+    page = _login_page(transport, cookies)
+    csrf = extract_csrf_token(page.text)
+    if not csrf:
+        raise HacAuthenticationError(
+            f"{OPERATION}: no CSRF token in the login page of {urls.root}; is this HAC?"
+        )
+    response = transport.send(
+        "POST",
+        urls.url("/j_spring_security_check"),
+        OPERATION,
+        cookies,
+        data={**credentials, "_csrf": csrf},
+        headers={"Content-Type": FORM_CONTENT_TYPE, **_HTML},
+    )
+    if response.status_code in REDIRECTS:
+        location = response.headers.get("location", "")
+        if "login_error" in location or location.rstrip("/").endswith("/login"):
+            raise login_failed(urls.root, username)
+        page = transport.send("GET", urls.same_origin(location), OPERATION, cookies, headers=_HTML)
+    elif response.status_code == 200:
+        if is_login_page(response.text):
+            raise login_failed(urls.root, username, login_error_text(response.text))
+        page = response  # some versions answer the POST with the page itself
+    else:
+        raise HacAuthenticationError(
+            f"{OPERATION}: {urls.root} answered the login form with HTTP {response.status_code}"
+        )
+    if page.status_code in REDIRECTS or (page.status_code == 200 and is_login_page(page.text)):
+        raise login_failed(urls.root, username)
+    token = extract_csrf_token(page.text) if page.status_code == 200 else None
+    if not token:
+        # The page first asked for may not be HTML; the HAC home page always shows the token.
+        page = transport.send("GET", urls.url("/"), OPERATION, cookies, headers=_HTML)
+        if page.status_code != 200 or is_login_page(page.text):
+            raise login_failed(urls.root, username)
+        token = extract_csrf_token(page.text)
+    session_id = cookies.get(SESSION_COOKIE)
+    if not token or not session_id:
+        missing = " and ".join(
+            name for name, value in (("JSESSIONID", session_id), ("CSRF token", token)) if not value
+        )
+        raise HacAuthenticationError(f"{OPERATION}: HAC at {urls.root} gave no {missing}")
+    return LoginResult(session_id, token, route_cookie_string(cookies.get(ROUTE_COOKIE)))
+
+
+__all__ = ["LoginResult", "form_login", "login_failed"]

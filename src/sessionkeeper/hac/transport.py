@@ -1,0 +1,147 @@
+"""One HTTP exchange with HAC: cookies we manage, the auth hook, and the dead-session verdict."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import ssl
+from collections.abc import Mapping
+from typing import Any
+
+import httpcore  # noqa: F401  (httpx imports it lazily on the first client; load it with ours)
+import httpx
+
+from sessionkeeper.hac.auth import AuthHandler
+from sessionkeeper.hac.cookies import SESSION_COOKIE, CookieJar, split_route_cookie
+from sessionkeeper.hac.errors import HacClientError
+from sessionkeeper.hac.models import SessionInfo
+from sessionkeeper.hac.pages import is_login_page
+from sessionkeeper.hac.urls import HacUrls
+
+logger = logging.getLogger(__name__)
+
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded; charset=UTF-8"
+JSON_CONTENT_TYPE = "application/json; charset=UTF-8"
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+#: Answers HAC gives to a request whose session (or CSRF token) is dead.
+DEAD_SESSION_STATUSES = frozenset({401, 403, 405})
+
+
+@functools.cache
+def _verifying_ssl_context() -> ssl.SSLContext:
+    # Loading the CA bundle costs ~150 ms; one context serves every client of the process.
+    return httpx.create_ssl_context()
+
+
+def tls_verification(origin: str, ignore_ssl: bool) -> ssl.SSLContext | bool:
+    """What to hand httpx as ``verify``.
+
+    Plain ``http://`` never performs a TLS handshake (every request goes to this
+    origin; redirects are resolved against it), so it needs no CA bundle.
+    """
+    if ignore_ssl or origin.startswith("http://"):
+        return False
+    return _verifying_ssl_context()
+
+
+def session_cookies(info: SessionInfo) -> CookieJar:
+    """The cookies that carry ``info``: ``JSESSIONID`` and the load balancer's route."""
+    cookies = CookieJar()
+    cookies.put(SESSION_COOKIE, info.session_id)
+    route = split_route_cookie(info.route_cookie)
+    if route is not None:
+        cookies.put(*route)
+    return cookies
+
+
+def authenticated_headers(info: SessionInfo, extra: Mapping[str, str]) -> dict[str, str]:
+    """Headers of an AJAX request made with ``info``'s CSRF token."""
+    return {"X-CSRF-TOKEN": info.csrf_token, "X-Requested-With": "XMLHttpRequest", **extra}
+
+
+def is_dead_session(response: httpx.Response, result_marker: str | None = None) -> bool:
+    """True when HAC answered with its verdict that the session (or CSRF token) is dead.
+
+    ``result_marker`` is a string only a real result page contains (an HTML
+    result may echo user content that mentions the login form).
+    """
+    status = response.status_code
+    if status in DEAD_SESSION_STATUSES:
+        return True
+    if status in REDIRECTS:
+        return "login" in response.headers.get("location", "")
+    if status != 200 or "json" in response.headers.get("content-type", ""):
+        # A JSON body is an answer, even one that mentions the login form.
+        return False
+    body = response.text
+    if result_marker is not None and result_marker in body:
+        return False
+    return is_login_page(body)
+
+
+class HacTransport:
+    """Sends requests to one HAC origin with explicit cookie jars, never following redirects."""
+
+    def __init__(
+        self, urls: HacUrls, auth_handler: AuthHandler, *, timeout: float, ignore_ssl: bool
+    ) -> None:
+        self.urls = urls
+        self.auth_handler = auth_handler
+        self.http = httpx.Client(
+            verify=tls_verification(urls.origin, ignore_ssl),
+            timeout=timeout,
+            follow_redirects=False,
+            headers={"User-Agent": "sessionkeeper-hac"},
+        )
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        operation: str,
+        cookies: CookieJar,
+        *,
+        data: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send one request carrying ``cookies``; cookies the answer sets go back into it."""
+        if self.http.is_closed:
+            raise HacClientError(f"{operation}: this HacClient was closed; create a new one")
+        request = self.http.build_request(
+            method, url, data=data, json=json_body, headers=headers, params=params
+        )
+        cookie = cookies.header()
+        if cookie:
+            request.headers["Cookie"] = cookie
+        request = self.auth_handler.apply_auth(request)
+        try:
+            response = self.http.send(request)
+        except httpx.HTTPError as exc:
+            raise HacClientError(
+                f"{operation}: cannot reach HAC at {self.urls.root} ({type(exc).__name__}: {exc})"
+            ) from exc
+        finally:
+            # httpx's own jar scopes cookies by domain; ours does not (see cookies.py).
+            self.http.cookies.clear()
+        cookies.absorb(response.headers.get_list("set-cookie"))
+        logger.debug("%s %s -> %d", method, request.url.path, response.status_code)
+        return response
+
+    def close(self) -> None:
+        """Close the connections."""
+        self.http.close()
+
+
+__all__ = [
+    "DEAD_SESSION_STATUSES",
+    "FORM_CONTENT_TYPE",
+    "JSON_CONTENT_TYPE",
+    "REDIRECTS",
+    "HacTransport",
+    "authenticated_headers",
+    "is_dead_session",
+    "session_cookies",
+    "tls_verification",
+]
