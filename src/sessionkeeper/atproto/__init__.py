@@ -8,6 +8,7 @@ Users import from here::
 from sessionkeeper.atproto.async_manager import AsyncPersistentSessionManager
 from sessionkeeper.atproto.auth import SessionAuth
 from sessionkeeper.atproto.codec import name_for_did, validate_did
+from sessionkeeper.atproto.dpop import generate_dpop_jwk
 from sessionkeeper.atproto.errors import (
     CorruptSessionError,
     MalformedTokenError,
@@ -18,7 +19,10 @@ from sessionkeeper.atproto.errors import (
     XrpcError,
     XrpcNetworkError,
 )
+from sessionkeeper.atproto.interop import copy_sessions, import_session_dir, import_session_string
 from sessionkeeper.atproto.manager import PersistentSessionManager
+from sessionkeeper.atproto.oauth_manager import OAuthSessionManager
+from sessionkeeper.atproto.oauth_session import OAuthSession
 from sessionkeeper.atproto.types import AtpSessionData, AtpSessionEvent
 
 __all__ = [
@@ -28,6 +32,8 @@ __all__ = [
     "CorruptSessionError",
     "MalformedTokenError",
     "NoSessionError",
+    "OAuthSession",
+    "OAuthSessionManager",
     "PersistentSessionManager",
     "SessionAuth",
     "SessionError",
@@ -35,6 +41,10 @@ __all__ = [
     "SessionNetworkError",
     "XrpcError",
     "XrpcNetworkError",
+    "copy_sessions",
+    "generate_dpop_jwk",
+    "import_session_dir",
+    "import_session_string",
     "name_for_did",
     "validate_did",
 ]

@@ -17,6 +17,7 @@ from sessionkeeper.atproto.types import AtpSessionData
 #: not ending in ``:`` or ``%``, at most 2 KiB.
 DID_RE = re.compile(r"^did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-]$")
 MAX_DID_LENGTH = 2048
+SESSION_PREFIX = "did_"
 SESSION_SUFFIX = ".json"
 
 

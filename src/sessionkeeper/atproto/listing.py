@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from sessionkeeper.atproto.codec import SESSION_SUFFIX, decode_session, name_for_did
+from sessionkeeper.atproto.codec import SESSION_PREFIX, SESSION_SUFFIX, decode_session, name_for_did
 from sessionkeeper.atproto.errors import CorruptSessionError
 from sessionkeeper.atproto.types import AtpSessionData
 from sessionkeeper.stores.base import Store, iter_items
@@ -21,7 +21,7 @@ def stored_sessions(store: Store) -> list[AtpSessionData]:
     """
     found: dict[str, AtpSessionData] = {}
     for name, raw in iter_items(store):
-        if not name.endswith(SESSION_SUFFIX):
+        if not (name.startswith(SESSION_PREFIX) and name.endswith(SESSION_SUFFIX)):
             continue
         try:
             session = decode_session(raw, name=name)

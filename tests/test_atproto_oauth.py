@@ -1,0 +1,448 @@
+"""OAuth sessions with DPoP: persisted, shared, refreshed once, against a fake OAuth PDS."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
+
+from sessionkeeper.atproto import (
+    AtpSessionEvent,
+    NoSessionError,
+    SessionError,
+    SessionExpiredError,
+    SessionNetworkError,
+)
+from sessionkeeper.atproto.dpop import access_token_hash, generate_dpop_jwk, jwk_thumbprint
+from sessionkeeper.atproto.oauth_manager import OAuthSessionManager
+from sessionkeeper.atproto.oauth_session import OAuthSession, oauth_name_for_did
+from sessionkeeper.clock import ManualClock
+from sessionkeeper.testing._server import LoopbackServer
+
+pytestmark = pytest.mark.timeout(60)
+
+DID = "did:plc:oauthalice"
+CLIENT_ID = "https://app.example/client-metadata.json"
+
+
+@dataclass
+class Grant:
+    did: str
+    jkt: str
+    expires_at: float = 0.0
+    used: bool = False
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _answer(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(body).encode() if body is not None else b""
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:
+        fake: FakeOAuthPds = self.server.owner  # type: ignore[attr-defined]
+        length = int(self.headers.get("Content-Length") or 0)
+        form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+        if self.path != "/oauth/token":
+            self._answer(404, {"error": "NotFound"})
+            return
+        status, body, headers = fake.token(form, self.headers.get("DPoP"))
+        self._answer(status, body, headers)
+
+    def do_GET(self) -> None:
+        fake: FakeOAuthPds = self.server.owner  # type: ignore[attr-defined]
+        path = urlsplit(self.path).path
+        status, body, headers = fake.resource(
+            path, self.headers.get("Authorization"), self.headers.get("DPoP")
+        )
+        self._answer(status, body, headers)
+
+
+class FakeOAuthPds(LoopbackServer):
+    """An authorization server and PDS in one: DPoP-bound, single-use refresh tokens, nonces."""
+
+    handler_class = _Handler
+
+    def __init__(self, clock: ManualClock, *, lifetime: float = 3600.0) -> None:
+        super().__init__()
+        self.clock = clock
+        self.lifetime = lifetime
+        self.nonce = secrets.token_urlsafe(8)
+        self.access: dict[str, Grant] = {}
+        self.refresh: dict[str, Grant] = {}
+        self.fault: int | None = None
+        self.answer_sub: str | None = None
+        self._seen_jti: set[str] = set()
+        self._lock = threading.Lock()
+
+    def issue(self, did: str, jkt: str) -> dict[str, Any]:
+        """The token answer of a completed authorization for ``did`` bound to ``jkt``."""
+        access, refresh = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        self.access[access] = Grant(did, jkt, self.clock.time() + self.lifetime)
+        self.refresh[refresh] = Grant(did, jkt)
+        return {
+            "access_token": access,
+            "token_type": "DPoP",
+            "refresh_token": refresh,
+            "expires_in": self.lifetime,
+            "scope": "atproto transition:generic",
+            "sub": self.answer_sub or did,
+        }
+
+    def _proof(
+        self, proof: str | None, method: str, path: str, access: str | None
+    ) -> tuple[str | None, str | None]:
+        """Return (jkt, None) or (None, error name)."""
+        if not proof:
+            return None, "invalid_dpop_proof"
+        header = jwt.get_unverified_header(proof)
+        if header.get("typ") != "dpop+jwt" or header.get("alg") != "ES256":
+            return None, "invalid_dpop_proof"
+        public = ECAlgorithm.from_jwk(header["jwk"])
+        assert isinstance(public, ec.EllipticCurvePublicKey)
+        claims = jwt.decode(proof, public, algorithms=["ES256"])
+        if claims["htm"] != method or claims["htu"] != f"{self.url}{path}":
+            return None, "invalid_dpop_proof"
+        if claims["jti"] in self._seen_jti:
+            return None, "invalid_dpop_proof"
+        self._seen_jti.add(claims["jti"])
+        if access is not None and claims.get("ath") != access_token_hash(access):
+            return None, "invalid_dpop_proof"
+        if claims.get("nonce") != self.nonce:
+            return None, "use_dpop_nonce"
+        return jwk_thumbprint(header["jwk"]), None
+
+    def token(self, form: dict[str, str], proof: str | None) -> tuple[int, Any, dict[str, str]]:
+        with self._lock:
+            self.count("token")
+            nonce = {"DPoP-Nonce": self.nonce}
+            if self.fault is not None:
+                return self.fault, {"error": "server_error"}, nonce
+            jkt, error = self._proof(proof, "POST", "/oauth/token", None)
+            if error == "use_dpop_nonce":
+                self.count("token-nonce")
+                return 400, {"error": "use_dpop_nonce"}, nonce
+            if error or form.get("grant_type") != "refresh_token":
+                return 400, {"error": error or "unsupported_grant_type"}, nonce
+            grant = self.refresh.get(form.get("refresh_token", ""))
+            if grant is None or grant.used or grant.jkt != jkt:
+                return (
+                    400,
+                    {"error": "invalid_grant", "error_description": "refresh token replayed"},
+                    nonce,
+                )
+            grant.used = True  # single use, no grace
+            self.count("refresh")
+            return 200, self.issue(grant.did, grant.jkt), nonce
+
+    def resource(
+        self, path: str, authorization: str | None, proof: str | None
+    ) -> tuple[int, Any, dict[str, str]]:
+        with self._lock:
+            self.count(path)
+            nonce = {"DPoP-Nonce": self.nonce}
+            scheme, _, token = (authorization or "").partition(" ")
+            if scheme != "DPoP":
+                return 401, {"error": "invalid_token"}, {**nonce, "WWW-Authenticate": "DPoP"}
+            jkt, error = self._proof(proof, "GET", path, token)
+            if error == "use_dpop_nonce":
+                self.count("resource-nonce")
+                challenge = 'DPoP error="use_dpop_nonce"'
+                return 401, {"error": "use_dpop_nonce"}, {**nonce, "WWW-Authenticate": challenge}
+            grant = self.access.get(token)
+            if error or grant is None or grant.jkt != jkt or self.clock.time() >= grant.expires_at:
+                self.count("rejected")
+                challenge = 'DPoP error="invalid_token"'
+                return 401, {"error": "invalid_token"}, {**nonce, "WWW-Authenticate": challenge}
+            return 200, {"did": grant.did, "handle": "alice.test"}, nonce
+
+    def rotate_nonce(self) -> None:
+        with self._lock:
+            self.nonce = secrets.token_urlsafe(8)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def server(clock: ManualClock) -> Iterator[FakeOAuthPds]:
+    with FakeOAuthPds(clock) as fake:
+        yield fake
+
+
+def authorized(server: FakeOAuthPds, clock: ManualClock) -> OAuthSession:
+    key = generate_dpop_jwk()
+    answer = server.issue(DID, jwk_thumbprint({k: key[k] for k in ("kty", "crv", "x", "y")}))
+    return OAuthSession.from_token_response(
+        answer,
+        issuer=server.url,
+        token_endpoint=f"{server.url}/oauth/token",
+        pds_url=server.url,
+        client_id=CLIENT_ID,
+        dpop_jwk=key,
+        now=clock.time(),
+        handle="alice.test",
+    )
+
+
+GET_SESSION = "com.atproto.server.getSession"
+RESOURCE = f"/xrpc/{GET_SESSION}"
+
+
+def test_oauth_session_persists_privately_and_hides_secrets(
+    tmp_path: Path, server: FakeOAuthPds, clock: ManualClock
+) -> None:
+    session = authorized(server, clock)
+    with OAuthSessionManager(tmp_path, clock=clock) as m:
+        m.store_session(session)
+    path = tmp_path / oauth_name_for_did(DID)
+    assert path.name == "oauth_did_plc_oauthalice.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    text = repr(session)
+    assert session.access_token not in text and session.dpop_jwk["d"] not in text
+    with OAuthSessionManager(tmp_path, clock=clock) as fresh:
+        assert fresh.list_sessions() == [DID]
+        assert fresh.load_session(DID) == session
+        assert fresh.query(GET_SESSION)["did"] == DID
+
+
+def test_calls_follow_one_nonce_request_then_reuse_the_nonce(
+    tmp_path: Path, server: FakeOAuthPds, clock: ManualClock
+) -> None:
+    with OAuthSessionManager(tmp_path, clock=clock) as m:
+        m.store_session(authorized(server, clock))
+        for _ in range(3):
+            assert m.query(GET_SESSION)["did"] == DID
+        assert server.counts[RESOURCE] == 4 and server.counts["resource-nonce"] == 1
+        server.rotate_nonce()
+        m.query(GET_SESSION)
+        assert server.counts["resource-nonce"] == 2
+    assert server.counts["refresh"] == 0
+
+
+def test_expired_access_token_is_refreshed_once_and_retried(
+    tmp_path: Path, server: FakeOAuthPds, clock: ManualClock
+) -> None:
+    with OAuthSessionManager(tmp_path, clock=ManualClock(clock.time())) as m:
+        seen: list[str] = []
+        m.on_session_event(lambda e, s: seen.append(e.value))
+        before = authorized(server, clock)
+        m.store_session(before)
+        clock.advance(3601)  # only the server knows the token expired
+        assert m.query(GET_SESSION)["did"] == DID
+        assert server.counts["refresh"] == 1 and server.counts["rejected"] == 1
+        assert seen == ["create", "update"]
+        stored = json.loads((tmp_path / oauth_name_for_did(DID)).read_text())
+        assert stored["refreshToken"] != before.refresh_token
+        assert stored["refreshToken"] == m.session.refresh_token  # type: ignore[union-attr]
+
+
+def test_proactive_refresh_before_expiry(
+    tmp_path: Path, server: FakeOAuthPds, clock: ManualClock
+) -> None:
+    with OAuthSessionManager(tmp_path, clock=clock) as m:
+        m.store_session(authorized(server, clock))
+        clock.advance(3600 - 30)
+        assert m.needs_refresh()
+        m.query(GET_SESSION)
+        assert server.counts["refresh"] == 1 and server.counts["rejected"] == 0
+        assert not m.needs_refresh()
+
+
+def test_threads_and_a_second_manager_share_one_refresh(
+    tmp_path: Path, server: FakeOAuthPds, clock: ManualClock
+) -> None:
+    with (
+        OAuthSessionManager(tmp_path, clock=clock) as first,
+        OAuthSessionManager(tmp_path, clock=clock) as second,
+    ):
+        first.store_session(authorized(server, clock))
+        second.load_session(DID)
+        clock.advance(3601)
+        failures: list[BaseException] = []
+        barrier = threading.Barrier(8)
+
+        def call(m: OAuthSessionManager) -> None:
+            barrier.wait()
+            try:
+                m.query(GET_SESSION)
+            except BaseException as exc:
+                failures.append(exc)
+
+        threads = [threading.Thread(target=call, args=(m,)) for m in [first, second] * 4]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert failures == []
+        assert server.counts["refresh"] == 1
+        assert first.session == second.session
+
+
+def test_replayed_refresh_token_expires_the_session(
+    tmp_path: Path, server: FakeOAuthPds, clock: ManualClock
+) -> None:
+    session = authorized(server, clock)
+    server.refresh[session.refresh_token or ""].used = True  # revoked on the server
+    with OAuthSessionManager(tmp_path, clock=clock) as m:
+        seen: list[str] = []
+        m.on_session_event(lambda e, s: seen.append(e.value))
+        m.store_session(session)
+        with pytest.raises(SessionExpiredError):
+            m.refresh_token()
+        assert m.session is None and m.list_sessions() == []
+        assert seen == ["create", "expired"]
+
+
+def test_server_errors_keep_the_oauth_session(
+    tmp_path: Path, server: FakeOAuthPds, clock: ManualClock
+) -> None:
+    session = authorized(server, clock)
+    with OAuthSessionManager(tmp_path, clock=clock) as m:
+        seen: list[str] = []
+        m.on_session_event(lambda e, s: seen.append(e.value))
+        m.store_session(session)
+        server.fault = 503
+        with pytest.raises(SessionNetworkError):
+            m.refresh_token()
+        assert m.session == session and m.list_sessions() == [DID]
+        assert seen == ["create", "network-error"]
+        server.fault = None
+        m.refresh_token()
+        assert seen[-1] == AtpSessionEvent.UPDATE.value
+
+
+def test_refresh_answer_for_another_account_is_not_stored(
+    tmp_path: Path, server: FakeOAuthPds, clock: ManualClock
+) -> None:
+    session = authorized(server, clock)
+    server.answer_sub = "did:plc:mallory"
+    with OAuthSessionManager(tmp_path, clock=clock) as m:
+        m.store_session(session)
+        with pytest.raises(SessionError, match="another account"):
+            m.refresh_token()
+        assert m.session == session
+    stored = json.loads((tmp_path / oauth_name_for_did(DID)).read_text())
+    assert stored["accessToken"] == session.access_token
+
+
+def test_oauth_auth_with_a_plain_httpx_client(
+    tmp_path: Path, server: FakeOAuthPds, clock: ManualClock
+) -> None:
+    with OAuthSessionManager(tmp_path, clock=ManualClock(clock.time())) as m:
+        m.store_session(authorized(server, clock))
+        with httpx.Client(base_url=server.url, auth=m.auth) as client:
+            assert client.get(RESOURCE).json()["did"] == DID
+            clock.advance(3601)
+            assert client.get(RESOURCE).status_code == 200
+    assert server.counts["refresh"] == 1
+
+
+def test_token_answers_must_be_dpop_with_a_did(server: FakeOAuthPds, clock: ManualClock) -> None:
+    key = generate_dpop_jwk()
+    common: dict[str, Any] = {
+        "issuer": server.url,
+        "token_endpoint": f"{server.url}/oauth/token",
+        "pds_url": server.url,
+        "client_id": CLIENT_ID,
+        "dpop_jwk": key,
+        "now": 0.0,
+    }
+    with pytest.raises(SessionError, match="DPoP"):
+        OAuthSession.from_token_response(
+            {"access_token": "a", "token_type": "Bearer", "sub": DID}, **common
+        )
+    with pytest.raises(SessionError, match="DID"):
+        OAuthSession.from_token_response(
+            {"access_token": "a", "token_type": "DPoP", "sub": "alice"}, **common
+        )
+
+
+def test_no_oauth_session_raises(tmp_path: Path) -> None:
+    with OAuthSessionManager(tmp_path) as m:
+        with pytest.raises(NoSessionError):
+            m.query(GET_SESSION)
+        assert m.load_session(DID) is None
+
+
+def worker(directory: str, go: str) -> int:
+    """One process of the stampede: load the OAuth session, wait for go, call 4 times."""
+    with OAuthSessionManager(directory) as m:
+        m.load_session(DID)
+        Path(f"{go}.ready-{os.getpid()}").touch()
+        while not os.path.exists(go):
+            time.sleep(0.005)
+        failed = 0
+        for _ in range(4):
+            try:
+                m.query(GET_SESSION)
+            except Exception as exc:
+                print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+                failed += 1
+        session = m.session
+        print(json.dumps({"failed": failed, "refresh": session.refresh_token if session else None}))
+    return 0
+
+
+@pytest.mark.timeout(120)
+def test_oauth_refresh_is_single_flight_across_processes(
+    tmp_path: Path, server: FakeOAuthPds, clock: ManualClock
+) -> None:
+    with OAuthSessionManager(tmp_path / "s") as m:
+        m.store_session(authorized(server, clock))
+    clock.advance(3601)  # the server refuses the access token from now on
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, "worker", str(tmp_path / "s"), str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("go.ready-*"))) < 4:
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+        time.sleep(0.01)
+    go.touch()
+    reports = []
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        reports.append(json.loads(out.strip().splitlines()[-1]))
+    assert server.counts["refresh"] == 1
+    assert [r["failed"] for r in reports] == [0, 0, 0, 0]
+    stored = json.loads((tmp_path / "s" / oauth_name_for_did(DID)).read_text())
+    assert {r["refresh"] for r in reports} == {stored["refreshToken"]}
+
+
+if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "worker":
+    sys.exit(worker(sys.argv[2], sys.argv[3]))
