@@ -26,9 +26,7 @@ from sessionkeeper.stores import StoreUnavailableError
 from sessionkeeper.stores.redis import RedisStore
 from sessionkeeper.testing import FakePds
 from sessionkeeper.testing.redis_server import RedisServer
-from tests.redis_fixture import redis_server, require_redis_server
-
-__all__ = ["redis_server"]  # fixture used by name
+from tests.redis_fixture import require_redis_server
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 

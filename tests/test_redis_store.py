@@ -23,10 +23,8 @@ from sessionkeeper.stores import (
 from sessionkeeper.stores.redis import RedisStore, redact_url, split_store_params
 from sessionkeeper.stores.url import open_store
 from sessionkeeper.testing.redis_server import RedisServer, RedisServerError
-from tests.redis_fixture import redis_server, redis_store_factory, require_redis_server
+from tests.redis_fixture import require_redis_server
 from tests.store_conformance import StoreConformance
-
-__all__ = ["redis_server", "redis_store_factory"]  # fixtures used by name
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(120)]
 

@@ -17,9 +17,7 @@ import pytest
 from sessionkeeper.stores import DirectoryStore, SqliteStore
 from sessionkeeper.stores.redis import RedisStore
 from sessionkeeper.testing.redis_server import RedisServer
-from tests.redis_fixture import redis_server, require_redis_server
-
-__all__ = ["redis_server"]  # fixture used by name
+from tests.redis_fixture import require_redis_server
 
 pytestmark = pytest.mark.timeout(120)
 
