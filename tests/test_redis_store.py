@@ -315,3 +315,15 @@ def test_a_waiter_blocked_on_the_wake_signal_gets_the_lock_when_it_is_released(
     first.join()
     second.join(timeout=30)
     assert acquired.is_set()
+
+
+def test_missing_redis_server_skips_locally_but_fails_in_ci(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("CI", "")
+    with pytest.raises(pytest.skip.Exception, match="make redis-server"):
+        require_redis_server()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must have every real component"):
+        require_redis_server()
