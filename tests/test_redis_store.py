@@ -93,7 +93,7 @@ def test_url_query_configures_prefix_lease_and_ttl(redis_server: RedisServer) ->
 def test_a_holder_past_its_lease_is_fenced_off_when_another_took_the_lock(
     redis_server: RedisServer, redis_store_factory: Factory
 ) -> None:
-    slow = redis_store_factory(lease=0.2)
+    slow = redis_store_factory(lease=0.2, renew=False)
     fast = redis_store_factory(lease=30)
     raw = _raw(redis_server)
     lock_key = f"{slow.prefix}lock:session"
@@ -113,7 +113,7 @@ def test_a_holder_past_its_lease_is_fenced_off_when_another_took_the_lock(
 def test_a_holder_past_its_lease_may_still_write_if_no_one_took_the_lock(
     redis_server: RedisServer, redis_store_factory: Factory
 ) -> None:
-    store = redis_store_factory(lease=0.2)
+    store = redis_store_factory(lease=0.2, renew=False)
     raw = _raw(redis_server)
     with store.lock("session"):
         raw_wait_until_gone(raw, f"{store.prefix}lock:session")
@@ -131,7 +131,7 @@ def raw_wait_until_gone(raw: redis.Redis[bytes], key: str) -> None:
 def test_release_never_deletes_another_holders_lock(
     redis_server: RedisServer, redis_store_factory: Factory
 ) -> None:
-    slow = redis_store_factory(lease=0.2)
+    slow = redis_store_factory(lease=0.2, renew=False)
     fast = redis_store_factory(lease=30)
     raw = _raw(redis_server)
     lock_key = f"{slow.prefix}lock:n"
@@ -327,3 +327,75 @@ def test_missing_redis_server_skips_locally_but_fails_in_ci(
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI must have every real component"):
         require_redis_server()
+
+
+def test_a_live_holder_keeps_its_lock_past_the_lease_by_renewing_it(
+    redis_server: RedisServer, redis_store_factory: Factory
+) -> None:
+    store = redis_store_factory(lease=0.3)
+    other = redis_store_factory(lease=0.3)
+    raw = _raw(redis_server)
+    lock_key = f"{store.prefix}lock:session"
+    with store.lock("session"):
+        renewals, last = 0, raw.pttl(lock_key)
+        pause = threading.Event()
+        while renewals < 4:  # several whole leases pass while we hold the lock
+            pause.wait(0.02)
+            now = raw.pttl(lock_key)
+            assert now > 0, "the lease ran out while its holder was alive"
+            renewals += now > last
+            last = now
+        with pytest.raises(LockTimeoutError), other.lock("session", timeout=0):
+            pass
+        store.put("session", b"written after many leases")
+    assert store.get("session") == b"written after many leases"
+    assert raw.exists(lock_key) == 0
+
+
+STOPPABLE_HOLDER = textwrap.dedent(
+    """
+    import sys
+    from sessionkeeper.stores import LockLostError
+    from sessionkeeper.stores.redis import RedisStore
+    store = RedisStore(sys.argv[1], prefix=sys.argv[2], lease=0.5)
+    with store.lock("session"):
+        print("locked", flush=True)
+        sys.stdin.readline()
+        try:
+            store.put("session", b"from the stopped holder")
+            print("written", flush=True)
+        except LockLostError:
+            print("lost", flush=True)
+    """
+)
+
+
+def test_a_stopped_holder_stops_renewing_and_is_fenced_off_when_it_resumes(
+    redis_server: RedisServer, redis_store_factory: Factory
+) -> None:
+    store = redis_store_factory(lease=30)
+    raw = _raw(redis_server)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", STOPPABLE_HOLDER, redis_server.url, store.prefix],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdin is not None and holder.stdout is not None
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        os.kill(holder.pid, signal.SIGSTOP)  # a frozen VM, a long GC pause
+        raw_wait_until_gone(raw, f"{store.prefix}lock:session")
+        with store.lock("session", timeout=10):
+            store.put("session", b"from the new holder")
+        os.kill(holder.pid, signal.SIGCONT)
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "lost"
+        assert holder.wait(timeout=30) == 0
+    finally:
+        if holder.poll() is None:
+            os.kill(holder.pid, signal.SIGCONT)
+            holder.kill()
+        holder.wait()
+    assert store.get("session") == b"from the new holder"

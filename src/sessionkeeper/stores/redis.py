@@ -7,9 +7,13 @@ Keys (``P`` is the prefix, ``sessionkeeper:`` by default):
 - ``P fence:NAME`` a counter, incremented by every acquisition of the lock;
 - ``P wake:NAME``  a one-element list a release pushes to, so waiters wake at once.
 
-Why fencing: a lease is what frees the lock of a holder that died (SIGKILL,
-lost machine), but a holder that is merely slow (paused, stuck on a slow
-refresh) may outlive its lease while another one takes the lock. Every write
+Why leases and renewal: a lease is what frees the lock of a holder that died
+(SIGKILL, lost machine); while the holder lives, a background thread extends
+the lease every third of it, so slow work under the lock is never cut short.
+
+Why fencing: a holder that is stopped rather than dead (SIGSTOP, a frozen VM,
+a long pause, a network partition from Redis) stops renewing, and another one
+may take the lock after the lease; the stopped one may then resume. Every write
 made under the lock therefore goes through a Lua script that checks, inside
 Redis and atomically with the write, that no one acquired the lock since we
 did (the fence counter is still ours and the lock key holds our value, or
@@ -32,6 +36,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.commands.core import Script
 from redis.retry import Retry
 
 from sessionkeeper.stores.base import (
@@ -76,6 +81,14 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('LTRIM', KEYS[2], 0, 0)
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
   return 1
+end
+return 0
+"""
+
+# Extend our lease, only while the lock is still ours.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
 """
@@ -125,6 +138,62 @@ def _escape_glob(text: str) -> str:
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
+class _LeaseRenewer:
+    """Extends the leases of the locks this process holds, every third of a lease.
+
+    A live holder keeps its lock however long its work takes; a dead one (or a
+    stopped one: SIGSTOP, a frozen VM) stops renewing, so its lease runs out
+    and fencing refuses whatever it writes afterwards. One daemon thread per
+    store, started on demand and gone when no lock is held.
+    """
+
+    def __init__(self, renew: Script, lease_ms: int) -> None:
+        self._renew = renew
+        self._lease_ms = lease_ms
+        self._interval = lease_ms / 3000
+        self._held: dict[str, str] = {}  # lock value -> lock key
+        self._guard = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, lock_key: str, value: str) -> None:
+        """Keep renewing ``lock_key`` while it holds ``value``."""
+        with self._guard:
+            self._held[value] = lock_key
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="redis-lease-renewer", daemon=True
+                )
+                self._thread.start()
+
+    def remove(self, value: str) -> None:
+        """Stop renewing the lock held as ``value``."""
+        with self._guard:
+            self._held.pop(value, None)
+
+    def _run(self) -> None:
+        pause = threading.Event()
+        while True:
+            pause.wait(self._interval)
+            with self._guard:
+                if not self._held:
+                    self._thread = None
+                    return
+                snapshot = list(self._held.items())
+            for value, lock_key in snapshot:
+                try:
+                    renewed = int(self._renew(keys=[lock_key], args=[value, self._lease_ms]))
+                except redis.RedisError as exc:
+                    logger.debug("lease of %s not renewed: %s", lock_key, exc)
+                    continue
+                if not renewed:
+                    logger.warning(
+                        "lock %s expired before its holder finished; writes under it "
+                        "will be refused",
+                        lock_key,
+                    )
+                    self.remove(value)
+
+
 @dataclass
 class _Held:
     value: str  # "TOKEN:FENCE" as stored in the lock key
@@ -139,6 +208,8 @@ class RedisStore:
     frees it). ``ttl``: seconds each value lives after its last write
     (``None``: forever). ``client``: an existing ``redis.Redis`` (with
     ``decode_responses=False``) to use instead of connecting to ``url``.
+    ``renew``: extend the lease of a held lock while its holder lives (on by
+    default; off, a holder that outlives its lease is fenced off).
     Query parameters ``prefix``, ``lease`` and ``ttl`` in ``url`` apply when
     the matching keyword is left at its default.
     """
@@ -152,6 +223,7 @@ class RedisStore:
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         ttl: float | str | None = None,
         client: redis.Redis[bytes] | None = None,
+        renew: bool = True,
     ) -> None:
         url, params = split_store_params(url)
         if prefix == DEFAULT_PREFIX and "prefix" in params:
@@ -186,6 +258,8 @@ class RedisStore:
         self._acquire = client.register_script(_ACQUIRE)
         self._release = client.register_script(_RELEASE)
         self._guarded_write = client.register_script(_GUARDED_WRITE)
+        lease_ms = max(1, round(self.lease * 1000))
+        self._renewer = _LeaseRenewer(client.register_script(_RENEW), lease_ms) if renew else None
         self._local = threading.local()
 
     def __repr__(self) -> str:
@@ -321,10 +395,14 @@ class RedisStore:
             return
         mine = self._take(name, timeout)
         held[name] = mine
+        if self._renewer is not None:
+            self._renewer.add(self._lock_key(name), mine.value)
         try:
             yield
         finally:
             del held[name]
+            if self._renewer is not None:
+                self._renewer.remove(mine.value)
             self._give_back(name, mine)
 
     def _take(self, name: str, timeout: float) -> _Held:
