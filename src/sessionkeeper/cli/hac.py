@@ -238,8 +238,4 @@ def main() -> None:
     app(prog_name="hac")
 
 
-if __name__ == "__main__":
-    main()
-
-
 __all__ = ["app", "main"]
