@@ -118,6 +118,55 @@ def test_counts_are_per_nsid_and_reset(
     assert reference_pds.counts() == {}
 
 
+def test_a_failed_call_counts_once_with_its_status(
+    reference_pds: ReferencePds, account: tuple[str, str]
+) -> None:
+    _did, handle = account
+    reference_pds.reset_counts()
+    wrong = httpx.post(
+        xrpc(reference_pds, "com.atproto.server.createSession"),
+        json={"identifier": handle, "password": "not-the-password"},
+        timeout=30,
+    )
+    assert wrong.status_code == 401
+    assert refresh(reference_pds, "not-a-token").status_code == 400
+    create_session(reference_pds, handle)
+
+    assert reference_pds.count("com.atproto.server.createSession") == 2
+    assert reference_pds.count("com.atproto.server.createSession", status=401) == 1
+    assert reference_pds.count("com.atproto.server.createSession", status=200) == 1
+    assert reference_pds.count("com.atproto.server.refreshSession") == 1
+    assert [(r.method, r.nsid, r.status) for r in reference_pds.requests()] == [
+        ("POST", "com.atproto.server.createSession", 401),
+        ("POST", "com.atproto.server.refreshSession", 400),
+        ("POST", "com.atproto.server.createSession", 200),
+    ]
+
+
+@pytest.mark.timeout(180)
+def test_rate_limits_turn_on_with_the_flag(reference_pds: ReferencePds) -> None:
+    handle = new_handle()
+    reference_pds.create_account(handle, PASSWORD)
+    unlimited = httpx.post(
+        xrpc(reference_pds, "com.atproto.server.createSession"),
+        json={"identifier": handle, "password": PASSWORD},
+        timeout=30,
+    )
+    assert "RateLimit-Limit" not in unlimited.headers
+
+    with ReferencePds(rate_limits=True) as limited_pds:
+        limited_pds.create_account(handle, PASSWORD)
+        limited = httpx.post(
+            xrpc(limited_pds, "com.atproto.server.createSession"),
+            json={"identifier": handle, "password": PASSWORD},
+            timeout=30,
+        )
+    assert limited.status_code == 200
+    assert limited.headers["RateLimit-Policy"] == "30;w=300"
+    assert limited.headers["RateLimit-Limit"] == "30"
+    assert int(limited.headers["RateLimit-Remaining"]) == 29
+
+
 def test_create_account_reports_a_refusal_by_name(
     reference_pds: ReferencePds, account: tuple[str, str]
 ) -> None:

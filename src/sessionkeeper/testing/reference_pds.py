@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any, NamedTuple, Self
 from urllib.parse import urlsplit
 
 import httpx
@@ -118,14 +118,33 @@ def _nsid_of(url: str) -> str | None:
     return path[len(_XRPC_PREFIX) :] or None
 
 
-def _request_url(record: dict[str, Any]) -> str | None:
-    """The request path of one pino-http log record (``req.url``), if it is one."""
-    request = record.get("req")
-    if isinstance(request, dict):
-        url = request.get("url")
-        if isinstance(url, str):
-            return url
-    return None
+class LoggedRequest(NamedTuple):
+    """One request the PDS answered, as its request log records it."""
+
+    method: str
+    url: str  #: path and query, e.g. ``/xrpc/com.atproto.server.getSession``
+    status: int
+
+    @property
+    def nsid(self) -> str | None:
+        """The XRPC method called, or ``None`` for a non-XRPC path."""
+        return _nsid_of(self.url)
+
+
+def _logged_request(record: dict[str, Any]) -> LoggedRequest | None:
+    """The request of a pino-http completion record, else ``None``.
+
+    Only the HTTP logger's record carries both ``req`` and ``res``; the XRPC
+    layer logs each error answer once more with ``req`` alone, so counting
+    every ``req`` would count a failed call twice.
+    """
+    request, response = record.get("req"), record.get("res")
+    if not isinstance(request, dict) or not isinstance(response, dict):
+        return None
+    url, method, status = request.get("url"), request.get("method"), response.get("statusCode")
+    if not isinstance(url, str) or not isinstance(method, str) or not isinstance(status, int):
+        return None
+    return LoggedRequest(method, url, status)
 
 
 class ReferencePds:
@@ -374,34 +393,42 @@ class ReferencePds:
         self._settle()
         self._offset = self.log_path.stat().st_size
 
-    def counts(self) -> Counter[str]:
-        """Requests per NSID that the PDS answered since start or :meth:`reset_counts`.
+    def requests(self) -> list[LoggedRequest]:
+        """Every request the PDS answered since start or :meth:`reset_counts`, in log order.
 
         The PDS logs a request when its response is finished, which can be a
         moment after the client has it; so first a marker request is sent and
         the log is read until the marker shows, which puts every earlier
-        answered request in the log.
+        answered request in the log. Markers and health checks are left out.
         """
         marker = self._settle()
-        seen: Counter[str] = Counter()
-        for url in self._logged_urls():
-            if url == marker:
-                continue
-            nsid = _nsid_of(url)
-            if nsid is not None and nsid != _MARKER_NSID:
-                seen[nsid] += 1
-        return seen
+        return [
+            logged
+            for logged in self._logged_requests()
+            if logged.url != marker and logged.nsid != _MARKER_NSID
+        ]
 
-    def count(self, nsid: str) -> int:
-        """How many ``nsid`` calls the PDS answered since start or :meth:`reset_counts`."""
-        return self.counts()[nsid]
+    def counts(self) -> Counter[str]:
+        """XRPC calls per NSID that the PDS answered since start or :meth:`reset_counts`."""
+        return Counter(logged.nsid for logged in self.requests() if logged.nsid is not None)
+
+    def count(self, nsid: str, *, status: int | None = None) -> int:
+        """How many ``nsid`` calls the PDS answered (with ``status``, if given) lately.
+
+        "Lately" is since start or the last :meth:`reset_counts`.
+        """
+        return sum(
+            1
+            for logged in self.requests()
+            if logged.nsid == nsid and (status is None or logged.status == status)
+        )
 
     def _settle(self, timeout: float = 10.0) -> str:
         self._marker_serial += 1
         marker = f"{_XRPC_PREFIX}{_MARKER_NSID}?marker={self._marker_serial}-{secrets.token_hex(4)}"
         httpx.get(f"{self.url}{marker}", timeout=timeout)
         deadline = time.monotonic() + timeout
-        while marker not in self._logged_urls():
+        while all(logged.url != marker for logged in self._logged_requests()):
             if time.monotonic() > deadline:
                 raise ReferencePdsError(
                     f"the PDS request log ({self.log_path}) never showed the marker request; "
@@ -410,8 +437,8 @@ class ReferencePds:
             time.sleep(0.02)
         return marker
 
-    def _logged_urls(self) -> list[str]:
-        urls = []
+    def _logged_requests(self) -> list[LoggedRequest]:
+        found = []
         with open(self.log_path, "rb") as log:
             log.seek(self._offset)
             for raw in log:
@@ -422,7 +449,7 @@ class ReferencePds:
                 except ValueError:
                     continue  # node warnings and other plain lines share the file
                 if isinstance(record, dict):
-                    url = _request_url(record)
-                    if url is not None:
-                        urls.append(url)
-        return urls
+                    logged = _logged_request(record)
+                    if logged is not None:
+                        found.append(logged)
+        return found
