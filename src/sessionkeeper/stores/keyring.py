@@ -37,12 +37,18 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-import keyring
-import keyring.backend
-import keyring.backends.fail
-import keyring.backends.null
-import keyring.errors
 import platformdirs
+
+try:
+    import keyring
+    import keyring.backend
+    import keyring.backends.fail
+    import keyring.backends.null
+    import keyring.errors
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "KeyringStore needs the keyring package: pip install 'sessionkeeper[keyring]'"
+    ) from exc
 
 from sessionkeeper.stores.base import (
     DEFAULT_LOCK_TIMEOUT,

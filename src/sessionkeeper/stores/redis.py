@@ -34,10 +34,15 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import redis
-from redis.backoff import ExponentialBackoff
-from redis.commands.core import Script
-from redis.retry import Retry
+try:
+    import redis
+    from redis.backoff import ExponentialBackoff
+    from redis.commands.core import Script
+    from redis.retry import Retry
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "RedisStore needs the redis package: pip install 'sessionkeeper[redis]'"
+    ) from exc
 
 from sessionkeeper.stores.base import (
     DEFAULT_LOCK_TIMEOUT,
