@@ -260,3 +260,35 @@ def test_open_store_uses_the_configured_backend(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
     )
     assert result.stdout.strip() == "from the test", result.stderr
+
+
+CHUNKED_WRITER = """
+import sys
+from sessionkeeper.stores.keyring import KeyringStore
+from tests.test_keyring_store import FileKeyring
+store = KeyringStore("mix-svc", backend=FileKeyring(), lock_dir=sys.argv[1])
+for i in range(int(sys.argv[2])):
+    store.put("big", (b"a" if i % 2 else b"b") * 6000)
+print("done", flush=True)
+"""
+
+
+def test_a_reader_never_sees_parts_of_two_chunked_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(FILE_ENV, str(tmp_path / "k.json"))
+    store = KeyringStore("mix-svc", backend=FileKeyring(), lock_dir=tmp_path / "locks")
+    store.put("big", b"b" * 6000)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", CHUNKED_WRITER, str(tmp_path / "locks"), "40"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    reads = 0
+    while writer.poll() is None and reads < 2000:
+        value = store.get("big")
+        assert value in (b"a" * 6000, b"b" * 6000)
+        reads += 1
+    assert writer.wait(timeout=60) == 0
+    assert store.get("big") == b"a" * 6000  # the last of 40 writes
+    assert reads > 0

@@ -193,8 +193,8 @@ class KeyringStore:
         return f".chunk:{generation}:{index}:{user}"
 
     def _load_blob(self, user: str) -> bytes | None:
-        # Two tries: a concurrent writer may remove the chunks of the manifest we read.
-        for _attempt in range(2):
+        # A concurrent writer may remove the chunks of the manifest we read: read again.
+        for _attempt in range(5):
             head = self._read(user)
             if head is None:
                 return None
