@@ -6,6 +6,7 @@ session manager against the real server.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import secrets
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +24,13 @@ import jwt
 import pytest
 
 from sessionkeeper.atproto import (
+    AsyncPersistentSessionManager,
     AtpSessionEvent,
     NoSessionError,
     PersistentSessionManager,
     SessionExpiredError,
 )
+from sessionkeeper.clock import ManualClock
 from sessionkeeper.testing.reference_pds import (
     ReferencePds,
     ReferencePdsError,
@@ -326,6 +330,18 @@ def test_delete_session_then_refresh_is_expired_token(
     assert still.status_code == 200
 
 
+def test_an_expired_access_token_is_400_expired_token(
+    reference_pds: ReferencePds, account: tuple[str, str]
+) -> None:
+    did, _handle = account
+    url = xrpc(reference_pds, "com.atproto.server.getSession")
+    fresh = httpx.get(url, headers=bearer(reference_pds.mint_access_token(did, expires_in=600)))
+    assert fresh.status_code == 200, fresh.text  # the minted token is one the PDS accepts
+    expired = httpx.get(url, headers=bearer(reference_pds.mint_access_token(did)))
+    assert expired.status_code == 400
+    assert expired.json() == {"error": "ExpiredToken", "message": "Token has expired"}
+
+
 # -- the session manager against the real server ------------------------------------
 
 
@@ -404,6 +420,80 @@ def test_refresh_after_logout_is_expired_event_and_error(
         assert events == [(AtpSessionEvent.EXPIRED, did)]
         assert other.session is None
         assert other.list_sessions() == []
+
+
+def test_manager_refreshes_and_retries_once_when_the_server_says_expired(
+    reference_pds: ReferencePds, account: tuple[str, str], tmp_path: Path
+) -> None:
+    did, handle = account
+    # The manager's clock runs an hour behind, so it believes the token is fresh
+    # and only the server's 400 ExpiredToken can make it refresh.
+    clock = ManualClock(time.time() - 3600)
+    with PersistentSessionManager(tmp_path, reference_pds.url, clock=clock) as manager:
+        session = manager.login(handle, PASSWORD)
+        manager.store_session(replace(session, access_jwt=reference_pds.mint_access_token(did)))
+        assert not manager.needs_refresh()
+        reference_pds.reset_counts()
+
+        assert manager.query("com.atproto.server.getSession")["did"] == did
+
+        assert reference_pds.count("com.atproto.server.getSession", status=400) == 1
+        assert reference_pds.count("com.atproto.server.getSession", status=200) == 1
+        assert reference_pds.count("com.atproto.server.refreshSession") == 1
+        assert manager.session is not None
+        assert manager.session.refresh_jwt != session.refresh_jwt
+
+
+def test_auth_on_a_plain_httpx_client_refreshes_and_retries_once(
+    reference_pds: ReferencePds, account: tuple[str, str], tmp_path: Path
+) -> None:
+    did, handle = account
+    clock = ManualClock(time.time() - 3600)
+    with PersistentSessionManager(tmp_path, reference_pds.url, clock=clock) as manager:
+        session = manager.login(handle, PASSWORD)
+        manager.store_session(replace(session, access_jwt=reference_pds.mint_access_token(did)))
+        reference_pds.reset_counts()
+        with httpx.Client(auth=manager.auth) as client:
+            response = client.get(xrpc(reference_pds, "com.atproto.server.getSession"))
+        assert response.status_code == 200
+        assert response.json()["did"] == did
+        assert reference_pds.count("com.atproto.server.refreshSession") == 1
+        assert reference_pds.count("com.atproto.server.getSession") == 2
+
+
+def test_async_manager_against_the_reference_pds(
+    reference_pds: ReferencePds, account: tuple[str, str], tmp_path: Path
+) -> None:
+    did, handle = account
+
+    async def scenario() -> list[AtpSessionEvent]:
+        events: list[AtpSessionEvent] = []
+        clock = ManualClock(time.time() - 3600)
+        async with AsyncPersistentSessionManager(
+            tmp_path, reference_pds.url, clock=clock
+        ) as manager:
+            manager.on_session_event(lambda event, _session: events.append(event))
+            session = await manager.login(handle, PASSWORD)
+            await manager.store_session(
+                replace(session, access_jwt=reference_pds.mint_access_token(did))
+            )
+            answer = await manager.query("com.atproto.server.getSession")
+            assert answer["did"] == did
+            await manager.logout()
+            assert await manager.list_sessions() == []
+        return events
+
+    reference_pds.reset_counts()
+    events = asyncio.run(scenario())
+    assert events == [
+        AtpSessionEvent.CREATE,
+        AtpSessionEvent.CREATE,
+        AtpSessionEvent.UPDATE,
+        AtpSessionEvent.DELETE,
+    ]
+    assert reference_pds.count("com.atproto.server.createSession") == 1
+    assert reference_pds.count("com.atproto.server.refreshSession") == 1
+    assert reference_pds.count("com.atproto.server.deleteSession") == 1
 
 
 @pytest.mark.timeout(240)

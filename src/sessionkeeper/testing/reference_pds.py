@@ -28,6 +28,7 @@ from typing import IO, Any, NamedTuple, Self
 from urllib.parse import urlsplit
 
 import httpx
+import jwt as pyjwt
 import platformdirs
 
 logger = logging.getLogger(__name__)
@@ -167,6 +168,8 @@ class ReferencePds:
         self._rate_limits = rate_limits
         self._startup_timeout = startup_timeout
         self.admin_password = secrets.token_urlsafe(18)
+        # The PDS signs its HS256 session tokens with these bytes (see mint_access_token).
+        self._jwt_secret = secrets.token_hex(32)
         self._process: subprocess.Popen[bytes] | None = None
         self._workdir: Path | None = None
         self._log_file: IO[bytes] | None = None
@@ -262,7 +265,7 @@ class ReferencePds:
                 # A test run killed with SIGKILL must not leave a server behind.
                 "PDS_EXIT_WITH_PARENT": "true",
                 "PDS_ADMIN_PASSWORD": self.admin_password,
-                "PDS_JWT_SECRET": secrets.token_hex(32),
+                "PDS_JWT_SECRET": self._jwt_secret,
                 "PDS_DPOP_SECRET": secrets.token_hex(32),
                 "PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX": secrets.token_hex(32),
                 "LOG_ENABLED": "true",
@@ -385,6 +388,23 @@ class ReferencePds:
             )
         data = response.json()
         return str(data["did"]), str(data["handle"])
+
+    def mint_access_token(self, did: str, *, expires_in: float = -60.0) -> str:
+        """An access token for ``did`` that the PDS accepts as its own, expiring as asked.
+
+        Signed with the PDS's own secret and claims like the ones it issues, so
+        a negative ``expires_in`` gives a genuinely expired token: the PDS
+        answers 400 ``ExpiredToken`` without a two-hour wait.
+        """
+        now = int(time.time())
+        claims = {
+            "scope": "com.atproto.access",
+            "aud": "did:web:localhost",
+            "sub": did,
+            "iat": now,
+            "exp": int(now + expires_in),
+        }
+        return pyjwt.encode(claims, self._jwt_secret, algorithm="HS256", headers={"typ": "at+jwt"})
 
     # -- what the PDS saw ----------------------------------------------------
 
