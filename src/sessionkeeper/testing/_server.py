@@ -2,11 +2,38 @@
 
 from __future__ import annotations
 
+import logging
+import socket
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Self
+
+logger = logging.getLogger(__name__)
+
+
+class LoopbackHandler(BaseHTTPRequestHandler):
+    """Base handler of the fakes: keep-alive HTTP/1.1, no Nagle delay, tracked connections."""
+
+    protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        """Register the connection so that stopping the fake can cut it."""
+        super().setup()
+        # Headers and body go out in two writes; without TCP_NODELAY, Nagle's
+        # algorithm and the client's delayed ACK add ~40 ms to every answer.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.owner.track_connection(self.connection)  # type: ignore[attr-defined]
+
+    def finish(self) -> None:
+        """Unregister the connection; a client already gone is not an error."""
+        try:
+            super().finish()
+        except ConnectionError:
+            logger.debug("client was gone before the answer was flushed")
+        finally:
+            self.server.owner.untrack_connection(self.connection)  # type: ignore[attr-defined]
 
 
 class LoopbackServer:
@@ -25,6 +52,8 @@ class LoopbackServer:
         self._thread: threading.Thread | None = None
         self.counts: Counter[str] = Counter()
         self._count_guard = threading.Lock()
+        self._connections: set[socket.socket] = set()
+        self._connections_guard = threading.Lock()
 
     def count(self, key: str) -> None:
         """Record one request under ``key``."""
@@ -62,7 +91,11 @@ class LoopbackServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving and close the socket."""
+        """Stop serving and cut open keep-alive connections, like a server going away.
+
+        Without cutting them, a client's pooled connection would still be
+        answered by its handler thread after the server "went down".
+        """
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -70,6 +103,24 @@ class LoopbackServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        with self._connections_guard:
+            connections = list(self._connections)
+            self._connections.clear()
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                logger.debug("a connection was already closed")
+
+    def track_connection(self, connection: socket.socket) -> None:
+        """Remember an open client connection (called by the handler)."""
+        with self._connections_guard:
+            self._connections.add(connection)
+
+    def untrack_connection(self, connection: socket.socket) -> None:
+        """Forget a finished client connection (called by the handler)."""
+        with self._connections_guard:
+            self._connections.discard(connection)
 
     def __enter__(self) -> Self:
         return self.start()

@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 from urllib.parse import parse_qs, quote, urlsplit
 
 from sessionkeeper.clock import Clock, SystemClock
-from sessionkeeper.testing._server import LoopbackServer
+from sessionkeeper.testing._server import LoopbackHandler, LoopbackServer
 from sessionkeeper.testing.fake_hac_data import HacDatabase
 from sessionkeeper.testing.fake_hac_flexsearch import execute_query
 from sessionkeeper.testing.fake_hac_groovy import run_script
@@ -142,8 +140,7 @@ def _checkbox(form: dict[str, str], name: str) -> bool:
     return False
 
 
-class _HacHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _HacHandler(LoopbackHandler):
     server_version = "Apache-Coyote/1.1"
     sys_version = ""
 
@@ -154,14 +151,6 @@ class _HacHandler(BaseHTTPRequestHandler):
         # Method and path only: a query string may carry a token.
         path = urlsplit(self.path).path if hasattr(self, "path") else "-"
         logger.debug("fake HAC: %s %s -> %s", getattr(self, "command", "-"), path, code)
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.owner.track_connection(self.connection)  # type: ignore[attr-defined]
-
-    def finish(self) -> None:
-        self.server.owner.untrack_connection(self.connection)  # type: ignore[attr-defined]
-        super().finish()
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -293,7 +282,6 @@ class FakeHac(LoopbackServer):
         self.synchronous_update = False
         self._logins = 0
         self._state_guard = threading.Lock()
-        self._connections: set[socket.socket] = set()
 
     # ----- public surface -------------------------------------------------
 
@@ -345,31 +333,9 @@ class FakeHac(LoopbackServer):
         return self.sessions.count_authenticated(self.route)
 
     def stop(self) -> None:
-        """Stop serving, drop open keep-alive connections and end a running update.
-
-        Without dropping them, a client's pooled connection would still be
-        answered by its handler thread after the server "went down".
-        """
+        """Stop serving (cutting open connections) and end a running update."""
         self.init_log.stop()
         super().stop()
-        with self._state_guard:
-            connections = list(self._connections)
-            self._connections.clear()
-        for connection in connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                logger.debug("fake HAC: a connection was already closed")
-
-    def track_connection(self, connection: socket.socket) -> None:
-        """Remember an open client connection (closed by :meth:`stop`)."""
-        with self._state_guard:
-            self._connections.add(connection)
-
-    def untrack_connection(self, connection: socket.socket) -> None:
-        """Forget a client connection its handler has finished with."""
-        with self._state_guard:
-            self._connections.discard(connection)
 
     # ----- request plumbing -----------------------------------------------
 

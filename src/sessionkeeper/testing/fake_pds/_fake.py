@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import socket
 import threading
 import time
 from collections import Counter
@@ -148,8 +147,6 @@ class FakePds(LoopbackServer):
             else None
         )
         self._fault: _Fault | None = None
-        self._connections: set[socket.socket] = set()
-        self._connections_guard = threading.Lock()
         self._methods: dict[str, _Method] = {
             CREATE_SESSION: _Method("procedure", self._create_session),
             REFRESH_SESSION: _Method("procedure", self._refresh_session),
@@ -254,30 +251,7 @@ class FakePds(LoopbackServer):
             self.counts.clear()
             self.errors.clear()
 
-    def stop(self) -> None:
-        """Stop serving and cut open keep-alive connections, like a server going away."""
-        super().stop()
-        with self._connections_guard:
-            connections = list(self._connections)
-            self._connections.clear()
-        for conn in connections:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                # Already closed by the client or the handler: nothing left to cut.
-                logger.debug("connection was already closed")
-
     # --------------------------------------------------------------- HTTP entry
-
-    def track_connection(self, conn: socket.socket) -> None:
-        """Remember an open client connection (called by the handler)."""
-        with self._connections_guard:
-            self._connections.add(conn)
-
-    def untrack_connection(self, conn: socket.socket) -> None:
-        """Forget a closed client connection (called by the handler)."""
-        with self._connections_guard:
-            self._connections.discard(conn)
 
     def handle_http(self, request: HttpRequest) -> HttpResponse | Drop:
         """Answer one HTTP request (XRPC, control endpoint, or 404)."""

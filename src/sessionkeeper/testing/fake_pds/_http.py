@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any, Final, Protocol
 from urllib.parse import parse_qs, urlsplit
+
+from sessionkeeper.testing._server import LoopbackHandler
 
 logger = logging.getLogger(__name__)
 
@@ -71,21 +71,14 @@ class HttpApp(Protocol):
     def handle_http(self, request: HttpRequest) -> HttpResponse | Drop:
         """Answer one request, or ``DROP`` it."""
 
-    def track_connection(self, conn: socket.socket) -> None:
-        """A client connected."""
-
-    def untrack_connection(self, conn: socket.socket) -> None:
-        """A client connection ended."""
-
 
 class _BadRequestError(Exception):
     pass
 
 
-class XrpcHandler(BaseHTTPRequestHandler):
+class XrpcHandler(LoopbackHandler):
     """Reads each request fully, asks the owning fake for the answer, writes it."""
 
-    protocol_version = "HTTP/1.1"  # keep-alive, like a real PDS behind a proxy
     server_version = "sessionkeeper-fake-pds"
     sys_version = ""
     timeout = 60  # an idle keep-alive connection frees its thread after a minute
@@ -94,14 +87,6 @@ class XrpcHandler(BaseHTTPRequestHandler):
         app: HttpApp = self.server.owner  # type: ignore[attr-defined]
         return app
 
-    def setup(self) -> None:
-        """Register the connection so that stopping the fake can cut it."""
-        super().setup()
-        # Headers and body go out in two writes; without TCP_NODELAY, Nagle's
-        # algorithm and the client's delayed ACK add ~40 ms to every answer.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._app().track_connection(self.connection)
-
     def handle(self) -> None:
         """Serve the connection's requests; a client that hangs up is not an error."""
         try:
@@ -109,15 +94,6 @@ class XrpcHandler(BaseHTTPRequestHandler):
         except (ConnectionError, TimeoutError) as exc:
             self.close_connection = True
             logger.debug("client connection ended: %s", type(exc).__name__)
-
-    def finish(self) -> None:
-        """Unregister the connection."""
-        try:
-            super().finish()
-        except ConnectionError:
-            logger.debug("client was gone before the answer was flushed")
-        finally:
-            self._app().untrack_connection(self.connection)
 
     def do_GET(self) -> None:
         """Serve a GET."""
