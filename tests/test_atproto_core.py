@@ -93,14 +93,17 @@ def test_token_without_exp_is_never_proactively_due() -> None:
     assert not is_due("not.a.jwt", NOW, 120.0)
 
 
-def test_adopt_only_a_different_fresh_pair_of_the_same_did() -> None:
+def test_adopt_only_a_different_unexpired_pair_of_the_same_did() -> None:
     known = session(NOW - 10, tag="old")
     fresh = session(NOW + 7200, tag="new")
-    assert should_adopt(fresh, known, NOW, 120.0)
-    assert not should_adopt(known, known, NOW, 120.0)
-    assert not should_adopt(session(NOW + 60, tag="new"), known, NOW, 120.0)
-    assert not should_adopt(session(NOW + 7200, did="did:plc:bob", tag="b"), known, NOW, 120.0)
-    assert not should_adopt(None, known, NOW, 120.0)
+    assert should_adopt(fresh, known, NOW)
+    assert should_adopt(
+        session(NOW + 60, tag="new"), known, NOW
+    )  # inside the margin: still adopted
+    assert not should_adopt(session(NOW - 1, tag="new"), known, NOW)  # expired: refresh instead
+    assert not should_adopt(known, known, NOW)
+    assert not should_adopt(session(NOW + 7200, did="did:plc:bob", tag="b"), known, NOW)
+    assert not should_adopt(None, known, NOW)
 
 
 @pytest.mark.parametrize(
@@ -165,7 +168,7 @@ def test_refresh_flow_adopts_a_pair_refreshed_elsewhere_without_a_request() -> N
     known = session(NOW - 5, tag="old")
     elsewhere = session(NOW + 7200, tag="new")
     store = {"did_plc_alice.json": encode_session(elsewhere)}
-    result, ops = run(refresh_flow(known, service_url="http://pds", now=NOW, margin=120), store, [])
+    result, ops = run(refresh_flow(known, service_url="http://pds", now=NOW), store, [])
     assert result.outcome is RefreshOutcome.ADOPTED
     assert result.session == elsewhere
     assert not any(isinstance(op, Send) for op in ops)
@@ -178,9 +181,7 @@ def test_refresh_flow_uses_the_stored_refresh_token_and_stores_the_new_pair() ->
     new = session(NOW + 7200, tag="new")
     reply = answer(200, {**new.to_json_dict(), "email": None})
     reply = answer(200, {k: v for k, v in new.to_json_dict().items() if k != "email"})
-    result, ops = run(
-        refresh_flow(known, service_url="http://pds", now=NOW, margin=120), store, [reply]
-    )
+    result, ops = run(refresh_flow(known, service_url="http://pds", now=NOW), store, [reply])
     send = next(op for op in ops if isinstance(op, Send))
     assert send.headers["Authorization"] == f"Bearer {stored.refresh_jwt}"
     assert send.url == "http://pds/xrpc/com.atproto.server.refreshSession"
@@ -195,7 +196,7 @@ def test_refresh_flow_answer_for_another_did_raises_and_stores_nothing() -> None
     other = session(NOW + 7200, did="did:plc:bob", tag="b")
     with pytest.raises(SessionError, match="another account"):
         run(
-            refresh_flow(known, service_url="http://p", now=NOW, margin=0),
+            refresh_flow(known, service_url="http://p", now=NOW),
             store,
             [answer(200, other.to_json_dict())],
         )
@@ -206,7 +207,7 @@ def test_refresh_flow_dead_verdict_deletes_the_stored_session() -> None:
     known = session(NOW - 5)
     store = {"did_plc_alice.json": encode_session(known)}
     reply = answer(400, {"error": "ExpiredToken", "message": "Token has been revoked"})
-    result, _ = run(refresh_flow(known, service_url="http://p", now=NOW, margin=0), store, [reply])
+    result, _ = run(refresh_flow(known, service_url="http://p", now=NOW), store, [reply])
     assert result.outcome is RefreshOutcome.REMOVED
     assert store == {}
 
@@ -222,7 +223,7 @@ def test_refresh_flow_dead_verdict_deletes_the_stored_session() -> None:
 def test_refresh_flow_transient_failures_keep_the_session(reply: Any) -> None:
     known = session(NOW - 5)
     store = {"did_plc_alice.json": encode_session(known)}
-    result, _ = run(refresh_flow(known, service_url="http://p", now=NOW, margin=0), store, [reply])
+    result, _ = run(refresh_flow(known, service_url="http://p", now=NOW), store, [reply])
     assert result.outcome is RefreshOutcome.UNAVAILABLE
     assert "did_plc_alice.json" in store
     if isinstance(reply, httpx.Response) and reply.status_code == 429:
@@ -234,7 +235,7 @@ def test_refresh_flow_other_errors_raise_xrpc_error_and_keep_the_session() -> No
     store = {"did_plc_alice.json": encode_session(known)}
     with pytest.raises(XrpcError) as info:
         run(
-            refresh_flow(known, service_url="http://p", now=NOW, margin=0),
+            refresh_flow(known, service_url="http://p", now=NOW),
             store,
             [answer(400, {"error": "InvalidRequest", "message": "bad"})],
         )

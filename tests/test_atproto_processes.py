@@ -53,6 +53,7 @@ def worker(argv: list[str]) -> int:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--calls", type=int, default=3)
     parser.add_argument("--clock-offset", type=float, default=0.0)
+    parser.add_argument("--margin", type=float, default=120.0)
     parser.add_argument("--ready", default=None)
     parser.add_argument("--go", default=None)
     parser.add_argument("--hang", choices=["before-refresh", "after-refresh-answer"])
@@ -71,7 +72,11 @@ def worker(argv: list[str]) -> int:
 
     http = httpx.Client(event_hooks={"request": [hang_on_request], "response": [hang_on_response]})
     manager = PersistentSessionManager(
-        args.dir, args.url, clock=OffsetClock(args.clock_offset), http=http
+        args.dir,
+        args.url,
+        clock=OffsetClock(args.clock_offset),
+        http=http,
+        refresh_margin=args.margin,
     )
     if manager.load_session(args.did) is None:
         print(json.dumps({"error": "no session"}), flush=True)
@@ -138,7 +143,14 @@ def pds(fake_clock: ManualClock) -> Iterator[FakePds]:
 
 
 def stampede(
-    tmp_path: Path, pds: FakePds, did: str, processes: int, clock_offset: float
+    tmp_path: Path,
+    pds: FakePds,
+    did: str,
+    processes: int,
+    clock_offset: float,
+    margin: float = 120.0,
+    threads: int = 4,
+    calls: int = 3,
 ) -> list[dict[str, Any]]:
     go = tmp_path / "go"
     workers = [
@@ -150,11 +162,13 @@ def stampede(
             "--did",
             did,
             "--threads",
-            "4",
+            str(threads),
             "--calls",
-            "3",
+            str(calls),
             "--clock-offset",
             str(clock_offset),
+            "--margin",
+            str(margin),
             "--ready",
             str(tmp_path / f"ready-{i}"),
             "--go",
@@ -177,7 +191,7 @@ def stampede(
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("path", ["reactive", "proactive"])
+@pytest.mark.parametrize("path", ["reactive", "proactive", "margin-longer-than-lifetime"])
 def test_refresh_is_single_flight_across_processes(
     tmp_path: Path, pds: FakePds, fake_clock: ManualClock, path: str
 ) -> None:
@@ -187,18 +201,26 @@ def test_refresh_is_single_flight_across_processes(
     # The server's clock passes the access token's exp. Reactive: the workers do not
     # know (their clock is real), so their calls are refused with ExpiredToken.
     # Proactive: their clock moved as far, so they refresh before calling.
-    fake_clock.advance(7201)
+    # Margin longer than the token's life: every token is due at once, so the
+    # waiting processes must adopt the first one's pair rather than refresh again.
+    if path != "margin-longer-than-lifetime":
+        fake_clock.advance(7201)
     pds.reset_counts()
-    processes = 4 if path == "proactive" else 6
-    reports = stampede(tmp_path, pds, did, processes, 7201.0 if path == "proactive" else 0.0)
+    processes = 6 if path == "reactive" else 4
+    offset = 7201.0 if path == "proactive" else 0.0
+    long_margin = path == "margin-longer-than-lifetime"
+    # With such a margin every call is due, so each process makes one call only.
+    threads, calls = (1, 1) if long_margin else (4, 3)
+    margin = 100_000.0 if long_margin else 120.0
+    reports = stampede(tmp_path, pds, did, processes, offset, margin, threads, calls)
     assert pds.counts[REFRESH] == 1
     assert [r["failed"] for r in reports] == [[]] * processes
-    assert sum(r["ok"] for r in reports) == processes * 4 * 3
+    assert sum(r["ok"] for r in reports) == processes * threads * calls
     stored = json.loads((tmp_path / "sessions" / name_for_did(did)).read_text())
     assert {(r["access"], r["refresh"]) for r in reports} == {
         (stored["accessJwt"], stored["refreshJwt"])
     }
-    if path == "proactive":
+    if path != "reactive":
         assert pds.errors[GET_SESSION] == 0
 
 

@@ -363,7 +363,6 @@ class AsyncPersistentSessionManager:
                 known,
                 service_url=state.service_url,
                 now=state.clock.time(),
-                margin=0.0 if force else state.refresh_margin,
             )
             result = await self._locked(name_for_did(known.did), flow)
             return state.apply_refresh(known, result)

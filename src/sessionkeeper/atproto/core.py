@@ -118,15 +118,18 @@ def same_pair(a: AtpSessionData, b: AtpSessionData) -> bool:
     return a.access_jwt == b.access_jwt and a.refresh_jwt == b.refresh_jwt
 
 
-def should_adopt(
-    stored: AtpSessionData | None, known: AtpSessionData, now: float, margin: float
-) -> bool:
-    """Whether a stored pair, read under the lock, was refreshed by someone else and is fresh."""
+def should_adopt(stored: AtpSessionData | None, known: AtpSessionData, now: float) -> bool:
+    """Whether a stored pair, read under the lock, was refreshed by someone else and is usable.
+
+    Any different pair that has not expired is adopted, even one inside the
+    refresh margin: otherwise a margin longer than the token's life would
+    make every waiting holder refresh again, once each.
+    """
     return (
         stored is not None
         and stored.did == known.did
         and not same_pair(stored, known)
-        and not is_due(stored.access_jwt, now, margin)
+        and not is_expired(stored.access_jwt, now)
     )
 
 
@@ -244,7 +247,7 @@ def read_stored(raw: bytes | None, name: str, did: str) -> AtpSessionData | None
 
 
 def refresh_flow(
-    known: AtpSessionData, *, service_url: str, now: float, margin: float
+    known: AtpSessionData, *, service_url: str, now: float
 ) -> Generator[Op, Any, RefreshResult]:
     """Refresh ``known`` (to be run while holding the store lock of its DID).
 
@@ -256,7 +259,7 @@ def refresh_flow(
     did = known.did
     name = name_for_did(did)
     stored = read_stored((yield Get(name)), name, did)
-    if stored is not None and should_adopt(stored, known, now, margin):
+    if stored is not None and should_adopt(stored, known, now):
         return RefreshResult(RefreshOutcome.ADOPTED, stored)
     base = stored if stored is not None else known
     answer = yield Send("POST", xrpc_url(service_url, REFRESH_SESSION), bearer(base.refresh_jwt))

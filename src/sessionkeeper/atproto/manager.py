@@ -285,7 +285,6 @@ class PersistentSessionManager:
                 known,
                 service_url=state.service_url,
                 now=state.clock.time(),
-                margin=0.0 if force else state.refresh_margin,
             )
             result = self._drive(flow)
         return state.apply_refresh(known, result)

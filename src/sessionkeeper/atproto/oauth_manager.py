@@ -288,7 +288,7 @@ class OAuthSessionManager:
             and current is not None
             and current.did == did
             and not _same_tokens(current, known)
-            and not self._due(current, self.refresh_margin)
+            and not self._due(current, 0.0)
         ):
             return current  # another thread of this process refreshed meanwhile
         until = self._not_before.get(did)
@@ -299,14 +299,13 @@ class OAuthSessionManager:
                 retry_after=wait,
             )
         name = oauth_name_for_did(did)
-        margin = 0.0 if force else self.refresh_margin
         # Refresh tokens are single use: lock, re-read, adopt or refresh, store.
         with self.store.lock(name):
             stored = self._read_stored(name, did)
             if (
                 stored is not None
                 and not _same_tokens(stored, known)
-                and not self._due(stored, margin)
+                and not self._due(stored, 0.0)
             ):
                 return self._adopt(known, stored, announce=True)
             base = stored if stored is not None else known

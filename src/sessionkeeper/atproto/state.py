@@ -11,7 +11,13 @@ import logging
 import threading
 from collections.abc import Callable
 
-from sessionkeeper.atproto.core import RefreshOutcome, RefreshResult, is_due, same_pair
+from sessionkeeper.atproto.core import (
+    RefreshOutcome,
+    RefreshResult,
+    is_due,
+    is_expired,
+    same_pair,
+)
 from sessionkeeper.atproto.errors import (
     NoSessionError,
     SessionExpiredError,
@@ -119,7 +125,7 @@ class SessionState:
             current is not None
             and current.did == known.did
             and not same_pair(current, known)
-            and not self.needs_refresh(current)
+            and not is_expired(current.access_jwt, self.clock.time())
         ):
             return current
         return None
