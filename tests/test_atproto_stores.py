@@ -1,0 +1,73 @@
+"""ATProto sessions on other stores: Redis shared by several "machines", encrypted at rest."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from sessionkeeper.atproto import PersistentSessionManager, name_for_did
+from sessionkeeper.clock import ManualClock
+from sessionkeeper.stores.encrypted import EncryptedStore
+from sessionkeeper.stores.redis import RedisStore
+from sessionkeeper.testing.fake_pds import FakePds
+
+pytestmark = pytest.mark.timeout(60)
+
+GET_SESSION = "com.atproto.server.getSession"
+REFRESH = "com.atproto.server.refreshSession"
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def pds(clock: ManualClock) -> Iterator[FakePds]:
+    with FakePds(clock=clock, grace_period=0) as fake:
+        yield fake
+
+
+@pytest.mark.redis
+def test_managers_on_separate_redis_connections_share_one_refresh(
+    redis_store_factory: Callable[..., RedisStore], pds: FakePds, clock: ManualClock
+) -> None:
+    did = pds.create_account("fleet.test", "fleet-pass")
+    key = secrets.token_hex(32)
+    machines = [
+        PersistentSessionManager(
+            None, pds.url, store=EncryptedStore(redis_store_factory(), key), clock=clock
+        )
+        for _ in range(4)
+    ]
+    try:
+        machines[0].login("fleet.test", "fleet-pass")
+        for machine in machines[1:]:
+            assert machine.load_session(did) is not None
+        raw = machines[0].store.inner.get(name_for_did(did))  # type: ignore[attr-defined]
+        assert raw is not None and b"refreshJwt" not in raw  # encrypted at rest
+        clock.advance(7201)
+        failures: list[BaseException] = []
+        barrier = threading.Barrier(len(machines) * 2)
+
+        def call(machine: PersistentSessionManager) -> None:
+            barrier.wait()
+            try:
+                machine.query(GET_SESSION)
+            except BaseException as exc:
+                failures.append(exc)
+
+        threads = [threading.Thread(target=call, args=(m,)) for m in machines * 2]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert failures == []
+        assert pds.counts[REFRESH] == 1
+        assert len({m.session.refresh_jwt for m in machines if m.session}) == 1
+    finally:
+        for machine in machines:
+            machine.close()
