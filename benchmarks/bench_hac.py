@@ -26,7 +26,7 @@ from _table import print_table, verdict
 REPO = Path(__file__).resolve().parent.parent
 LATENCY = "0.02"
 LATENCY_ARGS = ("--latency", LATENCY)
-ROUNDS = 5
+ROUNDS = 7
 RUN_NAMES = ("1 cold", "2 warm", "3 dead session")
 
 SCRIPT = """
@@ -102,19 +102,33 @@ def one_run(python: str, url: str, home: Path, control: httpx.Client, into: RunF
     into.work.append(float(answer["work"]))
 
 
+def one_round(
+    python: str, url: str, control: httpx.Client, home: Path, runs: list[RunFigures]
+) -> None:
+    """The three runs of one implementation, from a fresh HOME."""
+    home.mkdir()
+    one_run(python, url, home, control, runs[0])
+    one_run(python, url, home, control, runs[1])
+    control.post("/__fake__/kill-sessions")
+    one_run(python, url, home, control, runs[2])
+
+
 def measure(
-    python: str, url: str, control: httpx.Client, tmp: Path, label: str
-) -> list[RunFigures]:
-    """ROUNDS rounds of the three runs for one implementation."""
-    runs = [RunFigures() for _ in RUN_NAMES]
+    pythons: dict[str, str], url: str, control: httpx.Client, tmp: Path
+) -> dict[str, list[RunFigures]]:
+    """ROUNDS rounds of the three runs per implementation, interleaved round by round.
+
+    Interleaving (and alternating who goes first) exposes both to the same
+    machine load, so the ratios stay fair on a busy machine.
+    """
+    figures = {label: [RunFigures() for _ in RUN_NAMES] for label in pythons}
+    labels = list(pythons)
     for round_number in range(ROUNDS):
-        home = tmp / f"{label}-{round_number}"
-        home.mkdir()
-        one_run(python, url, home, control, runs[0])
-        one_run(python, url, home, control, runs[1])
-        control.post("/__fake__/kill-sessions")
-        one_run(python, url, home, control, runs[2])
-    return runs
+        order = labels if round_number % 2 == 0 else labels[::-1]
+        for label in order:
+            home = tmp / f"{label}-{round_number}"
+            one_round(pythons[label], url, control, home, figures[label])
+    return figures
 
 
 def main() -> int:
@@ -122,10 +136,13 @@ def main() -> int:
     fake, url = start_fake()
     try:
         control = httpx.Client(base_url=url, timeout=10)
+        pythons = {"ours": sys.executable}
+        if original:
+            pythons["original"] = original
         with tempfile.TemporaryDirectory(prefix="sessionkeeper-bench-hac-") as name:
-            tmp = Path(name)
-            ours = measure(sys.executable, url, control, tmp, "ours")
-            theirs = measure(original, url, control, tmp, "original") if original else None
+            figures = measure(pythons, url, control, Path(name))
+        ours = figures["ours"]
+        theirs = figures.get("original")
     finally:
         fake.terminate()
         fake.wait(timeout=10)

@@ -16,7 +16,7 @@ import pytest
 from sessionkeeper.hac.auth import AuthHandler, BasicAuthHandler
 from sessionkeeper.hac.client import HacClient
 from sessionkeeper.hac.errors import HacAuthenticationError, HacClientError
-from sessionkeeper.hac.session import SessionManager
+from sessionkeeper.hac.session import SessionManager, encode_session, session_name
 from sessionkeeper.stores.directory import DirectoryStore
 from sessionkeeper.testing.fake_hac import FakeHac
 
@@ -79,13 +79,16 @@ def test_cold_run_logs_in_with_three_requests_then_runs_the_operation(
     assert cached.route_cookie == "ROUTE=.node1"
 
 
-def test_warm_run_sends_exactly_one_request_and_touches_the_session(
+def test_warm_run_sends_exactly_one_request_and_touches_a_session_idle_for_a_while(
     fake: FakeHac, make_client: MakeClient, cache_dir: Path
 ) -> None:
     make_client().execute_groovy("return 1")
     manager = SessionManager(cache_dir)
     before = manager.load_session(fake.url, "admin", "local")
     assert before is not None
+    # Make the session look idle for a minute.
+    before.last_used_at -= 60
+    manager.store.put(session_name(fake.url, "admin", "local"), encode_session(before))
     fake.reset_counts()
     warm = make_client()
     assert warm.execute_groovy("return 2").execution_result == "2"
@@ -93,7 +96,25 @@ def test_warm_run_sends_exactly_one_request_and_touches_the_session(
     after = manager.load_session(fake.url, "admin", "local")
     assert after is not None
     assert after.session_id == before.session_id
-    assert after.last_used_at >= before.last_used_at
+    assert after.created_at == before.created_at
+    assert after.last_used_at > before.last_used_at + 30
+
+
+def test_a_session_used_moments_ago_is_not_rewritten_unless_asked(
+    fake: FakeHac, make_client: MakeClient, cache_dir: Path
+) -> None:
+    make_client().login()
+    manager = SessionManager(cache_dir)
+    name = session_name(fake.url, "admin", "local")
+    written = manager.store.get(name)
+    make_client().execute_groovy("return 1")
+    assert manager.store.get(name) == written  # within touch_interval: no durable write
+    every_time = make_client()
+    every_time.touch_interval = 0
+    every_time.execute_groovy("return 1")
+    touched = manager.load_session(fake.url, "admin", "local")
+    assert touched is not None
+    assert manager.store.get(name) != written
 
 
 def test_login_trusts_the_cached_session_without_a_validation_request(
@@ -273,7 +294,7 @@ WORKER = textwrap.dedent(
     from pathlib import Path
     from sessionkeeper.hac.auth import BasicAuthHandler
     from sessionkeeper.hac.client import HacClient
-    from sessionkeeper.hac.session import SessionManager
+    from sessionkeeper.hac.session import SessionManager, encode_session, session_name
 
     url, cache, n, start = sys.argv[1], Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4])
     while not start.exists():

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from selectolax.lexbor import LexborHTMLParser
+from typing import TYPE_CHECKING
 
 from sessionkeeper.hac.errors import HacClientError
 from sessionkeeper.hac.models import ImpexResult
+
+if TYPE_CHECKING:
+    from selectolax.lexbor import LexborHTMLParser
+
+
+def _parse(page: str) -> LexborHTMLParser:
+    # Imported on first use: a warm run reads only JSON and never pays for the parser.
+    from selectolax.lexbor import LexborHTMLParser
+
+    return LexborHTMLParser(page)
+
 
 #: Either marker in a body means HAC answered with its login page.
 LOGIN_PAGE_MARKERS = ("j_spring_security_check", 'name="j_username"')
@@ -18,7 +29,7 @@ def is_login_page(body: str) -> bool:
 
 def extract_csrf_token(page: str) -> str | None:
     """The CSRF token of a page: the form's hidden ``_csrf`` input, else the ``_csrf`` meta tag."""
-    tree = LexborHTMLParser(page)
+    tree = _parse(page)
     node = tree.css_first('input[name="_csrf"]')
     if node is not None and node.attributes.get("value"):
         return node.attributes["value"]
@@ -30,7 +41,7 @@ def extract_csrf_token(page: str) -> str | None:
 
 def login_error_text(page: str) -> str | None:
     """The ``#loginErrors`` text of a login page ("Login failed: ..."), if shown."""
-    node = LexborHTMLParser(page).css_first("#loginErrors")
+    node = _parse(page).css_first("#loginErrors")
     if node is None:
         return None
     text = " ".join(node.text(separator=" ").split())
@@ -63,7 +74,7 @@ def _detail(tree: LexborHTMLParser) -> str:
 
 def parse_impex_import(page: str) -> ImpexResult:
     """Read ``span#impexResult`` (level and summary) and the unresolved lines below it."""
-    tree = LexborHTMLParser(page)
+    tree = _parse(page)
     span = tree.css_first("span#impexResult")
     if span is None:
         binding = _binding_errors(tree)
@@ -84,7 +95,7 @@ def parse_impex_import(page: str) -> ImpexResult:
 
 def parse_impex_validation(page: str) -> ImpexResult:
     """Read ``span#validationResultMsg`` ("Import script is valid" or "... invalid: ...")."""
-    tree = LexborHTMLParser(page)
+    tree = _parse(page)
     span = tree.css_first("span#validationResultMsg")
     if span is None:
         binding = _binding_errors(tree)
