@@ -208,8 +208,9 @@ def test_a_killed_owner_leaves_no_server_behind(tmp_path: Path) -> None:
         assert owner.stdout is not None
         line = owner.stdout.readline()
         assert line, owner.stderr.read() if owner.stderr else ""
-        node_pid, url = line.split()
+        node_pid, url, workdir = line.split()
         assert httpx.get(f"{url}/xrpc/_health").status_code == 200
+        assert Path(workdir).is_dir()
     finally:
         owner.kill()
         owner.wait()
@@ -219,6 +220,7 @@ def test_a_killed_owner_leaves_no_server_behind(tmp_path: Path) -> None:
         time.sleep(0.1)
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{url}/xrpc/_health", timeout=2)
+    assert not Path(workdir).exists()
 
 
 #: A process that starts the PDS, reports it, and waits to be killed.
@@ -226,7 +228,7 @@ OWNER = """
 import time
 from sessionkeeper.testing.reference_pds import ReferencePds
 pds = ReferencePds().start()
-print(pds.pid, pds.url, flush=True)
+print(pds.pid, pds.url, pds.log_path.parent, flush=True)
 time.sleep(600)
 """
 

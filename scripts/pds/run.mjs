@@ -9,9 +9,12 @@
 //   PDS_RATE_LIMITS_ENABLED   "true" turns the PDS rate limits on (default off)
 //   PDS_EXIT_WITH_PARENT   "true": shut down when the parent process dies, so a
 //                   killed test run leaves no server behind
+//   PDS_ORPHAN_CLEANUP_DIR   a folder to remove after such a shutdown (the
+//                   throw-away data folder the dead parent can no longer remove)
 //
 // Prints one line "reference-pds ready pds=<port> plc=<port>" on stderr once both
 // listen; SIGTERM/SIGINT shut both down gracefully.
+import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { createRequire } from 'node:module'
@@ -57,15 +60,16 @@ await pds.start()
 console.error(`reference-pds ready pds=${pdsPort} plc=${plcPort}`)
 
 let stopping = false
-const stop = async () => {
+const stop = async (cleanupDir) => {
   if (stopping) return
   stopping = true
   await pds.destroy().catch((err) => console.error('pds shutdown:', err))
   await plcServer.destroy().catch((err) => console.error('plc shutdown:', err))
+  if (cleanupDir) fs.rmSync(cleanupDir, { recursive: true, force: true })
   process.exit(0)
 }
-process.on('SIGTERM', stop)
-process.on('SIGINT', stop)
+process.on('SIGTERM', () => stop())
+process.on('SIGINT', () => stop())
 
 if (process.env.PDS_EXIT_WITH_PARENT === 'true') {
   // An orphan is re-parented (to init or a subreaper), which changes ppid.
@@ -73,7 +77,7 @@ if (process.env.PDS_EXIT_WITH_PARENT === 'true') {
   setInterval(() => {
     if (process.ppid !== parent) {
       console.error(`reference-pds: parent ${parent} is gone; shutting down`)
-      stop()
+      stop(process.env.PDS_ORPHAN_CLEANUP_DIR)
     }
   }, 500).unref()
 }

@@ -264,6 +264,7 @@ class ReferencePds:
                 "PDS_RATE_LIMITS_ENABLED": "true" if self._rate_limits else "false",
                 # A test run killed with SIGKILL must not leave a server behind.
                 "PDS_EXIT_WITH_PARENT": "true",
+                "PDS_ORPHAN_CLEANUP_DIR": str(self._workdir),
                 "PDS_ADMIN_PASSWORD": self.admin_password,
                 "PDS_JWT_SECRET": self._jwt_secret,
                 "PDS_DPOP_SECRET": secrets.token_hex(32),
