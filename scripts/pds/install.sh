@@ -33,6 +33,12 @@ fail() {
 }
 has_zstd() { "$1" -e "process.exit(require('zlib').createZstdDecompress ? 0 : 1)" 2>/dev/null; }
 
+# Two installs into one folder at once would corrupt node_modules: take turns.
+if command -v flock >/dev/null; then
+  exec 9> "$DIR/.install.lock"
+  flock 9
+fi
+
 t_start=$(now_ms)
 echo "== $(date -u +%FT%TZ) install into $DIR" >> "$LOG"
 
