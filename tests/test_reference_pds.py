@@ -196,7 +196,7 @@ def test_stop_ends_the_process_and_removes_its_data() -> None:
 
 
 @pytest.mark.timeout(180)
-def test_a_killed_owner_leaves_no_server_behind(tmp_path: Path) -> None:
+def test_a_killed_owner_leaves_no_server_behind() -> None:
     require_reference_pds()
     owner = subprocess.Popen(
         [sys.executable, "-c", OWNER],
