@@ -9,11 +9,13 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from sessionkeeper.prune import PruneReport, prune
 from sessionkeeper.stores import DirectoryStore, SqliteStore
 from sessionkeeper.stores.redis import RedisStore
 from sessionkeeper.testing.redis_server import RedisServer
@@ -295,3 +297,41 @@ def test_doctor_reports_an_unreachable_redis_without_its_password() -> None:
     assert result.returncode == 1
     assert "unavailable" in result.stdout
     assert "doctor-secret" not in result.stdout + result.stderr
+
+
+TOUCHING_HOLDER = """
+import json, sys, time
+from sessionkeeper.stores.url import open_store
+store = open_store(sys.argv[1])
+name = sys.argv[2]
+with store.lock(name):
+    print("locked", flush=True)
+    sys.stdin.readline()
+    document = json.loads(store.get(name))
+    document["last_used_at"] = time.time()  # the session was just used
+    store.put(name, json.dumps(document).encode())
+"""
+
+
+def test_prune_decides_on_the_value_read_under_the_lock(tmp_path: Path) -> None:
+    store = DirectoryStore(tmp_path / "store")
+    name = hac_name("https://h", "u", "busy")
+    store.put(name, hac_session(idle=3 * HOUR))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", TOUCHING_HOLDER, f"dir:{store.path}", name],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdin is not None and holder.stdout is not None
+    assert holder.stdout.readline().strip() == "locked"
+    reports: list[PruneReport] = []
+    pruner = threading.Thread(target=lambda: reports.append(prune(store, lock_timeout=30)))
+    pruner.start()
+    pruner.join(0.5)  # let it reach the lock; the outcome must not depend on this
+    holder.stdin.write("go\n")
+    holder.stdin.flush()
+    assert holder.wait(timeout=30) == 0
+    pruner.join(timeout=30)
+    assert reports and reports[0].removed == []
+    assert store.get(name) is not None
