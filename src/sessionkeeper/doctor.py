@@ -21,14 +21,15 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from sessionkeeper.prune import HAC_IDLE_TIMEOUT, prune_verdict
 from sessionkeeper.sessionfiles import ShapeError, kind_of, parse_session
 from sessionkeeper.stores.base import MAX_VALUE_BYTES, Store
-from sessionkeeper.stores.directory import LOCK_SUFFIX, STALE_TEMP_SECONDS, TEMP_SUFFIX
+from sessionkeeper.stores.directory import (
+    LOCK_SUFFIX,
+    STALE_TEMP_SECONDS,
+    TEMP_SUFFIX,
+    DirectoryStore,
+)
 from sessionkeeper.stores.errors import StoreError
+from sessionkeeper.stores.locking import flock_is_held
 from sessionkeeper.stores.url import open_store
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows has no flock
-    fcntl = None  # type: ignore[assignment]
 
 
 class Severity(enum.Enum):
@@ -74,23 +75,6 @@ def _content_findings(name: str, data: bytes, where: str, now: float) -> list[Fi
     if verdict is not None:
         return [_note(where, f"is a dead session ({verdict[1]})", "sessionkeeper store prune")]
     return []
-
-
-def _flock_free(path: Path) -> bool:
-    """Whether no process holds an ``flock`` on ``path`` (probed without waiting)."""
-    if fcntl is None:  # pragma: no cover
-        return False
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)  # closing drops our probe lock at once
-    return True
 
 
 def diagnose_directory(path: Path, *, contents: bool = True) -> list[Finding]:
@@ -160,7 +144,7 @@ def _hidden_findings(
 ) -> list[Finding]:
     where = str(path)
     if name.endswith(TEMP_SUFFIX):
-        if now - info.st_mtime >= STALE_TEMP_SECONDS and not _held_by_writer(path):
+        if now - info.st_mtime >= STALE_TEMP_SECONDS and not DirectoryStore.temp_file_in_use(path):
             return [
                 _problem(
                     where,
@@ -171,7 +155,7 @@ def _hidden_findings(
         return []
     if name.endswith(LOCK_SUFFIX):
         owner = name[1 : -len(LOCK_SUFFIX)]
-        if owner not in names and _flock_free(path):
+        if owner not in names and not flock_is_held(path):
             return [
                 _note(
                     where,
@@ -180,11 +164,6 @@ def _hidden_findings(
                 )
             ]
     return []
-
-
-def _held_by_writer(temp: Path) -> bool:
-    # Same test the store's own sweeper uses: a writer holds an flock on its temp file.
-    return not _flock_free(temp) and temp.exists()
 
 
 def diagnose_store(store: Store) -> list[Finding]:

@@ -15,15 +15,22 @@ from sessionkeeper.doctor import Severity, diagnose, display_url, has_problems
 from sessionkeeper.migrate import CopyOutcome, CopyResult, migrate
 from sessionkeeper.prune import HAC_IDLE_TIMEOUT, PruneReason, prune
 from sessionkeeper.stores.base import Store
+from sessionkeeper.stores.encrypted import generate_key
 from sessionkeeper.stores.errors import StoreError
-from sessionkeeper.stores.url import STORE_ENV, StoreUrlError, open_store
+from sessionkeeper.stores.url import (
+    KEYRING_KEY_SERVICE,
+    KEYRING_KEY_USER,
+    STORE_ENV,
+    StoreUrlError,
+    open_store,
+)
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 app = typer.Typer(
     name="store",
-    help="Maintain session stores: migrate, prune, doctor.",
+    help="Maintain session stores: migrate, prune, doctor, keygen.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -216,6 +223,30 @@ def doctor_command(
     console.print(f"{problems} problems, {notes} notes in {escape(display_url(url))}")
     if has_problems(findings):
         raise typer.Exit(EXIT_FAILED)
+
+
+@app.command("keygen")
+def keygen_command(
+    save: bool = typer.Option(
+        False, "--save", help="Save the key in the OS keyring, where ?encrypt=1 finds it."
+    ),
+) -> None:
+    """Print a new AES-256 key for encrypted stores (set it as SESSIONKEEPER_KEY)."""
+    key = generate_key()
+    if not save:
+        console.print(key)
+        return
+    try:
+        import keyring
+
+        keyring.set_password(KEYRING_KEY_SERVICE, KEYRING_KEY_USER, key)
+    except Exception as exc:  # any backend failure: say so, never print a half-saved key
+        errors.print(f"[red]cannot save the key in the keyring:[/] {escape(str(exc))}")
+        raise typer.Exit(EXIT_FAILED) from exc
+    console.print(
+        f"saved a new key in the keyring (service {KEYRING_KEY_SERVICE!r}, "
+        f"user {KEYRING_KEY_USER!r}); store URLs with ?encrypt=1 use it"
+    )
 
 
 def main() -> None:

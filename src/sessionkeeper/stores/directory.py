@@ -20,7 +20,7 @@ from sessionkeeper.stores.base import (
     check_value_type,
     validate_name,
 )
-from sessionkeeper.stores.locking import LockFiles
+from sessionkeeper.stores.locking import LockFiles, flock_is_held
 
 try:
     import fcntl
@@ -188,7 +188,7 @@ class DirectoryStore:
                         continue
                 except FileNotFoundError:
                     continue
-                if not self._held_by_writer(Path(entry.path)):
+                if not self.temp_file_in_use(Path(entry.path)):
                     stale.append(Path(entry.path))
         return stale
 
@@ -203,17 +203,6 @@ class DirectoryStore:
         return removed
 
     @staticmethod
-    def _held_by_writer(temp: Path) -> bool:
-        if fcntl is None:  # pragma: no cover
-            return False
-        try:
-            fd = os.open(temp, os.O_RDONLY)
-        except FileNotFoundError:
-            return True  # already renamed or removed: nothing to sweep
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
-        return False
+    def temp_file_in_use(temp: Path) -> bool:
+        """Whether a live writer still holds ``temp`` (or it is already gone)."""
+        return not temp.exists() or flock_is_held(temp)

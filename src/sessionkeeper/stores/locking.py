@@ -8,6 +8,7 @@ holder never blocks the next one.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +19,31 @@ from filelock import Timeout as FileLockTimeout
 
 from sessionkeeper.stores.base import DEFAULT_LOCK_TIMEOUT
 from sessionkeeper.stores.errors import LockTimeoutError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows has no flock
+    fcntl = None  # type: ignore[assignment]
+
+
+def flock_is_held(path: Path) -> bool:
+    """Whether some process holds an ``flock`` on ``path``, probed without waiting.
+
+    A missing file, or a platform without ``flock``, reads as not held.
+    """
+    if fcntl is None:  # pragma: no cover
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops our probe lock at once
+    return False
 
 
 class LockFiles:
@@ -61,4 +87,4 @@ class LockFiles:
             lock.release()
 
 
-__all__ = ["DEFAULT_LOCK_TIMEOUT", "LockFiles"]
+__all__ = ["DEFAULT_LOCK_TIMEOUT", "LockFiles", "flock_is_held"]
