@@ -7,6 +7,7 @@ import logging
 import typer
 
 from sessionkeeper import __version__
+from sessionkeeper.cli import atproto, hac, store
 
 app = typer.Typer(
     name="sessionkeeper",
@@ -16,9 +17,9 @@ app = typer.Typer(
 )
 
 
-app.add_typer(__import__("sessionkeeper.cli.store", fromlist=["app"]).app, name="store")
-app.add_typer(__import__("sessionkeeper.cli.hac", fromlist=["app"]).app, name="hac")
-app.add_typer(__import__("sessionkeeper.cli.atproto", fromlist=["app"]).app, name="atproto")
+app.add_typer(hac.app, name="hac")
+app.add_typer(atproto.app, name="atproto")
+app.add_typer(store.app, name="store")
 
 
 def _show_version(value: bool) -> None:
