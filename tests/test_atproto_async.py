@@ -82,6 +82,25 @@ def test_async_lifecycle_login_load_list_refresh_clear(
     asyncio.run(scenario())
 
 
+def test_async_prune_and_sessions(
+    tmp_path: Path, pds: FakePds, alice: str, bob: str, clock: ManualClock
+) -> None:
+    async def scenario() -> None:
+        async with AsyncPersistentSessionManager(tmp_path, pds.url, clock=clock) as m:
+            seen = recorder(m)
+            await m.login("alice.test", "alice-pass")
+            clock.advance(80 * 86400)
+            await m.login("bob.test", "bob-pass")
+            clock.advance(11 * 86400)
+            assert [s.did for s in await m.sessions()] == sorted([alice, bob])
+            assert await m.prune_expired_sessions() == [alice]
+            assert await m.list_sessions() == [bob]
+            assert seen[-1][0] is AtpSessionEvent.EXPIRED
+            assert m.session is not None and m.session.did == bob
+
+    asyncio.run(scenario())
+
+
 def test_async_login_failure_emits_create_failed(tmp_path: Path, pds: FakePds, alice: str) -> None:
     async def scenario() -> None:
         async with AsyncPersistentSessionManager(tmp_path, pds.url) as m:

@@ -613,8 +613,10 @@ def test_prune_removes_sessions_whose_refresh_token_expired(
     clock.advance(80 * 86400)
     manager.login("bob.test", "bob-pass")
     clock.advance(11 * 86400)
+    assert [s.did for s in manager.sessions()] == sorted([alice, bob])
     assert manager.prune_expired_sessions() == [alice]
     assert manager.list_sessions() == [bob]
+    assert [s.handle for s in manager.sessions()] == ["bob.test"]
     assert kinds(events)[-1] == "expired"
 
 
