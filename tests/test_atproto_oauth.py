@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -31,7 +32,7 @@ from sessionkeeper.atproto import (
     SessionNetworkError,
 )
 from sessionkeeper.atproto.dpop import access_token_hash, generate_dpop_jwk, jwk_thumbprint
-from sessionkeeper.atproto.oauth_manager import OAuthSessionManager
+from sessionkeeper.atproto.oauth_manager import AsyncOAuthSessionManager, OAuthSessionManager
 from sessionkeeper.atproto.oauth_session import OAuthSession, oauth_name_for_did
 from sessionkeeper.clock import ManualClock
 from sessionkeeper.testing._server import LoopbackServer
@@ -383,6 +384,30 @@ def test_token_answers_must_be_dpop_with_a_did(server: FakeOAuthPds, clock: Manu
         OAuthSession.from_token_response(
             {"access_token": "a", "token_type": "DPoP", "sub": "alice"}, **common
         )
+
+
+def test_async_oauth_manager_and_async_client_auth(
+    tmp_path: Path, server: FakeOAuthPds, clock: ManualClock
+) -> None:
+    async def scenario() -> None:
+        async with AsyncOAuthSessionManager(tmp_path, clock=ManualClock(clock.time())) as m:
+            seen: list[str] = []
+            m.on_session_event(lambda e, s: seen.append(e.value))
+            await m.store_session(authorized(server, clock))
+            assert await m.list_sessions() == [DID]
+            clock.advance(3601)
+            results = await asyncio.gather(*(m.query(GET_SESSION) for _ in range(6)))
+            assert {r["did"] for r in results} == {DID}
+            assert server.counts["refresh"] == 1
+            clock.advance(3601)
+            async with httpx.AsyncClient(base_url=server.url, auth=m.auth) as client:
+                assert (await client.get(RESOURCE)).json()["did"] == DID
+            assert server.counts["refresh"] == 2
+            assert seen == ["create", "update", "update"]
+            await m.clear_session()
+            assert await m.list_sessions() == []
+
+    asyncio.run(scenario())
 
 
 def test_no_oauth_session_raises(tmp_path: Path) -> None:

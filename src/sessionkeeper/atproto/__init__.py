@@ -21,11 +21,12 @@ from sessionkeeper.atproto.errors import (
 )
 from sessionkeeper.atproto.interop import copy_sessions, import_session_dir, import_session_string
 from sessionkeeper.atproto.manager import PersistentSessionManager
-from sessionkeeper.atproto.oauth_manager import OAuthSessionManager
+from sessionkeeper.atproto.oauth_manager import AsyncOAuthSessionManager, OAuthSessionManager
 from sessionkeeper.atproto.oauth_session import OAuthSession
 from sessionkeeper.atproto.types import AtpSessionData, AtpSessionEvent
 
 __all__ = [
+    "AsyncOAuthSessionManager",
     "AsyncPersistentSessionManager",
     "AtpSessionData",
     "AtpSessionEvent",

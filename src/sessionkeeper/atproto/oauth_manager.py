@@ -11,11 +11,12 @@ session (expired), network errors, 5xx and 429 keep it (network-error).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
 from types import TracebackType
 from typing import Any, NoReturn, Self
 
@@ -465,3 +466,132 @@ class OAuthAuth(httpx.Auth):
             session = manager.refresh_rejected(session)
             self._sign(request, session, manager.signer(session))
             yield request
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        """The same flow for ``httpx.AsyncClient``; session work runs in worker threads."""
+        manager = self._manager
+        session = await asyncio.to_thread(manager.session_for_call)
+        signer = manager.signer(session)
+        sent = self._sign(request, session, signer)
+        response = yield request
+        await response.aread()
+        replayable = isinstance(request.stream, httpx.ByteStream)
+        nonce = response.headers.get("dpop-nonce")
+        changed = signer.remember_nonce(str(request.url), nonce, sent=sent)
+        if changed and wants_nonce(response) and replayable:
+            self._sign(request, session, signer)
+            response = yield request
+            await response.aread()
+        if manager.auto_refresh and token_rejected(response) and replayable:
+            session = await asyncio.to_thread(manager.refresh_rejected, session)
+            self._sign(request, session, manager.signer(session))
+            yield request
+
+
+class AsyncOAuthSessionManager:
+    """The asyncio face of :class:`OAuthSessionManager`: the same names, I/O as coroutines.
+
+    Each coroutine runs the blocking manager's operation in a worker thread,
+    so store locks are taken and released by one thread and the event loop is
+    never blocked; the guarantees are the blocking manager's own.
+    """
+
+    def __init__(
+        self,
+        session_dir: str | os.PathLike[str] | None,
+        *,
+        store: Store | None = None,
+        refresh_margin: float = 60.0,
+        auto_refresh: bool = True,
+        http: httpx.Client | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.blocking = OAuthSessionManager(
+            session_dir,
+            store=store,
+            refresh_margin=refresh_margin,
+            auto_refresh=auto_refresh,
+            http=http,
+            clock=clock,
+        )
+        self.store = self.blocking.store
+        self.auth = self.blocking.auth
+        """An ``httpx.Auth`` for ``httpx.AsyncClient`` (and ``httpx.Client``)."""
+
+    def __repr__(self) -> str:
+        return f"Async{self.blocking!r}"
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if the manager created it."""
+        await asyncio.to_thread(self.blocking.close)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    @property
+    def session(self) -> OAuthSession | None:
+        """The current session, or ``None``."""
+        return self.blocking.session
+
+    @property
+    def auto_refresh(self) -> bool:
+        """Whether calls refresh proactively and reactively."""
+        return self.blocking.auto_refresh
+
+    def enable_auto_refresh(self) -> None:
+        """Turn proactive and reactive refresh on."""
+        self.blocking.enable_auto_refresh()
+
+    def disable_auto_refresh(self) -> None:
+        """Turn proactive and reactive refresh off."""
+        self.blocking.disable_auto_refresh()
+
+    def needs_refresh(self) -> bool:
+        """Whether the current access token is within ``refresh_margin`` of its expiry."""
+        return self.blocking.needs_refresh()
+
+    def on_session_event(self, callback: OAuthCallback) -> Callable[[], None]:
+        """Subscribe ``callback(event, session | None)``; return an unsubscribe function."""
+        return self.blocking.on_session_event(callback)
+
+    async def store_session(self, session: OAuthSession) -> None:
+        """Persist ``session`` under its DID and make it current."""
+        await asyncio.to_thread(self.blocking.store_session, session)
+
+    async def load_session(self, did: str) -> OAuthSession | None:
+        """Load the stored OAuth session of ``did`` and make it current."""
+        return await asyncio.to_thread(self.blocking.load_session, did)
+
+    async def list_sessions(self) -> list[str]:
+        """DIDs of every stored OAuth session."""
+        return await asyncio.to_thread(self.blocking.list_sessions)
+
+    async def clear_session(self) -> None:
+        """Remove the current session from memory and the store."""
+        await asyncio.to_thread(self.blocking.clear_session)
+
+    async def logout(self) -> None:
+        """Revoke the refresh token when possible, then clear."""
+        await asyncio.to_thread(self.blocking.logout)
+
+    async def refresh_token(self) -> OAuthSession:
+        """Refresh the current session now (or adopt a set another process refreshed)."""
+        return await asyncio.to_thread(self.blocking.refresh_token)
+
+    async def query(self, nsid: str, params: dict[str, Any] | None = None) -> Any:
+        """Call an XRPC query (GET) on the PDS with DPoP."""
+        return await asyncio.to_thread(self.blocking.query, nsid, params)
+
+    async def procedure(self, nsid: str, data: Any = None) -> Any:
+        """Call an XRPC procedure (POST JSON) on the PDS with DPoP."""
+        return await asyncio.to_thread(self.blocking.procedure, nsid, data)
