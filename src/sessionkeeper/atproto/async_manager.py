@@ -205,9 +205,12 @@ class AsyncPersistentSessionManager:
             call: Callable[..., Any] = self.store.get
             args: tuple[Any, ...] = (op.name,)
         elif isinstance(op, Put):
-            call, args = self.store.put, (op.name, op.data)
+            # Outside a locked flow a write takes the lock itself (see the sync driver).
+            call = self.store.put if thread is not None else self._put_locked
+            args = (op.name, op.data)
         elif isinstance(op, Delete):
-            call, args = self.store.delete, (op.name,)
+            call = self.store.delete if thread is not None else self._delete_locked
+            args = (op.name,)
         else:  # pragma: no cover
             raise TypeError(f"unknown operation {op!r}")
         if thread is not None:

@@ -157,11 +157,16 @@ class PersistentSessionManager:
                 return NetworkFailure(f"{type(exc).__name__}: {exc}")
         if isinstance(op, Get):
             return self.store.get(op.name)
+        # Writes always hold the name's lock (re-entrant inside a refresh): a login's
+        # new pair and a concurrent refresh of the same DID then land one after the other,
+        # and the refresher re-reads and adopts the login's pair instead of overwriting it.
         if isinstance(op, Put):
-            self.store.put(op.name, op.data)
+            with self.store.lock(op.name):
+                self.store.put(op.name, op.data)
             return None
         if isinstance(op, Delete):
-            return self.store.delete(op.name)
+            with self.store.lock(op.name):
+                return self.store.delete(op.name)
         raise TypeError(f"unknown operation {op!r}")  # pragma: no cover
 
     def _drive(self, flow: Generator[Op, Any, T]) -> T:
