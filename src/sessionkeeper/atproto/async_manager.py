@@ -26,9 +26,10 @@ from sessionkeeper.atproto.auth import SessionAuth
 from sessionkeeper.atproto.codec import decode_session, encode_session, name_for_did
 from sessionkeeper.atproto.core import Delete, Get, NetworkFailure, Op, Put, Send
 from sessionkeeper.atproto.errors import SessionNetworkError, XrpcNetworkError
+from sessionkeeper.atproto.facade import SessionStateView
 from sessionkeeper.atproto.listing import prunable, stored_sessions
 from sessionkeeper.atproto.manager import DEFAULT_TIMEOUT, resolve_store
-from sessionkeeper.atproto.state import SessionCallback, SessionState
+from sessionkeeper.atproto.state import SessionState
 from sessionkeeper.atproto.types import AtpSessionData, AtpSessionEvent
 from sessionkeeper.atproto.xrpc import (
     bearer,
@@ -87,7 +88,7 @@ class _LockThread:
         self._executor.shutdown(wait=False)
 
 
-class AsyncPersistentSessionManager:
+class AsyncPersistentSessionManager(SessionStateView):
     """The asyncio twin of :class:`PersistentSessionManager`: same names, coroutines for I/O.
 
     ``session``, ``needs_refresh``, ``on_session_event`` and the auto-refresh
@@ -119,11 +120,6 @@ class AsyncPersistentSessionManager:
         self.auth = SessionAuth(sync_source=None, async_source=self)
         """An ``httpx.Auth`` for ``httpx.AsyncClient`` that refreshes and retries once."""
 
-    def __repr__(self) -> str:
-        session = self._state.session
-        who = session.did if session else None
-        return f"AsyncPersistentSessionManager({self._state.service_url!r}, session={who!r})"
-
     # -- lifecycle ------------------------------------------------------------------------
 
     async def aclose(self) -> None:
@@ -144,50 +140,6 @@ class AsyncPersistentSessionManager:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-    # -- state (no I/O, synchronous) ------------------------------------------------------
-
-    @property
-    def session(self) -> AtpSessionData | None:
-        """The current session, or ``None``."""
-        return self._state.session
-
-    @property
-    def service_url(self) -> str:
-        """The service (entryway or PDS) that creates and refreshes sessions."""
-        return self._state.service_url
-
-    @property
-    def refresh_margin(self) -> float:
-        """Seconds before the access token's exp at which it is refreshed."""
-        return self._state.refresh_margin
-
-    @property
-    def auto_refresh(self) -> bool:
-        """Whether calls refresh proactively and reactively."""
-        return self._state.auto_refresh
-
-    @property
-    def pds_endpoint(self) -> str:
-        """Where XRPC calls of the current session go (didDoc's PDS, else the service)."""
-        session = self._state.session
-        return self._state.endpoint(session.did) if session else self._state.service_url
-
-    def enable_auto_refresh(self) -> None:
-        """Turn proactive and reactive refresh on."""
-        self._state.auto_refresh = True
-
-    def disable_auto_refresh(self) -> None:
-        """Turn proactive and reactive refresh off."""
-        self._state.auto_refresh = False
-
-    def needs_refresh(self) -> bool:
-        """Whether the current access token is within ``refresh_margin`` of its exp."""
-        return self._state.needs_refresh()
-
-    def on_session_event(self, callback: SessionCallback) -> Callable[[], None]:
-        """Subscribe ``callback(event, session | None)``; return an unsubscribe function."""
-        return self._state.events.subscribe(callback)
 
     # -- I/O driver -----------------------------------------------------------------------
 

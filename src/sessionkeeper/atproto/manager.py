@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -15,8 +15,9 @@ from sessionkeeper.atproto.auth import SessionAuth, ThreadedSource
 from sessionkeeper.atproto.codec import decode_session, encode_session, name_for_did
 from sessionkeeper.atproto.core import Delete, Get, NetworkFailure, Op, Put, Send
 from sessionkeeper.atproto.errors import SessionNetworkError, XrpcNetworkError
+from sessionkeeper.atproto.facade import SessionStateView
 from sessionkeeper.atproto.listing import prunable, stored_sessions
-from sessionkeeper.atproto.state import SessionCallback, SessionState
+from sessionkeeper.atproto.state import SessionState
 from sessionkeeper.atproto.types import AtpSessionData, AtpSessionEvent
 from sessionkeeper.atproto.xrpc import (
     bearer,
@@ -46,7 +47,7 @@ def resolve_store(session_dir: str | os.PathLike[str] | None, store: Store | Non
     return DirectoryStore(session_dir)
 
 
-class PersistentSessionManager:
+class PersistentSessionManager(SessionStateView):
     """Keeps one current ATProto session, persisted in a store, refreshed exactly once.
 
     Sessions live in the store under ``did_<method>_<id>.json``. Refreshes are
@@ -78,11 +79,6 @@ class PersistentSessionManager:
         self.auth = SessionAuth(sync_source=self, async_source=ThreadedSource(self))
         """An ``httpx.Auth`` that carries, refreshes and retries for any httpx client."""
 
-    def __repr__(self) -> str:
-        session = self._state.session
-        who = session.did if session else None
-        return f"PersistentSessionManager({self._state.service_url!r}, session={who!r})"
-
     # -- lifecycle ------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -100,50 +96,6 @@ class PersistentSessionManager:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-    # -- state ----------------------------------------------------------------------------
-
-    @property
-    def session(self) -> AtpSessionData | None:
-        """The current session, or ``None``."""
-        return self._state.session
-
-    @property
-    def service_url(self) -> str:
-        """The service (entryway or PDS) that creates and refreshes sessions."""
-        return self._state.service_url
-
-    @property
-    def refresh_margin(self) -> float:
-        """Seconds before the access token's exp at which it is refreshed."""
-        return self._state.refresh_margin
-
-    @property
-    def auto_refresh(self) -> bool:
-        """Whether calls refresh proactively and reactively."""
-        return self._state.auto_refresh
-
-    @property
-    def pds_endpoint(self) -> str:
-        """Where XRPC calls of the current session go (didDoc's PDS, else the service)."""
-        session = self._state.session
-        return self._state.endpoint(session.did) if session else self._state.service_url
-
-    def enable_auto_refresh(self) -> None:
-        """Turn proactive and reactive refresh on."""
-        self._state.auto_refresh = True
-
-    def disable_auto_refresh(self) -> None:
-        """Turn proactive and reactive refresh off (calls use the token as it is)."""
-        self._state.auto_refresh = False
-
-    def needs_refresh(self) -> bool:
-        """Whether the current access token is within ``refresh_margin`` of its exp."""
-        return self._state.needs_refresh()
-
-    def on_session_event(self, callback: SessionCallback) -> Callable[[], None]:
-        """Subscribe ``callback(event, session | None)``; return an unsubscribe function."""
-        return self._state.events.subscribe(callback)
 
     # -- I/O driver -----------------------------------------------------------------------
 
