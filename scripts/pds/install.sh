@@ -73,10 +73,12 @@ installed_version() {
 if [ "$(installed_version @atproto/pds)" != "$PDS_VERSION" ] \
   || [ "$(installed_version @did-plc/server)" != "$PLC_VERSION" ]; then
   echo "installing @atproto/pds@$PDS_VERSION and @did-plc/server@$PLC_VERSION..."
-  # npm 11 refuses --allow-scripts for project installs; the allow-list lives here.
-  [ -f package.json ] || echo '{"private":true,"allowScripts":{"better-sqlite3":true}}' > package.json
-  npm install --no-audit --no-fund "@atproto/pds@$PDS_VERSION" "@did-plc/server@$PLC_VERSION" \
-    >> "$LOG" 2>&1 || fail "npm install @atproto/pds@$PDS_VERSION @did-plc/server@$PLC_VERSION"
+  # package.json pins both; package-lock.json pins every transitive package, so
+  # each machine runs the same code. npm 11 refuses --allow-scripts for project
+  # installs: the better-sqlite3 allow-list lives in package.json.
+  cp "$root/scripts/pds/package.json" "$root/scripts/pds/package-lock.json" "$DIR/"
+  npm ci --no-audit --no-fund >> "$LOG" 2>&1 \
+    || fail "npm ci (@atproto/pds@$PDS_VERSION @did-plc/server@$PLC_VERSION)"
 fi
 t_pkgs=$(now_ms)
 
