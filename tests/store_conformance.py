@@ -1,8 +1,8 @@
 """One behaviour for every store: each store's test class inherits :class:`StoreConformance`.
 
-A subclass provides a ``store`` fixture and a ``store_url`` fixture (a URL that
-``open_store`` understands, so another process can open the same store; ``None``
-for stores that live in one process only).
+A subclass provides a ``store`` fixture. Stores that other processes can open
+inherit :class:`SharedStoreConformance` instead and also provide ``store_url``
+(a URL that ``open_store`` understands).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -86,10 +85,6 @@ def _spawn_lock_holder(store_url: str, name: str) -> subprocess.Popen[str]:
 
 class StoreConformance:
     """The contract of :class:`sessionkeeper.Store`, run against each implementation."""
-
-    @pytest.fixture
-    def store_url(self) -> str | None:
-        return None
 
     def test_missing_name_reads_as_none(self, store: Store) -> None:
         assert store.get("absent") is None
@@ -209,15 +204,15 @@ class StoreConformance:
             release.set()
             thread.join()
 
-    def test_another_process_sees_a_put(self, store: Store, store_url: str | None) -> None:
-        if store_url is None:
-            pytest.skip("this store lives in one process")
+
+class SharedStoreConformance(StoreConformance):
+    """The contract plus what a store shared between processes must do."""
+
+    def test_another_process_sees_a_put(self, store: Store, store_url: str) -> None:
         subprocess.run([sys.executable, "-c", PUT_VALUE, store_url, "shared", "hello"], check=True)
         assert store.get("shared") == b"hello"
 
-    def test_lock_excludes_other_processes(self, store: Store, store_url: str | None) -> None:
-        if store_url is None:
-            pytest.skip("this store lives in one process")
+    def test_lock_excludes_other_processes(self, store: Store, store_url: str) -> None:
         holder = _spawn_lock_holder(store_url, "k")
         try:
             with pytest.raises(LockTimeoutError), store.lock("k", timeout=0.3):
@@ -227,10 +222,8 @@ class StoreConformance:
             holder.wait()
 
     def test_lock_of_a_sigkilled_holder_is_free_within_a_second(
-        self, store: Store, store_url: str | None
+        self, store: Store, store_url: str
     ) -> None:
-        if store_url is None:
-            pytest.skip("this store lives in one process")
         holder = _spawn_lock_holder(store_url, "k")
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait()
@@ -244,8 +237,3 @@ class StoreConformance:
     def lock_recovery_seconds(self) -> float:
         """How long a dead holder may keep a lock in this store."""
         return 1.0
-
-
-@pytest.fixture
-def many_threads() -> Iterator[int]:
-    yield 8

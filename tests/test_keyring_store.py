@@ -18,7 +18,7 @@ from filelock import FileLock
 
 from sessionkeeper.stores import Store, StoreError, StoreUnavailableError
 from sessionkeeper.stores.keyring import CHUNK_CHARS, KeyringStore
-from tests.store_conformance import StoreConformance
+from tests.store_conformance import SharedStoreConformance
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -108,7 +108,7 @@ class BrokenKeyring(DictKeyring):
         raise keyring.errors.KeyringError("org.freedesktop.DBus.Error.ServiceUnknown")
 
 
-class TestKeyringStoreConformance(StoreConformance):
+class TestKeyringStoreConformance(SharedStoreConformance):
     @pytest.fixture
     def store(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
         monkeypatch.setenv(FILE_ENV, str(tmp_path / "keyring.json"))
@@ -117,7 +117,7 @@ class TestKeyringStoreConformance(StoreConformance):
         return KeyringStore("sessionkeeper-test", backend=FileKeyring())
 
     @pytest.fixture
-    def store_url(self, store: Store) -> str | None:
+    def store_url(self, store: Store) -> str:
         return "keyring:sessionkeeper-test"
 
 

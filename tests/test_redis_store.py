@@ -24,7 +24,7 @@ from sessionkeeper.stores.redis import RedisStore, redact_url, split_store_param
 from sessionkeeper.stores.url import open_store
 from sessionkeeper.testing.redis_server import RedisServer, RedisServerError
 from tests.redis_fixture import require_redis_server
-from tests.store_conformance import StoreConformance
+from tests.store_conformance import SharedStoreConformance
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(120)]
 
@@ -36,13 +36,13 @@ def _raw(server: RedisServer) -> redis.Redis[bytes]:
     return redis.Redis.from_url(server.url)
 
 
-class TestRedisStoreConformance(StoreConformance):
+class TestRedisStoreConformance(SharedStoreConformance):
     @pytest.fixture
     def store(self, redis_store_factory: Factory) -> Store:
         return redis_store_factory(lease=LEASE)
 
     @pytest.fixture
-    def store_url(self, redis_server: RedisServer, store: RedisStore) -> str | None:
+    def store_url(self, redis_server: RedisServer, store: RedisStore) -> str:
         return f"{redis_server.url}?prefix={store.prefix}&lease={LEASE:g}"
 
     def lock_recovery_seconds(self) -> float:

@@ -14,26 +14,26 @@ from sessionkeeper.stores import (
     Store,
     generate_key,
 )
-from tests.store_conformance import StoreConformance
+from tests.store_conformance import SharedStoreConformance, StoreConformance
 
 
-class TestDirectoryStore(StoreConformance):
+class TestDirectoryStore(SharedStoreConformance):
     @pytest.fixture
     def store(self, tmp_path: Path) -> Store:
         return DirectoryStore(tmp_path / "store")
 
     @pytest.fixture
-    def store_url(self, tmp_path: Path) -> str | None:
+    def store_url(self, tmp_path: Path) -> str:
         return f"dir:{tmp_path / 'store'}"
 
 
-class TestSqliteStore(StoreConformance):
+class TestSqliteStore(SharedStoreConformance):
     @pytest.fixture
     def store(self, tmp_path: Path) -> Store:
         return SqliteStore(tmp_path / "sessions.db")
 
     @pytest.fixture
-    def store_url(self, tmp_path: Path) -> str | None:
+    def store_url(self, tmp_path: Path) -> str:
         return f"sqlite:{tmp_path / 'sessions.db'}"
 
 
@@ -46,12 +46,12 @@ class TestMemoryStore(StoreConformance):
 KEY = generate_key()
 
 
-class TestEncryptedDirectoryStore(StoreConformance):
+class TestEncryptedDirectoryStore(SharedStoreConformance):
     @pytest.fixture
     def store(self, tmp_path: Path) -> Store:
         return EncryptedStore(DirectoryStore(tmp_path / "store"), KEY)
 
     @pytest.fixture
-    def store_url(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str | None:
+    def store_url(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
         monkeypatch.setenv("SESSIONKEEPER_KEY", KEY)
         return f"dir:{tmp_path / 'store'}?encrypt=1"
