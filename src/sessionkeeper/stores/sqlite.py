@@ -110,9 +110,8 @@ class SqliteStore:
 
     def items(self) -> Iterator[tuple[str, bytes]]:
         """Yield every ``(name, value)`` in one query."""
-        rows = self._connection().execute("SELECT name, data FROM kv ORDER BY name").fetchall()
-        for name, data in rows:
-            yield str(name), bytes(data)
+        # TEXT and BLOB columns come back as str and bytes: the rows need no conversion.
+        yield from self._connection().execute("SELECT name, data FROM kv ORDER BY name")
 
     def lock(self, name: str, timeout: float | None = None) -> AbstractContextManager[None]:
         """Hold the cross-process lock of ``name`` (a lock file beside the database)."""
