@@ -10,15 +10,30 @@ from rich.console import Console
 from rich.table import Table
 
 
-def best_of(fn: Callable[[], object], *, repeat: int = 5, number: int = 1) -> float:
-    """Median seconds per call of ``fn`` over ``repeat`` rounds of ``number`` calls."""
-    rounds = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        for _ in range(number):
-            fn()
-        rounds.append((time.perf_counter() - started) / number)
-    return statistics.median(rounds)
+def paired(
+    first: Callable[[], object],
+    second: Callable[[], object],
+    *,
+    repeat: int = 15,
+    number: int = 1,
+) -> tuple[float, float]:
+    """Median seconds per call of two functions, measured in alternating rounds.
+
+    Alternating (and swapping who goes first) exposes both to the same disk and
+    machine load, which matters for anything that waits on fsync.
+    """
+    a: list[float] = []
+    b: list[float] = []
+    for round_number in range(repeat):
+        order = [(first, a), (second, b)]
+        if round_number % 2:
+            order.reverse()
+        for fn, into in order:
+            started = time.perf_counter()
+            for _ in range(number):
+                fn()
+            into.append((time.perf_counter() - started) / number)
+    return statistics.median(a), statistics.median(b)
 
 
 def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
@@ -28,7 +43,8 @@ def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
         table.add_column(column)
     for row in rows:
         table.add_row(*row)
-    Console().print(table)
+    # Wide enough that the measure names are not cut in a log or a narrow terminal.
+    Console(width=140).print(table)
 
 
 def verdict(ok: bool) -> str:
