@@ -166,6 +166,33 @@ def test_corrupt_files_are_skipped_by_list(manager: SessionManager, tmp_path: Pa
     assert [s.environment for s in manager.list_sessions()] == [ENV]
 
 
+def test_an_oversized_or_undecryptable_entry_is_skipped_by_list(
+    manager: SessionManager, tmp_path: Path
+) -> None:
+    manager.save_session(URL, USER, ENV, "sid", "csrf")
+    file_for(tmp_path / "cache", env="huge").write_bytes(b" " * (2 << 20))
+    assert [s.environment for s in manager.list_sessions()] == [ENV]
+
+    inner = MemoryStore()
+    encrypted = SessionManager(store=EncryptedStore(inner, generate_key()))
+    encrypted.save_session(URL, USER, ENV, "sid", "csrf")
+    inner.put(file_for(Path(), env="foreign").name, b"not sealed with this key")
+    assert [s.environment for s in encrypted.list_sessions()] == [ENV]
+
+
+def test_a_corrupt_file_that_cannot_be_removed_still_loads_as_none(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class ReadOnlyStore(MemoryStore):
+        def delete(self, name: str) -> bool:
+            raise PermissionError(13, "Permission denied")
+
+    store = ReadOnlyStore()
+    store.put(file_for(Path()).name, b"{half")
+    assert SessionManager(store=store).load_session(URL, USER, ENV) is None
+    assert "could not be removed" in caplog.text
+
+
 def test_a_file_replaced_while_judged_corrupt_is_kept(
     manager: SessionManager, tmp_path: Path
 ) -> None:

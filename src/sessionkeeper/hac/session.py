@@ -214,14 +214,19 @@ class SessionManager:
     def _recover_corrupt(self, name: str, seen: bytes) -> SessionMetadata | None:
         # Re-read under the lock before deleting: a writer that replaced the file
         # meanwhile must not lose its new, valid session to our stale verdict.
-        with self.store.lock(name):
-            current = self._read(name)
-            if current is None:
+        try:
+            with self.store.lock(name):
+                current = self._read(name)
+                if current is None:
+                    return None
+                if current != seen:
+                    return decode_session(current)
+                self.store.delete(name)
+                logger.warning("HAC session file %s is corrupt; it was removed", name)
                 return None
-            if current != seen:
-                return decode_session(current)
-            logger.warning("HAC session file %s is corrupt; it was removed", name)
-            self.store.delete(name)
+        except (OSError, StoreError) as exc:
+            # Still corrupt, so still no session; the next load tries the removal again.
+            logger.warning("HAC session file %s is corrupt and could not be removed: %s", name, exc)
             return None
 
     def save_session(
@@ -274,12 +279,25 @@ class SessionManager:
         self.store.delete(session_name(base_url, username, environment))
 
     def _iter_sessions(self) -> Iterator[tuple[str, SessionMetadata]]:
-        for name, data in iter_items(self.store):
-            if not is_session_name(name):
-                continue
-            session = decode_session(data)
-            if session is not None:
-                yield name, session
+        seen: set[str] = set()
+        try:
+            for name, data in iter_items(self.store):
+                seen.add(name)
+                if is_session_name(name):
+                    session = decode_session(data)
+                    if session is not None:
+                        yield name, session
+        except (OSError, StoreError) as exc:
+            # One unreadable entry (oversized, undecryptable, unreadable) ends a bulk
+            # read; the rest are read one by one so the listing skips only that one.
+            logger.warning("cannot read every HAC session at once (%s); reading one by one", exc)
+            for name in self.store.names():
+                if name in seen or not is_session_name(name):
+                    continue
+                raw = self._read(name)
+                session = decode_session(raw) if raw is not None else None
+                if session is not None:
+                    yield name, session
 
     def list_sessions(self) -> list[SessionMetadata]:
         """All valid cached sessions, most recently used first (corrupt ones skipped)."""
