@@ -187,3 +187,27 @@ def test_store_url_option(tmp_path: Path, pds: FakePds) -> None:
     assert login.returncode == 0, login.stderr
     assert db.exists()
     assert run(tmp_path / "unused", *env_args, "whoami").returncode == 0
+
+
+def test_store_url_from_the_environment(tmp_path: Path, pds: FakePds) -> None:
+    db = tmp_path / "env.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ATP_", "SESSIONKEEPER_"))}
+    env |= {
+        "SESSIONKEEPER_STORE": f"sqlite:{db}",
+        "ATP_PASSWORD": "alice-pass",
+        "HOME": str(tmp_path / "home"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+    }
+    command = [sys.executable, "-m", "sessionkeeper", "atproto"]
+    login = subprocess.run(
+        [*command, "login", "alice.test", "--service", pds.url],
+        capture_output=True, text=True, env=env, input="", timeout=60,
+    )  # fmt: skip
+    assert login.returncode == 0, login.stderr
+    assert db.exists()
+    assert not (tmp_path / "config").exists()  # nothing went to the default directory
+    who = subprocess.run(
+        [*command, "whoami"], capture_output=True, text=True, env=env, input="", timeout=60
+    )
+    assert who.returncode == 0, who.stderr
+    assert "alice.test" in who.stdout

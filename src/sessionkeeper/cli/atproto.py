@@ -93,7 +93,10 @@ def _group(
     ] = None,
     store: Annotated[
         str | None,
-        typer.Option("--store", help="Session store URL (dir:, sqlite:, redis://, ...)."),
+        typer.Option(
+            "--store",
+            help="Session store URL (dir:, sqlite:, redis://, ...; default $SESSIONKEEPER_STORE).",
+        ),
     ] = None,
     did: Annotated[
         str | None, typer.Option("--did", help="Account to use (default: the current one).")
@@ -143,11 +146,12 @@ def _failures() -> Iterator[None]:
 
 
 def _store(options: Options) -> Store:
-    if options.store_url:
-        from sessionkeeper.stores.url import open_store
+    """``--store``, else ``--session-dir``, else ``$SESSIONKEEPER_STORE``, else the default dir."""
+    from sessionkeeper.stores.url import resolve_store
 
-        return open_store(options.store_url)
-    return DirectoryStore(options.session_dir or default_session_dir())
+    if options.session_dir is not None and not options.store_url:
+        return DirectoryStore(options.session_dir)
+    return resolve_store(options.store_url, lambda: DirectoryStore(default_session_dir()))
 
 
 def _service(options: Options, store: Store, did: str | None) -> str:
