@@ -41,12 +41,19 @@ class SqliteStore:
         self._locks = LockFiles(self._lock_path, lock_timeout)
         self._local = threading.local()
         conn = self._connection()
-        with conn:
-            conn.execute(_SCHEMA)
+        try:
+            with conn:
+                conn.execute(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise self._error("create its table", exc) from exc
         self._tighten_permissions()
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
+
+    def _error(self, action: str, exc: sqlite3.Error) -> StoreError:
+        """A named error for a failed SQLite call (a damaged or foreign file, a full disk)."""
+        return StoreError(f"SQLite store {self.path} cannot {action}: {exc}")
 
     def _tighten_permissions(self) -> None:
         for suffix in ("", "-wal", "-shm"):
@@ -63,11 +70,15 @@ class SqliteStore:
             try:
                 conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
+                raise self._error("be opened", exc) from exc
             finally:
                 os.umask(old_umask)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+            except sqlite3.Error as exc:
+                conn.close()
+                raise self._error("be opened", exc) from exc
             self._local.conn = conn
             self._local.pid = os.getpid()
         return conn
@@ -79,7 +90,11 @@ class SqliteStore:
     def get(self, name: str) -> bytes | None:
         """Return the value of ``name`` or ``None``."""
         validate_name(name)
-        row = self._connection().execute("SELECT data FROM kv WHERE name = ?", (name,)).fetchone()
+        conn = self._connection()
+        try:
+            row = conn.execute("SELECT data FROM kv WHERE name = ?", (name,)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._error(f"read {name!r}", exc) from exc
         if row is None:
             return None
         data = bytes(row[0])
@@ -91,27 +106,43 @@ class SqliteStore:
         validate_name(name)
         data = check_value_type(data)
         check_value_size(name, len(data))
-        self._connection().execute(
-            "INSERT INTO kv (name, data) VALUES (?, ?) "
-            "ON CONFLICT(name) DO UPDATE SET data = excluded.data",
-            (name, data),
-        )
+        conn = self._connection()
+        try:
+            conn.execute(
+                "INSERT INTO kv (name, data) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET data = excluded.data",
+                (name, data),
+            )
+        except sqlite3.Error as exc:
+            raise self._error(f"write {name!r}", exc) from exc
 
     def delete(self, name: str) -> bool:
         """Remove ``name``; return whether it existed."""
         validate_name(name)
-        cursor = self._connection().execute("DELETE FROM kv WHERE name = ?", (name,))
+        conn = self._connection()
+        try:
+            cursor = conn.execute("DELETE FROM kv WHERE name = ?", (name,))
+        except sqlite3.Error as exc:
+            raise self._error(f"delete {name!r}", exc) from exc
         return cursor.rowcount > 0
 
     def names(self) -> list[str]:
         """Return every name, sorted."""
-        rows = self._connection().execute("SELECT name FROM kv ORDER BY name").fetchall()
+        conn = self._connection()
+        try:
+            rows = conn.execute("SELECT name FROM kv ORDER BY name").fetchall()
+        except sqlite3.Error as exc:
+            raise self._error("list its names", exc) from exc
         return [str(row[0]) for row in rows]
 
     def items(self) -> Iterator[tuple[str, bytes]]:
         """Yield every ``(name, value)`` in one query."""
         # TEXT and BLOB columns come back as str and bytes: the rows need no conversion.
-        yield from self._connection().execute("SELECT name, data FROM kv ORDER BY name")
+        conn = self._connection()
+        try:
+            yield from conn.execute("SELECT name, data FROM kv ORDER BY name")
+        except sqlite3.Error as exc:
+            raise self._error("list its values", exc) from exc
 
     def lock(self, name: str, timeout: float | None = None) -> AbstractContextManager[None]:
         """Hold the cross-process lock of ``name`` (a lock file beside the database)."""
