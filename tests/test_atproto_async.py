@@ -309,3 +309,57 @@ def test_async_event_loop_is_not_blocked_while_another_process_holds_the_lock(
     asyncio.run(scenario())
     store_lock_holder.close()
     assert pds.counts[REFRESH] == 1
+
+
+class _HoldRefreshAnswer(httpx.AsyncBaseTransport):
+    """A real transport that, once, holds a refreshSession answer it already received."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
+        self.answered = asyncio.Event()
+        self.held = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        if request.url.path.endswith(REFRESH) and not self.held:
+            self.held = True
+            await response.aread()
+            self.answered.set()  # the server has rotated the pair; its answer is on the way
+            await asyncio.sleep(0.2)
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def test_a_refresh_cancelled_after_the_server_rotated_still_stores_the_new_pair(
+    tmp_path: Path, pds: FakePds, alice: str, clock: ManualClock
+) -> None:
+    """A caller's timeout must not drop a rotated pair: with single-use refresh tokens
+    (grace 0) the old pair is dead on the server, so losing the new one loses the session."""
+
+    async def scenario() -> None:
+        transport = _HoldRefreshAnswer()
+        async with (
+            httpx.AsyncClient(transport=transport) as http,
+            AsyncPersistentSessionManager(tmp_path, pds.url, clock=clock, http=http) as m,
+        ):
+            seen = recorder(m)
+            first = await m.login("alice.test", "alice-pass")
+            task = asyncio.create_task(m.refresh_token())
+            await transport.answered.wait()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            # The next refresh waits for the cancelled one, which stored its pair: adopted.
+            again = await m.refresh_token()
+            assert again.refresh_jwt != first.refresh_jwt
+            assert m.session == again
+            stored = json.loads((tmp_path / name_for_did(alice)).read_text())
+            assert stored["refreshJwt"] == again.refresh_jwt
+            assert pds.counts[REFRESH] == 1
+            third = await m.refresh_token()  # and the session lives on
+            assert third.refresh_jwt != again.refresh_jwt and pds.counts[REFRESH] == 2
+            assert [e.value for e, _ in seen] == ["create", "update", "update"]
+
+    asyncio.run(scenario())

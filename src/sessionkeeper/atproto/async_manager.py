@@ -88,6 +88,20 @@ class _LockThread:
         self._executor.shutdown(wait=False)
 
 
+def _finished_refresh(
+    running: set[asyncio.Future[AtpSessionData]],
+) -> Callable[[asyncio.Future[AtpSessionData]], None]:
+    """A done-callback that forgets a refresh task and logs a failure nobody awaited."""
+
+    def done(task: asyncio.Future[AtpSessionData]) -> None:
+        running.discard(task)
+        # Retrieving the exception marks it seen; the caller that awaited it got it already.
+        if not task.cancelled() and task.exception() is not None:
+            logger.debug("refresh finished with %s", type(task.exception()).__name__)
+
+    return done
+
+
 class AsyncPersistentSessionManager(SessionStateView):
     """The asyncio twin of :class:`PersistentSessionManager`: same names, coroutines for I/O.
 
@@ -117,13 +131,19 @@ class AsyncPersistentSessionManager(SessionStateView):
         self._http = http if http is not None else httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
         self._refresh_locks: dict[str, asyncio.Lock] = {}
         self._lock_threads: dict[str, _LockThread] = {}
+        self._refreshing: set[asyncio.Future[AtpSessionData]] = set()
         self.auth = SessionAuth(sync_source=None, async_source=self)
         """An ``httpx.Auth`` for ``httpx.AsyncClient`` that refreshes and retries once."""
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Close the HTTP client if the manager created it, and the lock threads."""
+        """Close the HTTP client if the manager created it, and the lock threads.
+
+        Refreshes still running (their callers may have been cancelled) finish first.
+        """
+        if self._refreshing:
+            await asyncio.gather(*self._refreshing, return_exceptions=True)
         for thread in self._lock_threads.values():
             thread.close()
         self._lock_threads.clear()
@@ -306,6 +326,15 @@ class AsyncPersistentSessionManager(SessionStateView):
         return await self._refresh(self._state.require(), force=True)
 
     async def _refresh(self, known: AtpSessionData, *, force: bool = False) -> AtpSessionData:
+        # The refresh runs as a task of its own that a cancelled caller (a timeout) does not
+        # stop: cut between the server's rotation and the store write, it would lose the new
+        # pair while the old refresh token is already spent.
+        task = asyncio.ensure_future(self._refresh_single_flight(known, force=force))
+        self._refreshing.add(task)
+        task.add_done_callback(_finished_refresh(self._refreshing))
+        return await asyncio.shield(task)
+
+    async def _refresh_single_flight(self, known: AtpSessionData, *, force: bool) -> AtpSessionData:
         state = self._state
         async with self._refresh_lock(known.did):
             # A coroutine that waited here may find the pair already refreshed by another.
