@@ -19,6 +19,7 @@ from sessionkeeper.stores import (
     LockTimeoutError,
     Store,
     StoreUnavailableError,
+    StoreUrlError,
 )
 from sessionkeeper.stores.redis import RedisStore, redact_url, split_store_params
 from sessionkeeper.stores.url import open_store
@@ -264,6 +265,24 @@ def test_redact_url_hides_only_the_password() -> None:
     assert redact_url("redis://user:pw@h:6379/0") == "redis://user:***@h:6379/0"
     assert redact_url("redis://:pw@h/1") == "redis://:***@h/1"
     assert redact_url("redis://h:6379/0") == "redis://h:6379/0"
+    assert redact_url("redis://h:1/0?password=pw&db=2") == "redis://h:1/0?password=***&db=2"
+    assert redact_url("redis://u:pw@h:notaport/0") == "redis://u:***@h:notaport/0"
+
+
+def test_a_password_given_as_a_query_parameter_stays_out_of_reprs_and_errors() -> None:
+    store = RedisStore("redis://127.0.0.1:1/0?password=query-secret", lease=1)
+    assert "query-secret" not in repr(store)
+    with pytest.raises(StoreUnavailableError) as info:
+        store.get("k")
+    assert "query-secret" not in str(info.value)
+    assert "127.0.0.1:1" in str(info.value)
+
+
+@pytest.mark.parametrize("query", ["lease=abc", "lease=0", "ttl=-5", "ttl=soon"])
+def test_a_bad_store_option_in_a_url_is_a_store_url_error_naming_it(query: str) -> None:
+    option = query.split("=")[0]
+    with pytest.raises(StoreUrlError, match=option):
+        open_store(f"redis://127.0.0.1:1/0?{query}")
 
 
 def test_missing_binary_gives_a_named_error(

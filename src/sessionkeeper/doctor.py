@@ -16,7 +16,7 @@ import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl
 
 from sessionkeeper.prune import HAC_IDLE_TIMEOUT, prune_verdict
 from sessionkeeper.sessionfiles import ShapeError, kind_of, parse_session
@@ -29,7 +29,7 @@ from sessionkeeper.stores.directory import (
 )
 from sessionkeeper.stores.errors import StoreError
 from sessionkeeper.stores.locking import flock_is_held
-from sessionkeeper.stores.url import open_store
+from sessionkeeper.stores.url import open_store, redact_url
 
 
 class Severity(enum.Enum):
@@ -233,13 +233,7 @@ def _via_store(url: str) -> list[Finding]:
 
 def display_url(url: str) -> str:
     """A store URL without its query and with any password hidden."""
-    parts = urlsplit(url.split("?", 1)[0])
-    if parts.password is not None:
-        host = parts.hostname or ""
-        if parts.port is not None:
-            host = f"{host}:{parts.port}"
-        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
-    return urlunsplit(parts)
+    return redact_url(url.split("?", 1)[0])
 
 
 def has_problems(findings: list[Finding]) -> bool:

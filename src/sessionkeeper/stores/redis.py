@@ -56,6 +56,7 @@ from sessionkeeper.stores.errors import (
     StoreError,
     StoreUnavailableError,
 )
+from sessionkeeper.stores.url import redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -114,18 +115,6 @@ return 1
 """
 
 
-def redact_url(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
 def split_store_params(url: str) -> tuple[str, dict[str, str]]:
     """Split ``prefix``/``lease``/``ttl`` off a URL's query; return the rest and them."""
     parts = urlsplit(url)
@@ -137,6 +126,17 @@ def split_store_params(url: str) -> tuple[str, dict[str, str]]:
         else:
             kept.append((key, value))
     return urlunsplit(parts._replace(query=urlencode(kept))), ours
+
+
+def _seconds(option: str, value: float | str) -> float:
+    """A positive number of seconds, else ``ValueError`` naming the option."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"{option} must be a number of seconds, not {value!r}") from None
+    if not 0 < seconds < float("inf"):  # also refuses NaN
+        raise ValueError(f"{option} must be a positive number of seconds, not {value!r}")
+    return seconds
 
 
 def _escape_glob(text: str) -> str:
@@ -239,12 +239,8 @@ class RedisStore:
             ttl = params["ttl"]
         self.url = url
         self.prefix = prefix
-        self.lease = float(lease)
-        self.ttl = float(ttl) if ttl is not None else None
-        if self.lease <= 0:
-            raise ValueError(f"lease must be positive, not {self.lease:g}")
-        if self.ttl is not None and self.ttl <= 0:
-            raise ValueError(f"ttl must be positive, not {self.ttl:g}")
+        self.lease = _seconds("lease", lease)
+        self.ttl = _seconds("ttl", ttl) if ttl is not None else None
         self._lock_timeout = lock_timeout
         self._safe_url = redact_url(url)
         if client is None:

@@ -25,7 +25,8 @@ STORE_ENV = "SESSIONKEEPER_STORE"
 KEYRING_KEY_SERVICE = "sessionkeeper"
 KEYRING_KEY_USER = "encryption-key"
 _TRUE = {"1", "true", "yes", "on"}
-_REDIS_OPTIONS = {"prefix", "lease", "ttl"}
+#: Query parameters whose values are secrets (redis-py reads a password from the query too).
+_SECRET_PARAMS = {"password", "ssl_password"}
 
 _memory_stores: dict[str, MemoryStore] = {}
 _memory_guard = threading.Lock()
@@ -33,6 +34,19 @@ _memory_guard = threading.Lock()
 
 class StoreUrlError(StoreError, ValueError):
     """A store URL that cannot be understood."""
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with any password (in the user part or the query) replaced by ``***``."""
+    parts = urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    netloc = f"{userinfo.split(':', 1)[0]}:***@{host}" if at and ":" in userinfo else parts.netloc
+    query = parts.query
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if any(key.lower() in _SECRET_PARAMS for key, _ in pairs):
+        hidden = [(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in pairs]
+        query = urlencode(hidden, safe="*")
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def _encryption_key() -> str:
@@ -89,22 +103,19 @@ def open_store(url: str) -> Store:
     elif scheme in {"redis", "rediss", "unix"}:
         from sessionkeeper.stores.redis import RedisStore
 
-        options = {k: params.pop(k) for k in list(params) if k in _REDIS_OPTIONS}
+        # The store reads its own options (prefix, lease, ttl) from the query.
         parts = urlsplit(url.split("?", 1)[0])
-        server_url = urlunsplit(parts._replace(query=urlencode(params)))
-        store = RedisStore(
-            server_url,
-            prefix=options.get("prefix", "sessionkeeper:"),
-            lease=float(options.get("lease", 30.0)),
-            ttl=float(options["ttl"]) if "ttl" in options else None,
-        )
+        try:
+            store = RedisStore(urlunsplit(parts._replace(query=urlencode(params))))
+        except ValueError as exc:
+            raise StoreUrlError(f"store URL {redact_url(url)!r}: {exc}") from exc
     elif scheme == "keyring":
         from sessionkeeper.stores.keyring import KeyringStore
 
         store = KeyringStore(body or "sessionkeeper")
     else:
         raise StoreUrlError(
-            f"unknown store scheme {scheme!r} in {url.split('?')[0]!r}; "
+            f"unknown store scheme {scheme!r} in {redact_url(url.split('?')[0])!r}; "
             "use dir:, sqlite:, memory:, redis://, keyring:"
         )
     return EncryptedStore(store, _encryption_key()) if encrypt else store
