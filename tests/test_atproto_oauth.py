@@ -98,6 +98,7 @@ class FakeOAuthPds(LoopbackServer):
         self.refresh: dict[str, Grant] = {}
         self.fault: int | None = None
         self.answer_sub: str | None = None
+        self.answer_body: Any = None  # replaces a successful refresh answer when set
         self._seen_jti: set[str] = set()
         self._lock = threading.Lock()
 
@@ -159,7 +160,8 @@ class FakeOAuthPds(LoopbackServer):
                 )
             grant.used = True  # single use, no grace
             self.count("refresh")
-            return 200, self.issue(grant.did, grant.jkt), nonce
+            answer = self.issue(grant.did, grant.jkt)
+            return 200, answer if self.answer_body is None else self.answer_body, nonce
 
     def resource(
         self, path: str, authorization: str | None, proof: str | None
@@ -352,6 +354,18 @@ def test_refresh_answer_for_another_account_is_not_stored(
         assert m.session == session
     stored = json.loads((tmp_path / oauth_name_for_did(DID)).read_text())
     assert stored["accessToken"] == session.access_token
+
+
+def test_a_token_answer_that_is_not_an_object_is_a_named_error(
+    tmp_path: Path, server: FakeOAuthPds, clock: ManualClock
+) -> None:
+    session = authorized(server, clock)
+    server.answer_body = ["not", "an", "object"]
+    with OAuthSessionManager(tmp_path, clock=clock) as m:
+        m.store_session(session)
+        with pytest.raises(SessionError, match="not a JSON object"):
+            m.refresh_token()
+        assert m.session == session
 
 
 def test_oauth_auth_with_a_plain_httpx_client(

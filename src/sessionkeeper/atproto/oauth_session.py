@@ -149,7 +149,9 @@ def decode_oauth(raw: bytes, *, name: str) -> OAuthSession:
     return OAuthSession.from_json_dict(document, where=f"OAuth session {name}")
 
 
-def _answer_did(body: dict[str, Any]) -> str:
+def _answer_did(body: object) -> str:
+    if not isinstance(body, dict):
+        raise SessionError("token answer is not a JSON object")
     sub = body.get("sub")
     try:
         return validate_did(sub)
