@@ -335,3 +335,19 @@ def test_prune_decides_on_the_value_read_under_the_lock(tmp_path: Path) -> None:
     pruner.join(timeout=30)
     assert reports and reports[0].removed == []
     assert store.get(name) is not None
+
+
+def test_a_deeply_nested_session_file_is_reported_corrupt_not_a_crash(tmp_path: Path) -> None:
+    from sessionkeeper.doctor import Severity, diagnose_directory
+    from sessionkeeper.sessionfiles import jwt_expiry
+
+    store = DirectoryStore(tmp_path / "s")
+    name = hac_name("https://h", "u", "deep")
+    store.put(name, b"[" * 200_000)
+    deep_claims = base64.urlsafe_b64encode(b"[" * 200_000).decode().rstrip("=")
+    assert jwt_expiry(f"e30.{deep_claims}.c2ln") is None
+    report = prune(store)
+    assert (report.removed, report.unreadable) == ([], [])
+    assert store.get(name) is not None  # corrupt files are the doctor's, never pruned
+    findings = diagnose_directory(store.path)
+    assert [(f.severity, "corrupt" in f.message) for f in findings] == [(Severity.PROBLEM, True)]

@@ -79,6 +79,8 @@ def parse_session(kind: SessionKind, data: bytes) -> dict[str, Any]:
         raise ShapeError("is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise ShapeError(f"is not valid JSON (line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:  # json gives up on deep nesting this way, not with a ValueError
+        raise ShapeError("nests too deeply to be a session") from None
     if not isinstance(document, dict):
         raise ShapeError(f"holds a JSON {type(document).__name__}, not an object")
     if kind is SessionKind.HAC:
@@ -111,7 +113,7 @@ def jwt_expiry(token: str) -> float | None:
     payload = parts[1] + "=" * (-len(parts[1]) % 4)
     try:
         claims = json.loads(base64.urlsafe_b64decode(payload.encode("ascii")))
-    except (binascii.Error, ValueError, UnicodeError):
+    except (binascii.Error, ValueError, UnicodeError, RecursionError):
         return None
     exp = claims.get("exp") if isinstance(claims, dict) else None
     if isinstance(exp, int | float) and not isinstance(exp, bool):
