@@ -185,9 +185,17 @@ def test_migrate_refuses_a_missing_source_without_creating_it(tmp_path: Path) ->
     assert not (tmp_path / "nope").exists()
 
 
-def test_migrate_to_the_same_store_is_a_usage_error(tmp_path: Path) -> None:
-    result = run_cli("migrate", "--from", f"dir:{tmp_path}", "--to", f"dir:{tmp_path}")
-    assert result.returncode == 2
+@pytest.mark.parametrize(
+    "spelling",
+    ["dir:{path}", "dir:{path}/", "file:{path}/../{leaf}", "dir:{path}?encrypt=1"],
+)
+def test_migrate_to_the_same_store_is_a_usage_error(tmp_path: Path, spelling: str) -> None:
+    # Copying a store onto itself would wait on its own locks, then fail every session.
+    path = tmp_path / "sessions"
+    path.mkdir()
+    to_url = spelling.format(path=path, leaf=path.name)
+    result = run_cli("migrate", "--from", f"dir:{path}", "--to", to_url)
+    assert result.returncode == 2, result.stdout
     assert "same store" in result.stderr
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode
 
 import typer
 from rich.console import Console
@@ -61,6 +62,21 @@ def _chosen_url(url: str | None) -> str:
     return chosen
 
 
+def _location(url: str) -> str:
+    """Where a store URL keeps its data, so two spellings of one store compare equal.
+
+    ``?encrypt=1`` wraps the same data; file stores are compared by resolved path.
+    """
+    scheme, _, rest = url.strip().partition(":")
+    body, _, query = rest.partition("?")
+    scheme = scheme.lower()
+    if scheme in {"dir", "file", "sqlite"} and body:
+        kind = "sqlite" if scheme == "sqlite" else "dir"
+        return f"{kind}:{Path(body).expanduser().resolve()}"
+    params = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "encrypt"]
+    return f"{scheme}:{body}?{urlencode(sorted(params))}"
+
+
 def _open(url: str, *, must_exist: bool = False) -> Store:
     scheme, _, rest = url.partition(":")
     if must_exist and scheme.lower() in {"dir", "file", "sqlite"}:
@@ -104,7 +120,8 @@ def migrate_command(
     ),
 ) -> None:
     """Copy every HAC and ATProto session from one store to another, verified."""
-    if from_url.strip() == to_url.strip():
+    # One store under two spellings would wait on its own locks for every session.
+    if _location(from_url) == _location(to_url):
         raise _fail("--from and --to name the same store", EXIT_USAGE)
     source = _open(from_url, must_exist=True)
     destination = _open(to_url)
