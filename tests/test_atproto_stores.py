@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import threading
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from sessionkeeper.atproto import PersistentSessionManager, name_for_did
+from sessionkeeper.atproto import (
+    AsyncPersistentSessionManager,
+    PersistentSessionManager,
+    name_for_did,
+)
 from sessionkeeper.clock import ManualClock
 from sessionkeeper.stores.encrypted import EncryptedStore
+from sessionkeeper.stores.errors import StoreUnavailableError
 from sessionkeeper.stores.redis import RedisStore
 from sessionkeeper.testing.fake_pds import FakePds
+from sessionkeeper.testing.redis_server import RedisServer
+from tests.redis_fixture import require_redis_server
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -71,3 +79,34 @@ def test_managers_on_separate_redis_connections_share_one_refresh(
     finally:
         for machine in machines:
             machine.close()
+
+
+@pytest.mark.redis
+def test_a_proactive_refresh_with_the_store_down_uses_the_still_valid_token(
+    pds: FakePds, clock: ManualClock
+) -> None:
+    """Refreshing early is a courtesy: a store that is away must not fail a call that the
+    current token still carries; once the token has expired, the named error comes out."""
+    require_redis_server()
+    did = pds.create_account("early.test", "early-pass")
+    with RedisServer(appendonly=False) as server:
+        store = RedisStore(server.url, prefix="early:", lease=5, lock_timeout=2)
+        with PersistentSessionManager(None, pds.url, store=store, clock=clock) as manager:
+            first = manager.login("early.test", "early-pass")
+
+            async def both_managers() -> None:
+                async with AsyncPersistentSessionManager(
+                    None, pds.url, store=store, clock=clock
+                ) as twin:
+                    assert await twin.load_session(did) == first
+                    clock.advance(7200 - 60)  # inside the 120 s margin, a minute before exp
+                    server.stop()
+                    assert manager.query(GET_SESSION)["did"] == did
+                    assert (await twin.query(GET_SESSION))["did"] == did
+
+            asyncio.run(both_managers())
+            assert manager.session == first
+            clock.advance(120)  # now the token has expired: nothing to fall back on
+            with pytest.raises(StoreUnavailableError):
+                manager.query(GET_SESSION)
+        assert pds.counts[REFRESH] == 0

@@ -25,10 +25,14 @@ from sessionkeeper.atproto import core
 from sessionkeeper.atproto.auth import SessionAuth
 from sessionkeeper.atproto.codec import decode_session, encode_session, name_for_did
 from sessionkeeper.atproto.core import Delete, Get, NetworkFailure, Op, Put, Send
-from sessionkeeper.atproto.errors import SessionNetworkError, XrpcNetworkError
+from sessionkeeper.atproto.errors import XrpcNetworkError
 from sessionkeeper.atproto.facade import SessionStateView
 from sessionkeeper.atproto.listing import prunable, stored_sessions
-from sessionkeeper.atproto.manager import DEFAULT_TIMEOUT, resolve_store
+from sessionkeeper.atproto.manager import (
+    DEFAULT_TIMEOUT,
+    EARLY_REFRESH_FAILURES,
+    resolve_store,
+)
 from sessionkeeper.atproto.state import SessionState
 from sessionkeeper.atproto.types import AtpSessionData, AtpSessionEvent
 from sessionkeeper.atproto.xrpc import (
@@ -357,10 +361,14 @@ class AsyncPersistentSessionManager(SessionStateView):
         if self._state.auto_refresh and self._state.needs_refresh(session):
             try:
                 session = await self._refresh(session)
-            except SessionNetworkError:
+            except EARLY_REFRESH_FAILURES as exc:
+                # The token may still be valid for a while: use it rather than fail.
                 if core.is_expired(session.access_jwt, self._state.clock.time()):
                     raise
-                logger.info("proactive refresh failed; using the current token until exp")
+                logger.info(
+                    "proactive refresh failed (%s); using the current token until exp",
+                    type(exc).__name__,
+                )
         return session
 
     async def refresh_rejected(self, used: AtpSessionData) -> AtpSessionData:

@@ -29,10 +29,15 @@ from sessionkeeper.atproto.xrpc import (
 from sessionkeeper.clock import SYSTEM_CLOCK, Clock
 from sessionkeeper.stores.base import Store
 from sessionkeeper.stores.directory import DirectoryStore
+from sessionkeeper.stores.errors import LockTimeoutError, StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: Why a proactive refresh may fail while the current token still works: the server is
+#: away (network, 5xx, 429), or the store is (down, or its lock held past the timeout).
+EARLY_REFRESH_FAILURES = (SessionNetworkError, StoreUnavailableError, LockTimeoutError)
 
 #: Timeouts for the manager's own client: connect fast, allow slow servers.
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -252,11 +257,14 @@ class PersistentSessionManager(SessionStateView):
         if self._state.auto_refresh and self._state.needs_refresh(session):
             try:
                 session = self._refresh(session)
-            except SessionNetworkError:
+            except EARLY_REFRESH_FAILURES as exc:
                 # The token may still be valid for a while: use it rather than fail.
                 if core.is_expired(session.access_jwt, self._state.clock.time()):
                     raise
-                logger.info("proactive refresh failed; using the current token until exp")
+                logger.info(
+                    "proactive refresh failed (%s); using the current token until exp",
+                    type(exc).__name__,
+                )
         return session
 
     def refresh_rejected(self, used: AtpSessionData) -> AtpSessionData:
