@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sessionkeeper.cli.config import ConfigError, load_config
+from sessionkeeper.hac import BasicAuthHandler, HacClient
 from sessionkeeper.hac.session import SessionManager
 from sessionkeeper.testing.fake_hac import FakeHac
 
@@ -266,7 +267,8 @@ username = "admin"
     qa = run_hac(home, "--env", "qa", "groovy", "return 'qa'", env=env)
     assert qa.returncode == 0, qa.stderr
     assert qa.stdout == "qa\n"
-    assert cache(home).load_session(fake.url, "admin", "qa") is not None
+    # The original hac-client CLI's cache key: environment/endpoint.
+    assert cache(home).load_session(fake.url, "admin", "qa/hac") is not None
     endpoint = run_hac(home, "-e", "qa", "--endpoint", "admin", "groovy", "return 'ep'", env=env)
     assert endpoint.stdout == "ep\n", endpoint.stderr
     assert cache(home).load_session(fake.url + "/hac", "admin", "qa/admin") is not None
@@ -279,6 +281,44 @@ username = "admin"
     via_option = run_hac(home, "--config", str(moved), "-e", "qa", "groovy", "return 1", env=env)
     assert via_option.returncode == 0, via_option.stderr
     assert fake.logins == 2
+
+
+def test_sessions_variables_and_config_of_the_original_cli_serve_us(
+    fake: FakeHac, home: Path
+) -> None:
+    config = home / "original.toml"
+    config.write_text(
+        f"""
+default_environment = "dev"
+
+[environments.dev]
+default_endpoint = "node2"
+
+[environments.dev.endpoints.node1]
+url = "http://127.0.0.1:9"
+
+[environments.dev.endpoints.node2]
+url = "{fake.url}"
+"""
+    )
+    # What `hac session start dev` of the original CLI leaves in the cache.
+    with HacClient(
+        fake.url,
+        BasicAuthHandler("admin", "nimda"),
+        environment="dev/node2",
+        session_manager=cache(home),
+    ) as client:
+        client.login()
+    fake.reset_counts()
+    env = {"HAC_CLIENT_CONFIG_PATH": str(config), "HAC_USERNAME_DEV": "admin"}
+    warm = run_hac(home, "groovy", "return 'warm'", env=env)
+    assert warm.stdout == "warm\n", warm.stderr
+    assert dict(fake.counts) == {GROOVY: 1}
+    cache(home).clear_all_sessions()
+    cold = run_hac(home, "groovy", "return 'cold'", env={**env, "HAC_PASSWORD_DEV_NODE2": "nimda"})
+    assert cold.stdout == "cold\n", cold.stderr
+    assert fake.logins == 1  # since the reset: the cold run's own login
+    assert cache(home).load_session(fake.url, "admin", "dev/node2") is not None
 
 
 def test_config_files_are_validated(tmp_path: Path) -> None:
@@ -298,6 +338,11 @@ def test_config_files_are_validated(tmp_path: Path) -> None:
     )
     config = load_config(path)
     assert config.endpoint("a") == ("hac", config.environments["a"]["hac"])
+    path.write_text(
+        '[environments.a]\ndefault_endpoint = "b"\n[environments.a.endpoints.hac]\nurl = "https://h"\n'
+    )
+    with pytest.raises(ConfigError, match="default_endpoint"):
+        load_config(path)
     assert config.environments["a"]["hac"].timeout == 30
 
 

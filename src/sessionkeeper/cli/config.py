@@ -3,6 +3,9 @@
 ```toml
 default_environment = "local"
 
+[environments.local]
+default_endpoint = "hac"  # optional; else "hac", else the first endpoint
+
 [environments.local.endpoints.hac]
 url = "https://localhost:9002"
 ignore_ssl = true
@@ -10,8 +13,9 @@ timeout = 30
 username = "admin"        # optional; never a password
 ```
 
-The path is ``--config``, else ``$HAC_CONFIG``, else
-``~/.config/hac-client/config.toml``. A missing file is an empty configuration.
+The path is ``--config``, else ``$HAC_CONFIG`` or the original CLI's
+``$HAC_CLIENT_CONFIG_PATH``, else ``$XDG_CONFIG_HOME/hac-client/config.toml``,
+else ``~/.config/hac-client/config.toml``. A missing file is an empty configuration.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 CONFIG_ENV = "HAC_CONFIG"
+#: The original hac-client CLI's variable for the same path.
+ORIGINAL_CONFIG_ENV = "HAC_CLIENT_CONFIG_PATH"
 DEFAULT_ENVIRONMENT = "local"
 DEFAULT_ENDPOINT = "hac"
 
@@ -48,6 +54,8 @@ class HacConfig:
     path: Path
     default_environment: str = DEFAULT_ENVIRONMENT
     environments: dict[str, dict[str, Endpoint]] = field(default_factory=dict)
+    #: ``default_endpoint`` of the environments that name one.
+    default_endpoints: dict[str, str] = field(default_factory=dict)
 
     def endpoint(self, environment: str, endpoint: str | None = None) -> tuple[str, Endpoint]:
         """Return ``(endpoint name, Endpoint)`` of ``environment``; raise :class:`ConfigError`."""
@@ -58,6 +66,8 @@ class HacConfig:
                 f"environment {environment!r} is not in {self.path} (known: {known}); "
                 "add it or pass --url"
             )
+        if endpoint is None:
+            endpoint = self.default_endpoints.get(environment)
         if endpoint is None:
             endpoint = DEFAULT_ENDPOINT if DEFAULT_ENDPOINT in endpoints else next(iter(endpoints))
         found = endpoints.get(endpoint)
@@ -73,10 +83,13 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The configuration file to read: ``explicit``, ``$HAC_CONFIG`` or the default path."""
     if explicit:
         return Path(explicit).expanduser()
-    from_env = os.environ.get(CONFIG_ENV)
-    if from_env:
-        return Path(from_env).expanduser()
-    return Path.home() / ".config" / "hac-client" / "config.toml"
+    for variable in (CONFIG_ENV, ORIGINAL_CONFIG_ENV):
+        from_env = os.environ.get(variable)
+        if from_env:
+            return Path(from_env).expanduser()
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    config_home = Path(xdg) if xdg else Path.home() / ".config"
+    return config_home / "hac-client" / "config.toml"
 
 
 def _endpoint(where: str, raw: object) -> Endpoint:
@@ -111,6 +124,7 @@ def parse_config(data: dict[str, Any], path: Path) -> HacConfig:
     if not isinstance(raw_envs, dict):
         raise ConfigError(f"{path}: [environments] must be a table")
     environments: dict[str, dict[str, Endpoint]] = {}
+    default_endpoints: dict[str, str] = {}
     for env_name, env in raw_envs.items():
         where = f"{path}: environments.{env_name}"
         if not isinstance(env, dict) or not isinstance(env.get("endpoints", {}), dict):
@@ -119,9 +133,22 @@ def parse_config(data: dict[str, Any], path: Path) -> HacConfig:
             name: _endpoint(f"{where}.endpoints.{name}", raw)
             for name, raw in env.get("endpoints", {}).items()
         }
+        default_endpoint = env.get("default_endpoint")
+        if default_endpoint is not None:
+            if not isinstance(default_endpoint, str) or default_endpoint not in endpoints:
+                known = ", ".join(sorted(endpoints)) or "none"
+                raise ConfigError(
+                    f"{where}.default_endpoint must name one of its endpoints (known: {known})"
+                )
+            default_endpoints[env_name] = default_endpoint
         if endpoints:
             environments[env_name] = endpoints
-    return HacConfig(path=path, default_environment=default, environments=environments)
+    return HacConfig(
+        path=path,
+        default_environment=default,
+        environments=environments,
+        default_endpoints=default_endpoints,
+    )
 
 
 def load_config(path: Path) -> HacConfig:
@@ -142,6 +169,7 @@ __all__ = [
     "CONFIG_ENV",
     "DEFAULT_ENDPOINT",
     "DEFAULT_ENVIRONMENT",
+    "ORIGINAL_CONFIG_ENV",
     "ConfigError",
     "Endpoint",
     "HacConfig",

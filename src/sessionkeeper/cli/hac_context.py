@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 
 from sessionkeeper.cli import hac_output as out
-from sessionkeeper.cli.config import DEFAULT_ENDPOINT, ConfigError, config_path, load_config
+from sessionkeeper.cli.config import ConfigError, config_path, load_config
 from sessionkeeper.cli.hac_credentials import (
     CredentialError,
     LazyPasswordAuth,
@@ -61,6 +61,7 @@ class Target:
     username: str
     timeout: int
     ignore_ssl: bool
+    endpoint: str | None = None  #: the config's endpoint name; ``None`` with ``--url``
 
 
 class UsageError(Exception):
@@ -96,6 +97,7 @@ def resolve_target(options: Options) -> Target:
     config = load_config(config_path(options.config))
     env_name = options.env or config.default_environment
     configured_user: str | None = None
+    endpoint_name: str | None = None
     if options.url:
         url = options.url
         cache_environment = env_name
@@ -109,14 +111,13 @@ def resolve_target(options: Options) -> Target:
             )
         endpoint_name, endpoint = config.endpoint(env_name, options.endpoint)
         url = endpoint.url
-        cache_environment = (
-            env_name if endpoint_name == DEFAULT_ENDPOINT else f"{env_name}/{endpoint_name}"
-        )
+        # The original hac-client CLI's key, so the sessions it cached serve us and back.
+        cache_environment = f"{env_name}/{endpoint_name}"
         timeout = options.timeout or endpoint.timeout
         ignore_ssl = endpoint.ignore_ssl if options.ignore_ssl is None else options.ignore_ssl
         configured_user = endpoint.username
-    username = resolve_username(options.username, env_name, configured_user)
-    return Target(url, env_name, cache_environment, username, timeout, ignore_ssl)
+    username = resolve_username(options.username, env_name, configured_user, endpoint_name)
+    return Target(url, env_name, cache_environment, username, timeout, ignore_ssl, endpoint_name)
 
 
 def session_manager(options: Options) -> SessionManager:
@@ -133,7 +134,8 @@ def open_client(ctx: typer.Context) -> Iterator[tuple[HacClient, Target]]:
     options = group_options(ctx)
     target = resolve_target(options)
     auth = LazyPasswordAuth(
-        target.username, lambda: find_password(options.password, target.env_name, target.username)
+        target.username,
+        lambda: find_password(options.password, target.env_name, target.username, target.endpoint),
     )
     client = HacClient(
         target.url,

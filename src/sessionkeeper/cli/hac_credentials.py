@@ -1,10 +1,14 @@
 """Where the HAC CLI finds a username and password, never writing a password in plaintext.
 
-Username: ``--username``, ``HAC_<ENV>_USERNAME``, ``HAC_USERNAME``, the config's
+Username: ``--username``, the environment variables below, the config's
 ``username``, else a prompt on a terminal. Password, only when a login is
-actually needed: ``--password``, ``HAC_<ENV>_PASSWORD``, ``HAC_PASSWORD``, the OS
+actually needed: ``--password``, the environment variables below, the OS
 keyring (service ``sessionkeeper-hac``, user ``ENV:USERNAME``), else a hidden
 prompt on a terminal.
+
+Variables, most specific first: the original hac-client CLI's
+``HAC_PASSWORD_<ENV>_<ENDPOINT>`` and ``HAC_PASSWORD_<ENV>``, then
+``HAC_<ENV>_PASSWORD``, then ``HAC_PASSWORD`` (likewise ``USERNAME``).
 """
 
 from __future__ import annotations
@@ -35,14 +39,22 @@ def keyring_user(environment: str, username: str) -> str:
     return f"{environment}:{username}"
 
 
-def env_var_names(environment: str, what: str) -> list[str]:
-    """``HAC_<ENV>_<WHAT>`` then ``HAC_<WHAT>`` (ENV upper-cased, other characters as ``_``)."""
-    env = re.sub(r"[^A-Za-z0-9]", "_", environment).upper()
-    return [f"HAC_{env}_{what}", f"HAC_{what}"]
+def _variable_part(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", name).upper()
 
 
-def _from_env(environment: str, what: str) -> str | None:
-    for name in env_var_names(environment, what):
+def env_var_names(environment: str, what: str, endpoint: str | None = None) -> list[str]:
+    """The variables that may hold ``what`` (``USERNAME``/``PASSWORD``), most specific first.
+
+    ENV and ENDPOINT are upper-cased, other characters as ``_``.
+    """
+    env = _variable_part(environment)
+    names = [f"HAC_{what}_{env}_{_variable_part(endpoint)}"] if endpoint else []
+    return [*names, f"HAC_{what}_{env}", f"HAC_{env}_{what}", f"HAC_{what}"]
+
+
+def _from_env(environment: str, what: str, endpoint: str | None) -> str | None:
+    for name in env_var_names(environment, what, endpoint):
         value = os.environ.get(name)
         if value:
             return value
@@ -57,13 +69,15 @@ def interactive() -> bool:
         return False
 
 
-def resolve_username(option: str | None, environment: str, configured: str | None) -> str:
+def resolve_username(
+    option: str | None, environment: str, configured: str | None, endpoint: str | None = None
+) -> str:
     """The username to use, or :class:`CredentialError` naming the ways to give one."""
-    username = option or _from_env(environment, "USERNAME") or configured
+    username = option or _from_env(environment, "USERNAME", endpoint) or configured
     if not username and interactive():
         username = input("HAC username: ").strip()
     if not username:
-        names = " or ".join(env_var_names(environment, "USERNAME"))
+        names = " or ".join(env_var_names(environment, "USERNAME", endpoint))
         raise CredentialError(f"no HAC username: pass --username or set {names}")
     return username
 
@@ -99,9 +113,11 @@ def save_keyring_password(environment: str, username: str, password: str) -> Non
         ) from exc
 
 
-def find_password(option: str | None, environment: str, username: str) -> str | None:
+def find_password(
+    option: str | None, environment: str, username: str, endpoint: str | None = None
+) -> str | None:
     """The password from the option, the environment, the keyring or a prompt; else ``None``."""
-    password = option or _from_env(environment, "PASSWORD")
+    password = option or _from_env(environment, "PASSWORD", endpoint)
     if password:
         return password
     password = keyring_password(environment, username)
