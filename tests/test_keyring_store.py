@@ -292,3 +292,32 @@ def test_a_reader_never_sees_parts_of_two_chunked_writes(
     assert writer.wait(timeout=60) == 0
     assert store.get("big") == b"a" * 6000  # the last of 40 writes
     assert reads > 0
+
+
+class FlakyKeyring(DictKeyring):
+    """A backend whose reads of chosen entries fail, like a keychain locked mid-listing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unreadable: set[str] = set()
+
+    def get_password(self, service: str, username: str) -> str | None:
+        if username in self.unreadable:
+            raise keyring.errors.KeyringError("the keychain was locked")
+        return super().get_password(service, username)
+
+
+def test_a_backend_failing_during_a_listing_is_an_error_not_a_shorter_list(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = FlakyKeyring()
+    store = make_store(tmp_path, backend)
+    for name in ("a", "b", "c"):
+        store.put(name, name.encode())
+    backend.entries[("svc", "b")] = "not ours"
+    with caplog.at_level("WARNING"):
+        assert list(store.items()) == [("a", b"a"), ("c", b"c")]  # foreign data is skipped...
+    assert "'b'" in caplog.text and "not written by sessionkeeper" in caplog.text  # ...and said
+    backend.unreadable.add("c")
+    with pytest.raises(StoreUnavailableError, match="locked"):
+        list(store.items())

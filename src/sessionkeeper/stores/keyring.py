@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
 import json
 import logging
@@ -329,12 +328,21 @@ class KeyringStore:
         return sorted(name for name in self._index() if self._read(name) is not None)
 
     def items(self) -> Iterator[tuple[str, bytes]]:
-        """Yield ``(name, value)`` for every listed name that has a value."""
+        """Yield ``(name, value)`` for every listed name that has a value.
+
+        An entry that is not ours or is corrupt is skipped with a warning; a
+        backend that fails raises, so a listing is never silently shorter.
+        """
         for name in self._index():
-            with contextlib.suppress(StoreError):
+            try:
                 data = self.get(name)
-                if data is not None:
-                    yield name, data
+            except StoreUnavailableError:
+                raise
+            except StoreError as exc:
+                logger.warning("keyring entry %r skipped: %s", name, exc)
+                continue
+            if data is not None:
+                yield name, data
 
     def lock(self, name: str, timeout: float | None = None) -> AbstractContextManager[None]:
         """Hold a file lock for ``name`` in the user cache dir (processes of this machine)."""
