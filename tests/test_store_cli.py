@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from sessionkeeper.migrate import CopyOutcome, MigrationReport, migrate
 from sessionkeeper.prune import PruneReport, prune
 from sessionkeeper.stores import DirectoryStore, SqliteStore
 from sessionkeeper.stores.redis import RedisStore
@@ -359,3 +360,30 @@ def test_a_deeply_nested_session_file_is_reported_corrupt_not_a_crash(tmp_path: 
     assert store.get(name) is not None  # corrupt files are the doctor's, never pruned
     findings = diagnose_directory(store.path)
     assert [(f.severity, "corrupt" in f.message) for f in findings] == [(Severity.PROBLEM, True)]
+
+
+def test_migrate_copies_the_value_a_lock_holder_wrote_not_the_one_before(tmp_path: Path) -> None:
+    source = DirectoryStore(tmp_path / "source")
+    destination = SqliteStore(tmp_path / "destination.db")
+    name = hac_name("https://h", "u", "busy")
+    source.put(name, hac_session(idle=3 * HOUR))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", TOUCHING_HOLDER, f"dir:{source.path}", name],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdin is not None and holder.stdout is not None
+    assert holder.stdout.readline().strip() == "locked"
+    reports: list[MigrationReport] = []
+    migrator = threading.Thread(
+        target=lambda: reports.append(migrate(source, destination, lock_timeout=30))
+    )
+    migrator.start()
+    migrator.join(0.5)  # let it reach the lock; the outcome must not depend on this
+    holder.stdin.write("go\n")
+    holder.stdin.flush()
+    assert holder.wait(timeout=30) == 0
+    migrator.join(timeout=30)
+    assert reports and reports[0].count(CopyOutcome.COPIED) == 1
+    assert destination.get(name) == source.get(name)  # the holder's touch, not the stale copy
