@@ -163,6 +163,43 @@ def test_a_lost_server_is_an_error_that_keeps_the_cached_session(tmp_path: Path)
     assert after.session_id == before.session_id
 
 
+class _UnavailableHandler(BaseHTTPRequestHandler):
+    """A HAC that is starting or failing: 503 for every request."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.server.owner.count(f"GET {self.path}")  # type: ignore[attr-defined]
+        body = b"<h1>503 Service Unavailable</h1>"
+        self.send_response(503)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class UnavailableHac(LoopbackServer):
+    """Answers 503 to everything."""
+
+    handler_class = _UnavailableHandler
+
+
+def test_a_failing_server_during_login_is_not_an_authentication_verdict(tmp_path: Path) -> None:
+    with (
+        UnavailableHac() as server,
+        HacClient(
+            server.url, BasicAuthHandler("admin", "nimda"), session_manager=SessionManager(tmp_path)
+        ) as client,
+    ):
+        with pytest.raises(HacClientError, match="HTTP 503") as caught:
+            client.execute_groovy("return 1")
+        assert not isinstance(caught.value, HacAuthenticationError)
+        assert "password" not in str(caught.value)
+        assert dict(server.counts) == {"GET /hac/login": 1}
+
+
 LOGIN_WORKER = textwrap.dedent(
     """
     import sys

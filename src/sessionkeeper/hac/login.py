@@ -9,11 +9,12 @@ shows. The POST's 302 is never replayed as a POST (that answers 405).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
 from sessionkeeper.hac.cookies import ROUTE_COOKIE, SESSION_COOKIE, CookieJar, route_cookie_string
-from sessionkeeper.hac.errors import HacAuthenticationError
+from sessionkeeper.hac.errors import HacAuthenticationError, HacClientError
 from sessionkeeper.hac.models import secret_prefix
 from sessionkeeper.hac.pages import extract_csrf_token, is_login_page, login_error_text
 from sessionkeeper.hac.transport import FORM_CONTENT_TYPE, REDIRECTS, HacTransport
@@ -46,11 +47,25 @@ def login_failed(root: str, username: str, detail: str | None = None) -> HacAuth
     )
 
 
+def _send(
+    transport: HacTransport, method: str, url: str, cookies: CookieJar, **kwargs: Any
+) -> httpx.Response:
+    """One login request; a server fault (5xx) is a :class:`HacClientError`, not a verdict
+    on the credentials, so callers retry later instead of checking a password."""
+    response = transport.send(method, url, OPERATION, cookies, **kwargs)
+    if response.status_code >= 500:
+        raise HacClientError(
+            f"{OPERATION}: HAC at {transport.urls.root} answered HTTP {response.status_code}; "
+            "the server is failing or starting, try again later"
+        )
+    return response
+
+
 def _login_page(transport: HacTransport, cookies: CookieJar) -> httpx.Response:
     urls = transport.urls
     url = urls.url("/login")
     for _ in range(MAX_LOGIN_PAGE_REDIRECTS + 1):
-        response = transport.send("GET", url, OPERATION, cookies, headers=_HTML)
+        response = _send(transport, "GET", url, cookies, headers=_HTML)
         if response.status_code not in REDIRECTS:
             break
         url = urls.same_origin(response.headers.get("location", ""))
@@ -75,10 +90,10 @@ def form_login(transport: HacTransport, credentials: dict[str, str]) -> LoginRes
         raise HacAuthenticationError(
             f"{OPERATION}: no CSRF token in the login page of {urls.root}; is this HAC?"
         )
-    response = transport.send(
+    response = _send(
+        transport,
         "POST",
         urls.url("/j_spring_security_check"),
-        OPERATION,
         cookies,
         data={**credentials, "_csrf": csrf},
         headers={"Content-Type": FORM_CONTENT_TYPE, **_HTML},
@@ -87,7 +102,7 @@ def form_login(transport: HacTransport, credentials: dict[str, str]) -> LoginRes
         location = response.headers.get("location", "")
         if "login_error" in location or location.rstrip("/").endswith("/login"):
             raise login_failed(urls.root, username)
-        page = transport.send("GET", urls.same_origin(location), OPERATION, cookies, headers=_HTML)
+        page = _send(transport, "GET", urls.same_origin(location), cookies, headers=_HTML)
     elif response.status_code == 200:
         if is_login_page(response.text):
             raise login_failed(urls.root, username, login_error_text(response.text))
@@ -101,7 +116,7 @@ def form_login(transport: HacTransport, credentials: dict[str, str]) -> LoginRes
     token = extract_csrf_token(page.text) if page.status_code == 200 else None
     if not token:
         # The page first asked for may not be HTML; the HAC home page always shows the token.
-        page = transport.send("GET", urls.url("/"), OPERATION, cookies, headers=_HTML)
+        page = _send(transport, "GET", urls.url("/"), cookies, headers=_HTML)
         if page.status_code != 200 or is_login_page(page.text):
             raise login_failed(urls.root, username)
         token = extract_csrf_token(page.text)
