@@ -35,7 +35,10 @@ from sessionkeeper.atproto.dpop import access_token_hash, generate_dpop_jwk, jwk
 from sessionkeeper.atproto.oauth_manager import AsyncOAuthSessionManager, OAuthSessionManager
 from sessionkeeper.atproto.oauth_session import OAuthSession, oauth_name_for_did
 from sessionkeeper.clock import ManualClock
+from sessionkeeper.stores.errors import StoreUnavailableError
+from sessionkeeper.stores.redis import RedisStore
 from sessionkeeper.testing._server import LoopbackServer
+from sessionkeeper.testing.redis_server import RedisServer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -277,6 +280,27 @@ def test_proactive_refresh_before_expiry(
         m.query(GET_SESSION)
         assert server.counts["refresh"] == 1 and server.counts["rejected"] == 0
         assert not m.needs_refresh()
+
+
+@pytest.mark.redis
+def test_proactive_refresh_with_the_store_down_uses_the_still_valid_token(
+    server: FakeOAuthPds, clock: ManualClock
+) -> None:
+    # Imported here: this file also runs as a worker script, where ``tests`` is no package.
+    from tests.redis_fixture import require_redis_server
+
+    require_redis_server()
+    with RedisServer(appendonly=False) as redis_server:
+        store = RedisStore(redis_server.url, prefix="oauth-early:", lease=5, lock_timeout=2)
+        with OAuthSessionManager(None, store=store, clock=clock) as m:
+            m.store_session(authorized(server, clock))
+            clock.advance(3600 - 30)
+            redis_server.stop()
+            assert m.query(GET_SESSION)["did"] == DID
+            clock.advance(60)
+            with pytest.raises(StoreUnavailableError):
+                m.query(GET_SESSION)
+    assert server.counts["refresh"] == 0
 
 
 def test_threads_and_a_second_manager_share_one_refresh(

@@ -31,7 +31,7 @@ from sessionkeeper.atproto.errors import (
     SessionNetworkError,
     XrpcNetworkError,
 )
-from sessionkeeper.atproto.manager import DEFAULT_TIMEOUT, resolve_store
+from sessionkeeper.atproto.manager import DEFAULT_TIMEOUT, EARLY_REFRESH_FAILURES, resolve_store
 from sessionkeeper.atproto.oauth_session import (
     OAUTH_PREFIX,
     OAUTH_SUFFIX,
@@ -376,10 +376,13 @@ class OAuthSessionManager:
         if self._auto and self._due(session, self.refresh_margin):
             try:
                 session = self._refresh(session)
-            except SessionNetworkError:
+            except EARLY_REFRESH_FAILURES as exc:
                 if session.expires_at is not None and self._clock.time() >= session.expires_at:
                     raise
-                logger.info("proactive OAuth refresh failed; using the current token until expiry")
+                logger.info(
+                    "proactive OAuth refresh failed (%s); using the current token until expiry",
+                    type(exc).__name__,
+                )
         return session
 
     def refresh_rejected(self, used: OAuthSession) -> OAuthSession:
