@@ -136,3 +136,28 @@ def test_lock_files_are_hidden_and_kept(tmp_path: Path) -> None:
         pass
     assert (tmp_path / ".k.lock").exists()
     assert store.names() == []
+
+
+def test_a_put_fsyncs_the_file_before_the_rename_and_the_directory_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = DirectoryStore(tmp_path)
+    store.put("warm", b"up")  # the first put also sweeps; record a steady-state one
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def recording_fsync(fd: int) -> None:
+        events.append("fsync dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync file")
+        real_fsync(fd)
+
+    def recording_replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        events.append("rename")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    monkeypatch.setattr(os, "replace", recording_replace)
+    store.put("k", b"durable")
+    assert events == ["fsync file", "rename", "fsync dir"]
+    events.clear()
+    assert store.delete("k")
+    assert events == ["fsync dir"]  # a removal is made durable too
