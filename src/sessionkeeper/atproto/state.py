@@ -68,10 +68,6 @@ class SessionState:
         """Where XRPC calls for ``did`` go: its PDS from didDoc, else the service URL."""
         return self._endpoints.get(did, self.service_url)
 
-    def known_endpoint(self, did: str) -> str | None:
-        """The PDS endpoint learnt for ``did``, if any."""
-        return self._endpoints.get(did)
-
     def needs_refresh(self, session: AtpSessionData | None = None) -> bool:
         """Whether ``session`` (default: the current one) is within the refresh margin."""
         session = session if session is not None else self._session
