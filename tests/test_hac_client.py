@@ -545,3 +545,16 @@ def test_a_closed_client_says_so(fake: FakeHac, make_client: MakeClient) -> None
     client.close()
     with pytest.raises(HacClientError, match="was closed"):
         client.execute_groovy("return 1")
+
+
+def test_the_shared_http_client_never_holds_a_cookie_another_thread_could_send(
+    fake: FakeHac, make_client: MakeClient
+) -> None:
+    client = make_client()
+    shared_jar: list[dict[str, str]] = []
+    client.http_session.event_hooks["response"].append(
+        lambda response: shared_jar.append(dict(client.http_session.cookies))
+    )
+    client.execute_groovy("return 1")  # a login (three answers set cookies) and the script
+    assert len(shared_jar) == 4
+    assert all(cookies == {} for cookies in shared_jar)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import http.cookiejar
 import logging
 import ssl
 from collections.abc import Mapping
@@ -92,6 +93,12 @@ class HacTransport:
             timeout=timeout,
             follow_redirects=False,
             headers={"User-Agent": "sessionkeeper-hac"},
+            # httpx's own jar is shared by every thread of the client: a cookie one
+            # thread's answer set would ride on another thread's request. It accepts
+            # nothing; each request carries its own CookieJar (see cookies.py).
+            cookies=http.cookiejar.CookieJar(
+                policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
+            ),
         )
 
     def send(
@@ -122,9 +129,6 @@ class HacTransport:
             raise HacClientError(
                 f"{operation}: cannot reach HAC at {self.urls.root} ({type(exc).__name__}: {exc})"
             ) from exc
-        finally:
-            # httpx's own jar scopes cookies by domain; ours does not (see cookies.py).
-            self.http.cookies.clear()
         cookies.absorb(response.headers.get_list("set-cookie"))
         logger.debug("%s %s -> %d", method, request.url.path, response.status_code)
         return response
