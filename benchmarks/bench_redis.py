@@ -22,7 +22,7 @@ import time
 
 import redis
 
-from _table import print_table, verdict
+from _table import paired, print_table, verdict
 from sessionkeeper.atproto import PersistentSessionManager
 from sessionkeeper.stores.redis import RedisStore
 from sessionkeeper.testing import FakePds
@@ -45,21 +45,6 @@ PASSWORD = "bench password"
 REFRESH = "com.atproto.server.refreshSession"
 
 
-def interleaved(
-    ours: object, raw: object, *, rounds: int = 15, number: int = 2000
-) -> tuple[float, float]:
-    """Median seconds per call of two callables, timed in alternating rounds."""
-    ours_rounds: list[float] = []
-    raw_rounds: list[float] = []
-    for _ in range(rounds):
-        for fn, sink in ((ours, ours_rounds), (raw, raw_rounds)):
-            started = time.perf_counter()
-            for _ in range(number):
-                fn()  # type: ignore[operator]
-            sink.append((time.perf_counter() - started) / number)
-    return statistics.median(ours_rounds), statistics.median(raw_rounds)
-
-
 def overhead_rows(server: RedisServer) -> list[list[str]]:
     store = RedisStore(server.url, prefix=f"bench-{secrets.token_hex(3)}:")
     client: redis.Redis[bytes] = redis.Redis.from_url(server.url)
@@ -67,8 +52,10 @@ def overhead_rows(server: RedisServer) -> list[list[str]]:
     store.put("did_plc_bench.json", PAYLOAD)
     client.set(raw_key, PAYLOAD)
     rows = []
-    ours, raw = interleaved(
-        lambda: store.put("did_plc_bench.json", PAYLOAD), lambda: client.set(raw_key, PAYLOAD)
+    ours, raw = paired(
+        lambda: store.put("did_plc_bench.json", PAYLOAD),
+        lambda: client.set(raw_key, PAYLOAD),
+        number=2000,
     )
     rows.append(
         [
@@ -79,7 +66,9 @@ def overhead_rows(server: RedisServer) -> list[list[str]]:
             verdict(ours / raw <= 1.3),
         ]
     )
-    ours, raw = interleaved(lambda: store.get("did_plc_bench.json"), lambda: client.get(raw_key))
+    ours, raw = paired(
+        lambda: store.get("did_plc_bench.json"), lambda: client.get(raw_key), number=2000
+    )
     rows.append(
         [
             "RedisStore.get / raw GET",
@@ -94,7 +83,7 @@ def overhead_rows(server: RedisServer) -> list[list[str]]:
         with store.lock("did_plc_bench.json"):
             store.put("did_plc_bench.json", PAYLOAD)
 
-    ours, raw = interleaved(locked_put, lambda: client.set(raw_key, PAYLOAD), number=500)
+    ours, raw = paired(locked_put, lambda: client.set(raw_key, PAYLOAD), number=500)
     rows.append(
         [
             "lock + fenced put + release / raw SET",
