@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -708,6 +709,26 @@ def test_unknown_paths_are_404_and_broken_requests_are_400(
         headers=ajax(token),
     )
     assert chunked.json()["executionResult"] == "5"
+
+
+def test_a_client_that_hangs_up_before_the_answer_is_no_server_error(
+    fake: FakeHac, client: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG", logger="sessionkeeper.testing.fake_hac_server")
+    fake.latency = 0.3
+    with socket.create_connection(("127.0.0.1", fake.port), timeout=10) as raw:
+        raw.sendall(b"GET /hac/login HTTP/1.1\r\nHost: x\r\n\r\n")
+        # Close with a reset, as a killed process does, before the answer comes.
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not any(
+        "went away" in r.getMessage() or "failed on" in r.getMessage() for r in caplog.records
+    ):
+        time.sleep(0.05)
+    fake.latency = 0.0
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
+    assert any("went away" in r.getMessage() for r in caplog.records)
+    assert client.get("/hac/login").status_code == 200
 
 
 def test_a_stopped_fake_answers_nothing_even_on_pooled_connections() -> None:

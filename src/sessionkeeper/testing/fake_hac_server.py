@@ -227,6 +227,10 @@ class _HacHandler(LoopbackHandler):
         except BadRequestError as exc:
             self.close_connection = True
             self._send(HacResponse.html(f"<h1>400 Bad Request</h1><p>{exc}</p>", 400))
+        except ConnectionError:
+            # The client hung up (a killed process, a timeout): nobody to answer.
+            logger.debug("fake HAC: client of %s %s went away", method, urlsplit(self.path).path)
+            self.close_connection = True
         except Exception:
             logger.exception("fake HAC failed on %s %s", method, urlsplit(self.path).path)
             self.close_connection = True
