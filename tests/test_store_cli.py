@@ -387,3 +387,27 @@ def test_migrate_copies_the_value_a_lock_holder_wrote_not_the_one_before(tmp_pat
     migrator.join(timeout=30)
     assert reports and reports[0].count(CopyOutcome.COPIED) == 1
     assert destination.get(name) == source.get(name)  # the holder's touch, not the stale copy
+
+
+def test_doctor_runs_beside_a_busy_writer_whose_temp_files_come_and_go(tmp_path: Path) -> None:
+    from sessionkeeper.doctor import diagnose_directory
+
+    store = DirectoryStore(tmp_path / "busy")
+    for i in range(50):
+        store.put(hac_name("https://h", "u", f"env{i}"), hac_session(idle=60))
+    stop = threading.Event()
+
+    def writer() -> None:
+        while not stop.is_set():
+            store.put(hac_name("https://h", "u", "hot"), hac_session(idle=1))
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        # Each pass lists the directory, then looks at every entry: a temp file renamed
+        # in between must be passed over, not crash the check.
+        for _ in range(300):
+            assert diagnose_directory(store.path) == []
+    finally:
+        stop.set()
+        thread.join()

@@ -99,7 +99,10 @@ def diagnose_directory(path: Path, *, contents: bool = True) -> list[Finding]:
     names = {e.name for e in entries if not e.name.startswith(".")}
     for entry in entries:
         where = str(Path(entry.path))
-        info = entry.stat(follow_symlinks=False)
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue  # renamed or removed by a writer since the listing
         if entry.name.startswith("."):
             findings += _hidden_findings(entry.name, Path(entry.path), info, names, now)
             continue
@@ -132,6 +135,8 @@ def diagnose_directory(path: Path, *, contents: bool = True) -> list[Finding]:
                 continue
             try:
                 data = Path(entry.path).read_bytes()
+            except FileNotFoundError:
+                continue  # removed since the listing: nothing left to check
             except OSError as exc:
                 findings.append(_problem(where, f"cannot be read ({exc.strerror})", "check it"))
                 continue
