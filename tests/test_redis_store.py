@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 from collections.abc import Callable
@@ -293,6 +294,19 @@ def test_missing_binary_gives_a_named_error(
         RedisServer(appendonly=False).start()
     with pytest.raises(RedisServerError, match="not executable"):
         RedisServer(appendonly=False, binary=str(tmp_path)).start()
+
+
+def test_a_server_that_never_answers_fails_with_its_log_and_leaves_no_temp_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    fake = tmp_path / "bin" / "redis-server"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'Fatal: cannot listen'\nexit 1\n")
+    fake.chmod(0o755)
+    with pytest.raises(RedisServerError, match="cannot listen"), RedisServer(binary=str(fake)):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin"]
 
 
 def test_release_leaves_one_expiring_wake_signal_for_waiters(

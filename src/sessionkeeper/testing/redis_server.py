@@ -241,7 +241,11 @@ class RedisServer:
             self._dir = None
 
     def __enter__(self) -> Self:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.close()  # ``with`` never calls __exit__ after a failed __enter__
+            raise
 
     def __exit__(
         self,
