@@ -424,16 +424,7 @@ class HacClient:
             legacy_mode=legacy_mode,
             max_threads=max_threads,
         )
-        response = self._call(
-            "Impex import",
-            "POST",
-            "/console/impex/import",
-            form=form,
-            csrf_in_form=True,
-            headers=_FORM_FOR_HTML,
-            result_marker='id="impexResult"',
-        )
-        return parse_impex_import(response.text)
+        return parse_impex_import(self._impex_page(form, validate=False))
 
     def validate_impex(
         self,
@@ -444,7 +435,7 @@ class HacClient:
         legacy_mode: bool = False,
         max_threads: int = 1,
     ) -> ImpexResult:
-        """Validate Impex without importing it."""
+        """Validate Impex without importing it (same form as :meth:`import_impex`)."""
         form = ops.impex_form(
             impex_content,
             validation_mode,
@@ -452,16 +443,21 @@ class HacClient:
             legacy_mode=legacy_mode,
             max_threads=max_threads,
         )
+        return parse_impex_validation(self._impex_page(form, validate=True))
+
+    def _impex_page(self, form: dict[str, str], *, validate: bool) -> str:
+        """POST an Impex form (the CSRF token in the form too) and return the HTML answer."""
         response = self._call(
-            "Impex validation",
+            "Impex validation" if validate else "Impex import",
             "POST",
-            "/console/impex/import/validate",
+            "/console/impex/import/validate" if validate else "/console/impex/import",
             form=form,
             csrf_in_form=True,
             headers=_FORM_FOR_HTML,
-            result_marker='id="validationResultMsg"',
+            # A string only a real result page holds (the page may echo the Impex).
+            result_marker='id="validationResultMsg"' if validate else 'id="impexResult"',
         )
-        return parse_impex_validation(response.text)
+        return response.text
 
     def get_update_data(self) -> UpdateData:
         """What the system update page offers: extensions and their parameters."""
