@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 
 from _table import print_table, verdict
+from sessionkeeper.testing.fake_hac import spawn
 
 REPO = Path(__file__).resolve().parent.parent
 LATENCY = "0.02"
@@ -70,21 +71,6 @@ def original_python() -> str | None:
         [str(REPO / "scripts" / "orig-hac-venv.sh")], capture_output=True, text=True, check=False
     )
     return result.stdout.strip().splitlines()[-1] if result.returncode == 0 else None
-
-
-def start_fake() -> tuple[subprocess.Popen[str], str]:
-    """The fake HAC as its own process; returns it and its URL."""
-    fake = subprocess.Popen(
-        [sys.executable, "-m", "sessionkeeper.testing.fake_hac", "--port", "0", *LATENCY_ARGS],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert fake.stdout is not None
-    for line in fake.stdout:
-        if line.startswith("FAKE_HAC_URL="):
-            return fake, line.strip().split("=", 1)[1]
-    fake.kill()
-    raise RuntimeError("the fake HAC did not start")
 
 
 def one_run(
@@ -140,9 +126,9 @@ def measure(
 
 def main() -> int:
     original = original_python()
-    fake, url = start_fake()
+    fake, url = spawn(*LATENCY_ARGS)
+    control = httpx.Client(base_url=url, timeout=10)
     try:
-        control = httpx.Client(base_url=url, timeout=10)
         pythons = {"ours": sys.executable}
         if original:
             pythons["original"] = original
@@ -151,6 +137,7 @@ def main() -> int:
         ours = figures["ours"]
         theirs = figures.get("original")
     finally:
+        control.close()
         fake.terminate()
         fake.wait(timeout=10)
 

@@ -19,6 +19,8 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
+from sessionkeeper.testing.fake_hac import spawn
+
 LATENCY = "0.02"
 
 RUN = """
@@ -34,29 +36,6 @@ with HacClient(url, BasicAuthHandler("admin", "nimda"),
 print(json.dumps({"output": result.output_text.strip(), "result": result.execution_result,
                   "success": result.success, "hac_seconds": time.perf_counter() - started}))
 """
-
-
-def start_fake() -> tuple[subprocess.Popen[str], str]:
-    """Start the fake HAC process and read the URL it prints."""
-    fake = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sessionkeeper.testing.fake_hac",
-            "--port",
-            "0",
-            "--latency",
-            LATENCY,
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert fake.stdout is not None
-    for line in fake.stdout:
-        if line.startswith("FAKE_HAC_URL="):
-            return fake, line.strip().split("=", 1)[1]
-    fake.kill()
-    raise RuntimeError("the fake HAC did not start")
 
 
 def run(url: str, cache: Path) -> tuple[dict[str, object] | None, float, str]:
@@ -90,10 +69,10 @@ def describe(seen: dict[str, int]) -> str:
 def main() -> int:
     console = Console()
     console.rule("[bold]Scene 2: a HAC script run three times, one session, one self-healing")
-    fake, url = start_fake()
+    fake, url = spawn("--latency", LATENCY)
+    control = httpx.Client(base_url=url, timeout=10)
     failures: list[str] = []
     try:
-        control = httpx.Client(base_url=url, timeout=10)
         console.print(f"Fake HAC at [cyan]{url}/hac[/] answering every request after {LATENCY} s.")
         with tempfile.TemporaryDirectory(prefix="sessionkeeper-demo-") as tmp:
             cache = Path(tmp) / "hac-client"
@@ -132,6 +111,7 @@ def main() -> int:
                 "once: the script itself did nothing special."
             )
     finally:
+        control.close()
         fake.terminate()
         fake.wait(timeout=10)
     if failures:

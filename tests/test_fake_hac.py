@@ -20,6 +20,7 @@ import pytest
 
 from sessionkeeper.clock import ManualClock
 from sessionkeeper.testing import FakeHac
+from sessionkeeper.testing.fake_hac import spawn
 from sessionkeeper.testing.fake_hac_groovy import run_script
 from sessionkeeper.testing.fake_hac_server import GroovyRun
 from sessionkeeper.testing.fake_hac_sessions import (
@@ -821,3 +822,16 @@ def test_runs_as_a_process_with_control_endpoints() -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.timeout(60)
+def test_spawn_starts_the_fake_as_a_process_and_reports_its_url() -> None:
+    process, url = spawn("--web-root", "/admin")
+    try:
+        with httpx.Client(base_url=url) as client:
+            assert client.get("/admin/login").status_code == 200
+    finally:
+        process.terminate()
+        assert process.wait(timeout=10) == 0
+    with pytest.raises(RuntimeError, match="ended without serving"):
+        spawn("--mode", "no-such-mode")

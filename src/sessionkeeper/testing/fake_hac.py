@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import subprocess
 import sys
 import threading
 from types import FrameType
@@ -22,7 +23,10 @@ from sessionkeeper.testing.fake_hac_server import FakeHac, GroovyRun, HacRequest
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FakeHac", "GroovyRun", "HacRequest", "HacResponse", "main"]
+__all__ = ["FakeHac", "GroovyRun", "HacRequest", "HacResponse", "main", "spawn"]
+
+MODULE = "sessionkeeper.testing.fake_hac"
+URL_LINE = "FAKE_HAC_URL="
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -78,11 +82,28 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     with fake:
         # The one line a parent process reads to find the server.
-        print(f"FAKE_HAC_URL={fake.url}", flush=True)
+        print(f"{URL_LINE}{fake.url}", flush=True)
         while not stop.wait(0.5):
             pass
     logger.info("fake HAC stopped")
     return 0
+
+
+def spawn(*args: str) -> tuple[subprocess.Popen[str], str]:
+    """Start the fake as its own process with ``args`` (the options of :func:`main`).
+
+    Returns the process and its URL; stop it with ``terminate()`` then ``wait()``.
+    """
+    process = subprocess.Popen(
+        [sys.executable, "-m", MODULE, *args], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith(URL_LINE):
+            return process, line.strip()[len(URL_LINE) :]
+    process.kill()
+    process.wait()
+    raise RuntimeError(f"the fake HAC process ended without serving (exit {process.returncode})")
 
 
 if __name__ == "__main__":
