@@ -69,6 +69,8 @@ def main() -> int:
             f"Process 2 touched it: last use moved forward: {report['touched']}, "
             f"creation time kept: {report['created_kept']}."
         )
+        fields = list(json.loads(session_file.read_text()))
+        console.print(f"The file holds the original library's nine fields: {len(fields) == 9}.")
         ok = (
             report["found"]
             and report["listed"] == ["local"]
@@ -76,9 +78,8 @@ def main() -> int:
             and report["touched"]
             and report["created_kept"]
             and mode == 0o600
+            and len(fields) == 9
         )
-        fields = list(json.loads(session_file.read_text()))
-        console.print(f"The file holds the original library's nine fields: {len(fields) == 9}.")
     if ok:
         console.print("[green]Shared: the second process used the first one's session as is.[/]")
         return 0
