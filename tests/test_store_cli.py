@@ -411,3 +411,46 @@ def test_doctor_runs_beside_a_busy_writer_whose_temp_files_come_and_go(tmp_path:
     finally:
         stop.set()
         thread.join()
+
+
+def _hac_with(**fields: object) -> bytes:
+    document = json.loads(hac_session(idle=60))
+    document.update(fields)
+    return json.dumps(document).encode()
+
+
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        (hac_name("https://h", "u", "digits"), b'{"created_at": ' + b"7" * 5000 + b"}"),
+        (hac_name("https://h", "u", "huge"), _hac_with(last_used_at=10**400)),
+        (hac_name("https://h", "u", "nan"), _hac_with(created_at=float("nan"))),
+        (
+            atproto_name("did:plc:huge"),
+            json.dumps(
+                {
+                    "accessJwt": jwt({"exp": 1}),
+                    "refreshJwt": jwt({"exp": 10**400}),
+                    "handle": "h.test",
+                    "did": "did:plc:huge",
+                }
+            ).encode(),
+        ),
+    ],
+    ids=["5000-digit number", "10**400 time", "NaN time", "10**400 exp claim"],
+)
+def test_out_of_range_numbers_never_crash_prune_migrate_or_doctor(
+    tmp_path: Path, name: str, data: bytes
+) -> None:
+    from sessionkeeper.doctor import diagnose_directory
+    from sessionkeeper.stores import MemoryStore
+
+    store = DirectoryStore(tmp_path / "s")
+    store.put(name, data)
+    report = prune(store)
+    assert (report.removed, report.unreadable) == ([], [])
+    assert store.get(name) == data
+    migrate(store, MemoryStore())
+    corrupt = [f for f in diagnose_directory(store.path) if "corrupt" in f.message]
+    # The HAC loader refuses such times too; a JWT whose exp cannot be read is kept.
+    assert len(corrupt) == (1 if name.startswith("session_") else 0)

@@ -17,6 +17,7 @@ import base64
 import binascii
 import enum
 import json
+import math
 import re
 from typing import Any
 
@@ -81,6 +82,8 @@ def parse_session(kind: SessionKind, data: bytes) -> dict[str, Any]:
         raise ShapeError(f"is not valid JSON (line {exc.lineno}, column {exc.colno})") from None
     except RecursionError:  # json gives up on deep nesting this way, not with a ValueError
         raise ShapeError("nests too deeply to be a session") from None
+    except ValueError:  # e.g. an integer of thousands of digits
+        raise ShapeError("holds a number too long to be a session's") from None
     if not isinstance(document, dict):
         raise ShapeError(f"holds a JSON {type(document).__name__}, not an object")
     if kind is SessionKind.HAC:
@@ -100,9 +103,21 @@ def parse_session(kind: SessionKind, data: bytes) -> dict[str, Any]:
         ):
             wanted = " or ".join("null" if t is type(None) else t.__name__ for t in types)
             raise ShapeError(f"has {key!r} of type {type(document[key]).__name__}, not {wanted}")
+    if kind is SessionKind.HAC:
+        for key in ("created_at", "last_used_at"):
+            if not _finite(document[key]):
+                raise ShapeError(f"has {key!r} out of range (not a finite time)")
     if kind is SessionKind.ATPROTO and not str(document["did"]).startswith("did:"):
         raise ShapeError("holds a 'did' that is not a DID")
     return document
+
+
+def _finite(number: float) -> bool:
+    """Whether ``number`` is a finite float, or an int that converts to one."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
 
 
 def jwt_expiry(token: str) -> float | None:
@@ -116,7 +131,7 @@ def jwt_expiry(token: str) -> float | None:
     except (binascii.Error, ValueError, UnicodeError, RecursionError):
         return None
     exp = claims.get("exp") if isinstance(claims, dict) else None
-    if isinstance(exp, int | float) and not isinstance(exp, bool):
+    if isinstance(exp, int | float) and not isinstance(exp, bool) and _finite(exp):
         return float(exp)
     return None
 
