@@ -558,3 +558,11 @@ def test_the_shared_http_client_never_holds_a_cookie_another_thread_could_send(
     client.execute_groovy("return 1")  # a login (three answers set cookies) and the script
     assert len(shared_jar) == 4
     assert all(cookies == {} for cookies in shared_jar)
+
+
+def test_cookies_work_on_a_bare_host_name(fake: FakeHac, make_client: MakeClient) -> None:
+    bare = f"http://localhost:{fake.port}"
+    assert make_client(bare).execute_groovy("return 1").execution_result == "1"
+    fake.reset_counts()
+    assert make_client(bare).execute_groovy("return 2").execution_result == "2"
+    assert dict(fake.counts) == {GROOVY: 1}
