@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -340,3 +342,20 @@ def test_operations_read_hac_answers() -> None:
         "Patch_X": ["yes"],
         "flag": ["no"],
     }
+
+
+@pytest.mark.parametrize(
+    ("read", "body"),
+    [
+        (ops.update_data, {"projectDatas": [1]}),
+        (ops.update_data, {"projectDatas": [{"parameter": [{"values": ["yes"]}]}]}),
+        (ops.flexsearch_result, {"headers": 3}),
+        (ops.flexsearch_result, {"resultList": 7}),
+        (ops.required_patch_hashes, {"validation": ["not-a-patch"]}),
+    ],
+)
+def test_answers_of_an_unexpected_shape_are_client_errors(
+    read: Callable[[Any], object], body: dict[str, Any]
+) -> None:
+    with pytest.raises(HacClientError, match="unexpected shape"):
+        read(body)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import html
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ParamSpec, TypeVar
 
 import httpx
 
@@ -40,6 +41,28 @@ def json_object(response: httpx.Response, operation: str) -> dict[str, Any]:
     return body
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _answer_reader(what: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """Turn a reader's failure on JSON of an unexpected shape into a :class:`HacClientError`."""
+
+    def decorate(read: Callable[_P, _R]) -> Callable[_P, _R]:
+        @functools.wraps(read)
+        def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            try:
+                return read(*args, **kwargs)
+            except (AttributeError, TypeError, ValueError, KeyError) as exc:
+                raise HacClientError(
+                    f"{what}: HAC answered JSON of an unexpected shape ({type(exc).__name__})"
+                ) from exc
+
+        return guarded
+
+    return decorate
+
+
 def _int_or_none(value: object) -> int | None:
     if isinstance(value, bool):
         return None
@@ -63,6 +86,7 @@ def groovy_form(script: str, commit: bool, script_type: str) -> dict[str, str]:
     return {"script": script, "scriptType": script_type, "commit": "true" if commit else "false"}
 
 
+@_answer_reader("Groovy script")
 def groovy_result(body: Mapping[str, Any], commit: bool) -> GroovyScriptResult:
     """Read ``{outputText, executionResult, stacktraceText}``."""
     stacktrace = body.get("stacktraceText")
@@ -114,6 +138,7 @@ def _cell(value: object) -> str:
     return html.unescape(value) if isinstance(value, str) else str(value)
 
 
+@_answer_reader("FlexibleSearch query")
 def flexsearch_result(body: Mapping[str, Any]) -> FlexibleSearchResult:
     """Read the query answer: unescaped rows, and the exception's message if any."""
     rows = [
@@ -174,6 +199,7 @@ def impex_form(
 # -- System update ------------------------------------------------------------------------
 
 
+@_answer_reader("update data")
 def update_data(body: Mapping[str, Any]) -> UpdateData:
     """Read ``{isInitializing, projectDatas: [{name, description, parameter: [...]}]}``."""
     project_datas = []
@@ -201,11 +227,13 @@ def update_data(body: Mapping[str, Any]) -> UpdateData:
     )
 
 
+@_answer_reader("pending patches")
 def pending_patches(body: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """Read ``{category: [{hash, name, required, ...}]}``."""
     return {str(k): list(v) for k, v in body.items() if isinstance(v, list)}
 
 
+@_answer_reader("pending patches")
 def required_patch_hashes(patches: Mapping[str, list[dict[str, Any]]]) -> dict[str, list[str]]:
     """The hashes of required pending patches, per category (what an update must include)."""
     required: dict[str, list[str]] = {}
