@@ -18,6 +18,8 @@ from sessionkeeper.hac.client import HacClient
 from sessionkeeper.hac.errors import HacAuthenticationError, HacClientError
 from sessionkeeper.hac.session import SessionManager, encode_session, session_name
 from sessionkeeper.stores.directory import DirectoryStore
+from sessionkeeper.stores.errors import StoreUnavailableError
+from sessionkeeper.stores.memory import MemoryStore
 from sessionkeeper.testing.fake_hac import FakeHac
 
 pytestmark = pytest.mark.timeout(60)
@@ -566,3 +568,18 @@ def test_cookies_work_on_a_bare_host_name(fake: FakeHac, make_client: MakeClient
     fake.reset_counts()
     assert make_client(bare).execute_groovy("return 2").execution_result == "2"
     assert dict(fake.counts) == {GROOVY: 1}
+
+
+def test_a_store_failing_at_logout_is_a_client_error(
+    fake: FakeHac, make_client: MakeClient
+) -> None:
+    class BrokenDeleteStore(MemoryStore):
+        def delete(self, name: str) -> bool:
+            raise StoreUnavailableError("backend down")
+
+    client = make_client(session_manager=SessionManager(store=BrokenDeleteStore()))
+    client.login()
+    with pytest.raises(HacClientError, match="could not be removed: backend down"):
+        client.logout()
+    assert client.session_info is None
+    assert fake.active_sessions() == 0

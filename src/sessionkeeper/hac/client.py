@@ -357,9 +357,15 @@ class HacClient:
                     logger.warning(
                         "HAC logout request failed; forgetting the session anyway: %s", exc
                     )
-            if self.session_manager is not None:
-                self.session_manager.remove_session(*self._key())
             self.session_info = None
+            if self.session_manager is not None:
+                try:
+                    self.session_manager.remove_session(*self._key())
+                except (OSError, StoreError) as exc:
+                    raise HacClientError(
+                        f"logged out, but the cached session of {self.username!r} "
+                        f"could not be removed: {exc}"
+                    ) from exc
 
     def close(self) -> None:
         """Close the HTTP connections (the persisted session stays)."""
