@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import keyring.backend
@@ -321,3 +322,40 @@ def test_a_backend_failing_during_a_listing_is_an_error_not_a_shorter_list(
     backend.unreadable.add("c")
     with pytest.raises(StoreUnavailableError, match="locked"):
         list(store.items())
+
+
+class MeddlingKeyring(DictKeyring):
+    """Each time a reader reads the first chunk of a value, another writer replaces it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writer: Callable[[], None] | None = None
+        self.threads: list[threading.Thread] = []
+
+    def get_password(self, service: str, username: str) -> str | None:
+        value = super().get_password(service, username)
+        if self.writer is not None and username.startswith(".chunk:") and ":0:" in username:
+            thread = threading.Thread(target=self.writer)
+            thread.start()
+            self.threads.append(thread)
+            thread.join(0.5)  # a writer that must wait for a lock waits; the read goes on
+        return value
+
+
+def test_a_reader_overtaken_by_writers_reads_under_the_lock_instead_of_failing(
+    tmp_path: Path,
+) -> None:
+    backend = MeddlingKeyring()
+    reader = make_store(tmp_path, backend)
+    writer = make_store(tmp_path, backend)  # its own lock handles, like another process
+    values = [b"a" * 6000, b"b" * 6000]
+    writer.put("big", values[0])
+    writes = iter(range(1, 1000))
+    backend.writer = lambda: writer.put("big", values[next(writes) % 2])
+    try:
+        assert reader.get("big") in values
+    finally:
+        backend.writer = None
+        for thread in backend.threads:
+            thread.join(30)
+    assert reader.get("big") in values

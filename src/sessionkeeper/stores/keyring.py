@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
 import logging
@@ -192,12 +193,16 @@ class KeyringStore:
         return f".chunk:{generation}:{index}:{user}"
 
     def _load_blob(self, user: str) -> bytes | None:
-        # A concurrent writer may remove the chunks of the manifest we read: read again.
-        for _attempt in range(5):
-            head = self._read(user)
-            if head is None:
-                return None
-            data = self._decode(user, head)
+        # Read without the lock first: almost always nothing changes meanwhile. If a
+        # writer removed the chunks of the manifest we read, read again under the
+        # lock every writer of this entry holds, so a busy writer cannot starve us;
+        # what is still incomplete then is damaged.
+        for locked in (False, True):
+            with self._locks.hold(user, None) if locked else contextlib.nullcontext():
+                head = self._read(user)
+                if head is None:
+                    return None
+                data = self._decode(user, head)
             if data is not None:
                 return data
         raise StoreError(
