@@ -250,6 +250,24 @@ def test_a_second_dead_answer_after_relogin_is_an_authentication_error(
     assert fake.groovy_runs == []
 
 
+def test_an_adopted_session_that_is_dead_too_is_replaced_by_one_login(
+    fake: FakeHac, make_client: MakeClient, cache_dir: Path
+) -> None:
+    client = make_client()
+    client.login()
+    # Another process saved a session since, and then the server restarted: the
+    # session in memory and the one in the cache are both dead, and differ.
+    SessionManager(cache_dir).save_session(fake.url, "admin", "local", "DEADBEEF", "stale")
+    fake.kill_all_sessions()
+    fake.reset_counts()
+    assert client.execute_groovy("return 3").execution_result == "3"
+    assert fake.logins == 1
+    assert fake.counts[GROOVY] == 3  # dead, dead after adopting, then the fresh login's run
+    saved = SessionManager(cache_dir).load_session(fake.url, "admin", "local")
+    assert saved is not None and client.session_info is not None
+    assert saved.session_id == client.session_info.session_id != "DEADBEEF"
+
+
 def test_a_session_renewed_by_another_client_is_adopted_without_logging_in(
     fake: FakeHac, make_client: MakeClient
 ) -> None:

@@ -99,6 +99,7 @@ class HacClient:
         self.quiet = quiet
         self.session_info: SessionInfo | None = None
         self._last_used_at: float | None = None  # of the cached session, as last read or written
+        self._logins = 0  # logins this client made (tells a fresh session from an adopted one)
         self.session_manager: SessionManager | None
         if session_manager is not None:
             self.session_manager = session_manager
@@ -155,10 +156,17 @@ class HacClient:
         params: Mapping[str, str] | None = None,
         result_marker: str | None = None,
     ) -> httpx.Response:
-        """Run one authenticated request; on a dead session re-login once and retry once."""
+        """Run one authenticated request; on a dead session renew it and retry.
+
+        A renewal adopts a session another process saved, or logs in; an adopted
+        session can be dead too (the server restarted after it was saved), so the
+        request gets another try after a login. It stops at the first dead answer
+        to a session logged in for it: at most one login per call.
+        """
         url = self.urls.url(path)
         info = self._ensure_session()
-        for attempt in (1, 2):
+        fresh = False  # whether ``info`` comes from a login made for this call
+        for attempt in (1, 2, 3):
             data = dict(form) if form is not None else None
             if data is not None and csrf_in_form:
                 data["_csrf"] = info.csrf_token
@@ -177,7 +185,7 @@ class HacClient:
             )
             if not is_dead_session(response, result_marker):
                 break
-            if attempt == 2:
+            if fresh or attempt == 3:
                 raise HacAuthenticationError(
                     f"{operation}: HAC rejected a fresh session for user {self.username!r} "
                     f"at {self.urls.root} (HTTP {response.status_code}); "
@@ -189,7 +197,9 @@ class HacClient:
                 self.urls.root,
                 response.status_code,
             )
+            logins = self._logins
             info = self._renew_session(stale=info)
+            fresh = self._logins != logins
         if response.status_code >= 400 or response.status_code in REDIRECTS:
             raise HacClientError(
                 f"{operation}: HAC answered HTTP {response.status_code} "
@@ -316,6 +326,7 @@ class HacClient:
     def _login_and_adopt(self) -> SessionInfo:
         self.session_info = None
         result = form_login(self._transport, self.auth_handler.get_initial_credentials())
+        self._logins += 1
         info = self._adopt(result.session_id, result.csrf_token, result.route_cookie)
         self._info("Authenticated to HAC at %s as %r", self.urls.root, self.username)
         return info
