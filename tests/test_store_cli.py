@@ -454,3 +454,27 @@ def test_out_of_range_numbers_never_crash_prune_migrate_or_doctor(
     corrupt = [f for f in diagnose_directory(store.path) if "corrupt" in f.message]
     # The HAC loader refuses such times too; a JWT whose exp cannot be read is kept.
     assert len(corrupt) == (1 if name.startswith("session_") else 0)
+
+
+def test_a_store_path_that_is_a_file_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
+    not_a_dir = write(tmp_path, "plain-file", b"x")
+    source = DirectoryStore(tmp_path / "source")
+    for args in (
+        ("prune", "--store", f"dir:{not_a_dir}"),
+        ("migrate", "--from", f"dir:{source.path}", "--to", f"dir:{not_a_dir}"),
+    ):
+        result = run_cli(*args)
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" not in result.stderr
+        assert "cannot open" in result.stderr and "plain-file" in result.stderr
+    # A keyring store keeps its lock files in the user cache dir: here a file, too.
+    keyring_env = {
+        "PYTHON_KEYRING_BACKEND": "tests.test_keyring_store.FileKeyring",
+        "SESSIONKEEPER_TEST_KEYRING_FILE": str(tmp_path / "keyring.json"),
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        "XDG_CACHE_HOME": str(not_a_dir),
+    }
+    doctor = run_cli("doctor", "--store", "keyring:svc", env=keyring_env)
+    assert doctor.returncode == 1, doctor.stderr
+    assert "Traceback" not in doctor.stderr
+    assert "cannot be opened" in doctor.stdout and "plain-file" in doctor.stdout

@@ -231,7 +231,7 @@ def diagnose(url: str) -> list[Finding]:
 def _via_store(url: str) -> list[Finding]:
     try:
         store = open_store(url)
-    except StoreError as exc:
+    except (StoreError, OSError) as exc:
         return [_problem(display_url(url), f"cannot be opened: {exc}", "check the store URL")]
     return diagnose_store(store)
 

@@ -87,7 +87,7 @@ def _open(url: str, *, must_exist: bool = False) -> Store:
         return open_store(url)
     except StoreUrlError as exc:
         raise _fail(str(exc), EXIT_USAGE) from exc
-    except StoreError as exc:
+    except (StoreError, OSError) as exc:  # OSError: e.g. a dir: path that is a file
         raise _fail(f"cannot open {display_url(url)}: {exc}", EXIT_FAILED) from exc
 
 
