@@ -7,6 +7,7 @@ import stat
 import subprocess
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,23 @@ def test_a_put_fsyncs_the_file_before_the_rename_and_the_directory_after_it(
     events.clear()
     assert store.delete("k")
     assert events == ["fsync dir"]  # a removal is made durable too
+
+
+def test_locking_many_names_keeps_no_memory_per_name(tmp_path: Path) -> None:
+    # prune and migrate lock every name of a store once; a store of 100,000 sessions
+    # must not keep 100,000 lock objects alive afterwards.
+    store = DirectoryStore(tmp_path)
+    with store.lock("warm-up"):
+        pass
+    ours = [tracemalloc.Filter(True, "*filelock*"), tracemalloc.Filter(True, "*sessionkeeper*")]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot().filter_traces(ours)
+        for i in range(1000):
+            with store.lock(f"name-{i}", timeout=5), store.lock(f"name-{i}", timeout=5):
+                pass
+        after = tracemalloc.take_snapshot().filter_traces(ours)
+    finally:
+        tracemalloc.stop()
+    retained = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    assert retained < 20_000, f"{retained} bytes kept after locking 1,000 names"

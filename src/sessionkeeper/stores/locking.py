@@ -52,39 +52,53 @@ class LockFiles:
     ``FileLock`` with ``thread_local=True`` keeps one descriptor per thread, so
     threads of one process exclude each other too (``flock`` locks belong to
     the open file description), while a thread may re-enter its own lock.
+    A name's ``FileLock`` lives only while some thread holds or awaits it, so
+    locking every name of a large store once (prune, migrate) keeps nothing;
+    a later one on the same lock file excludes exactly as the first did.
     """
 
     def __init__(self, path_of: Callable[[str], Path], default_timeout: float) -> None:
         self._path_of = path_of
         self._default_timeout = default_timeout
-        self._locks: dict[str, FileLock] = {}
+        self._locks: dict[str, tuple[FileLock, int]] = {}  # name -> (lock, holders and waiters)
         self._guard = threading.Lock()
 
-    def _lock_for(self, name: str) -> FileLock:
+    def _check_out(self, name: str) -> FileLock:
         with self._guard:
-            lock = self._locks.get(name)
+            lock, users = self._locks.get(name) or (None, 0)
             if lock is None:
                 lock = FileLock(
                     self._path_of(name), mode=0o600, thread_local=True, preserve_lock_file=True
                 )
-                self._locks[name] = lock
+            self._locks[name] = (lock, users + 1)
             return lock
+
+    def _check_in(self, name: str) -> None:
+        with self._guard:
+            lock, users = self._locks[name]
+            if users == 1:
+                del self._locks[name]
+            else:
+                self._locks[name] = (lock, users - 1)
 
     @contextmanager
     def hold(self, name: str, timeout: float | None) -> Iterator[None]:
         """Hold the lock of ``name`` for the duration of the ``with`` block."""
         wait = self._default_timeout if timeout is None else timeout
-        lock = self._lock_for(name)
+        lock = self._check_out(name)
         try:
-            lock.acquire(timeout=wait)
-        except FileLockTimeout as exc:
-            raise LockTimeoutError(
-                f"lock of {name!r} not acquired within {wait:g} s; another process holds it"
-            ) from exc
-        try:
-            yield
+            try:
+                lock.acquire(timeout=wait)
+            except FileLockTimeout as exc:
+                raise LockTimeoutError(
+                    f"lock of {name!r} not acquired within {wait:g} s; another process holds it"
+                ) from exc
+            try:
+                yield
+            finally:
+                lock.release()
         finally:
-            lock.release()
+            self._check_in(name)
 
 
 __all__ = ["DEFAULT_LOCK_TIMEOUT", "LockFiles", "flock_is_held"]
