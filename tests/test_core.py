@@ -118,7 +118,15 @@ def test_store_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(open_store(f"dir:{tmp_path / 'd'}"), DirectoryStore)
     assert isinstance(open_store(f"sqlite:{tmp_path / 's.db'}"), SqliteStore)
     assert open_store("memory:shared") is open_store("memory:shared")
-    for bad, message in [("", "empty"), ("nowhere", "no scheme"), ("ftp://x", "unknown")]:
+    for bad, message in [
+        ("", "empty"),
+        ("nowhere", "no scheme"),
+        ("ftp://x", "unknown"),
+        # A misspelt option must not quietly give an unencrypted store.
+        (f"dir:{tmp_path / 'd'}?encrypted=1", "'encrypted'"),
+        (f"sqlite:{tmp_path / 's.db'}?encrypt=1&mode=ro", "'mode'"),
+        ("memory:?ttl=5", "'ttl'"),
+    ]:
         with pytest.raises(StoreUrlError, match=message):
             open_store(bad)
     monkeypatch.setenv("SESSIONKEEPER_STORE", f"dir:{tmp_path / 'env'}")

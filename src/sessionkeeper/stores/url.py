@@ -89,6 +89,13 @@ def open_store(url: str) -> Store:
     body, _, query = rest.partition("?")
     params = dict(parse_qsl(query, keep_blank_values=True))
     encrypt = params.pop("encrypt", "0").lower() in _TRUE
+    unknown = sorted(params) if scheme in {"dir", "file", "sqlite", "memory", "keyring"} else []
+    if unknown:
+        # A misspelt option (``?encrypted=1``) must never quietly give a plaintext store.
+        raise StoreUrlError(
+            f"store URL option {unknown[0]!r} is not known for {scheme}: stores; "
+            "the only option there is encrypt=1"
+        )
     store: Store
     if scheme in {"dir", "file"}:
         if not body:
