@@ -11,12 +11,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
-from sessionkeeper.migrate import CopyOutcome, MigrationReport, migrate
-from sessionkeeper.prune import PruneReport, prune
+from sessionkeeper.migrate import CopyOutcome, migrate
+from sessionkeeper.prune import prune
 from sessionkeeper.stores import DirectoryStore, SqliteStore
 from sessionkeeper.stores.redis import RedisStore
 from sessionkeeper.testing.redis_server import RedisServer
@@ -25,6 +27,7 @@ from tests.redis_fixture import require_redis_server
 pytestmark = pytest.mark.timeout(120)
 
 HOUR = 3600.0
+T = TypeVar("T")
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -322,10 +325,8 @@ with store.lock(name):
 """
 
 
-def test_prune_decides_on_the_value_read_under_the_lock(tmp_path: Path) -> None:
-    store = DirectoryStore(tmp_path / "store")
-    name = hac_name("https://h", "u", "busy")
-    store.put(name, hac_session(idle=3 * HOUR))
+def beside_a_touching_holder(store: DirectoryStore, name: str, action: Callable[[], T]) -> T:
+    """Run ``action`` while another process holds the lock of ``name`` and then touches it."""
     holder = subprocess.Popen(
         [sys.executable, "-c", TOUCHING_HOLDER, f"dir:{store.path}", name],
         stdin=subprocess.PIPE,
@@ -334,15 +335,24 @@ def test_prune_decides_on_the_value_read_under_the_lock(tmp_path: Path) -> None:
     )
     assert holder.stdin is not None and holder.stdout is not None
     assert holder.stdout.readline().strip() == "locked"
-    reports: list[PruneReport] = []
-    pruner = threading.Thread(target=lambda: reports.append(prune(store, lock_timeout=30)))
-    pruner.start()
-    pruner.join(0.5)  # let it reach the lock; the outcome must not depend on this
+    results: list[T] = []
+    worker = threading.Thread(target=lambda: results.append(action()))
+    worker.start()
+    worker.join(0.5)  # let it reach the lock; the outcome must not depend on this
     holder.stdin.write("go\n")
     holder.stdin.flush()
     assert holder.wait(timeout=30) == 0
-    pruner.join(timeout=30)
-    assert reports and reports[0].removed == []
+    worker.join(timeout=30)
+    assert results, "the action did not finish"
+    return results[0]
+
+
+def test_prune_decides_on_the_value_read_under_the_lock(tmp_path: Path) -> None:
+    store = DirectoryStore(tmp_path / "store")
+    name = hac_name("https://h", "u", "busy")
+    store.put(name, hac_session(idle=3 * HOUR))
+    report = beside_a_touching_holder(store, name, lambda: prune(store, lock_timeout=30))
+    assert report.removed == []
     assert store.get(name) is not None
 
 
@@ -367,25 +377,10 @@ def test_migrate_copies_the_value_a_lock_holder_wrote_not_the_one_before(tmp_pat
     destination = SqliteStore(tmp_path / "destination.db")
     name = hac_name("https://h", "u", "busy")
     source.put(name, hac_session(idle=3 * HOUR))
-    holder = subprocess.Popen(
-        [sys.executable, "-c", TOUCHING_HOLDER, f"dir:{source.path}", name],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
+    report = beside_a_touching_holder(
+        source, name, lambda: migrate(source, destination, lock_timeout=30)
     )
-    assert holder.stdin is not None and holder.stdout is not None
-    assert holder.stdout.readline().strip() == "locked"
-    reports: list[MigrationReport] = []
-    migrator = threading.Thread(
-        target=lambda: reports.append(migrate(source, destination, lock_timeout=30))
-    )
-    migrator.start()
-    migrator.join(0.5)  # let it reach the lock; the outcome must not depend on this
-    holder.stdin.write("go\n")
-    holder.stdin.flush()
-    assert holder.wait(timeout=30) == 0
-    migrator.join(timeout=30)
-    assert reports and reports[0].count(CopyOutcome.COPIED) == 1
+    assert report.count(CopyOutcome.COPIED) == 1
     assert destination.get(name) == source.get(name)  # the holder's touch, not the stale copy
 
 
