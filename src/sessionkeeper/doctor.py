@@ -16,7 +16,6 @@ import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl
 
 from sessionkeeper.prune import HAC_IDLE_TIMEOUT, prune_verdict
 from sessionkeeper.sessionfiles import ShapeError, kind_of, parse_session
@@ -29,7 +28,7 @@ from sessionkeeper.stores.directory import (
 )
 from sessionkeeper.stores.errors import StoreError
 from sessionkeeper.stores.locking import flock_is_held
-from sessionkeeper.stores.url import open_store, redact_url
+from sessionkeeper.stores.url import open_store, parse_store_url, redact_url
 
 
 class Severity(enum.Enum):
@@ -209,18 +208,14 @@ def _sqlite_file_findings(path: Path) -> list[Finding]:
 
 def diagnose(url: str) -> list[Finding]:
     """Check the store a URL names (see :func:`sessionkeeper.stores.url.open_store`)."""
-    scheme, _, rest = url.strip().partition(":")
-    body, _, query = rest.partition("?")
-    encrypted = dict(parse_qsl(query)).get("encrypt", "0").lower() in {"1", "true", "yes", "on"}
-    scheme = scheme.lower()
-    if scheme in {"dir", "file"} and body:
-        path = Path(body).expanduser()
-        findings = diagnose_directory(path, contents=not encrypted)
-        if encrypted and path.is_dir():
+    parts = parse_store_url(url)
+    path = parts.path
+    if path is not None and parts.scheme != "sqlite":
+        findings = diagnose_directory(path, contents=not parts.encrypt)
+        if parts.encrypt and path.is_dir():
             findings += _via_store(url)
         return findings
-    if scheme == "sqlite" and body:
-        path = Path(body).expanduser()
+    if path is not None:
         findings = _sqlite_file_findings(path)
         if path.exists():
             findings += _via_store(url)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 import typer
 from rich.console import Console
@@ -24,6 +23,7 @@ from sessionkeeper.stores.url import (
     STORE_ENV,
     StoreUrlError,
     open_store,
+    parse_store_url,
 )
 
 EXIT_FAILED = 1
@@ -67,22 +67,17 @@ def _location(url: str) -> str:
 
     ``?encrypt=1`` wraps the same data; file stores are compared by resolved path.
     """
-    scheme, _, rest = url.strip().partition(":")
-    body, _, query = rest.partition("?")
-    scheme = scheme.lower()
-    if scheme in {"dir", "file", "sqlite"} and body:
-        kind = "sqlite" if scheme == "sqlite" else "dir"
-        return f"{kind}:{Path(body).expanduser().resolve()}"
-    params = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "encrypt"]
-    return f"{scheme}:{body}?{urlencode(sorted(params))}"
+    parts = parse_store_url(url)
+    if parts.path is not None:
+        kind = "sqlite" if parts.scheme == "sqlite" else "dir"
+        return f"{kind}:{parts.path.resolve()}"
+    return f"{parts.scheme}:{parts.body}?{urlencode(sorted(parts.params.items()))}"
 
 
 def _open(url: str, *, must_exist: bool = False) -> Store:
-    scheme, _, rest = url.partition(":")
-    if must_exist and scheme.lower() in {"dir", "file", "sqlite"}:
-        path = Path(rest.split("?", 1)[0]).expanduser()
-        if not path.exists():
-            raise _fail(f"{path} does not exist; nothing to read from", EXIT_FAILED)
+    path = parse_store_url(url).path
+    if must_exist and path is not None and not path.exists():
+        raise _fail(f"{path} does not exist; nothing to read from", EXIT_FAILED)
     try:
         return open_store(url)
     except StoreUrlError as exc:

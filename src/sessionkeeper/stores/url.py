@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -74,21 +75,44 @@ def _memory(name: str) -> MemoryStore:
         return _memory_stores.setdefault(name, MemoryStore())
 
 
+@dataclass(frozen=True)
+class StoreUrl:
+    """The parts of a store URL: lowercased scheme, body (a path, a service...), options."""
+
+    scheme: str
+    body: str
+    params: dict[str, str]  #: query parameters other than ``encrypt``
+    encrypt: bool
+
+    @property
+    def path(self) -> Path | None:
+        """The file or directory of a ``dir:``/``file:``/``sqlite:`` URL, else ``None``."""
+        if self.scheme in {"dir", "file", "sqlite"} and self.body:
+            return Path(self.body).expanduser()
+        return None
+
+
+def parse_store_url(url: str) -> StoreUrl:
+    """Split a store URL into its parts; nothing is opened or checked here."""
+    scheme, _, rest = url.strip().partition(":")
+    body, _, query = rest.partition("?")
+    params = dict(parse_qsl(query, keep_blank_values=True))
+    encrypt = params.pop("encrypt", "0").lower() in _TRUE
+    return StoreUrl(scheme.lower(), body, params, encrypt)
+
+
 def open_store(url: str) -> Store:
     """Open the store a URL names; raise :class:`StoreUrlError` naming what is wrong."""
     if not isinstance(url, str) or not url.strip():
         raise StoreUrlError("store URL is empty; use dir:PATH, sqlite:PATH, redis://..., ...")
     url = url.strip()
-    scheme, sep, rest = url.partition(":")
-    if not sep:
+    if ":" not in url:
         raise StoreUrlError(
             f"store URL {url!r} has no scheme; use dir:PATH, sqlite:PATH, memory:, "
             "redis://HOST:PORT/DB, keyring:SERVICE"
         )
-    scheme = scheme.lower()
-    body, _, query = rest.partition("?")
-    params = dict(parse_qsl(query, keep_blank_values=True))
-    encrypt = params.pop("encrypt", "0").lower() in _TRUE
+    parts = parse_store_url(url)
+    scheme, body, params, encrypt = parts.scheme, parts.body, parts.params, parts.encrypt
     unknown = sorted(params) if scheme in {"dir", "file", "sqlite", "memory", "keyring"} else []
     if unknown:
         # A misspelt option (``?encrypted=1``) must never quietly give a plaintext store.
@@ -98,22 +122,22 @@ def open_store(url: str) -> Store:
         )
     store: Store
     if scheme in {"dir", "file"}:
-        if not body:
+        if parts.path is None:
             raise StoreUrlError("dir: store URL needs a path, e.g. dir:~/.cache/hac-client")
-        store = DirectoryStore(Path(body).expanduser())
+        store = DirectoryStore(parts.path)
     elif scheme == "sqlite":
-        if not body:
+        if parts.path is None:
             raise StoreUrlError("sqlite: store URL needs a file path, e.g. sqlite:sessions.db")
-        store = SqliteStore(Path(body).expanduser())
+        store = SqliteStore(parts.path)
     elif scheme == "memory":
         store = _memory(body)
     elif scheme in {"redis", "rediss", "unix"}:
         from sessionkeeper.stores.redis import RedisStore
 
         # The store reads its own options (prefix, lease, ttl) from the query.
-        parts = urlsplit(url.split("?", 1)[0])
+        server = urlsplit(url.split("?", 1)[0])
         try:
-            store = RedisStore(urlunsplit(parts._replace(query=urlencode(params))))
+            store = RedisStore(urlunsplit(server._replace(query=urlencode(params))))
         except ValueError as exc:
             raise StoreUrlError(f"store URL {redact_url(url)!r}: {exc}") from exc
     elif scheme == "keyring":
