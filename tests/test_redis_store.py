@@ -16,11 +16,13 @@ import pytest
 import redis
 
 from sessionkeeper.stores import (
+    MAX_VALUE_BYTES,
     LockLostError,
     LockTimeoutError,
     Store,
     StoreUnavailableError,
     StoreUrlError,
+    ValueTooLargeError,
 )
 from sessionkeeper.stores.redis import RedisStore, redact_url, split_store_params
 from sessionkeeper.stores.url import open_store
@@ -63,6 +65,17 @@ def test_values_live_under_the_prefix_and_names_strip_it(
     assert store.names() == ["a", "b"]
     assert other.names() == ["z"]
     assert _raw(redis_server).get("glob*[x]?:v:a") == b"1"
+
+
+def test_oversized_values_written_by_others_are_refused_on_every_read(
+    redis_server: RedisServer, redis_store_factory: Factory
+) -> None:
+    store = redis_store_factory()
+    _raw(redis_server).set(f"{store.prefix}v:huge", b"x" * (MAX_VALUE_BYTES + 1))
+    with pytest.raises(ValueTooLargeError, match="'huge'"):
+        store.get("huge")
+    with pytest.raises(ValueTooLargeError, match="'huge'"):
+        list(store.items())
 
 
 def test_ttl_is_applied_on_every_put(

@@ -376,6 +376,7 @@ class RedisStore:
             values = self._call("MGET", *[self._value_key(n) for n in batch])
             for name, data in zip(batch, values, strict=True):
                 if data is not None:
+                    check_value_size(name, len(data))
                     yield name, data.encode("utf-8") if isinstance(data, str) else bytes(data)
 
     def lock(self, name: str, timeout: float | None = None) -> AbstractContextManager[None]:
