@@ -194,12 +194,18 @@ class AsyncPersistentSessionManager(SessionStateView):
         return await asyncio.to_thread(call, *args)
 
     async def _drive(self, flow: Generator[Op, Any, T], thread: _LockThread | None = None) -> T:
+        # As in the sync driver: a failed operation is thrown into the flow to decide.
         result: Any = None
-        try:
-            while True:
-                result = await self._perform(flow.send(result), thread)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+        failure: BaseException | None = None
+        while True:
+            try:
+                op = flow.send(result) if failure is None else flow.throw(failure)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            try:
+                result, failure = await self._perform(op, thread), None
+            except Exception as exc:
+                result, failure = None, exc
 
     def _thread_for(self, name: str) -> _LockThread:
         thread = self._lock_threads.get(name)

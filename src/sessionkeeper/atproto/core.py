@@ -37,6 +37,7 @@ from sessionkeeper.atproto.xrpc import (
     retry_after,
     xrpc_url,
 )
+from sessionkeeper.stores.errors import StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -118,17 +119,33 @@ def same_pair(a: AtpSessionData, b: AtpSessionData) -> bool:
     return a.access_jwt == b.access_jwt and a.refresh_jwt == b.refresh_jwt
 
 
+def refresh_issued(session: AtpSessionData) -> float:
+    """When the session's refresh token was issued, told by its exp (0 if unreadable).
+
+    Every refresh token of a server has the same lifetime, so a later exp means
+    a newer token: this orders two pairs of one account.
+    """
+    return token_expiry_or_none(session.refresh_jwt) or 0.0
+
+
+def is_newer_or_same(stored: AtpSessionData, known: AtpSessionData) -> bool:
+    """Whether the stored pair is at least as new as the one this holder knows."""
+    return refresh_issued(stored) >= refresh_issued(known)
+
+
 def should_adopt(stored: AtpSessionData | None, known: AtpSessionData, now: float) -> bool:
     """Whether a stored pair, read under the lock, was refreshed by someone else and is usable.
 
-    Any different pair that has not expired is adopted, even one inside the
-    refresh margin: otherwise a margin longer than the token's life would
-    make every waiting holder refresh again, once each.
+    Any different, newer pair that has not expired is adopted, even one inside
+    the refresh margin: otherwise a margin longer than the token's life would
+    make every waiting holder refresh again, once each. An older stored pair
+    (one this holder rotated but could not store) is never adopted.
     """
     return (
         stored is not None
         and stored.did == known.did
         and not same_pair(stored, known)
+        and is_newer_or_same(stored, known)
         and not is_expired(stored.access_jwt, now)
     )
 
@@ -261,7 +278,9 @@ def refresh_flow(
     stored = read_stored((yield Get(name)), name, did)
     if stored is not None and should_adopt(stored, known, now):
         return RefreshResult(RefreshOutcome.ADOPTED, stored)
-    base = stored if stored is not None else known
+    # Refresh with the newest refresh token known: normally the stored one, unless
+    # this holder rotated the pair while the store could not take the write.
+    base = stored if stored is not None and is_newer_or_same(stored, known) else known
     answer = yield Send("POST", xrpc_url(service_url, REFRESH_SESSION), bearer(base.refresh_jwt))
     if isinstance(answer, NetworkFailure):
         return RefreshResult(RefreshOutcome.UNAVAILABLE, base, message=answer.reason)
@@ -275,7 +294,18 @@ def refresh_flow(
                 f"{REFRESH_SESSION} for {did} answered for another account ({fresh.did}); "
                 "the answer was not stored"
             )
-        yield Put(name, encode_session(fresh))
+        try:
+            yield Put(name, encode_session(fresh))
+        except StoreError as exc:
+            # The server has already rotated: the old refresh token may be dead now, so
+            # dropping this pair would lose the session. Keep working with it in memory;
+            # the next successful write (the next refresh) stores it.
+            logger.error(
+                "refreshed %s but could not store the new tokens (%s); "
+                "this process keeps them in memory",
+                did,
+                exc,
+            )
         return RefreshResult(RefreshOutcome.REFRESHED, fresh, endpoint)
     if verdict is Verdict.DEAD:
         yield Delete(name)

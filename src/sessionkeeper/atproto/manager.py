@@ -127,12 +127,19 @@ class PersistentSessionManager(SessionStateView):
         raise TypeError(f"unknown operation {op!r}")  # pragma: no cover
 
     def _drive(self, flow: Generator[Op, Any, T]) -> T:
+        # A failed operation is thrown into the flow, which decides what it means
+        # (a store write that fails after a refresh must not lose the new tokens).
         result: Any = None
-        try:
-            while True:
-                result = self._perform(flow.send(result))
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+        failure: BaseException | None = None
+        while True:
+            try:
+                op = flow.send(result) if failure is None else flow.throw(failure)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            try:
+                result, failure = self._perform(op), None
+            except Exception as exc:
+                result, failure = None, exc
 
     # -- sessions -------------------------------------------------------------------------
 
