@@ -36,6 +36,7 @@ from sessionkeeper.atproto.oauth_manager import AsyncOAuthSessionManager, OAuthS
 from sessionkeeper.atproto.oauth_session import OAuthSession, oauth_name_for_did
 from sessionkeeper.clock import ManualClock
 from sessionkeeper.stores.errors import StoreUnavailableError
+from sessionkeeper.stores.memory import MemoryStore
 from sessionkeeper.stores.redis import RedisStore
 from sessionkeeper.testing._server import LoopbackServer
 from sessionkeeper.testing.redis_server import RedisServer
@@ -331,6 +332,35 @@ def test_threads_and_a_second_manager_share_one_refresh(
         assert failures == []
         assert server.counts["refresh"] == 1
         assert first.session == second.session
+
+
+def test_a_refreshed_set_survives_a_failed_store_write(
+    server: FakeOAuthPds, clock: ManualClock
+) -> None:
+    class FlakyStore(MemoryStore):
+        down = False
+
+        def put(self, name: str, data: bytes) -> None:
+            if self.down:
+                raise StoreUnavailableError("store is down")
+            super().put(name, data)
+
+    store = FlakyStore()
+    with OAuthSessionManager(None, store=store, clock=clock) as m:
+        first = authorized(server, clock)
+        m.store_session(first)
+        clock.advance(3601)
+        store.down = True
+        assert m.query(GET_SESSION)["did"] == DID  # refreshed; the write failed
+        kept = m.session
+        assert kept is not None and kept.refresh_token != first.refresh_token
+        store.down = False
+        clock.advance(3601)
+        # The stored set is the first one, whose refresh token is spent: the manager
+        # must refresh with the newer set it kept, never adopt or replay the old one.
+        assert m.query(GET_SESSION)["did"] == DID
+        assert m.session is not None and m.session.refresh_token != kept.refresh_token
+    assert server.counts["refresh"] == 2
 
 
 def test_replayed_refresh_token_expires_the_session(

@@ -46,6 +46,7 @@ from sessionkeeper.atproto.xrpc import decode_result, error_body, retry_after, v
 from sessionkeeper.clock import SYSTEM_CLOCK, Clock
 from sessionkeeper.events import EventBus
 from sessionkeeper.stores.base import Store, iter_items
+from sessionkeeper.stores.errors import StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,11 @@ def token_rejected(response: httpx.Response) -> bool:
     if response.status_code == 401:
         return True
     return response.status_code == 400 and error_body(response)[0] == "ExpiredToken"
+
+
+def _issued(session: OAuthSession) -> float:
+    """Orders two token sets of one account: the access token of the newer expires later."""
+    return session.expires_at or 0.0
 
 
 def _same_tokens(a: OAuthSession, b: OAuthSession) -> bool:
@@ -303,13 +309,16 @@ class OAuthSessionManager:
         # Refresh tokens are single use: lock, re-read, adopt or refresh, store.
         with self.store.lock(name):
             stored = self._read_stored(name, did)
+            # A stored set older than ours is one we rotated but could not store.
+            newer = stored is not None and _issued(stored) >= _issued(known)
             if (
                 stored is not None
+                and newer
                 and not _same_tokens(stored, known)
                 and not self._due(stored, 0.0)
             ):
                 return self._adopt(known, stored, announce=True)
-            base = stored if stored is not None else known
+            base = stored if stored is not None and newer else known
             if not base.refresh_token:
                 raise SessionError(f"the OAuth session of {did} has no refresh token")
             try:
@@ -323,7 +332,16 @@ class OAuthSessionManager:
                 except ValueError:
                     raise SessionError(f"token refresh for {did} answered without JSON") from None
                 fresh = refreshed(base, body, self._clock.time())
-                self.store.put(name, encode_oauth(fresh))
+                try:
+                    self.store.put(name, encode_oauth(fresh))
+                except StoreError as exc:
+                    # The old refresh token is spent: keep the new set in memory.
+                    logger.error(
+                        "refreshed the OAuth session of %s but could not store it (%s); "
+                        "this process keeps it in memory",
+                        did,
+                        exc,
+                    )
                 logger.info("refreshed the OAuth session of %s", did)
                 return self._adopt(known, fresh, announce=True)
             if answer.status_code == 429 or answer.status_code >= 500:
