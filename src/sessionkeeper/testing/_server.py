@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import signal
 import socket
+import sys
 import threading
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Self
 
 logger = logging.getLogger(__name__)
@@ -121,6 +124,25 @@ class LoopbackServer:
         """Forget a finished client connection (called by the handler)."""
         with self._connections_guard:
             self._connections.discard(connection)
+
+    def serve_until_signalled(self, announce: Callable[[Self], list[str]]) -> None:
+        """Serve in this process until SIGTERM or SIGINT (the fakes' ``python -m`` mode).
+
+        After starting, prints the lines ``announce`` returns (flushed): a parent
+        process reads them to find the server.
+        """
+        stop = threading.Event()
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        with self:
+            sys.stdout.write("".join(f"{line}\n" for line in announce(self)))
+            sys.stdout.flush()
+            while not stop.wait(0.5):
+                pass
 
     def __enter__(self) -> Self:
         return self.start()

@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import subprocess
 import sys
-import threading
-from types import FrameType
 
 from sessionkeeper.testing.fake_hac_server import FakeHac, GroovyRun, HacRequest, HacResponse
 
@@ -73,18 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
     )
-    stop = threading.Event()
-
-    def _on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-    with fake:
-        # The one line a parent process reads to find the server.
-        print(f"{URL_LINE}{fake.url}", flush=True)
-        while not stop.wait(0.5):
-            pass
+    # The one line a parent process reads to find the server.
+    fake.serve_until_signalled(lambda server: [f"{URL_LINE}{server.url}"])
     logger.info("fake HAC stopped")
     return 0
 

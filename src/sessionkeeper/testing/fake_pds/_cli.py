@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 import time
-from types import FrameType
 
 from sessionkeeper.clock import Clock, ManualClock, SystemClock
 from sessionkeeper.testing.fake_pds._fake import FakePds
@@ -71,23 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
     )
-    stop = threading.Event()
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    fake.start()
-    try:
-        lines = [f"FAKE_PDS_URL={fake.url}"]
-        for handle, password in args.account:
-            lines.append(f"ACCOUNT={handle} {fake.create_account(handle, password)}")
+    def announce(server: FakePds) -> list[str]:
         # The parent reads these lines to find the port: they are the process's output.
-        sys.stdout.write("\n".join(lines) + "\n")
-        sys.stdout.flush()
-        while not stop.wait(0.5):
-            pass
-    finally:
-        fake.stop()
+        lines = [f"FAKE_PDS_URL={server.url}"]
+        for handle, password in args.account:
+            lines.append(f"ACCOUNT={handle} {server.create_account(handle, password)}")
+        return lines
+
+    fake.serve_until_signalled(announce)
     return 0
