@@ -7,32 +7,45 @@ from sessionkeeper.events import EventBus
 from sessionkeeper.stores import (
     DecryptionError,
     DirectoryStore,
-    EncryptedStore,
     InvalidNameError,
     LockLostError,
     LockTimeoutError,
     MemoryStore,
     MissingKeyError,
-    SqliteStore,
     Store,
     StoreError,
     StoreUnavailableError,
-    StoreUrlError,
     ValueTooLargeError,
-    generate_key,
-    open_store,
 )
 
 if TYPE_CHECKING:
-    from sessionkeeper.stores.keyring import KeyringStore
-    from sessionkeeper.stores.redis import RedisStore
+    from sessionkeeper.stores import (
+        EncryptedStore,
+        KeyringStore,
+        RedisStore,
+        SqliteStore,
+        StoreUrlError,
+        generate_key,
+        open_store,
+    )
 
 __version__ = "0.1.0"
 
+_FROM_STORES = {
+    "EncryptedStore",
+    "KeyringStore",
+    "RedisStore",
+    "SqliteStore",
+    "StoreUrlError",
+    "generate_key",
+    "open_store",
+}
+
 
 def __getattr__(name: str) -> Any:
-    # Optional extras (redis, keyring) load on first use, so a plain install imports cleanly.
-    if name in {"RedisStore", "KeyringStore"}:
+    # Loaded on first use (see sessionkeeper.stores): optional extras and rarely needed
+    # modules stay out of every process's start-up.
+    if name in _FROM_STORES:
         from sessionkeeper import stores
 
         return getattr(stores, name)

@@ -1,10 +1,10 @@
 """Stores: opaque bytes under validated names, atomic writes, per-name locks."""
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from sessionkeeper.stores.base import MAX_VALUE_BYTES, Store, iter_items, validate_name
 from sessionkeeper.stores.directory import DirectoryStore
-from sessionkeeper.stores.encrypted import EncryptedStore, generate_key
 from sessionkeeper.stores.errors import (
     DecryptionError,
     InvalidNameError,
@@ -16,25 +16,36 @@ from sessionkeeper.stores.errors import (
     ValueTooLargeError,
 )
 from sessionkeeper.stores.memory import MemoryStore
-from sessionkeeper.stores.sqlite import SqliteStore
-from sessionkeeper.stores.url import STORE_ENV, StoreUrlError, open_store, resolve_store
 
 if TYPE_CHECKING:
+    from sessionkeeper.stores.encrypted import EncryptedStore, generate_key
     from sessionkeeper.stores.keyring import KeyringStore
     from sessionkeeper.stores.redis import RedisStore
+    from sessionkeeper.stores.sqlite import SqliteStore
+    from sessionkeeper.stores.url import STORE_ENV, StoreUrlError, open_store, resolve_store
+
+#: Names loaded on first use: the Redis and keyring stores need optional extras, and
+#: cryptography and sqlite3 would cost every process start ~20 ms it rarely needs.
+_LAZY = {
+    "EncryptedStore": "sessionkeeper.stores.encrypted",
+    "generate_key": "sessionkeeper.stores.encrypted",
+    "KeyringStore": "sessionkeeper.stores.keyring",
+    "RedisStore": "sessionkeeper.stores.redis",
+    "SqliteStore": "sessionkeeper.stores.sqlite",
+    "STORE_ENV": "sessionkeeper.stores.url",
+    "StoreUrlError": "sessionkeeper.stores.url",
+    "open_store": "sessionkeeper.stores.url",
+    "resolve_store": "sessionkeeper.stores.url",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # The Redis and keyring stores need optional extras; import them on first use only.
-    if name == "RedisStore":
-        from sessionkeeper.stores.redis import RedisStore
-
-        return RedisStore
-    if name == "KeyringStore":
-        from sessionkeeper.stores.keyring import KeyringStore
-
-        return KeyringStore
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 __all__ = [
