@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,27 +28,6 @@ pytestmark = pytest.mark.timeout(60)
 
 REFRESH = "com.atproto.server.refreshSession"
 GET_SESSION = "com.atproto.server.getSession"
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def pds(clock: ManualClock) -> Iterator[FakePds]:
-    with FakePds(clock=clock, grace_period=0) as fake:
-        yield fake
-
-
-@pytest.fixture
-def alice(pds: FakePds) -> str:
-    return pds.create_account("alice.test", "alice-pass", email="alice@example.com")
-
-
-@pytest.fixture
-def bob(pds: FakePds) -> str:
-    return pds.create_account("bob.test", "bob-pass")
 
 
 def recorder(

@@ -40,27 +40,6 @@ Events = list[tuple[AtpSessionEvent, AtpSessionData | None]]
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def pds(clock: ManualClock) -> Iterator[FakePds]:
-    with FakePds(clock=clock, grace_period=0) as fake:
-        yield fake
-
-
-@pytest.fixture
-def alice(pds: FakePds) -> str:
-    return pds.create_account("alice.test", "alice-pass", email="alice@example.com")
-
-
-@pytest.fixture
-def bob(pds: FakePds) -> str:
-    return pds.create_account("bob.test", "bob-pass")
-
-
-@pytest.fixture
 def session_dir(tmp_path: Path) -> Path:
     return tmp_path / "sessions"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -26,17 +26,6 @@ pytestmark = pytest.mark.timeout(60)
 
 GET_SESSION = "com.atproto.server.getSession"
 REFRESH = "com.atproto.server.refreshSession"
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def pds(clock: ManualClock) -> Iterator[FakePds]:
-    with FakePds(clock=clock, grace_period=0) as fake:
-        yield fake
 
 
 @pytest.mark.redis
