@@ -28,7 +28,7 @@ from sessionkeeper.stores.redis import RedisStore, redact_url, split_store_param
 from sessionkeeper.stores.url import open_store
 from sessionkeeper.testing.redis_server import RedisServer, RedisServerError
 from tests.redis_fixture import require_redis_server
-from tests.store_conformance import SharedStoreConformance
+from sessionkeeper.testing.store_conformance import SharedStoreConformance
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(120)]
 
