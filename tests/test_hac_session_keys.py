@@ -40,4 +40,5 @@ def test_a_file_whose_fields_differ_from_the_key_is_not_used(tmp_path: Path, fie
     other = {**key, field: key[field] + "-other"}
     path.write_text(path.read_text().replace(f'"{key[field]}"', f'"{other[field]}"', 1))
     assert manager.load_session(key["base_url"], key["username"], key["environment"]) is None
-    assert manager.list_sessions() == []  # listed iff it loads
+    (listed,) = manager.list_sessions()  # listed as what it is: the session of another key
+    assert getattr(listed, field) == other[field]

@@ -114,6 +114,8 @@ def parse_session(data: bytes) -> SessionMetadata:
         # orjson: listings parse every session, and it is several times faster than json.
         raw = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
+        if "UTF-8" in exc.msg:
+            raise SessionFileError("is not UTF-8 text") from None
         raise SessionFileError(f"is not valid JSON ({exc.msg})") from None
     if type(raw) is not dict:
         raise SessionFileError(f"holds a JSON {type(raw).__name__}, not an object")
@@ -175,20 +177,6 @@ def decode_session(data: bytes) -> SessionMetadata | None:
 def session_key(session: SessionMetadata) -> tuple[str, str, str]:
     """The key a session was saved under: ``(base_url, username, environment)``."""
     return (session.base_url, session.username, session.environment)
-
-
-def load_named_session(name: str, data: bytes) -> SessionMetadata:
-    """Parse a stored session and check its name is the one its own key maps to.
-
-    What the listing, ``store doctor``, ``migrate`` and ``prune`` all accept.
-    """
-    session = parse_session(data)
-    if session_name(*session_key(session)) != name:
-        raise SessionFileError(
-            "holds a session whose base_url, username and environment map "
-            "to another file name (copied or renamed?)"
-        )
-    return session
 
 
 def _is_timestamp(value: object) -> TypeGuard[float]:
@@ -340,7 +328,7 @@ class SessionManager:
     def _iter_sessions(self) -> Iterator[tuple[str, SessionMetadata]]:
         for name, data in readable_items(self.store, is_session_name, what="HAC session"):
             try:
-                yield name, load_named_session(name, data)
+                yield name, parse_session(data)
             except SessionFileError as exc:
                 logger.debug("skipping HAC session file %s: it %s", name, exc)
 
