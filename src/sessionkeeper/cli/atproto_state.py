@@ -42,7 +42,8 @@ class CliState:
         if not isinstance(data, dict):
             raise ValueError(f"holds a JSON {type(data).__name__}, not an object")
         current = data.get("current")
-        services = data.get("services") or {}
+        services = data.get("services")
+        services = {} if services is None else services
         if current is not None and not isinstance(current, str):
             raise ValueError("has a 'current' that is not a DID string")
         if not isinstance(services, dict) or not all(isinstance(v, str) for v in services.values()):
