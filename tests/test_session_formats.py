@@ -21,7 +21,7 @@ from sessionkeeper.atproto.codec import encode_session, name_for_did
 from sessionkeeper.atproto.listing import stored_oauth_sessions, stored_sessions
 from sessionkeeper.atproto.oauth_session import OAuthSession, encode_oauth, oauth_name_for_did
 from sessionkeeper.cli.atproto_state import STATE_NAME, CliState, load_state
-from sessionkeeper.doctor import Severity, diagnose_directory, diagnose_store
+from sessionkeeper.doctor import Finding, Severity, diagnose_directory, diagnose_store
 from sessionkeeper.formats import format_of, registered_formats
 from sessionkeeper.hac.session import SessionManager, SessionMetadata, session_name
 from sessionkeeper.hac.session import encode_session as hac_bytes
@@ -158,13 +158,12 @@ def _hac(store: Store) -> list[SessionMetadata]:
     return SessionManager(store=store).list_sessions()
 
 
-def problem_names(findings: list[object], root: Path | None = None) -> set[str]:
-    names = set()
-    for finding in findings:
-        severity, subject = finding.severity, finding.subject  # type: ignore[attr-defined]
-        if severity is Severity.PROBLEM:
-            names.add(Path(subject).name if root is not None else subject)
-    return names
+def problem_names(findings: list[Finding], root: Path | None = None) -> set[str]:
+    return {
+        Path(f.subject).name if root is not None else f.subject
+        for f in findings
+        if f.severity is Severity.PROBLEM
+    }
 
 
 @pytest.mark.timeout(120)
