@@ -111,6 +111,14 @@ def decode_session(data: bytes, *, name: str) -> AtpSessionData:
     return session
 
 
+def check_name(name: str, did: str, expected: str, what: str) -> None:
+    """Raise :class:`CorruptSessionError` unless ``name`` is ``expected``, the name of ``did``."""
+    if expected != name:
+        raise CorruptSessionError(
+            f"{what} {name} holds the session of {did} (stored as {expected})", name=name
+        )
+
+
 def load_named_session(data: bytes, *, name: str) -> AtpSessionData:
     """Decode a session file and check it is the one its name promises.
 
@@ -118,10 +126,5 @@ def load_named_session(data: bytes, *, name: str) -> AtpSessionData:
     file holding another DID's session than its name says is corrupt.
     """
     session = decode_session(data, name=name)
-    expected = name_for_did(session.did)
-    if expected != name:
-        raise CorruptSessionError(
-            f"session file {name} holds the session of {session.did} (stored as {expected})",
-            name=name,
-        )
+    check_name(name, session.did, name_for_did(session.did), "session file")
     return session

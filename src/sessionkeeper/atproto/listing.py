@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TypeVar
 
 from sessionkeeper.atproto.codec import is_session_name, load_named_session
 from sessionkeeper.atproto.errors import CorruptSessionError
@@ -13,6 +15,23 @@ from sessionkeeper.stores.base import Store, readable_items
 logger = logging.getLogger(__name__)
 
 
+S = TypeVar("S", AtpSessionData, OAuthSession)
+
+
+def _stored(
+    store: Store, wanted: Callable[[str], bool], load: Callable[..., S], what: str
+) -> list[S]:
+    found: dict[str, S] = {}
+    for name, raw in readable_items(store, wanted, what=what):
+        try:
+            session = load(raw, name=name)
+        except CorruptSessionError as exc:
+            logger.warning("skipping %s", exc)
+            continue
+        found[session.did] = session
+    return [found[did] for did in sorted(found)]
+
+
 def stored_sessions(store: Store) -> list[AtpSessionData]:
     """Every valid password session in ``store``, sorted by DID.
 
@@ -21,28 +40,12 @@ def stored_sessions(store: Store) -> list[AtpSessionData]:
     encrypted store) and files whose DID does not match their name are
     skipped with a warning, so one bad entry never hides the others.
     """
-    found: dict[str, AtpSessionData] = {}
-    for name, raw in readable_items(store, is_session_name, what="ATProto session"):
-        try:
-            session = load_named_session(raw, name=name)
-        except CorruptSessionError as exc:
-            logger.warning("skipping %s", exc)
-            continue
-        found[session.did] = session
-    return [found[did] for did in sorted(found)]
+    return _stored(store, is_session_name, load_named_session, "ATProto session")
 
 
 def stored_oauth_sessions(store: Store) -> list[OAuthSession]:
     """Every valid OAuth session in ``store``, sorted by DID; bad entries skipped as above."""
-    found: dict[str, OAuthSession] = {}
-    for name, raw in readable_items(store, is_oauth_name, what="OAuth session"):
-        try:
-            session = load_named_oauth(raw, name=name)
-        except CorruptSessionError as exc:
-            logger.warning("skipping %s", exc)
-            continue
-        found[session.did] = session
-    return [found[did] for did in sorted(found)]
+    return _stored(store, is_oauth_name, load_named_oauth, "OAuth session")
 
 
 def prunable(store: Store, now: float) -> list[AtpSessionData]:

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sessionkeeper.atproto.codec import did_name, parse_json_document, validate_did
+from sessionkeeper.atproto.codec import check_name, did_name, parse_json_document, validate_did
 from sessionkeeper.atproto.errors import CorruptSessionError, SessionError
 from sessionkeeper.atproto.jwt import redact
 
@@ -153,12 +153,7 @@ def decode_oauth(raw: bytes, *, name: str) -> OAuthSession:
 def load_named_oauth(raw: bytes, *, name: str) -> OAuthSession:
     """Decode an OAuth session and check it is the one its name promises."""
     session = decode_oauth(raw, name=name)
-    expected = oauth_name_for_did(session.did)
-    if expected != name:
-        raise CorruptSessionError(
-            f"OAuth session {name} holds the session of {session.did} (stored as {expected})",
-            name=name,
-        )
+    check_name(name, session.did, oauth_name_for_did(session.did), "OAuth session")
     return session
 
 
