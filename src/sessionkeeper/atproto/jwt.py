@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from functools import lru_cache
 from typing import Any
 
@@ -42,7 +43,7 @@ def decode_claims(token: str) -> dict[str, Any]:
         )
     try:
         payload = json.loads(_b64url_decode(parts[1]))
-    except (binascii.Error, UnicodeError, ValueError) as exc:
+    except (binascii.Error, UnicodeError, ValueError, RecursionError) as exc:
         raise MalformedTokenError(
             f"token {redact(token)} is not a JWT: its payload is not base64url JSON"
         ) from exc
@@ -55,7 +56,13 @@ def _claims_exp(token: str) -> float:
     exp = decode_claims(token).get("exp")
     if isinstance(exp, bool) or not isinstance(exp, int | float):
         raise MalformedTokenError(f"token {redact(token)} has no numeric exp claim")
-    return float(exp)
+    try:
+        seconds = float(exp)
+    except OverflowError:  # an integer too large for a float
+        seconds = math.inf
+    if not math.isfinite(seconds):
+        raise MalformedTokenError(f"token {redact(token)} has an exp claim out of range")
+    return seconds
 
 
 @lru_cache(maxsize=1024)
