@@ -1,4 +1,4 @@
-"""Reading every stored session: listing accounts and finding expired ones to prune."""
+"""Reading every stored session of each ATProto kind; one bad entry never hides the others."""
 
 from __future__ import annotations
 
@@ -46,13 +46,3 @@ def stored_sessions(store: Store) -> list[AtpSessionData]:
 def stored_oauth_sessions(store: Store) -> list[OAuthSession]:
     """Every valid OAuth session in ``store``, sorted by DID; bad entries skipped as above."""
     return _stored(store, is_oauth_name, load_named_oauth, "OAuth session")
-
-
-def prunable(store: Store, now: float) -> list[AtpSessionData]:
-    """Stored sessions whose refresh token is past its exp (no refresh can revive them)."""
-    dead = []
-    for session in stored_sessions(store):
-        exp = session.refresh_expires_at
-        if exp is not None and now >= exp:
-            dead.append(session)
-    return dead
