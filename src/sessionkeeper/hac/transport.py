@@ -20,6 +20,7 @@ from sessionkeeper.hac.models import SessionInfo
 from sessionkeeper.hac.pages import is_login_page
 from sessionkeeper.hac.urls import HacUrls
 from sessionkeeper.http_limits import MAX_BODY_EXTENSION, MIB, bounded_client
+from sessionkeeper.redaction import redact_text, redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -150,10 +151,13 @@ class HacTransport:
             response = self.http.send(request)
         except httpx.HTTPError as exc:
             raise HacClientError(
-                f"{operation}: cannot reach HAC at {self.urls.root} ({type(exc).__name__}: {exc})"
+                redact_text(
+                    f"{operation}: cannot reach HAC at {self.urls.root} "
+                    f"({type(exc).__name__}: {exc})"
+                )
             ) from exc
         cookies.absorb(response.headers.get_list("set-cookie"))
-        logger.debug("%s %s -> %d", method, request.url.path, response.status_code)
+        logger.debug("%s %s -> %d", method, redact_url(request.url.path), response.status_code)
         return response
 
     def close(self) -> None:
