@@ -156,3 +156,63 @@ def test_a_300_mib_login_page_costs_the_hac_client_a_few_mib(hostile: HostileSer
     assert outcome["error"] == "ResponseTooLargeError"
     assert outcome["peak"] < 4 * DEFAULT_MAX_BODY, outcome
     assert hostile.bytes_sent < 100 * MIB  # it stopped reading, not drained the body
+
+
+@pytest.mark.parametrize("hostile", ["trickle-headers"], indirect=True)
+def test_an_atproto_refresh_on_bounded_clients_releases_the_lock_at_its_timeout(
+    hostile: HostileServer, tmp_path: Path
+) -> None:
+    from sessionkeeper.atproto import (
+        AsyncPersistentSessionManager,
+        PersistentSessionManager,
+        SessionNetworkError,
+    )
+    from sessionkeeper.atproto.codec import name_for_did
+    from sessionkeeper.stores import DirectoryStore
+    from sessionkeeper.testing.fake_pds import FakePds
+
+    store = DirectoryStore(tmp_path / "sessions")
+    with FakePds() as pds:
+        pds.create_account("alice.test", "alice-pass")
+        with PersistentSessionManager(None, pds.url, store=store) as manager:
+            did = manager.login("alice.test", "alice-pass").did
+    stored = store.get(name_for_did(did))
+
+    with PersistentSessionManager(
+        None, hostile.url, store=store, http=bounded_client(TIMEOUT)
+    ) as manager:
+        manager.load_session(did)
+        started = time.monotonic()
+        with pytest.raises(SessionNetworkError):
+            manager.refresh_token()
+        assert time.monotonic() - started < TIMEOUT + LATE
+
+    async def refresh_async() -> None:
+        manager = AsyncPersistentSessionManager(
+            None, hostile.url, store=store, http=bounded_async_client(TIMEOUT)
+        )
+        try:
+            await manager.load_session(did)
+            await manager.refresh_token()
+        finally:
+            await manager.aclose()
+
+    started = time.monotonic()
+    with pytest.raises(SessionNetworkError):
+        asyncio.run(refresh_async())
+    assert time.monotonic() - started < TIMEOUT + LATE
+    with store.lock(name_for_did(did), timeout=0.5):  # the lock was let go
+        assert store.get(name_for_did(did)) == stored  # and the session kept
+
+
+@pytest.mark.parametrize("hostile", ["gzip-bomb"], indirect=True)
+def test_a_small_gzip_answer_that_decodes_to_300_mib_is_refused(hostile: HostileServer) -> None:
+    with bounded_client(30) as client, pytest.raises(ResponseTooLargeError) as caught:
+        client.get(hostile.url)
+    assert f"more than {DEFAULT_MAX_BODY} bytes" in str(caught.value)
+    assert hostile.bytes_sent < DEFAULT_MAX_BODY  # small on the wire, huge decoded
+
+
+def test_a_gzip_answer_within_the_cap_decodes_as_usual() -> None:
+    with HostileServer("gzip-bomb", size=2 * MIB) as server, bounded_client(30) as client:
+        assert client.get(server.url).content == bytes(2 * MIB)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 
 import httpx
 import pytest
@@ -128,7 +129,7 @@ def test_credentials_in_a_hac_base_url_stay_out_of_its_errors() -> None:
     with client, pytest.raises(HacClientError) as caught:
         client.login()
     assert "hunter2" not in str(caught.value)
-    assert "admin:***@127.0.0.1:1" in str(caught.value)
+    assert "http://127.0.0.1:1/hac" in str(caught.value)
 
 
 def test_the_log_filter_rewrites_formatted_arguments(caplog: pytest.LogCaptureFixture) -> None:
@@ -140,3 +141,29 @@ def test_the_log_filter_rewrites_formatted_arguments(caplog: pytest.LogCaptureFi
     assert "pw123" not in caplog.text
     assert "S3CR3T" not in caplog.text
     assert "https://u:***@h/a;jsessionid=***" in caplog.text
+
+
+def test_credentials_in_a_hac_base_url_go_as_basic_auth_but_never_into_reprs_or_the_cache(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sessionkeeper.hac.session import SessionManager
+    from sessionkeeper.testing.fake_hac import FakeHac
+
+    caplog.set_level(logging.DEBUG)
+    cache = tmp_path / "cache"
+    with FakeHac() as fake:
+        url = fake.url.replace("://", "://gate:s3cr3t-gate@", 1)
+        with HacClient(
+            url, BasicAuthHandler("admin", "nimda"), session_manager=SessionManager(cache)
+        ) as client:
+            client.login()
+            result = client.execute_flexiblesearch("SELECT {pk} FROM {Product}")
+            assert result is not None
+            assert "s3cr3t-gate" not in repr(client)
+            assert client.http_session.auth is not None  # still sent, as Basic auth
+    files = list(cache.rglob("*"))
+    assert files
+    for path in files:
+        if path.is_file():
+            assert b"s3cr3t-gate" not in path.read_bytes()
+    assert "s3cr3t-gate" not in caplog.text

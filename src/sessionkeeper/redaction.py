@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 #: How much of a secret may appear in logs, reprs and messages.
 SECRET_PREFIX_CHARS = 6
@@ -127,6 +127,12 @@ def redact_url(url: str) -> str:
     return _JSESSIONID.sub(rf"\g<1>{MASK}", _mask_query(_mask_userinfo(url)))
 
 
+def without_userinfo(url: str) -> str:
+    """``url`` with no user part at all: for keys and files that must never hold one."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
 def origin(url: str) -> str:
     """``scheme://host[:port]`` of ``url``: what an error may name without any secret."""
     parts = urlsplit(url)
@@ -224,4 +230,5 @@ __all__ = [
     "redact_secret",
     "redact_text",
     "redact_url",
+    "without_userinfo",
 ]

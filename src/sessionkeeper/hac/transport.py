@@ -107,6 +107,9 @@ class HacTransport:
         # session lock, nor fill its memory.
         self.http = bounded_client(
             timeout,
+            # Credentials of the base URL's user part go as Basic auth, as httpx sends
+            # them from a URL, while every URL shown in errors and logs has none.
+            auth=urls.basic_auth,
             verify=tls_verification(urls.origin, ignore_ssl),
             follow_redirects=False,
             headers={"User-Agent": "sessionkeeper-hac"},

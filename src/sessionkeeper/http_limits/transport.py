@@ -16,6 +16,7 @@ body chunks.
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,9 @@ DEFAULT_MAX_BODY = 4 * MIB
 MAX_BODY_EXTENSION = "sessionkeeper.max_body"
 # A socket timeout set to the time left may wake a hair before the deadline.
 _SLACK = 0.02
+#: The encodings bounded clients accept: the ones whose decoded size is counted too.
+ACCEPT_ENCODING = "gzip, deflate"
+_COUNTED_ENCODINGS = frozenset({"gzip", "x-gzip", "deflate"})
 
 
 def _origin(request: httpx.Request) -> str:
@@ -40,6 +44,33 @@ def _origin(request: httpx.Request) -> str:
     url = request.url
     port = f":{url.port}" if url.port else ""
     return f"{url.scheme}://{url.host}{port}"
+
+
+class _DecodedSize:
+    """Counts what a gzip/deflate body decodes to (httpx decodes it later, unbounded),
+    so a small compressed answer cannot expand past the cap: a decompression bomb."""
+
+    def __init__(self) -> None:
+        # 32 + MAX_WBITS: a gzip or a zlib header, told apart by the data.
+        self._decoder: zlib._Decompress | None = zlib.decompressobj(32 + zlib.MAX_WBITS)
+        self._raw_tried = False
+        self.size = 0
+
+    def feed(self, data: bytes, limit: int) -> int:
+        """Decode ``data`` (output discarded), stopping once past ``limit``; the size so far."""
+        while data and self._decoder is not None and self.size <= limit:
+            try:
+                self.size += len(self._decoder.decompress(data, 65536))
+            except zlib.error:
+                if self._raw_tried or self.size:
+                    self._decoder = None  # corrupt: httpx itself will raise DecodingError
+                    break
+                # Some servers send "deflate" without its zlib header.
+                self._raw_tried = True
+                self._decoder = zlib.decompressobj(-zlib.MAX_WBITS)
+                continue
+            data = self._decoder.unconsumed_tail
+        return self.size
 
 
 @dataclass
@@ -51,6 +82,7 @@ class _Budget:
     deadline: float
     max_body: int
     received: int = 0
+    decoded: _DecodedSize | None = None
 
     @classmethod
     def start(cls, request: httpx.Request, timeout: float, default_max_body: int) -> _Budget:
@@ -88,11 +120,16 @@ class _Budget:
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body:
             raise self.too_large(int(declared))
+        encoding = response.headers.get("content-encoding", "").strip().lower()
+        if encoding in _COUNTED_ENCODINGS:
+            self.decoded = _DecodedSize()
 
     def count(self, chunk: bytes) -> None:
         self.received += len(chunk)
         if self.received > self.max_body:
             raise self.too_large(self.received)
+        if self.decoded is not None and self.decoded.feed(chunk, self.max_body) > self.max_body:
+            raise self.too_large(self.decoded.size)
         if time.monotonic() > self.deadline:
             raise self.deadline_error()
 
@@ -231,7 +268,10 @@ class AsyncBoundedTransport(httpx.AsyncBaseTransport):
 
 
 def _bound_transports(
-    client: httpx.Client | httpx.AsyncClient, timeout: float, max_body: int
+    client: httpx.Client | httpx.AsyncClient,
+    timeout: float,
+    max_body: int,
+    client_options: dict[str, Any],
 ) -> None:
     # httpx builds its own transport and, from HTTP(S)_PROXY / NO_PROXY, one per
     # proxy, only when given no transport; so the client is built as usual and
@@ -247,6 +287,10 @@ def _bound_transports(
     mounts: dict[Any, Any] = client._mounts
     for pattern, transport in mounts.items():
         mounts[pattern] = bounded(transport)
+    # Only encodings whose decoded size the cap also counts (httpx would add br/zstd
+    # when their packages are installed), unless the caller chose its own.
+    if "accept-encoding" not in httpx.Headers(client_options.get("headers") or {}):
+        client.headers["Accept-Encoding"] = ACCEPT_ENCODING
 
 
 def bounded_client(
@@ -258,7 +302,7 @@ def bounded_client(
     proxies from the environment are honoured and bounded alike.
     """
     client = httpx.Client(timeout=timeout, **client_options)
-    _bound_transports(client, timeout, max_body)
+    _bound_transports(client, timeout, max_body, client_options)
     return client
 
 
@@ -267,7 +311,7 @@ def bounded_async_client(
 ) -> httpx.AsyncClient:
     """An ``httpx.AsyncClient`` whose every request ends within ``timeout`` s, bodies capped."""
     client = httpx.AsyncClient(timeout=timeout, **client_options)
-    _bound_transports(client, timeout, max_body)
+    _bound_transports(client, timeout, max_body, client_options)
     return client
 
 

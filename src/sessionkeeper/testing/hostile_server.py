@@ -7,7 +7,9 @@ Each connection reads one request's headers, then answers with one of:
   per ``interval``;
 * ``huge-body``: a ``size``-byte body with its ``Content-Length``, as fast as the
   client reads;
-* ``huge-chunked``: the same body chunked, with no length announced.
+* ``huge-chunked``: the same body chunked, with no length announced;
+* ``gzip-bomb``: a small gzip body (``Content-Encoding: gzip``) that decodes to ``size``
+  bytes.
 
 Used by the tests of :mod:`sessionkeeper.http_limits`; a client under test must
 give up on its own (deadline, body cap); the server never stops first.
@@ -18,11 +20,12 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import zlib
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Literal, Self
 
-Behaviour = Literal["trickle-headers", "trickle-body", "huge-body", "huge-chunked"]
+Behaviour = Literal["trickle-headers", "trickle-body", "huge-body", "huge-chunked", "gzip-bomb"]
 _BLOCK = b"x" * 65536
 _HEADERS = b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
 
@@ -129,6 +132,12 @@ class HostileServer:
         elif self.behaviour == "trickle-body":
             yield _HEADERS + b"Content-Length: 1000000\r\n\r\n"
             yield from self._slowly(b"<" * 1_000_000)
+        elif self.behaviour == "gzip-bomb":
+            bomb = self._gzip_bomb()
+            yield (
+                _HEADERS + f"Content-Encoding: gzip\r\nContent-Length: {len(bomb)}\r\n\r\n".encode()
+            )
+            yield bomb
         elif self.behaviour == "huge-body":
             yield _HEADERS + f"Content-Length: {self.size}\r\n\r\n".encode()
             yield from self._blocks(self.size, chunked=False)
@@ -136,6 +145,12 @@ class HostileServer:
             yield _HEADERS + b"Transfer-Encoding: chunked\r\n\r\n"
             yield from self._blocks(self.size, chunked=True)
             yield b"0\r\n\r\n"
+
+    def _gzip_bomb(self) -> bytes:
+        compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        zeros = bytes(len(_BLOCK))
+        parts = [compressor.compress(zeros) for _ in range(self.size // len(zeros))]
+        return b"".join(parts) + compressor.flush()
 
     def _blocks(self, size: int, *, chunked: bool) -> Iterator[bytes]:
         left = size
