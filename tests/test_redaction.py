@@ -167,3 +167,27 @@ def test_credentials_in_a_hac_base_url_go_as_basic_auth_but_never_into_reprs_or_
         if path.is_file():
             assert b"s3cr3t-gate" not in path.read_bytes()
     assert "s3cr3t-gate" not in caplog.text
+
+
+def test_verbose_cli_output_shows_no_session_id_and_no_url_password(
+    redirecting: _RedirectingServer, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HAC_", "SESSIONKEEPER_"))}
+    env |= {"HOME": str(tmp_path), "HAC_USERNAME": "admin", "HAC_PASSWORD": "nimda"}
+    url = redirecting.url.replace("://", "://gate:gate-pw-123@", 1) + "/hac"
+    done = subprocess.run(
+        [sys.executable, "-m", "sessionkeeper", "-v", "hac", "--url", url, "groovy", "return 1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    output = done.stdout + done.stderr
+    assert "HTTP Request: GET" in output  # the verbose lines are there...
+    assert ";jsessionid=***" in output
+    assert SESSION_ID[6:] not in output  # ...without the session id
+    assert "gate-pw-123" not in output and "nimda" not in output
