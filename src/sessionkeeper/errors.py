@@ -22,7 +22,9 @@ names the thing at fault and never carries a secret. The whole tree::
     │   │   └── XrpcNetworkError
     │   ├── CorruptSessionError
     │   ├── MalformedTokenError (+ValueError)
+    │   ├── DidResolutionError               sessionkeeper.atproto.did_resolution
     │   └── XrpcError
+    ├── MalformedTokenError (+ValueError)    sessionkeeper.jwt (the core decoder's own)
     ├── DeadlineExceededError (+httpx.TimeoutException)   sessionkeeper.http_limits
     └── ResponseTooLargeError (+httpx.TransportError)     sessionkeeper.http_limits
 
