@@ -80,6 +80,16 @@ def remember(store: Store, did: str | None, service: str | None = None) -> None:
         store.put(STATE_NAME, state.to_bytes())
 
 
+def remember_service(store: Store, did: str, service: str) -> None:
+    """Record ``did``'s service without changing the current account (no write if known)."""
+    if load_state(store).services.get(did) == service:
+        return
+    with store.lock(STATE_NAME):
+        state = load_state(store)
+        state.services[did] = service
+        store.put(STATE_NAME, state.to_bytes())
+
+
 def forget(store: Store, did: str) -> None:
     """Drop ``did`` from the state (after logout)."""
     with store.lock(STATE_NAME):

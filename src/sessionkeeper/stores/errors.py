@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from sessionkeeper.errors import SessionkeeperError
 
-class StoreError(Exception):
+
+class StoreError(SessionkeeperError):
     """Base class of every store error."""
 
 
