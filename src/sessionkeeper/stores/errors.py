@@ -33,3 +33,7 @@ class StoreUnavailableError(StoreError):
 
 class LockLostError(StoreError):
     """A write under a lock whose lease had already expired (fenced off)."""
+
+
+class StoreUrlError(StoreError, ValueError):
+    """A store URL that cannot be understood."""

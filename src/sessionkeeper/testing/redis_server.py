@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
+from urllib.parse import quote
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +96,8 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        """``redis://[:password@]127.0.0.1:PORT/0``."""
-        auth = f":{self._password}@" if self._password else ""
+        """``redis://[:password@]127.0.0.1:PORT/0`` (the password percent-encoded)."""
+        auth = f":{quote(self._password, safe='')}@" if self._password else ""
         return f"redis://{auth}{self.host}:{self.port}/0"
 
     @property
