@@ -344,6 +344,11 @@ class RedisStore:
                 f"Redis at {self._safe_url} is unavailable ({exc}); check that the "
                 "server (or, with Sentinel, a master) runs and the URL is right"
             ) from exc
+        if isinstance(exc, redis.exceptions.MovedError | redis.exceptions.AskError):
+            raise StoreError(
+                f"Redis at {self._safe_url} is a Redis Cluster node that does not own this "
+                "name's slot: open the cluster as redis+cluster://HOST:PORT[,HOST:PORT...]"
+            ) from exc
         raise StoreError(f"Redis at {self._safe_url} failed: {exc}") from exc
 
     def _call(self, command: str, *args: Any) -> Any:
