@@ -14,7 +14,13 @@ from typing import Any, cast
 import pytest
 from redis.cluster import RedisCluster
 
-from sessionkeeper.stores import LockLostError, Store, StoreError, StoreUrlError
+from sessionkeeper.stores import (
+    LockLostError,
+    Store,
+    StoreError,
+    StoreUnavailableError,
+    StoreUrlError,
+)
 from sessionkeeper.stores.redis import RedisStore
 from sessionkeeper.stores.url import open_store
 from sessionkeeper.testing.redis_server import RedisClusterServers
@@ -131,3 +137,10 @@ def test_a_plain_redis_url_to_a_cluster_node_does_not_pretend_to_be_a_cluster(
             failures += 1
     assert failures > 0
     store.close()
+
+
+def test_an_unreachable_cluster_is_a_named_unavailable_error() -> None:
+    with pytest.raises(StoreUnavailableError, match="unavailable") as info:
+        RedisStore("redis+cluster://:cluster-pw@127.0.0.1:1,127.0.0.1:2?lease=1")
+    assert "redis+cluster://:***@127.0.0.1:1,127.0.0.1:2" in str(info.value)
+    assert "cluster-pw" not in str(info.value)

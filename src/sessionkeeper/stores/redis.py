@@ -309,7 +309,12 @@ class RedisStore:
         except ValueError as exc:
             raise StoreUrlError(f"Redis store {self._safe_url!r}: {exc}") from None
         self._lock_timeout = lock_timeout
-        self._client: RedisClient = client if client is not None else connect(target)
+        if client is None:
+            try:
+                client = connect(target)  # RedisCluster asks a node for the slots at once
+            except (redis.RedisError, RedisClusterException) as exc:
+                self._fail(exc)
+        self._client: RedisClient = client
         self.cluster = isinstance(self._client, RedisCluster)
         if self.cluster and self.replicas:
             raise StoreUrlError(

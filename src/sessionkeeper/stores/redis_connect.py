@@ -56,6 +56,8 @@ def connect(target: RedisTarget) -> RedisClient:
         sentinel_options: dict[str, Any] = {
             "socket_timeout": options["socket_timeout"],
             "socket_connect_timeout": options["socket_connect_timeout"],
+            # redis-py's default would retry each Sentinel 3 times with backoff (~7 s).
+            "retry": _quick_retry(),
         }
         if target.tls:
             sentinel_options["ssl"] = True
