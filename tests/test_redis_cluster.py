@@ -7,13 +7,17 @@ slot; different names spread over the masters.
 from __future__ import annotations
 
 import secrets
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from redis.cluster import RedisCluster
 
+from sessionkeeper.atproto import PersistentSessionManager
 from sessionkeeper.stores import (
     LockLostError,
     Store,
@@ -23,7 +27,8 @@ from sessionkeeper.stores import (
 )
 from sessionkeeper.stores.redis import RedisStore
 from sessionkeeper.stores.url import open_store
-from sessionkeeper.testing.redis_server import RedisClusterServers
+from sessionkeeper.testing import FakePds
+from sessionkeeper.testing.redis_server import RedisClusterServers, RedisServer
 from tests.redis_fixture import require_redis_server
 from tests.store_conformance import FRIENDLY_NAMES, SharedStoreConformance
 
@@ -144,3 +149,38 @@ def test_an_unreachable_cluster_is_a_named_unavailable_error() -> None:
         RedisStore("redis+cluster://:cluster-pw@127.0.0.1:1,127.0.0.1:2?lease=1")
     assert "redis+cluster://:***@127.0.0.1:1,127.0.0.1:2" in str(info.value)
     assert "cluster-pw" not in str(info.value)
+
+
+def test_store_migrate_moves_single_server_keys_onto_the_cluster(
+    redis_cluster: RedisClusterServers, tmp_path: Path
+) -> None:
+    # The documented way from one server to a cluster, whose keys carry hash tags.
+    with RedisServer(appendonly=False) as single, FakePds() as pds:
+        source = RedisStore(single.url, prefix="move:")
+        pds.create_account("move.test", "move password")
+        with PersistentSessionManager(None, pds.url, store=source) as manager:
+            manager.login("move.test", "move password")
+        sessions = dict(source.items())
+        assert len(sessions) == 1
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "sessionkeeper",
+                "store",
+                "migrate",
+                "--from",
+                f"{single.url}?prefix=move:",
+                "--to",
+                f"{redis_cluster.url}?prefix=moved:",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            cwd=tmp_path,
+        )
+        source.close()
+    assert done.returncode == 0, done.stdout + done.stderr
+    target = RedisStore(f"{redis_cluster.url}?prefix=moved:")
+    assert dict(target.items()) == sessions
+    target.close()

@@ -1,9 +1,12 @@
-"""A real ``redis-server`` on a free loopback port, in a private temp directory.
+"""Real ``redis-server`` processes on free loopback ports, in private temp directories.
 
-Used by RedisStore's tests, fleet tests and benchmarks; shipped so users can
-test their own fleet code against a real server the same way. It needs the
-``redis-server`` binary (Debian: ``apt-get install redis-server``, or
-``make redis-server``), nothing else: readiness is checked with a raw PING.
+:class:`RedisServer` is one server; :class:`RedisClusterServers` a Redis
+Cluster of three masters; :class:`RedisSentinelGroup` a master, a replica and
+three Sentinels with quick failure detection. Used by RedisStore's tests, fleet
+tests and benchmarks; shipped so users can test their own fleet code against
+real servers the same way. They need the ``redis-server`` and ``redis-cli``
+binaries (Debian: ``apt-get install redis-server``, or ``make redis-server``),
+nothing else: readiness is checked with a raw PING and ``redis-cli``.
 """
 
 from __future__ import annotations
