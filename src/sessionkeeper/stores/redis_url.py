@@ -74,6 +74,8 @@ CONNECTION_OPTIONS: dict[str, Callable[[str], Any]] = {
     "socket_timeout": _number,
     "socket_connect_timeout": _number,
     "health_check_interval": _whole,
+    "max_connections": _whole,
+    "socket_keepalive": _flag,
 }
 TLS_OPTIONS: dict[str, Callable[[str], Any]] = {
     "ssl_cert_reqs": _text,

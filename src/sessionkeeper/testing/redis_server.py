@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -46,7 +47,34 @@ def _free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
-class RedisServer:
+class _Managed(ABC):
+    """Something started by ``with`` and closed when the block ends, even on failure."""
+
+    @abstractmethod
+    def start(self) -> Self:
+        """Start; return ``self``."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop and clean up."""
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()  # ``with`` never calls __exit__ after a failed __enter__
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class RedisServer(_Managed):
     """Starts ``redis-server --bind 127.0.0.1 --port N --save "" --dir TMP``.
 
     ``appendonly=True`` turns the append-only file on with ``appendfsync
@@ -249,21 +277,6 @@ class RedisServer:
                 shutil.rmtree(self._dir)
             self._dir = None
 
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()  # ``with`` never calls __exit__ after a failed __enter__
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
 
 def redis_cli(port: int, *args: str, host: str = "127.0.0.1", timeout: float = 10.0) -> str:
     """Run ``redis-cli -h HOST -p PORT ARGS...``; return its output (raise if it fails)."""
@@ -301,34 +314,16 @@ def _replica_synced(port: int) -> bool:
     return "master_link_status:up" in redis_cli(port, "INFO", "replication")
 
 
-class _Group:
+class _Group(_Managed):
     """Servers started together and stopped together, as one ``with`` block."""
 
     servers: list[RedisServer]
-
-    def start(self) -> Self:  # pragma: no cover - overridden
-        raise NotImplementedError
 
     def close(self) -> None:
         """Kill every server (nothing of a test group must outlive it) and remove its files."""
         for server in self.servers:
             server.kill()
             server.close()
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class RedisClusterServers(_Group):
