@@ -79,7 +79,8 @@ WORKER = textwrap.dedent(
         store = open_store(store_url)
         manager = PersistentSessionManager(None, pds_url, store=store)
         manager.load_session(did)
-        print("ready", flush=True)
+        with guard:
+            print("ready", flush=True)
         ok, named, messages, unexpected = 0, 0, [], []
         while not Path(stop_file).exists():
             try:
@@ -163,6 +164,7 @@ def test_a_sigkilled_master_fails_over_without_stale_writes_or_lost_acknowledged
                 assert [proc.stdout.readline().strip() for _ in range(2)] == ["ready"] * 2
             with AckedWriter(RedisStore(store_url)) as writer:
                 wait_for(lambda: pds.counts[REFRESH] >= 10, "refreshes before the failover")
+                wait_for(lambda: writer.acked >= 5, "acknowledged writes before the failover")
                 old_master.kill()  # SIGKILL, mid-run
                 acked_at_kill = writer.acked
                 refreshes_at_kill = pds.counts[REFRESH]
@@ -183,7 +185,7 @@ def test_a_sigkilled_master_fails_over_without_stale_writes_or_lost_acknowledged
 
         # Errors while no master was reachable were named ones, and there were some.
         assert [t["unexpected"] for t in threads] == [[]] * 4
-        assert sum(t["named"] for t in threads) > 0
+        assert sum(t["named"] for t in threads) > 0, threads
         assert all(t["ok"] > 0 for t in threads)
         for message in (m for t in threads for m in t["messages"]):
             assert "StoreUnavailableError" in message or "LockTimeoutError" in message

@@ -38,7 +38,6 @@ fail with :class:`StoreUnavailableError` if they did not in time.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import secrets
 import threading
@@ -72,6 +71,8 @@ from sessionkeeper.stores.errors import (
     StoreUrlError,
 )
 from sessionkeeper.stores.redis_connect import connect
+from sessionkeeper.stores.redis_keys import RedisKeys
+from sessionkeeper.stores.redis_lock import GUARDED_WRITE, RELEASE, RENEW, LeaseRenewer
 from sessionkeeper.stores.redis_url import RedisTarget, parse_redis_url, redact_url
 
 if TYPE_CHECKING:
@@ -92,80 +93,6 @@ _UNAVAILABLE = (
     redis.exceptions.TryAgainError,
     redis.ReadOnlyError,
 )
-
-# Delete the lock only if it is still ours (a lease may have handed it on), and
-# wake one waiter: a one-element list that waiters block on with BLPOP. The
-# list is capped at one element and expires, so signals nobody took cost a
-# single spurious retry at most.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  redis.call('RPUSH', KEYS[2], '1')
-  redis.call('LTRIM', KEYS[2], 0, 0)
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
-  return 1
-end
-return 0
-"""
-
-# Extend our lease, only while the lock is still ours.
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-
-# A write under the lock: refused unless the lock key still holds our token.
-# KEYS: lock, value. ARGV: our token, op ('set'|'del'), data, ttl ms.
-_GUARDED_WRITE = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
-if ARGV[2] == 'del' then return redis.call('DEL', KEYS[2]) end
-if tonumber(ARGV[4]) > 0 then
-  redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
-else
-  redis.call('SET', KEYS[2], ARGV[3])
-end
-return 1
-"""
-
-
-class _Keys:
-    """The key names of one store: plain on one server, hash-tagged on a cluster."""
-
-    def __init__(self, prefix: str, *, tagged: bool) -> None:
-        if tagged and ("{" in prefix or "}" in prefix):
-            raise StoreUrlError(
-                f"prefix {prefix!r} holds a brace: on Redis Cluster the store puts its own "
-                "hash tag in every key, so the prefix must not have one"
-            )
-        self.prefix = prefix
-        self.tagged = tagged
-
-    def _head(self, name: str) -> str:
-        if not self.tagged:
-            return self.prefix
-        tag = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-        return f"{self.prefix}{{{tag}}}"
-
-    def value(self, name: str) -> str:
-        return f"{self._head(name)}v:{name}"
-
-    def lock(self, name: str) -> str:
-        return f"{self._head(name)}lock:{name}"
-
-    def wake(self, name: str) -> str:
-        return f"{self._head(name)}wake:{name}"
-
-    def value_pattern(self) -> str:
-        """A ``SCAN`` pattern matching every value key of this store."""
-        tag = "{" + "[0-9a-f]" * 16 + "}" if self.tagged else ""
-        return _escape_glob(self.prefix) + tag + "v:*"
-
-    def name_of(self, key: str) -> str:
-        """The name a value key (matched by :meth:`value_pattern`) stores."""
-        skip = len(self.prefix) + (18 if self.tagged else 0) + len("v:")
-        return key[skip:]
 
 
 def _store_option(target: RedisTarget, key: str, given: Any, default: Any) -> Any:
@@ -192,68 +119,6 @@ def _seconds(option: str, value: float | str) -> float:
     if not 0 < seconds < float("inf"):  # also refuses NaN
         raise ValueError(f"{option} must be a positive number of seconds, not {value!r}")
     return seconds
-
-
-def _escape_glob(text: str) -> str:
-    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
-
-
-class _LeaseRenewer:
-    """Extends the leases of the locks this process holds, every third of a lease.
-
-    A live holder keeps its lock however long its work takes; a dead one (or a
-    stopped one: SIGSTOP, a frozen VM) stops renewing, so its lease runs out
-    and fencing refuses whatever it writes afterwards. One daemon thread per
-    store, started on demand and gone when no lock is held.
-    """
-
-    def __init__(self, renew: Script, lease_ms: int) -> None:
-        """Renew with the ``renew`` script, by ``lease_ms`` each time."""
-        self._renew = renew
-        self._lease_ms = lease_ms
-        self._interval = lease_ms / 3000
-        self._held: dict[str, str] = {}  # lock value -> lock key
-        self._guard = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    def add(self, lock_key: str, value: str) -> None:
-        """Keep renewing ``lock_key`` while it holds ``value``."""
-        with self._guard:
-            self._held[value] = lock_key
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="redis-lease-renewer", daemon=True
-                )
-                self._thread.start()
-
-    def remove(self, value: str) -> None:
-        """Stop renewing the lock held as ``value``."""
-        with self._guard:
-            self._held.pop(value, None)
-
-    def _run(self) -> None:
-        pause = threading.Event()
-        while True:
-            pause.wait(self._interval)
-            with self._guard:
-                if not self._held:
-                    self._thread = None
-                    return
-                snapshot = list(self._held.items())
-            for value, lock_key in snapshot:
-                try:
-                    renewed = int(self._renew(keys=[lock_key], args=[value, self._lease_ms]))
-                except redis.RedisError as exc:
-                    logger.debug("lease of %s not renewed: %s", lock_key, exc)
-                    continue
-                if not renewed:
-                    logger.warning(
-                        "lock %s is no longer held by its holder (its lease ended, or "
-                        "Redis lost it: a restart, a failover, an eviction); every write "
-                        "its holder makes under it from now on is refused",
-                        lock_key,
-                    )
-                    self.remove(value)
 
 
 @dataclass
@@ -309,26 +174,28 @@ class RedisStore:
         except ValueError as exc:
             raise StoreUrlError(f"Redis store {self._safe_url!r}: {exc}") from None
         self._lock_timeout = lock_timeout
+        self.cluster = (
+            target.kind == "cluster" if client is None else isinstance(client, RedisCluster)
+        )
+        if self.cluster and self.replicas:
+            raise StoreUrlError(
+                f"Redis store {self._safe_url!r}: replicas= is not supported on Redis "
+                "Cluster (WAIT confirms one node's replicas only)"
+            )
+        self._keys = RedisKeys(
+            _store_option(target, "prefix", prefix, DEFAULT_PREFIX), tagged=self.cluster
+        )
+        self.prefix = self._keys.prefix
         if client is None:
             try:
                 client = connect(target)  # RedisCluster asks a node for the slots at once
             except (redis.RedisError, RedisClusterException) as exc:
                 self._fail(exc)
         self._client: RedisClient = client
-        self.cluster = isinstance(self._client, RedisCluster)
-        if self.cluster and self.replicas:
-            raise StoreUrlError(
-                f"Redis store {self._safe_url!r}: replicas= is not supported on Redis "
-                "Cluster (WAIT confirms one node's replicas only)"
-            )
-        self._keys = _Keys(
-            _store_option(target, "prefix", prefix, DEFAULT_PREFIX), tagged=self.cluster
-        )
-        self.prefix = self._keys.prefix
-        self._release = self._script(_RELEASE)
-        self._guarded_write = self._script(_GUARDED_WRITE)
+        self._release = self._script(RELEASE)
+        self._guarded_write = self._script(GUARDED_WRITE)
         self._lease_ms = max(1, round(self.lease * 1000))
-        self._renewer = _LeaseRenewer(self._script(_RENEW), self._lease_ms) if renew else None
+        self._renewer = LeaseRenewer(self._script(RENEW), self._lease_ms) if renew else None
         self._local = threading.local()
 
     def _script(self, text: str) -> Script:
