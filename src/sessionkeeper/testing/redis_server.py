@@ -278,17 +278,30 @@ class RedisServer(_Managed):
             self._dir = None
 
 
-def redis_cli(port: int, *args: str, host: str = "127.0.0.1", timeout: float = 10.0) -> str:
-    """Run ``redis-cli -h HOST -p PORT ARGS...``; return its output (raise if it fails)."""
+def redis_cli(
+    port: int,
+    *args: str,
+    host: str = "127.0.0.1",
+    timeout: float = 10.0,
+    password: str | None = None,
+) -> str:
+    """Run ``redis-cli -h HOST -p PORT ARGS...``; return its output (raise if it fails).
+
+    A ``password`` goes through ``REDISCLI_AUTH``, never the command line.
+    """
     binary = shutil.which("redis-cli")
     if binary is None:
         raise RedisServerError("redis-cli is not installed (it comes with redis-server)")
+    env = {k: v for k, v in os.environ.items() if k != "REDISCLI_AUTH"}
+    if password is not None:
+        env["REDISCLI_AUTH"] = password
     done = subprocess.run(
         [binary, "-h", host, "-p", str(port), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         stdin=subprocess.DEVNULL,
+        env=env,
     )
     if done.returncode != 0:
         raise RedisServerError(f"redis-cli {' '.join(args)} failed: {done.stderr.strip()}")
@@ -310,8 +323,8 @@ def _cluster_ok(port: int) -> bool:
     return "cluster_state:ok" in redis_cli(port, "CLUSTER", "INFO")
 
 
-def _replica_synced(port: int) -> bool:
-    return "master_link_status:up" in redis_cli(port, "INFO", "replication")
+def _replica_synced(port: int, password: str | None = None) -> bool:
+    return "master_link_status:up" in redis_cli(port, "INFO", "replication", password=password)
 
 
 class _Group(_Managed):
@@ -381,10 +394,12 @@ class SentinelServer(RedisServer):
         quorum: int,
         down_after_ms: int,
         failover_timeout_ms: int,
+        master_password: str | None = None,
     ) -> None:
         super().__init__(appendonly=False)
         self.service = service
         self._monitor = (master_port, quorum, down_after_ms, failover_timeout_ms)
+        self._master_password = master_password
 
     def _command(self, binary: str) -> list[str]:
         master_port, quorum, down_after, failover = self._monitor
@@ -396,9 +411,15 @@ class SentinelServer(RedisServer):
                 f"sentinel monitor {self.service} {self.host} {master_port} {quorum}\n"
                 f"sentinel down-after-milliseconds {self.service} {down_after}\n"
                 f"sentinel failover-timeout {self.service} {failover}\n"
-                f"sentinel parallel-syncs {self.service} 1\n"
+                f"sentinel parallel-syncs {self.service} 1\n" + self._auth_line()
             )
         return [binary, str(config), "--sentinel"]
+
+    def _auth_line(self) -> str:
+        if self._master_password is None:
+            return ""
+        quoted = self._master_password.replace("\\", "\\\\").replace('"', '\\"')
+        return f'sentinel auth-pass {self.service} "{quoted}"\n'
 
 
 class RedisSentinelGroup(_Group):
@@ -407,7 +428,8 @@ class RedisSentinelGroup(_Group):
     Failure detection is quick (``down_after_ms``, ``failover_timeout_ms``) so
     tests can kill the master and see a replica promoted within seconds.
     :meth:`start` returns once every Sentinel knows the replicas and the other
-    Sentinels, so a failover can be agreed on at once.
+    Sentinels, so a failover can be agreed on at once. ``password`` protects
+    the data servers (the Sentinels themselves ask for none).
     """
 
     def __init__(
@@ -418,11 +440,16 @@ class RedisSentinelGroup(_Group):
         sentinels: int = 3,
         down_after_ms: int = 1000,
         failover_timeout_ms: int = 2000,
+        password: str | None = None,
     ) -> None:
         self.service = service
-        # A replica syncs at once, not after the default 5 s wait for more replicas.
-        self._quick_sync = ("--repl-diskless-sync-delay", "0")
-        self.master = RedisServer(appendonly=True, extra_args=self._quick_sync)
+        self.password = password
+        # A replica syncs at once, not after the default 5 s wait for more replicas;
+        # every data server may become a replica, so each knows the password.
+        self._quick_sync: tuple[str, ...] = ("--repl-diskless-sync-delay", "0")
+        if password is not None:
+            self._quick_sync += ("--masterauth", password)
+        self.master = RedisServer(appendonly=True, password=password, extra_args=self._quick_sync)
         self._replica_count = replicas
         self._sentinel_count = sentinels
         self._timing = (down_after_ms, failover_timeout_ms)
@@ -432,9 +459,10 @@ class RedisSentinelGroup(_Group):
 
     @property
     def url(self) -> str:
-        """``redis+sentinel://127.0.0.1:S1,...,127.0.0.1:Sn/SERVICE/0``."""
+        """``redis+sentinel://[:PASSWORD@]127.0.0.1:S1,...,127.0.0.1:Sn/SERVICE/0``."""
         hosts = ",".join(f"{s.host}:{s.port}" for s in self.sentinels)
-        return f"redis+sentinel://{hosts}/{self.service}/0"
+        auth = f":{quote(self.password, safe='')}@" if self.password is not None else ""
+        return f"redis+sentinel://{auth}{hosts}/{self.service}/0"
 
     def start(self) -> Self:
         """Start the master, its replicas and the Sentinels; wait until all are linked."""
@@ -442,6 +470,7 @@ class RedisSentinelGroup(_Group):
         for _ in range(self._replica_count):
             replica = RedisServer(
                 appendonly=True,
+                password=self.password,
                 extra_args=[
                     *self._quick_sync,
                     "--replicaof",
@@ -453,7 +482,10 @@ class RedisSentinelGroup(_Group):
             self.servers.append(replica)
             replica.start()
         for replica in self.replicas:
-            _wait(partial(_replica_synced, replica.port), f"replica {replica.port} to sync")
+            _wait(
+                partial(_replica_synced, replica.port, self.password),
+                f"replica {replica.port} to sync",
+            )
         down_after, failover = self._timing
         quorum = self._sentinel_count // 2 + 1
         for _ in range(self._sentinel_count):
@@ -463,6 +495,7 @@ class RedisSentinelGroup(_Group):
                 quorum=quorum,
                 down_after_ms=down_after,
                 failover_timeout_ms=failover,
+                master_password=self.password,
             )
             self.sentinels.append(sentinel)
             self.servers.append(sentinel)
@@ -508,7 +541,11 @@ class RedisSentinelGroup(_Group):
             raise RedisServerError("no sentinel names a master to rejoin")
         server.extra_args = (*self._quick_sync, "--replicaof", server.host, str(master))
         server.start()
-        _wait(partial(_replica_synced, server.port), f"{server.port} to sync as a replica", timeout)
+        _wait(
+            partial(_replica_synced, server.port, self.password),
+            f"{server.port} to sync as a replica",
+            timeout,
+        )
 
 
 __all__ = [
