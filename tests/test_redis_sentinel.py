@@ -10,6 +10,7 @@ named errors while no master is reachable, no acknowledged write lost.
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import sys
 import textwrap
@@ -20,11 +21,12 @@ from pathlib import Path
 import pytest
 
 from sessionkeeper.atproto import PersistentSessionManager
-from sessionkeeper.stores import StoreError, StoreUnavailableError
+from sessionkeeper.stores import Store, StoreError, StoreUnavailableError
 from sessionkeeper.stores.redis import RedisStore
 from sessionkeeper.testing import FakePds
 from sessionkeeper.testing.redis_server import RedisSentinelGroup
 from tests.redis_fixture import require_redis_server
+from tests.store_conformance import SharedStoreConformance
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(150)]
 
@@ -46,6 +48,30 @@ def wait_for(condition: Callable[[], object], what: str, limit: float = 60.0) ->
             return
         pause.wait(0.01)
     pytest.fail(f"gave up waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def steady_group() -> Iterator[RedisSentinelGroup]:
+    require_redis_server()
+    with RedisSentinelGroup(replicas=1, sentinels=3) as group:
+        yield group
+
+
+class TestRedisSentinelConformance(SharedStoreConformance):
+    """The Store contract through Sentinel, every write confirmed by the replica."""
+
+    @pytest.fixture
+    def store_url(self, steady_group: RedisSentinelGroup) -> str:
+        return f"{steady_group.url}?prefix=s-{secrets.token_hex(4)}:&lease=2&replicas=1"
+
+    @pytest.fixture
+    def store(self, store_url: str) -> Iterator[Store]:
+        store = RedisStore(store_url)
+        yield store
+        store.close()
+
+    def lock_recovery_seconds(self) -> float:
+        return 2.5
 
 
 @pytest.fixture

@@ -176,3 +176,16 @@ def test_redaction_hides_passwords_in_every_place_they_can_be() -> None:
     assert redact_url("redis://user:pa") == "redis://user:***"
     assert redact_url("redis://:p#w@h:1/0") == "redis://***@h:1"
     assert redact_url("redis+sentinel://:pw@a:1,b:2/svc") == "redis+sentinel://:***@a:1,b:2/svc"
+
+
+def test_a_unix_socket_url_reaches_the_server(tmp_path: Path) -> None:
+    require_redis_server()
+    socket_path = tmp_path / "redis.sock"
+    extra = ["--unixsocket", str(socket_path), "--unixsocketperm", "700"]
+    with RedisServer(appendonly=False, extra_args=extra) as server:
+        store = open_store(f"unix://{socket_path}?db=2&prefix=sock:")
+        store.put("k", b"over the socket")
+        tcp = RedisStore(f"redis://127.0.0.1:{server.port}/2?prefix=sock:")
+        assert tcp.get("k") == b"over the socket"
+        store.close()  # type: ignore[attr-defined]
+        tcp.close()
