@@ -197,7 +197,8 @@ def parse_redis_url(url: str, *, ignore: frozenset[str] = frozenset()) -> RedisT
     if "@" not in authority and "@" in tail:
         raise StoreUrlError(
             f"Redis URL {safe!r} has an '@' after the host: a user name or password "
-            "holding '/', '?' or '@' must be percent-encoded (%2F, %3F, %40)"
+            "holding '/', '?' or '@' must be percent-encoded (%2F, %3F, %40), and so "
+            "must an '@' in an option (%40)"
         )
     userinfo, at, hosts = authority.rpartition("@")
     username = password = None
