@@ -13,7 +13,6 @@ from sessionkeeper.errors import SessionkeeperError
 
 ERROR_MODULES = [
     "sessionkeeper.stores.errors",
-    "sessionkeeper.stores.url",
     "sessionkeeper.hac.errors",
     "sessionkeeper.atproto.errors",
     "sessionkeeper.atproto.did_resolution",

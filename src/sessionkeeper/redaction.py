@@ -32,6 +32,7 @@ SECRET_QUERY_PARAMS = frozenset(
     {
         "password",
         "ssl_password",
+        "sentinel_password",
         "passwd",
         "token",
         "access_token",
@@ -66,6 +67,8 @@ HTTP_LOGGERS = (
     "httpcore.socks",
 )
 
+_WEB_SCHEMES = frozenset({"http", "https", "ws", "wss"})
+_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]*)(?::([^:]*))?$")
 _JSESSIONID = re.compile(r"(?i)(;jsessionid=)[^;?#/\s'\"&]*")
 _URL = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s'\"<>)\]]+")
 # A header as httpcore reprs it: (b'Set-Cookie', b'NAME=VALUE; Path=/'); the value is a
@@ -87,44 +90,71 @@ def redact_secret(secret: str | None) -> str:
     return f"{secret[:SECRET_PREFIX_CHARS]}..."
 
 
-def _mask_userinfo(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
-    if "@" in authority:
-        userinfo, _, _host = authority.rpartition("@")
-    else:
-        # An unencoded '#', '/' or '?' in a password ends the authority early
-        # (``redis://:pa/ss@host``); what stands before the last '@' is the user part
-        # when the cut authority holds a ':' that is not a port.
-        _, colon, port = authority.partition(":")
-        if not colon or (port.isdigit() and "@" in rest.partition("?")[2]):
-            return url
-        userinfo = rest[: rest.rindex("@")]
-    user, colon, _password = userinfo.partition(":")
-    shown = f"{user}:{MASK}" if colon else user
-    return f"{scheme}://{shown}@{rest[len(userinfo) + 1 :]}"
+def _split_authority(rest: str) -> tuple[str, str]:
+    """``host[:port][,host:port]`` and what follows it (path, query)."""
+    end = len(rest)
+    for mark in "/?":
+        at = rest.find(mark)
+        if at >= 0:
+            end = min(end, at)
+    return rest[:end], rest[end:]
 
 
-def _mask_query(url: str) -> str:
-    base, mark, query = url.partition("?")
-    if not mark:
-        return url
-    query, hash_mark, fragment = query.partition("#")
+def _ports_are_numbers(authority: str) -> bool:
+    for node in authority.split(","):
+        match = _HOST.match(node)
+        if match is None or (match.group(2) is not None and not match.group(2).isdigit()):
+            return False
+    return True
+
+
+def _mask_query(query: str) -> str:
     pairs = parse_qsl(query, keep_blank_values=True)
     if not any(name.lower() in SECRET_QUERY_PARAMS for name, _ in pairs):
-        return url
-    shown = "&".join(
+        return query
+    return "&".join(
         f"{quote(name, safe='')}={MASK if name.lower() in SECRET_QUERY_PARAMS else quote(value)}"
         for name, value in pairs
     )
-    return f"{base}?{shown}{hash_mark}{fragment}"
+
+
+def _mask_credentials(url: str) -> str:
+    """The password of the user part and secret query values hidden, even in a malformed URL.
+
+    When a password holds an unencoded ``/``, ``?`` or ``#``, where it ends
+    cannot be told for sure, so everything up to the last ``@`` is hidden; a
+    fragment is hidden then too.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        base, mark, query = url.partition("?")
+        return f"{base}{mark}{_mask_query(query)}" if mark else url
+    rest, hash_sign, _fragment = rest.partition("#")
+    fragment = f"#{MASK}" if hash_sign else ""
+    authority, tail = _split_authority(rest)
+    if "@" in authority:
+        userinfo, _, hosts = authority.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        authority = f"{user}:{MASK}@{hosts}" if ":" in userinfo else authority
+    elif scheme.lower() not in _WEB_SCHEMES and ("@" in tail or "@" in _fragment):
+        # A password with an unencoded '/', '?' or '#' pushed its '@' past the host (a
+        # store URL never has an '@' in its path, a web URL may: ``/profile/@alice``).
+        whole = rest + hash_sign + _fragment
+        before, _, after = whole.rpartition("@")
+        user = before.split(":", 1)[0] if ":" in before else ""
+        hosts, after_tail = _split_authority(after)
+        path, question, query = after_tail.partition("?")
+        return f"{scheme}://{user}:{MASK}@{hosts}{path}{question}{_mask_query(query)}"
+    elif not _ports_are_numbers(authority):
+        # ``redis://user:pa`` is what is left of ``redis://user:pa?ss@host`` cut at '?'.
+        authority = authority.split(":", 1)[0] + f":{MASK}"
+    path, question, query = tail.partition("?")
+    return f"{scheme}://{authority}{path}{question}{_mask_query(query)}{fragment}"
 
 
 def redact_url(url: str) -> str:
     """``url`` without its password, secret query values and ``;jsessionid=`` parameters."""
-    return _JSESSIONID.sub(rf"\g<1>{MASK}", _mask_query(_mask_userinfo(url)))
+    return _JSESSIONID.sub(rf"\g<1>{MASK}", _mask_credentials(url))
 
 
 def without_userinfo(url: str) -> str:

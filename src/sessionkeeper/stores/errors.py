@@ -52,3 +52,7 @@ class StoreFullError(StoreIOError):
 
 class UnsafeStoreError(StoreError):
     """A store location that another user controls: its sessions would not be private."""
+
+
+class StoreUrlError(StoreError, ValueError):
+    """A store URL that cannot be understood."""

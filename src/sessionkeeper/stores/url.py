@@ -1,7 +1,8 @@
 """Store URLs: one string names a store, for ``--store`` options and ``SESSIONKEEPER_STORE``.
 
-``dir:PATH``, ``sqlite:PATH``, ``memory:[NAME]``, ``redis://...`` / ``rediss://...``
-(query ``prefix``, ``lease``, ``ttl``), ``keyring:SERVICE``; any of them with
+``dir:PATH``, ``sqlite:PATH``, ``memory:[NAME]``, ``redis://...``, ``rediss://...``,
+``redis+cluster://...``, ``redis+sentinel://...`` (forms and options in
+:mod:`sessionkeeper.stores.redis_url`), ``keyring:SERVICE``; any of them with
 ``?encrypt=1`` is wrapped in :class:`EncryptedStore`, keyed by ``SESSIONKEEPER_KEY``
 or, failing that, the key saved in the OS keyring.
 """
@@ -13,14 +14,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl
 
-from sessionkeeper.redaction import redact_url as redact_url
 from sessionkeeper.stores.base import Store
 from sessionkeeper.stores.directory import DirectoryStore
 from sessionkeeper.stores.encrypted import KEY_ENV, EncryptedStore
-from sessionkeeper.stores.errors import MissingKeyError, StoreError
+from sessionkeeper.stores.errors import MissingKeyError, StoreUrlError
 from sessionkeeper.stores.memory import MemoryStore
+from sessionkeeper.stores.redis_url import is_redis_url, parse_redis_url, redact_url
 from sessionkeeper.stores.sqlite import SqliteStore
 
 STORE_ENV = "SESSIONKEEPER_STORE"
@@ -30,10 +31,6 @@ _TRUE = {"1", "true", "yes", "on"}
 
 _memory_stores: dict[str, MemoryStore] = {}
 _memory_guard = threading.Lock()
-
-
-class StoreUrlError(StoreError, ValueError):
-    """A store URL that cannot be understood."""
 
 
 def _encryption_key() -> str:
@@ -117,15 +114,12 @@ def open_store(url: str) -> Store:
         store = SqliteStore(parts.path)
     elif scheme == "memory":
         store = _memory(body)
-    elif scheme in {"redis", "rediss", "unix"}:
+    elif is_redis_url(url):
         from sessionkeeper.stores.redis import RedisStore
 
-        # The store reads its own options (prefix, lease, ttl) from the query.
-        server = urlsplit(url.split("?", 1)[0])
-        try:
-            store = RedisStore(urlunsplit(server._replace(query=urlencode(params))))
-        except ValueError as exc:
-            raise StoreUrlError(f"store URL {redact_url(url)!r}: {exc}") from exc
+        # Parsed strictly: a password holding '?' or '#' is refused, never split into
+        # options. Once it parses, the plain split above found ``encrypt`` right.
+        store = RedisStore(parse_redis_url(url, ignore=frozenset({"encrypt"})))
     elif scheme == "keyring":
         from sessionkeeper.stores.keyring import KeyringStore
 
@@ -133,7 +127,8 @@ def open_store(url: str) -> Store:
     else:
         raise StoreUrlError(
             f"unknown store scheme {scheme!r} in {redact_url(url.split('?')[0])!r}; "
-            "use dir:, sqlite:, memory:, redis://, keyring:"
+            "use dir:, sqlite:, memory:, redis://, redis+cluster://, redis+sentinel://, "
+            "keyring:"
         )
     return EncryptedStore(store, _encryption_key()) if encrypt else store
 
@@ -142,3 +137,16 @@ def resolve_store(url: str | None, default: Callable[[], Store]) -> Store:
     """The store of ``url``, else of ``SESSIONKEEPER_STORE``, else ``default()``."""
     chosen = url or os.environ.get(STORE_ENV)
     return open_store(chosen) if chosen else default()
+
+
+__all__ = [
+    "KEYRING_KEY_SERVICE",
+    "KEYRING_KEY_USER",
+    "STORE_ENV",
+    "StoreUrl",
+    "StoreUrlError",
+    "open_store",
+    "parse_store_url",
+    "redact_url",
+    "resolve_store",
+]

@@ -1,9 +1,12 @@
-"""A real ``redis-server`` on a free loopback port, in a private temp directory.
+"""Real ``redis-server`` processes on free loopback ports, in private temp directories.
 
-Used by RedisStore's tests, fleet tests and benchmarks; shipped so users can
-test their own fleet code against a real server the same way. It needs the
-``redis-server`` binary (Debian: ``apt-get install redis-server``, or
-``make redis-server``), nothing else: readiness is checked with a raw PING.
+:class:`RedisServer` is one server; :class:`RedisClusterServers` a Redis
+Cluster of three masters; :class:`RedisSentinelGroup` a master, a replica and
+three Sentinels with quick failure detection. Used by RedisStore's tests, fleet
+tests and benchmarks; shipped so users can test their own fleet code against
+real servers the same way. They need the ``redis-server`` and ``redis-cli``
+binaries (Debian: ``apt-get install redis-server``, or ``make redis-server``),
+nothing else: readiness is checked with a raw PING and ``redis-cli``.
 """
 
 from __future__ import annotations
@@ -16,10 +19,15 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
+from urllib.parse import quote
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +47,34 @@ def _free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
-class RedisServer:
+class _Managed(ABC):
+    """Something started by ``with`` and closed when the block ends, even on failure."""
+
+    @abstractmethod
+    def start(self) -> Self:
+        """Start; return ``self``."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop and clean up."""
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()  # ``with`` never calls __exit__ after a failed __enter__
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class RedisServer(_Managed):
     """Starts ``redis-server --bind 127.0.0.1 --port N --save "" --dir TMP``.
 
     ``appendonly=True`` turns the append-only file on with ``appendfsync
@@ -57,8 +92,10 @@ class RedisServer:
         host: str = "127.0.0.1",
         port: int | None = None,
         directory: str | os.PathLike[str] | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.appendonly = appendonly
+        self.extra_args = tuple(extra_args)
         self.host = host
         self._password = password
         self._binary = binary
@@ -95,8 +132,8 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        """``redis://[:password@]127.0.0.1:PORT/0``."""
-        auth = f":{self._password}@" if self._password else ""
+        """``redis://[:password@]127.0.0.1:PORT/0`` (the password percent-encoded)."""
+        auth = f":{quote(self._password, safe='')}@" if self._password else ""
         return f"redis://{auth}{self.host}:{self.port}/0"
 
     @property
@@ -131,7 +168,7 @@ class RedisServer:
             command += ["--appendfsync", "always"]
         if self._password:
             command += ["--requirepass", self._password]
-        return command
+        return command + list(self.extra_args)
 
     def start(self) -> Self:
         """Start the server and wait until it answers PING; return ``self``."""
@@ -240,20 +277,282 @@ class RedisServer:
                 shutil.rmtree(self._dir)
             self._dir = None
 
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()  # ``with`` never calls __exit__ after a failed __enter__
-            raise
 
-    def __exit__(
+def redis_cli(
+    port: int,
+    *args: str,
+    host: str = "127.0.0.1",
+    timeout: float = 10.0,
+    password: str | None = None,
+) -> str:
+    """Run ``redis-cli -h HOST -p PORT ARGS...``; return its output (raise if it fails).
+
+    A ``password`` goes through ``REDISCLI_AUTH``, never the command line.
+    """
+    binary = shutil.which("redis-cli")
+    if binary is None:
+        raise RedisServerError("redis-cli is not installed (it comes with redis-server)")
+    env = {k: v for k, v in os.environ.items() if k != "REDISCLI_AUTH"}
+    if password is not None:
+        env["REDISCLI_AUTH"] = password
+    done = subprocess.run(
+        [binary, "-h", host, "-p", str(port), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
+    if done.returncode != 0:
+        raise RedisServerError(f"redis-cli {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def _wait(condition: Callable[[], bool], what: str, timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while time.monotonic() < deadline:
+        with contextlib.suppress(RedisServerError, subprocess.TimeoutExpired):
+            if condition():
+                return
+        pause.wait(0.05)
+    raise RedisServerError(f"gave up waiting for {what}")
+
+
+def _cluster_ok(port: int) -> bool:
+    return "cluster_state:ok" in redis_cli(port, "CLUSTER", "INFO")
+
+
+def _replica_synced(port: int, password: str | None = None) -> bool:
+    return "master_link_status:up" in redis_cli(port, "INFO", "replication", password=password)
+
+
+class _Group(_Managed):
+    """Servers started together and stopped together, as one ``with`` block."""
+
+    servers: list[RedisServer]
+
+    def close(self) -> None:
+        """Kill every server (nothing of a test group must outlive it) and remove its files."""
+        for server in self.servers:
+            server.kill()
+            server.close()
+
+
+class RedisClusterServers(_Group):
+    """A Redis Cluster of ``masters`` masters (no replicas) on free loopback ports.
+
+    Each node is a :class:`RedisServer` with ``--cluster-enabled yes``; the
+    slots are spread with ``redis-cli --cluster create``, and :meth:`start`
+    returns once every node reports ``cluster_state:ok``.
+    """
+
+    def __init__(self, masters: int = 3, *, node_timeout_ms: int = 2000) -> None:
+        self.servers = [
+            RedisServer(
+                appendonly=False,
+                extra_args=[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    str(node_timeout_ms),
+                ],
+            )
+            for _ in range(masters)
+        ]
+
+    @property
+    def url(self) -> str:
+        """``redis+cluster://127.0.0.1:P1,127.0.0.1:P2,...``."""
+        return "redis+cluster://" + ",".join(f"{s.host}:{s.port}" for s in self.servers)
+
+    def start(self) -> Self:
+        """Start the nodes, create the cluster, wait until it serves every slot."""
+        for server in self.servers:
+            server.start()
+        nodes = [f"{s.host}:{s.port}" for s in self.servers]
+        first = self.servers[0].port
+        redis_cli(first, "--cluster", "create", *nodes, "--cluster-yes", timeout=60)
+        for server in self.servers:
+            _wait(
+                partial(_cluster_ok, server.port),
+                f"cluster node {server.port} to serve every slot",
+            )
+        return self
+
+
+class SentinelServer(RedisServer):
+    """A ``redis-server --sentinel`` watching one master as ``service``."""
+
+    def __init__(
         self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        master_port: int,
+        *,
+        service: str,
+        quorum: int,
+        down_after_ms: int,
+        failover_timeout_ms: int,
+        master_password: str | None = None,
     ) -> None:
-        self.close()
+        super().__init__(appendonly=False)
+        self.service = service
+        self._monitor = (master_port, quorum, down_after_ms, failover_timeout_ms)
+        self._master_password = master_password
+
+    def _command(self, binary: str) -> list[str]:
+        master_port, quorum, down_after, failover = self._monitor
+        config = self.directory / "sentinel.conf"
+        if not config.exists():  # Sentinel rewrites its file: keep it across restarts
+            config.write_text(
+                f"bind {self.host}\nport {self.port}\ndir {self.directory}\n"
+                "protected-mode no\n"
+                f"sentinel monitor {self.service} {self.host} {master_port} {quorum}\n"
+                f"sentinel down-after-milliseconds {self.service} {down_after}\n"
+                f"sentinel failover-timeout {self.service} {failover}\n"
+                f"sentinel parallel-syncs {self.service} 1\n" + self._auth_line()
+            )
+        return [binary, str(config), "--sentinel"]
+
+    def _auth_line(self) -> str:
+        if self._master_password is None:
+            return ""
+        quoted = self._master_password.replace("\\", "\\\\").replace('"', '\\"')
+        return f'sentinel auth-pass {self.service} "{quoted}"\n'
 
 
-__all__ = ["RedisServer", "RedisServerError"]
+class RedisSentinelGroup(_Group):
+    """A master, ``replicas`` replicas and ``sentinels`` Sentinels on loopback.
+
+    Failure detection is quick (``down_after_ms``, ``failover_timeout_ms``) so
+    tests can kill the master and see a replica promoted within seconds.
+    :meth:`start` returns once every Sentinel knows the replicas and the other
+    Sentinels, so a failover can be agreed on at once. ``password`` protects
+    the data servers (the Sentinels themselves ask for none).
+    """
+
+    def __init__(
+        self,
+        *,
+        service: str = "sessionkeeper",
+        replicas: int = 1,
+        sentinels: int = 3,
+        down_after_ms: int = 1000,
+        failover_timeout_ms: int = 2000,
+        password: str | None = None,
+    ) -> None:
+        self.service = service
+        self.password = password
+        # A replica syncs at once, not after the default 5 s wait for more replicas;
+        # every data server may become a replica, so each knows the password.
+        self._quick_sync: tuple[str, ...] = ("--repl-diskless-sync-delay", "0")
+        if password is not None:
+            self._quick_sync += ("--masterauth", password)
+        self.master = RedisServer(appendonly=True, password=password, extra_args=self._quick_sync)
+        self._replica_count = replicas
+        self._sentinel_count = sentinels
+        self._timing = (down_after_ms, failover_timeout_ms)
+        self.replicas: list[RedisServer] = []
+        self.sentinels: list[SentinelServer] = []
+        self.servers = [self.master]
+
+    @property
+    def url(self) -> str:
+        """``redis+sentinel://[:PASSWORD@]127.0.0.1:S1,...,127.0.0.1:Sn/SERVICE/0``."""
+        hosts = ",".join(f"{s.host}:{s.port}" for s in self.sentinels)
+        auth = f":{quote(self.password, safe='')}@" if self.password is not None else ""
+        return f"redis+sentinel://{auth}{hosts}/{self.service}/0"
+
+    def start(self) -> Self:
+        """Start the master, its replicas and the Sentinels; wait until all are linked."""
+        self.master.start()
+        for _ in range(self._replica_count):
+            replica = RedisServer(
+                appendonly=True,
+                password=self.password,
+                extra_args=[
+                    *self._quick_sync,
+                    "--replicaof",
+                    self.master.host,
+                    str(self.master.port),
+                ],
+            )
+            self.replicas.append(replica)
+            self.servers.append(replica)
+            replica.start()
+        for replica in self.replicas:
+            _wait(
+                partial(_replica_synced, replica.port, self.password),
+                f"replica {replica.port} to sync",
+            )
+        down_after, failover = self._timing
+        quorum = self._sentinel_count // 2 + 1
+        for _ in range(self._sentinel_count):
+            sentinel = SentinelServer(
+                self.master.port,
+                service=self.service,
+                quorum=quorum,
+                down_after_ms=down_after,
+                failover_timeout_ms=failover,
+                master_password=self.password,
+            )
+            self.sentinels.append(sentinel)
+            self.servers.append(sentinel)
+            sentinel.start()
+        for sentinel in self.sentinels:
+            _wait(
+                partial(self._linked, sentinel.port),
+                f"sentinel {sentinel.port} to find the replicas and the other sentinels",
+            )
+        return self
+
+    def _linked(self, sentinel_port: int) -> bool:
+        lines = redis_cli(sentinel_port, "SENTINEL", "MASTER", self.service).split()
+        fields = dict(zip(lines[::2], lines[1::2], strict=False))
+        return (
+            int(fields.get("num-slaves", 0)) >= self._replica_count
+            and int(fields.get("num-other-sentinels", 0)) >= self._sentinel_count - 1
+        )
+
+    def master_port(self) -> int | None:
+        """The master's port as the first answering Sentinel names it."""
+        for sentinel in self.sentinels:
+            with contextlib.suppress(RedisServerError, subprocess.TimeoutExpired):
+                answer = redis_cli(
+                    sentinel.port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service
+                ).split()
+                if len(answer) == 2:
+                    return int(answer[1])
+        return None
+
+    def wait_for_master(self, port: int, timeout: float = 30.0) -> None:
+        """Block until the Sentinels name ``port`` as the master."""
+        _wait(lambda: self.master_port() == port, f"the sentinels to promote {port}", timeout)
+
+    def rejoin_as_replica(self, server: RedisServer, timeout: float = 30.0) -> None:
+        """Start ``server`` again as a replica of the current master; wait until it syncs.
+
+        What an operator does with a failed master that comes back: it must
+        not serve its old data as a second master.
+        """
+        master = self.master_port()
+        if master is None:
+            raise RedisServerError("no sentinel names a master to rejoin")
+        server.extra_args = (*self._quick_sync, "--replicaof", server.host, str(master))
+        server.start()
+        _wait(
+            partial(_replica_synced, server.port, self.password),
+            f"{server.port} to sync as a replica",
+            timeout,
+        )
+
+
+__all__ = [
+    "RedisClusterServers",
+    "RedisSentinelGroup",
+    "RedisServer",
+    "RedisServerError",
+    "SentinelServer",
+    "redis_cli",
+]
