@@ -139,6 +139,10 @@ class AsyncPersistentSessionManager(SessionStateView):
         self.auth = SessionAuth(sync_source=None, async_source=self)
         """An ``httpx.Auth`` for ``httpx.AsyncClient`` that refreshes and retries once."""
 
+    def __repr__(self) -> str:
+        who = self.session.did if self.session else None
+        return f"{type(self).__name__}({self.service_url!r}, store={self.store!r}, session={who!r})"
+
     # -- lifecycle ------------------------------------------------------------------------
 
     async def aclose(self) -> None:

@@ -16,6 +16,7 @@ from sessionkeeper.atproto.codec import decode_session, encode_session, name_for
 from sessionkeeper.atproto.core import Delete, Get, NetworkFailure, Op, Put, Send
 from sessionkeeper.atproto.errors import SessionNetworkError, XrpcNetworkError
 from sessionkeeper.atproto.facade import SessionStateView
+from sessionkeeper.atproto.home import default_store
 from sessionkeeper.atproto.listing import prunable, stored_sessions
 from sessionkeeper.atproto.state import SessionState
 from sessionkeeper.atproto.types import AtpSessionData, AtpSessionEvent
@@ -44,11 +45,12 @@ DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
 def resolve_store(session_dir: str | os.PathLike[str] | None, store: Store | None) -> Store:
-    """The store to use: ``store`` if given, else a DirectoryStore on ``session_dir``."""
+    """The store to use: ``store``, else a DirectoryStore on ``session_dir``, else the
+    per-user default (:func:`sessionkeeper.atproto.home.default_session_dir`, 0700)."""
     if store is not None:
         return store
     if session_dir is None:
-        raise ValueError("give a session_dir or a store")
+        return default_store()
     return DirectoryStore(session_dir)
 
 
@@ -83,6 +85,10 @@ class PersistentSessionManager(SessionStateView):
         self._http = http if http is not None else httpx.Client(timeout=DEFAULT_TIMEOUT)
         self.auth = SessionAuth(sync_source=self, async_source=ThreadedSource(self))
         """An ``httpx.Auth`` that carries, refreshes and retries for any httpx client."""
+
+    def __repr__(self) -> str:
+        who = self.session.did if self.session else None
+        return f"{type(self).__name__}({self.service_url!r}, store={self.store!r}, session={who!r})"
 
     # -- lifecycle ------------------------------------------------------------------------
 
