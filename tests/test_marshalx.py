@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -288,3 +290,12 @@ def test_environment_proxies_still_apply_through_the_session_transport(
     direct = persistent_client(manager, "alice.test", trust_env=False)
     direct.send_post("no proxy")
     assert posts(pds, alice) == ["no proxy"]
+
+
+def test_importing_the_module_does_not_import_atproto() -> None:
+    # atproto takes seconds to import; a bot that never builds a client does not pay it.
+    code = (
+        "import sys, sessionkeeper.atproto.marshalx as m; "
+        "assert m.persistent_client and 'atproto' not in sys.modules, sorted(sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
