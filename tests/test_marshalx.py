@@ -299,3 +299,34 @@ def test_importing_the_module_does_not_import_atproto() -> None:
         "assert m.persistent_client and 'atproto' not in sys.modules, sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_the_managers_tokens_never_reach_a_host_that_did_not_issue_them(
+    pds: FakePds, manager: PersistentSessionManager, clock: ManualClock, alice: str
+) -> None:
+    sent: list[tuple[str, str | None]] = []
+
+    def record(request: httpx.Request) -> None:
+        sent.append(
+            (request.url.host + str(request.url.port), request.headers.get("authorization"))
+        )
+
+    client = persistent_client(
+        manager,
+        "alice.test",
+        "alice-pass",
+        transport=httpx.Client(event_hooks={"request": [record]}, trust_env=False),
+    )
+    clock.advance(PAST_EXP)
+    client.send_post("refreshed reactively")  # the manager now holds a newer token
+    marshalx_token = client.export_session_string().split(":::")[2]
+    assert manager.session is not None and manager.session.access_jwt != marshalx_token
+    with FakePds(clock=clock) as other:
+        client.update_base_url(other.url)
+        with pytest.raises(atproto_exceptions.BadRequestError):
+            client.get_profile("alice.test")  # the other server does not know the token
+        host = "127.0.0.1" + str(other.port)
+    to_other = [auth for where, auth in sent if where == host]
+    # MarshalX's own header went as it was: no newer token swapped in, no refresh, no replay.
+    assert to_other == [f"Bearer {marshalx_token}"]
+    assert pds.counts[REFRESH] == 1

@@ -185,11 +185,27 @@ Op = Send | Load | Store | Logout | Rotate
 # --- the flow ----------------------------------------------------------------------------
 
 
+def origin(url: str | httpx.URL) -> tuple[str, str, int | None]:
+    """Scheme, host and port of ``url``: where a token may be sent."""
+    parsed = httpx.URL(url)
+    return parsed.scheme, parsed.host, parsed.port
+
+
 def exchange(
-    request: httpx.Request, session: AtpSessionData | None
+    request: httpx.Request,
+    session: AtpSessionData | None,
+    servers: frozenset[tuple[str, str, int | None]],
 ) -> Generator[Op, Any, httpx.Response]:
-    """Answer one request of a MarshalX client whose manager holds ``session``."""
+    """Answer one request of a MarshalX client whose manager holds ``session``.
+
+    Only requests to ``servers`` (the manager's service and PDS, as
+    :func:`origin`) are the session's: anything else is sent as it is, so the
+    manager's tokens never reach a host that did not issue them.
+    """
     nsid = _nsid(request)
+    if origin(request.url) not in servers:
+        untouched: httpx.Response = yield Send(request)
+        return untouched
     if nsid == REFRESH_SESSION:
         return (yield from _refresh(request, session))
     if nsid == DELETE_SESSION and session is not None:
@@ -199,8 +215,8 @@ def exchange(
         return (yield from _send_and_keep(request))
     token = _bearer_of(request)
     if session is None or not _same_account(token, session):
-        untouched: httpx.Response = yield Send(request)  # not this session's call
-        return untouched
+        foreign: httpx.Response = yield Send(request)  # another account's call
+        return foreign
     if token != session.access_jwt:
         _set_bearer(request, session.access_jwt)  # the manager holds a newer token
     response: httpx.Response = yield Send(request)
@@ -246,6 +262,13 @@ def _send_and_keep(request: httpx.Request) -> Generator[Op, Any, httpx.Response]
 
 # --- the drivers -------------------------------------------------------------------------
 
+
+def _servers(
+    manager: PersistentSessionManager | AsyncPersistentSessionManager,
+) -> frozenset[tuple[str, str, int | None]]:
+    return frozenset({origin(manager.service_url), origin(manager.pds_endpoint)})
+
+
 _SYNC_LOCKS: weakref.WeakKeyDictionary[object, threading.Lock] = weakref.WeakKeyDictionary()
 _ASYNC_LOCKS: weakref.WeakKeyDictionary[object, asyncio.Lock] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
@@ -289,7 +312,7 @@ class SessionTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Answer refresh and logout from the manager; send the rest with a current token."""
-        flow = exchange(request, self.manager.session)
+        flow = exchange(request, self.manager.session, _servers(self.manager))
         result: Any = None
         failure: SessionError | None = None
         while True:
@@ -341,7 +364,7 @@ class AsyncSessionTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Answer refresh and logout from the manager; send the rest with a current token."""
-        flow = exchange(request, self.manager.session)
+        flow = exchange(request, self.manager.session, _servers(self.manager))
         result: Any = None
         failure: SessionError | None = None
         while True:
