@@ -11,6 +11,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from sessionkeeper.atproto.marshalx import (
 )
 from sessionkeeper.clock import ManualClock
 from sessionkeeper.stores.base import validate_name
+from sessionkeeper.stores.directory import DirectoryStore
 from sessionkeeper.testing.fake_pds import FakePds
 
 pytestmark = pytest.mark.timeout(60)
@@ -330,3 +332,38 @@ def test_the_managers_tokens_never_reach_a_host_that_did_not_issue_them(
     # MarshalX's own header went as it was: no newer token swapped in, no refresh, no replay.
     assert to_other == [f"Bearer {marshalx_token}"]
     assert pds.counts[REFRESH] == 1
+
+
+def test_an_async_cold_start_cancelled_while_waiting_for_the_login_lock_leaves_it_free(
+    tmp_path: Path, pds: FakePds, clock: ManualClock, alice: str
+) -> None:
+    store = DirectoryStore(tmp_path / "sessions")
+    name = login_lock_name("alice.test")
+    taken, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store.lock(name):
+            taken.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    taken.wait(10)
+
+    async def scenario() -> None:
+        async with AsyncPersistentSessionManager(None, pds.url, store=store, clock=clock) as m:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(async_persistent_client(m, "alice.test", "alice-pass"), 0.3)
+            release.set()
+            await asyncio.to_thread(holder.join, 10)
+            # The cancelled waiter took the lock after all and gave it back.
+            await asyncio.sleep(0.2)
+            client = await asyncio.wait_for(
+                async_persistent_client(m, "alice.test", "alice-pass"), 10
+            )
+            assert client.me.did == alice
+
+    asyncio.run(scenario())
+    with store.lock(name, timeout=5):
+        pass
+    assert pds.counts[CREATE] == 1

@@ -192,8 +192,8 @@ def persistent_client(
     atproto = _import_atproto()
     kwargs, inner_kwargs, inner = _split_kwargs(request_kwargs)
     _check_margin(manager.refresh_margin)
-    transport = SessionTransport(manager, inner or httpx.Client(**inner_kwargs))
     session = _resolve_session(manager, identifier, password, did)
+    transport = SessionTransport(manager, inner or httpx.Client(**inner_kwargs))
     endpoint = manager.pds_endpoint
     client = atproto.Client(
         base_url=endpoint, request=atproto.Request(transport=transport, **kwargs)
@@ -209,11 +209,19 @@ async def _store_lock_held(store: Store, name: str) -> AsyncIterator[None]:
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sessionkeeper-login")
     held = store.lock(name)
     entered = loop.run_in_executor(executor, held.__enter__)
+
+    def release_when_taken(taken: asyncio.Future[Any]) -> None:
+        if not taken.cancelled() and taken.exception() is None:
+            executor.submit(held.__exit__, None, None, None)
+        executor.shutdown(wait=False)
+
     try:
         await asyncio.shield(entered)
     except asyncio.CancelledError:
-        # The wait was cancelled; the lock may still be taken later: release it then.
-        entered.add_done_callback(lambda _: executor.submit(held.__exit__, None, None, None))
+        # The wait was cancelled, but the lock may still be taken: release it then.
+        entered.add_done_callback(release_when_taken)
+        raise
+    except BaseException:
         executor.shutdown(wait=False)
         raise
     try:
@@ -258,8 +266,8 @@ async def async_persistent_client(
     atproto = _import_atproto()
     kwargs, inner_kwargs, inner = _split_kwargs(request_kwargs)
     _check_margin(manager.refresh_margin)
-    transport = AsyncSessionTransport(manager, inner or httpx.AsyncClient(**inner_kwargs))
     session = await _resolve_session_async(manager, identifier, password, did)
+    transport = AsyncSessionTransport(manager, inner or httpx.AsyncClient(**inner_kwargs))
     endpoint = manager.pds_endpoint
     client = atproto.AsyncClient(
         base_url=endpoint, request=atproto.AsyncRequest(transport=transport, **kwargs)
