@@ -17,11 +17,14 @@ Three ways to keep the session:
 Scenarios: (a) 3 processes on one stored session for 7 s; (b) an empty store
 and 3 processes starting together; (c) overlapping cron runs: 3 runs of 3 s
 each, one starting every 1.5 s, on one stored session. The three ways run
-side by side (each on its own fake), so they share the machine's load. Counted by the server:
-createSession, refreshSession, revoked refreshes (refreshSession answered
-ExpiredToken); by the bots: failed calls. Targets for sessionkeeper: one
-createSession per empty store, one refreshSession per token generation,
-nothing revoked, nothing failed.
+side by side (each on its own fake), so they share the machine's load.
+
+Counted by the server: createSession, refreshSession, revoked refreshes
+(refreshSession answered ExpiredToken); by the bots: failed calls. Targets
+for sessionkeeper: one createSession per empty store (none with a stored
+session), nothing revoked, nothing failed. With grace 0 a second refresh of
+one generation is revoked, so "0 revoked" is "one refreshSession per token
+generation".
 """
 
 from __future__ import annotations
