@@ -367,3 +367,23 @@ def test_an_async_cold_start_cancelled_while_waiting_for_the_login_lock_leaves_i
     with store.lock(name, timeout=5):
         pass
     assert pds.counts[CREATE] == 1
+
+
+def test_a_refresh_the_server_refuses_reaches_marshalx_as_its_own_error(
+    pds: FakePds, manager: PersistentSessionManager, alice: str
+) -> None:
+    client = persistent_client(manager, "alice.test", "alice-pass")
+    refresh = client.export_session_string().split(":::")[3]
+    auth = {"Authorization": f"Bearer {refresh}"}
+    # A 5xx keeps the session: MarshalX sees its NetworkError, the store keeps the pair.
+    pds.set_fault("502", count=1, nsids={REFRESH})
+    with pytest.raises(atproto_exceptions.NetworkError):
+        client.com.atproto.server.refresh_session(headers=auth)
+    assert manager.list_sessions() == [alice]
+    # A revoked refresh token removes it: MarshalX sees 400 ExpiredToken.
+    pds.revoke_all(alice)
+    with pytest.raises(atproto_exceptions.BadRequestError) as caught:
+        client.com.atproto.server.refresh_session(headers=auth)
+    assert caught.value.response.content.error == "ExpiredToken"
+    assert refresh not in str(caught.value.response.content.message)
+    assert manager.list_sessions() == [] and manager.session is None

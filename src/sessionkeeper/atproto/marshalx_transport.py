@@ -16,7 +16,7 @@ import threading
 import weakref
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -42,8 +42,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 _XRPC = "/xrpc/"
 
 
@@ -58,7 +56,9 @@ def _nsid(request: httpx.Request) -> str | None:
 
 def _bearer_of(request: httpx.Request) -> str | None:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
 
 
 def _set_bearer(request: httpx.Request, token: str) -> None:
