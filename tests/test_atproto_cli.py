@@ -74,6 +74,7 @@ def test_login_call_whoami_list_refresh_logout(tmp_path: Path, pds: FakePds) -> 
     who = run(sessions, "whoami")
     assert who.returncode == 0, who.stderr
     assert "alice.test" in who.stdout and pds.url in who.stdout
+    assert f"sessions: DirectoryStore('{sessions}" in who.stdout.replace("\n", "")
 
     record = json.dumps({"repo": did, "collection": "app.bsky.feed.post", "record": {"text": "hi"}})
     posted = run(sessions, "call", "com.atproto.repo.createRecord", "--data", record)

@@ -252,8 +252,7 @@ def test_store_argument_replaces_the_directory(
     with PersistentSessionManager(None, pds.url, store=store, clock=clock) as m:
         m.login("alice.test", "alice-pass")
         assert store.names() == [name_for_did(alice)]
-    with pytest.raises(ValueError):
-        PersistentSessionManager(None, pds.url)
+    # Neither a directory nor a store: the per-user default (tests/test_marshalx_home.py).
 
 
 # -- refresh ---------------------------------------------------------------------------------

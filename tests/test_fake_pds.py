@@ -940,6 +940,136 @@ def test_record_errors(pds: FakePds, did: str, http: httpx.Client) -> None:
     )
 
 
+GET_RECORD = "/xrpc/com.atproto.repo.getRecord"
+DELETE_RECORD = "/xrpc/com.atproto.repo.deleteRecord"
+UPLOAD_BLOB = "/xrpc/com.atproto.repo.uploadBlob"
+GET_PROFILE = "/xrpc/app.bsky.actor.getProfile"
+
+
+def test_get_record_then_delete_record(pds: FakePds, did: str, http: httpx.Client) -> None:
+    auth = bearer(login(http)["accessJwt"])
+    created = http.post(
+        CREATE_RECORD,
+        headers=auth,
+        json={"repo": did, "collection": "app.bsky.feed.post", "record": {"text": "hi"}},
+    ).json()
+    rkey = created["uri"].rsplit("/", 1)[1]
+    where = {"repo": HANDLE, "collection": "app.bsky.feed.post", "rkey": rkey}
+    got = http.get(GET_RECORD, params=where)
+    assert got.status_code == 200, got.text
+    assert got.json() == {
+        "uri": created["uri"],
+        "cid": created["cid"],
+        "value": {"$type": "app.bsky.feed.post", "text": "hi"},
+    }
+    assert_error(
+        http.get(GET_RECORD, params={**where, "cid": "bafyreiother"}), 400, "RecordNotFound"
+    )
+    assert_error(
+        http.post(
+            DELETE_RECORD, json={"repo": did, "collection": "app.bsky.feed.post", "rkey": rkey}
+        ),
+        401,
+        "AuthMissing",
+    )
+    other = pds.create_account("bob.test", "pw")
+    assert_error(
+        http.post(
+            DELETE_RECORD,
+            headers=auth,
+            json={"repo": other, "collection": "app.bsky.feed.post", "rkey": rkey},
+        ),
+        401,
+        "AuthenticationRequired",
+    )
+    deleted = http.post(
+        DELETE_RECORD,
+        headers=auth,
+        json={"repo": did, "collection": "app.bsky.feed.post", "rkey": rkey},
+    )
+    assert deleted.status_code == 200 and set(deleted.json()["commit"]) == {"cid", "rev"}
+    assert_error(
+        http.get(GET_RECORD, params=where),
+        400,
+        "RecordNotFound",
+        f"Could not locate record: at://{did}/app.bsky.feed.post/{rkey}",
+    )
+    again = http.post(
+        DELETE_RECORD,
+        headers=auth,
+        json={"repo": did, "collection": "app.bsky.feed.post", "rkey": rkey},
+    )
+    assert again.status_code == 200 and again.json() == {}
+
+
+def test_upload_blob_keeps_the_bytes_under_their_raw_cid(
+    pds: FakePds, did: str, http: httpx.Client
+) -> None:
+    auth = bearer(login(http)["accessJwt"])
+    image = b"\x89PNG\r\n\x1a\n" + secrets.token_bytes(64)
+    response = http.post(UPLOAD_BLOB, headers={**auth, "Content-Type": "image/png"}, content=image)
+    assert response.status_code == 200, response.text
+    blob = response.json()["blob"]
+    assert blob["$type"] == "blob" and blob["mimeType"] == "image/png"
+    assert blob["size"] == len(image)
+    assert blob["ref"]["$link"].startswith("bafkrei")  # CIDv1, raw codec, sha-256
+    assert pds.blob(did, blob["ref"]["$link"]) == ("image/png", image)
+    assert_error(http.post(UPLOAD_BLOB, content=image), 401, "AuthMissing")
+
+
+def test_get_profile_needs_a_session_and_counts_posts(
+    pds: FakePds, did: str, http: httpx.Client, clock: ManualClock
+) -> None:
+    session = login(http)
+    auth = bearer(session["accessJwt"])
+    http.post(
+        CREATE_RECORD,
+        headers=auth,
+        json={"repo": did, "collection": "app.bsky.feed.post", "record": {"text": "one"}},
+    )
+    for actor in (HANDLE, did):
+        profile = http.get(GET_PROFILE, params={"actor": actor}, headers=auth)
+        assert profile.status_code == 200, profile.text
+        assert profile.json()["did"] == did and profile.json()["handle"] == HANDLE
+        assert profile.json()["postsCount"] == 1
+    assert_error(http.get(GET_PROFILE, params={"actor": HANDLE}), 401, "AuthMissing")
+    assert_error(
+        http.get(GET_PROFILE, params={"actor": "ghost.test"}, headers=auth),
+        400,
+        "InvalidRequest",
+        "Profile not found",
+    )
+    clock.advance(7201)
+    assert_error(http.get(GET_PROFILE, params={"actor": HANDLE}, headers=auth), 400, "ExpiredToken")
+
+
+@pytest.mark.parametrize("privileged", [False, True])
+def test_app_password_logins_carry_the_app_password_scope_through_refreshes(
+    pds: FakePds, http: httpx.Client, privileged: bool
+) -> None:
+    did = pds.create_account(HANDLE, PASSWORD, email=EMAIL, email_auth_factor=True)
+    app_password = pds.create_app_password(did, "bot", privileged=privileged)
+    assert len(app_password) == 19 and app_password.count("-") == 3
+    expected = "com.atproto.appPassPrivileged" if privileged else "com.atproto.appPass"
+    # An app password skips the e-mail code, and its dashes and case do not matter.
+    for written in (app_password, app_password.replace("-", "").upper()):
+        session = login(http, password=written)
+        assert claims(pds, session["accessJwt"])["scope"] == expected
+    refreshed = refresh(http, session["refreshJwt"])
+    assert refreshed.status_code == 200, refreshed.text
+    assert claims(pds, refreshed.json()["accessJwt"])["scope"] == expected
+    assert claims(pds, refreshed.json()["refreshJwt"])["scope"] == "com.atproto.refresh"
+    who = http.get(GET_SESSION, headers=bearer(refreshed.json()["accessJwt"]))
+    assert who.status_code == 200 and who.json()["did"] == did
+    assert_error(
+        http.post(CREATE, json={"identifier": HANDLE, "password": "aaaa-bbbb-cccc-dddd"}),
+        401,
+        "AuthenticationRequired",
+    )
+    with pytest.raises(ValueError, match="needs a name"):
+        pds.create_app_password(did, " ")
+
+
 def test_stop_cuts_open_keep_alive_connections(clock: ManualClock) -> None:
     pds = FakePds(clock=clock).start()
     with client(pds.url) as http:

@@ -20,6 +20,7 @@ import httpx
 
 from sessionkeeper.atproto.core import TokenRefreshPolicy
 from sessionkeeper.atproto.errors import SessionNetworkError, XrpcNetworkError
+from sessionkeeper.atproto.home import default_store
 from sessionkeeper.atproto.kinds import ATPROTO_ERRORS, AtprotoKind, read_stored
 from sessionkeeper.atproto.xrpc import decode_result, validate_nsid, xrpc_url
 from sessionkeeper.call_loop import Authorizer, SessionAuth, ThreadedSource
@@ -47,11 +48,12 @@ DEFAULT_TIMEOUT = 30.0
 
 
 def resolve_store(session_dir: str | os.PathLike[str] | None, store: Store | None) -> Store:
-    """The store to use: ``store`` if given, else a DirectoryStore on ``session_dir``."""
+    """The store to use: ``store``, else a DirectoryStore on ``session_dir``, else the
+    per-user default (:func:`sessionkeeper.atproto.home.default_session_dir`, 0700)."""
     if store is not None:
         return store
     if session_dir is None:
-        raise ValueError("give a session_dir or a store")
+        return default_store()
     return DirectoryStore(session_dir)
 
 
@@ -111,7 +113,7 @@ class _ManagerState(Generic[S]):
     def __repr__(self) -> str:
         session = self._state.session
         who = self._kind.account(session) if session is not None else None
-        return f"{type(self).__name__}({self._where()}session={who!r})"
+        return f"{type(self).__name__}({self._where()}store={self.store!r}, session={who!r})"
 
     def _where(self) -> str:
         return ""

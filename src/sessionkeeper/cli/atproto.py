@@ -312,6 +312,7 @@ def whoami(ctx: typer.Context) -> None:
         out.print(f"PDS: {escape(redact_url(str(manager.pds_endpoint)))}")
         out.print(f"access token expires {_when(session.access_expires_at)}")
         out.print(f"refresh token expires {_when(session.refresh_expires_at)}")
+        out.print(f"sessions: {escape(repr(manager.store))}")
 
 
 @sessions_app.command("list")

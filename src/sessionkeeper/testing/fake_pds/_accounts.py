@@ -15,6 +15,12 @@ def new_plc_did() -> str:
     return "did:plc:" + base64.b32encode(raw).decode("ascii").lower()[:24]
 
 
+def new_app_password() -> str:
+    """An app password in the reference's ``xxxx-xxxx-xxxx-xxxx`` shape."""
+    alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+    return "-".join("".join(secrets.choice(alphabet) for _ in range(4)) for _ in range(4))
+
+
 def new_sign_in_code() -> str:
     """A sign-in code in the reference's ``XXXXX-XXXXX`` shape."""
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
@@ -34,10 +40,25 @@ class Account:
     email_auth_factor: bool = False
     takendown: bool = False
     sign_in_code: str | None = field(default=None, repr=False)
+    #: app password -> whether it is privileged (may read DMs and the like)
+    app_passwords: dict[str, bool] = field(default_factory=dict, repr=False)
 
     def password_matches(self, password: str) -> bool:
-        """Compare in constant time."""
+        """Compare with the account password, in constant time."""
         return hmac.compare_digest(self.password.encode("utf-8"), password.encode("utf-8"))
+
+    def app_password_privileged(self, password: str) -> bool | None:
+        """Whether ``password`` is a privileged app password; ``None`` if it is none at all.
+
+        Like the reference, the dashes of an app password may be left out or
+        written in upper case.
+        """
+        wanted = password.replace("-", "").lower().encode("utf-8")
+        found: bool | None = None
+        for app_password, privileged in self.app_passwords.items():
+            if hmac.compare_digest(app_password.replace("-", "").encode("utf-8"), wanted):
+                found = privileged
+        return found
 
     def did_doc(self, pds_url: str) -> dict[str, Any]:
         """A DID document whose ``#atproto_pds`` service points at ``pds_url``."""

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, cast
+from typing import Literal, Protocol, cast
 
-from sessionkeeper.clock import ManualClock
+from sessionkeeper.clock import Clock, ManualClock
 from sessionkeeper.testing.fake_pds._errors import XrpcError, invalid_request
 from sessionkeeper.testing.fake_pds._http import HttpRequest, HttpResponse, json_response
 from sessionkeeper.testing.fake_pds._inputs import float_param, require_param
-
-if TYPE_CHECKING:
-    from sessionkeeper.testing.fake_pds._fake import FakePds
 
 CONTROL_PREFIX = "/__fake__/"
 FaultMode = Literal["500", "502", "drop", "429"]
@@ -19,7 +16,36 @@ FaultMode = Literal["500", "502", "drop", "429"]
 FAULT_MODES: frozenset[str] = frozenset({"500", "502", "drop", "429"})
 
 
-def handle_control(fake: FakePds, request: HttpRequest) -> HttpResponse:
+class ControlledFake(Protocol):
+    """What the control endpoints drive: the fake's public test API (FakePds has it)."""
+
+    clock: Clock
+    latency: float
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        """Both counters."""
+
+    def reset_counts(self) -> None:
+        """Forget every recorded call."""
+
+    def takedown(self, did: str) -> None:
+        """Take an account down."""
+
+    def revoke_all(self, did: str) -> None:
+        """Revoke an account's refresh tokens."""
+
+    def create_account(
+        self, handle: str, password: str, *, email: str | None = None, did: str | None = None
+    ) -> str:
+        """Add an account; return its DID."""
+
+    def set_fault(
+        self, mode: FaultMode | None, *, count: int | None = None, nsids: set[str] | None = None
+    ) -> None:
+        """Inject or clear a fault."""
+
+
+def handle_control(fake: ControlledFake, request: HttpRequest) -> HttpResponse:
     """Answer a ``/__fake__/`` request: counters, faults, takedown, clock, accounts."""
     action = request.path[len(CONTROL_PREFIX) :]
     if action == "counts":
@@ -61,7 +87,7 @@ def handle_control(fake: FakePds, request: HttpRequest) -> HttpResponse:
     raise XrpcError(404, "NotFound", f"no control endpoint {action!r}")
 
 
-def _control_fault(fake: FakePds, request: HttpRequest) -> HttpResponse:
+def _control_fault(fake: ControlledFake, request: HttpRequest) -> HttpResponse:
     mode = require_param(request, "mode")
     raw_count = request.param("count")
     raw_nsids = request.param("nsids")

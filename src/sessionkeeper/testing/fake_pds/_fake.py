@@ -16,6 +16,7 @@ from sessionkeeper.testing._server import LoopbackServer
 from sessionkeeper.testing.fake_pds._accounts import (
     Account,
     AccountBook,
+    new_app_password,
     new_plc_did,
     new_sign_in_code,
 )
@@ -54,7 +55,7 @@ from sessionkeeper.testing.fake_pds._inputs import (
 )
 from sessionkeeper.testing.fake_pds._ledger import RefreshLedger
 from sessionkeeper.testing.fake_pds._ratelimit import FixedWindowLimiter, Policy
-from sessionkeeper.testing.fake_pds._repo import RecordStore
+from sessionkeeper.testing.fake_pds._repo import RecordStore, blob_cid
 from sessionkeeper.testing.fake_pds._tokens import (
     SCOPE_ACCESS,
     SCOPE_APP_PASS,
@@ -75,9 +76,14 @@ DESCRIBE_SERVER = "com.atproto.server.describeServer"
 RESOLVE_HANDLE = "com.atproto.identity.resolveHandle"
 CREATE_RECORD = "com.atproto.repo.createRecord"
 LIST_RECORDS = "com.atproto.repo.listRecords"
+GET_RECORD = "com.atproto.repo.getRecord"
+DELETE_RECORD = "com.atproto.repo.deleteRecord"
+UPLOAD_BLOB = "com.atproto.repo.uploadBlob"
+GET_PROFILE = "app.bsky.actor.getProfile"
+POST_COLLECTION = "app.bsky.feed.post"
 
 _XRPC_PREFIX = "/xrpc/"
-# App-password scopes are accepted like the reference does, though the fake never issues them.
+# Sessions of the account password and of (privileged) app passwords call the same methods.
 _SESSION_SCOPES = frozenset({SCOPE_ACCESS, SCOPE_APP_PASS, SCOPE_APP_PASS_PRIVILEGED})
 
 
@@ -97,10 +103,12 @@ class _Method:
 class FakePds(LoopbackServer):
     """A real HTTP server on 127.0.0.1 that answers XRPC like the reference ATProto PDS.
 
-    Sessions (createSession, refreshSession with rotation and grace period,
-    getSession, deleteSession), optional createSession rate limits and login
-    delay, a minimal repository (createRecord, listRecords), injectable faults,
-    and per-NSID counters. All token times come from ``clock``, so expiry and
+    Sessions (createSession with the account or an app password, refreshSession
+    with rotation and grace period, getSession, deleteSession), optional
+    createSession rate limits and login delay, a minimal repository
+    (createRecord, getRecord, listRecords, deleteRecord, uploadBlob), the
+    profile a bot client reads after login (app.bsky.actor.getProfile),
+    injectable faults, and per-NSID counters. All token times come from ``clock``, so expiry and
     grace can be tested with a :class:`~sessionkeeper.clock.ManualClock`.
     """
 
@@ -134,6 +142,7 @@ class FakePds(LoopbackServer):
         self._accounts = AccountBook()
         self._ledger = RefreshLedger(grace_period)
         self._records = RecordStore()
+        self._blobs: dict[tuple[str, str], tuple[str, bytes]] = {}
         self._issuer = TokenIssuer(
             secret=self.jwt_secret,
             service_did=service_did,
@@ -156,6 +165,10 @@ class FakePds(LoopbackServer):
             RESOLVE_HANDLE: _Method("query", self._resolve_handle),
             CREATE_RECORD: _Method("procedure", self._create_record),
             LIST_RECORDS: _Method("query", self._list_records),
+            GET_RECORD: _Method("query", self._get_record),
+            DELETE_RECORD: _Method("procedure", self._delete_record),
+            UPLOAD_BLOB: _Method("procedure", self._upload_blob),
+            GET_PROFILE: _Method("query", self._get_profile),
         }
 
     # ----------------------------------------------------------------- public API
@@ -191,6 +204,25 @@ class FakePds(LoopbackServer):
             self._accounts.add(account)
         logger.debug("fake PDS account %s created as %s", handle, account.did)
         return account.did
+
+    def create_app_password(self, did: str, name: str, *, privileged: bool = False) -> str:
+        """Add an app password to the account and return it (``xxxx-xxxx-xxxx-xxxx``).
+
+        A login with it gets an access token of scope ``com.atproto.appPass``
+        (``com.atproto.appPassPrivileged`` when ``privileged``), as the reference
+        issues, and skips the e-mail sign-in code like the reference does.
+        """
+        if not name.strip():
+            raise ValueError("an app password needs a name")
+        password = new_app_password()
+        with self._state:
+            self._accounts.require(did).app_passwords[password] = privileged
+        return password
+
+    def blob(self, did: str, cid: str) -> tuple[str, bytes] | None:
+        """The ``(mimeType, bytes)`` of a blob the account uploaded, if any."""
+        with self._state:
+            return self._blobs.get((did, cid))
 
     def takedown(self, did: str) -> None:
         """Take the account down: createSession and refreshSession answer 401 AccountTakedown."""
@@ -374,11 +406,16 @@ class FakePds(LoopbackServer):
     ) -> HttpResponse:
         with self._state:
             account = self._accounts.find(identifier)
-            if account is None or not account.password_matches(password):
+            if account is None:
                 raise XrpcError(401, "AuthenticationRequired", "Invalid identifier or password")
+            privileged = None
+            if not account.password_matches(password):
+                privileged = account.app_password_privileged(password)
+                if privileged is None:
+                    raise XrpcError(401, "AuthenticationRequired", "Invalid identifier or password")
             if account.takendown and not allow_takendown:
                 raise account_takedown()
-            if account.email_auth_factor:
+            if account.email_auth_factor and privileged is None:
                 if not auth_factor:
                     account.sign_in_code = new_sign_in_code()
                     raise XrpcError(
@@ -391,10 +428,16 @@ class FakePds(LoopbackServer):
                 ):
                     raise invalid_token("Token is invalid")
                 account.sign_in_code = None
-            scope = SCOPE_TAKENDOWN if account.takendown else SCOPE_ACCESS
+            if account.takendown:
+                scope = SCOPE_TAKENDOWN
+            elif privileged is None:
+                scope = SCOPE_ACCESS
+            else:
+                scope = SCOPE_APP_PASS_PRIVILEGED if privileged else SCOPE_APP_PASS
             pair = self._issuer.issue(account.did, scope=scope)
-            # A login starts a new rotation family, named after its first token.
-            self._ledger.add(pair.jti, account.did, family=pair.jti)
+            # A login starts a new rotation family, named after its first token; its
+            # refreshes keep the login's scope (an app password stays an app password).
+            self._ledger.add(pair.jti, account.did, family=pair.jti, scope=scope)
             return self._session_answer(account, pair)
 
     def _session_answer(self, account: Account, pair: TokenPair) -> HttpResponse:
@@ -412,7 +455,7 @@ class FakePds(LoopbackServer):
             next_jti = self._ledger.rotate(claims.jti, self.clock.time())
             if next_jti is None:
                 raise expired_token("Token has been revoked")
-            pair = self._issuer.issue(account.did, jti=next_jti)
+            pair = self._issuer.issue(account.did, jti=next_jti, scope=self._ledger.scope(next_jti))
             return self._session_answer(account, pair)
 
     def _get_session(self, request: HttpRequest) -> HttpResponse:
@@ -452,12 +495,26 @@ class FakePds(LoopbackServer):
                 raise XrpcError(400, "HandleNotFound", "Unable to resolve handle")
             return json_response(200, {"did": account.did})
 
-    def _create_record(self, request: HttpRequest) -> HttpResponse:
+    def _writer(self, request: HttpRequest) -> Account:
+        """The account whose access token authorises this write."""
         claims = self._issuer.verify_access(bearer(request), scopes=_SESSION_SCOPES)
         with self._state:
             writer = self._account_of(claims.did)
             if writer.takendown:
                 raise account_takedown()
+            return writer
+
+    def _own_repo(self, repo: str, writer: Account) -> Account:
+        """The account of ``repo``, which must be the writer's (call under the state lock)."""
+        account = self._accounts.find(repo)
+        if account is None:
+            raise XrpcError(403, "AccountNotFound", "Account not found")
+        if account.did != writer.did:
+            raise XrpcError(401, "AuthenticationRequired", "Authentication Required")
+        return account
+
+    def _create_record(self, request: HttpRequest) -> HttpResponse:
+        writer = self._writer(request)
         body = json_input(request)
         repo = require_str(body, "repo")
         collection = require_str(body, "collection")
@@ -467,11 +524,7 @@ class FakePds(LoopbackServer):
         if record_type != collection:
             raise invalid_request(f"Invalid $type: expected {collection}, got {record_type}")
         with self._state:
-            account = self._accounts.find(repo)
-            if account is None:
-                raise XrpcError(403, "AccountNotFound", "Account not found")
-            if account.did != writer.did:
-                raise XrpcError(401, "AuthenticationRequired", "Authentication Required")
+            account = self._own_repo(repo, writer)
             stored = self._records.create(
                 account.did, collection, record, rkey=rkey, now=self.clock.time()
             )
@@ -505,6 +558,67 @@ class FakePds(LoopbackServer):
         if next_cursor is not None:
             payload["cursor"] = next_cursor
         return json_response(200, payload)
+
+    def _get_record(self, request: HttpRequest) -> HttpResponse:
+        repo = require_param(request, "repo")
+        collection = require_param(request, "collection")
+        rkey = require_param(request, "rkey")
+        wanted_cid = request.param("cid")
+        with self._state:
+            account = self._accounts.find(repo)
+            if account is None:
+                raise invalid_request(f"Could not find repo: {repo}")
+            stored = self._records.get(account.did, collection, rkey)
+        if stored is None or (wanted_cid is not None and stored.cid != wanted_cid):
+            uri = f"at://{account.did}/{collection}/{rkey}"
+            raise XrpcError(400, "RecordNotFound", f"Could not locate record: {uri}")
+        return json_response(200, stored.view())
+
+    def _delete_record(self, request: HttpRequest) -> HttpResponse:
+        writer = self._writer(request)
+        body = json_input(request)
+        repo = require_str(body, "repo")
+        collection = require_str(body, "collection")
+        rkey = require_str(body, "rkey")
+        with self._state:
+            account = self._own_repo(repo, writer)
+            existed = self._records.delete(account.did, collection, rkey)
+            rev = self._records.next_tid(self.clock.time())
+        if not existed:
+            # The reference answers a delete of a missing record with no commit.
+            return json_response(200, {})
+        commit = {"cid": blob_cid(f"{account.did}:{rev}".encode()), "rev": rev}
+        return json_response(200, {"commit": commit})
+
+    def _upload_blob(self, request: HttpRequest) -> HttpResponse:
+        writer = self._writer(request)
+        mime = request.headers.get("content-type", "").split(";", 1)[0].strip()
+        if not mime:
+            raise invalid_request("Missing content-type")
+        cid = blob_cid(request.body)
+        with self._state:
+            self._blobs[(writer.did, cid)] = (mime, request.body)
+        blob = {"$type": "blob", "ref": {"$link": cid}, "mimeType": mime, "size": len(request.body)}
+        return json_response(200, {"blob": blob})
+
+    def _get_profile(self, request: HttpRequest) -> HttpResponse:
+        # The PDS checks the caller's token before it proxies to the app view.
+        self._issuer.verify_access(bearer(request), scopes=_SESSION_SCOPES)
+        actor = require_param(request, "actor")
+        with self._state:
+            account = self._accounts.find(actor)
+            if account is None or "@" in actor:
+                raise invalid_request("Profile not found")
+            posts = self._records.count(account.did, POST_COLLECTION)
+        profile = {
+            "did": account.did,
+            "handle": account.handle,
+            "displayName": account.handle.split(".", 1)[0],
+            "followersCount": 0,
+            "followsCount": 0,
+            "postsCount": posts,
+        }
+        return json_response(200, profile)
 
     def _account_of(self, did: str) -> Account:
         account = self._accounts.get(did)

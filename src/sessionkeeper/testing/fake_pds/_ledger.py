@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sessionkeeper.testing.fake_pds._tokens import new_jti
+from sessionkeeper.testing.fake_pds._tokens import SCOPE_ACCESS, new_jti
 
 
 @dataclass
@@ -13,6 +13,7 @@ class RefreshRecord:
 
     did: str
     family: str
+    scope: str = SCOPE_ACCESS  #: the access scope of the pairs it rotates into
     used_at: float | None = None
     next_jti: str | None = None
 
@@ -39,9 +40,14 @@ class RefreshLedger:
         """Seconds after its first use during which a refresh token may be reused."""
         return self._grace
 
-    def add(self, jti: str, did: str, family: str) -> None:
-        """Remember a freshly issued refresh token."""
-        self._records[jti] = RefreshRecord(did=did, family=family)
+    def add(self, jti: str, did: str, family: str, scope: str = SCOPE_ACCESS) -> None:
+        """Remember a freshly issued refresh token whose pairs carry access ``scope``."""
+        self._records[jti] = RefreshRecord(did=did, family=family, scope=scope)
+
+    def scope(self, jti: str) -> str:
+        """The access scope of the session ``jti`` belongs to (a login's scope lasts)."""
+        record = self._records.get(jti)
+        return record.scope if record is not None else SCOPE_ACCESS
 
     def rotate(self, jti: str, now: float) -> str | None:
         """Use token ``jti`` at ``now``: the successor's ``jti``, or ``None`` if revoked."""
@@ -54,7 +60,9 @@ class RefreshLedger:
             return record.next_jti
         record.used_at = now
         record.next_jti = new_jti()
-        self._records[record.next_jti] = RefreshRecord(did=record.did, family=record.family)
+        self._records[record.next_jti] = RefreshRecord(
+            did=record.did, family=record.family, scope=record.scope
+        )
         return record.next_jti
 
     def revoke_family(self, jti: str) -> bool:

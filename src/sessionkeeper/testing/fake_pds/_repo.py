@@ -20,6 +20,16 @@ def _sortable_base32(value: int, length: int) -> str:
     return "".join(reversed(chars))
 
 
+def _cid_string(codec: int, data: bytes) -> str:
+    raw = bytes([0x01, codec, 0x12, 0x20]) + hashlib.sha256(data).digest()
+    return "b" + base64.b32encode(raw).decode("ascii").lower().rstrip("=")
+
+
+def blob_cid(data: bytes) -> str:
+    """A CIDv1 string (raw codec, sha-256) of blob bytes, as the reference computes it."""
+    return _cid_string(0x55, data)
+
+
 def record_cid(record: dict[str, Any]) -> str:
     """A CIDv1 string (dag-cbor codec, sha-256) over the record's canonical JSON.
 
@@ -27,9 +37,7 @@ def record_cid(record: dict[str, Any]) -> str:
     the same shape, changes with the content and is stable for equal records.
     """
     canonical = json.dumps(record, sort_keys=True, separators=(",", ":")).encode("utf-8")
-    digest = hashlib.sha256(canonical).digest()
-    raw = bytes([0x01, 0x71, 0x12, 0x20]) + digest
-    return "b" + base64.b32encode(raw).decode("ascii").lower().rstrip("=")
+    return _cid_string(0x71, canonical)
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,18 @@ class RecordStore:
         )
         records[key] = stored
         return stored
+
+    def get(self, did: str, collection: str, rkey: str) -> StoredRecord | None:
+        """The record at ``collection/rkey`` of ``did``, if there is one."""
+        return self._collections.get((did, collection), {}).get(rkey)
+
+    def delete(self, did: str, collection: str, rkey: str) -> bool:
+        """Remove the record at ``collection/rkey`` of ``did``; whether it existed."""
+        return self._collections.get((did, collection), {}).pop(rkey, None) is not None
+
+    def count(self, did: str, collection: str) -> int:
+        """How many records ``did`` holds in ``collection``."""
+        return len(self._collections.get((did, collection), {}))
 
     def list(
         self, did: str, collection: str, *, limit: int, cursor: str | None, reverse: bool
