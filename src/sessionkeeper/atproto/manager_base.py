@@ -28,6 +28,7 @@ from sessionkeeper.clock import SYSTEM_CLOCK, Clock
 from sessionkeeper.events import SessionEvent
 from sessionkeeper.flow import AsyncDriver, BlockingDriver, Call, Delete, Flow, Get, Locked, Put
 from sessionkeeper.http_limits import bounded_async_client, bounded_client
+from sessionkeeper.lifecycle import Closing
 from sessionkeeper.session_state import SessionState
 from sessionkeeper.singleflight import single_flight
 from sessionkeeper.stores.base import Store
@@ -194,7 +195,7 @@ class _ManagerState(Generic[S]):
         raise NotImplementedError  # pragma: no cover
 
 
-class BlockingManager(_ManagerState[S]):
+class BlockingManager(_ManagerState[S], Closing):
     """The blocking shell: flows run on a :class:`BlockingDriver`; thread-safe."""
 
     def __init__(
@@ -222,17 +223,6 @@ class BlockingManager(_ManagerState[S]):
         """Close the HTTP client if the manager created it."""
         if self._owns_http:
             self._http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- sessions -------------------------------------------------------------------------
 

@@ -10,8 +10,10 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import Self
+
+from sessionkeeper.lifecycle import Running
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ class LoopbackHandler(BaseHTTPRequestHandler):
             self.server.owner.untrack_connection(self.connection)  # type: ignore[attr-defined]
 
 
-class LoopbackServer:
+class LoopbackServer(Running):
     """Base of the bundled fakes: start/stop, ``url``, request counters.
 
     Subclasses provide ``handler_class``; handlers reach the fake through
@@ -143,14 +145,3 @@ class LoopbackServer:
             sys.stdout.flush()
             while not stop.wait(0.5):
                 pass
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
