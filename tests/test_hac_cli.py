@@ -155,6 +155,9 @@ def test_usage_problems_exit_2_and_reach_no_server(fake: FakeHac, home: Path) ->
     assert bad_option.returncode == 2
     no_query = run_hac(home, "--url", fake.url, "flexsearch", env=LOGIN)
     assert no_query.returncode == 2
+    not_a_number = run_hac(home, "--url", fake.url, "flexsearch", "x", "-m", "many", env=LOGIN)
+    assert not_a_number.returncode == 2
+    assert "'many' is not a valid integer" in not_a_number.stderr
     no_script = run_hac(home, "--url", fake.url, "groovy", env=LOGIN, stdin="  ")
     assert no_script.returncode == 2
     assert "no script" in no_script.stderr
@@ -389,7 +392,7 @@ try:
 except SystemExit:
     pass
 heavy = sorted({m.split(".")[0] + ("." + m.split(".")[1] if m.startswith("sessionkeeper.") else "")
-                for m in sys.modules if m.startswith(("rich", "sessionkeeper.atproto", "jwt",
+                for m in sys.modules if m.startswith(("rich", "sessionkeeper.atproto", "pydantic",
                                                       "cryptography"))})
 print("HEAVY=" + ",".join(heavy), file=sys.stderr)
 """

@@ -23,8 +23,10 @@ from sessionkeeper.cli import hac_config_cmd, hac_env, hac_sessions, hac_update
 from sessionkeeper.cli import hac_output as out
 from sessionkeeper.cli.hac_context import META_KEY, Options, open_client
 from sessionkeeper.cli.hac_errors import CliError, reported
+from sessionkeeper.cli.hac_params import PlainCommand, PlainGroup
 
 app = typer.Typer(
+    cls=PlainGroup,
     name="hac",
     help="SAP Commerce HAC client",
     no_args_is_help=True,
@@ -36,7 +38,7 @@ app.add_typer(hac_env.env_app, name="env")
 app.add_typer(hac_env.endpoint_app, name="endpoint")
 app.add_typer(hac_sessions.app, name="session")
 app.add_typer(hac_update.app, name="update")
-app.command("config")(hac_config_cmd.config_command)
+app.command("config", cls=PlainCommand)(hac_config_cmd.config_command)
 
 Environment = Annotated[str | None, typer.Option("--environment", "-e", help="Environment name")]
 EndpointName = Annotated[str | None, typer.Option("--endpoint", "-n", help="Endpoint name")]
@@ -110,7 +112,7 @@ def _script_text(script: str | None, as_file: bool) -> str:
     return script
 
 
-@app.command("groovy")
+@app.command("groovy", cls=PlainCommand)
 def groovy_command(
     ctx: typer.Context,
     script: Annotated[
@@ -151,7 +153,7 @@ def groovy_command(
             out.line(result.execution_result)
 
 
-@app.command("flexsearch")
+@app.command("flexsearch", cls=PlainCommand)
 def flexsearch_command(
     ctx: typer.Context,
     query: Annotated[str, typer.Argument(help="FlexibleSearch query")],
@@ -208,7 +210,7 @@ def _impex_text(file: Path | None, path: Path | None) -> str:
     return chosen.read_text(encoding="utf-8")
 
 
-@app.command("impex")
+@app.command("impex", cls=PlainCommand)
 def impex_command(
     ctx: typer.Context,
     path: Annotated[
@@ -264,7 +266,7 @@ def impex_command(
             out.line(result.output)
 
 
-@app.command("logout")
+@app.command("logout", cls=PlainCommand)
 def logout_command(
     ctx: typer.Context, environment: Environment = None, endpoint: EndpointName = None
 ) -> None:

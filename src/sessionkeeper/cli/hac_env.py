@@ -16,9 +16,14 @@ from sessionkeeper.cli.config import ConfigError, Endpoint, Environment, config_
 from sessionkeeper.cli.hac_config_edit import ConfigFile
 from sessionkeeper.cli.hac_context import group_options
 from sessionkeeper.cli.hac_errors import CliError, reported
+from sessionkeeper.cli.hac_params import PlainCommand, PlainGroup
 
-env_app = typer.Typer(help="Manage HAC environments", no_args_is_help=True, rich_markup_mode=None)
-endpoint_app = typer.Typer(help="Manage HAC endpoints", no_args_is_help=True, rich_markup_mode=None)
+env_app = typer.Typer(
+    cls=PlainGroup, help="Manage HAC environments", no_args_is_help=True, rich_markup_mode=None
+)
+endpoint_app = typer.Typer(
+    cls=PlainGroup, help="Manage HAC endpoints", no_args_is_help=True, rich_markup_mode=None
+)
 
 Format = Annotated[str, typer.Option("--format", "-f", help="Output format: table, json")]
 NoHeaders = Annotated[bool, typer.Option("--no-headers", help="Suppress column headers")]
@@ -56,7 +61,7 @@ def _env_json(env: Environment, default: str | None) -> dict[str, Any]:
     }
 
 
-@env_app.command("list")
+@env_app.command("list", cls=PlainCommand)
 def list_environments(
     ctx: typer.Context,
     format: Format = "table",
@@ -109,7 +114,7 @@ def _environment(file: ConfigFile, name: str) -> tuple[Environment, str | None]:
     raise CliError(f"Environment '{name}' not found")
 
 
-@env_app.command("show")
+@env_app.command("show", cls=PlainCommand)
 def show_environment(
     ctx: typer.Context,
     name: EnvName,
@@ -140,7 +145,7 @@ def show_environment(
         out.line(f"  Start session: hac session start {env.name}{chosen} --username <user>")
 
 
-@env_app.command("add")
+@env_app.command("add", cls=PlainCommand)
 def add_environment(
     ctx: typer.Context,
     name: EnvName,
@@ -158,7 +163,7 @@ def add_environment(
         out.line(f"  hac endpoint add {name} <endpoint-name> --url https://...")
 
 
-@env_app.command("remove")
+@env_app.command("remove", cls=PlainCommand)
 def remove_environment(ctx: typer.Context, name: EnvName) -> None:
     """Remove an environment."""
     with reported():
@@ -168,7 +173,7 @@ def remove_environment(ctx: typer.Context, name: EnvName) -> None:
         out.line(f"Environment '{name}' removed")
 
 
-@env_app.command("set-default")
+@env_app.command("set-default", cls=PlainCommand)
 def set_default_environment(ctx: typer.Context, name: EnvName) -> None:
     """Set the default environment."""
     with reported():
@@ -178,7 +183,7 @@ def set_default_environment(ctx: typer.Context, name: EnvName) -> None:
         out.line(f"Default environment set to '{name}'")
 
 
-@endpoint_app.command("list")
+@endpoint_app.command("list", cls=PlainCommand)
 def list_endpoints(
     ctx: typer.Context,
     environment: EnvName,
@@ -231,7 +236,7 @@ def list_endpoints(
             )
 
 
-@endpoint_app.command("show")
+@endpoint_app.command("show", cls=PlainCommand)
 def show_endpoint(ctx: typer.Context, environment: EnvName, endpoint: EndpointArg) -> None:
     """Show details of a specific endpoint."""
     with reported():
@@ -248,7 +253,7 @@ def show_endpoint(ctx: typer.Context, environment: EnvName, endpoint: EndpointAr
         out.line(f"Timeout:    {ep.timeout}s")
 
 
-@endpoint_app.command("add")
+@endpoint_app.command("add", cls=PlainCommand)
 def add_endpoint(
     ctx: typer.Context,
     environment: EnvName,
@@ -282,7 +287,7 @@ def add_endpoint(
         )
 
 
-@endpoint_app.command("update")
+@endpoint_app.command("update", cls=PlainCommand)
 def update_endpoint(
     ctx: typer.Context,
     environment: EnvName,
@@ -303,7 +308,7 @@ def update_endpoint(
         out.line(f"Updated endpoint '{endpoint}' in environment '{environment}'")
 
 
-@endpoint_app.command("remove")
+@endpoint_app.command("remove", cls=PlainCommand)
 def remove_endpoint(ctx: typer.Context, environment: EnvName, endpoint: EndpointArg) -> None:
     """Remove an endpoint from an environment."""
     with reported():
@@ -313,7 +318,7 @@ def remove_endpoint(ctx: typer.Context, environment: EnvName, endpoint: Endpoint
         out.line(f"Removed endpoint '{endpoint}' from environment '{environment}'")
 
 
-@endpoint_app.command("set-default")
+@endpoint_app.command("set-default", cls=PlainCommand)
 def set_default_endpoint(
     ctx: typer.Context,
     environment: EnvName,

@@ -28,8 +28,11 @@ from sessionkeeper.cli.hac_credentials import (
     save_keyring_password,
 )
 from sessionkeeper.cli.hac_errors import CliError, reported
+from sessionkeeper.cli.hac_params import PlainCommand, PlainGroup
 
-app = typer.Typer(help="Manage HAC sessions", no_args_is_help=True, rich_markup_mode=None)
+app = typer.Typer(
+    cls=PlainGroup, help="Manage HAC sessions", no_args_is_help=True, rich_markup_mode=None
+)
 
 EnvName = Annotated[str, typer.Argument(help="Environment name")]
 EndpointOption = Annotated[
@@ -49,7 +52,7 @@ def _username_missing(target: Target) -> CliError:
     )
 
 
-@app.command("start")
+@app.command("start", cls=PlainCommand)
 def start_session(
     ctx: typer.Context,
     environment: EnvName,
@@ -121,7 +124,7 @@ def _first_env(target: Target, name: str) -> str | None:
     return None
 
 
-@app.command("import")
+@app.command("import", cls=PlainCommand)
 def import_session(
     ctx: typer.Context,
     environment: EnvName,
@@ -176,7 +179,7 @@ def import_session(
         out.line(f"  Session ID: {out.hint(session_id)}")
 
 
-@app.command("list")
+@app.command("list", cls=PlainCommand)
 def list_sessions(
     ctx: typer.Context,
     format: Annotated[
@@ -244,7 +247,7 @@ def list_sessions(
             )
 
 
-@app.command("show")
+@app.command("show", cls=PlainCommand)
 def show_session(
     ctx: typer.Context,
     environment: EnvName,
@@ -291,7 +294,7 @@ def show_session(
         out.line(f"  Idle: {out.format_duration(session.idle_seconds)}")
 
 
-@app.command("clear")
+@app.command("clear", cls=PlainCommand)
 def clear_session(
     ctx: typer.Context, environment: EnvName, endpoint: EndpointOption = None
 ) -> None:
@@ -308,7 +311,7 @@ def clear_session(
         out.line(f"Session cleared for environment '{target.key}'")
 
 
-@app.command("clear-all")
+@app.command("clear-all", cls=PlainCommand)
 def clear_all_sessions(
     ctx: typer.Context,
     force: Annotated[

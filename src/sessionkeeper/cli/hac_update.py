@@ -18,13 +18,17 @@ import typer
 from sessionkeeper.cli import hac_output as out
 from sessionkeeper.cli.hac_context import open_client
 from sessionkeeper.cli.hac_errors import CliError, reported
+from sessionkeeper.cli.hac_params import PlainCommand, PlainGroup
 
 if TYPE_CHECKING:
     from sessionkeeper.hac.client import HacClient
     from sessionkeeper.hac.models import ProjectData, UpdateData
 
 app = typer.Typer(
-    help="System update and initialization", no_args_is_help=True, rich_markup_mode=None
+    cls=PlainGroup,
+    help="System update and initialization",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 Environment = Annotated[str | None, typer.Option("--environment", "-e", help="Environment name")]
@@ -49,7 +53,7 @@ def _extension(data: UpdateData, name: str | None) -> ProjectData | None:
     return found
 
 
-@app.command("data")
+@app.command("data", cls=PlainCommand)
 def list_update_data(
     ctx: typer.Context,
     environment: Environment = None,
@@ -151,7 +155,7 @@ def list_update_data(
                 out.line(f"{e.name}\t{params}" if e.has_parameters else e.name)
 
 
-@app.command("patches")
+@app.command("patches", cls=PlainCommand)
 def list_patches(
     ctx: typer.Context,
     environment: Environment = None,
@@ -258,7 +262,7 @@ Interval = Annotated[float, typer.Option("--interval", help="Seconds between log
 MaxWait = Annotated[float, typer.Option("--max-wait", help="Stop following after seconds")]
 
 
-@app.command("run")
+@app.command("run", cls=PlainCommand)
 def run_update(
     ctx: typer.Context,
     environment: Environment = None,
@@ -333,7 +337,7 @@ def run_update(
             _follow_log(client, json_output, interval, max_wait)
 
 
-@app.command("log")
+@app.command("log", cls=PlainCommand)
 def show_log(
     ctx: typer.Context,
     environment: Environment = None,
