@@ -23,13 +23,17 @@ from sessionkeeper.testing.fake_hac import spawn
 REPO = Path(__file__).resolve().parent.parent
 OURS_HAC = str(Path(sys.executable).parent / "hac")
 REPEAT = int(os.environ.get("BENCH_REPEAT", "15"))
+FROM_IMPORT = "from hac_client_core import HacClient, BasicAuthHandler"
 TARGETS = {"hac --help": 0.8, 'warm hac groovy "return 1"': 0.7, "import hac_client_core": 0.6}
 
 
 def original_hac() -> str | None:
     """The original ``hac`` script, built on demand; ``None`` if unavailable."""
     result = subprocess.run(
-        [str(REPO / "scripts" / "orig-hac-cli-venv.sh")], capture_output=True, text=True, check=False
+        [str(REPO / "scripts" / "orig-hac-cli-venv.sh")],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     return result.stdout.strip().splitlines()[-1] if result.returncode == 0 else None
 
@@ -38,8 +42,9 @@ def process(argv: list[str], env: dict[str, str]) -> Callable[[], None]:
     """A function that runs ``argv`` to completion and insists it succeeded."""
 
     def run() -> None:
-        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       check=True)  # fmt: skip
+        subprocess.run(
+            argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True
+        )
 
     return run
 
@@ -54,8 +59,9 @@ def workspace(root: Path, url: str, hac: str) -> dict[str, str]:
         (["endpoint", "add", "local", "hac", "--url", url, "--set-default"], ""),
         (["session", "start", "local", "--username", "admin"], "nimda\n"),
     ):
-        subprocess.run([hac, *argv], env=env, input=stdin, text=True, capture_output=True,
-                       check=True)  # fmt: skip
+        subprocess.run(
+            [hac, *argv], env=env, input=stdin, text=True, capture_output=True, check=True
+        )
     return env
 
 
@@ -83,8 +89,16 @@ def main() -> int:
                     [theirs_python, "-c", "import hac_client_core"],
                 ),
                 "from hac_client_core import HacClient": (
-                    [sys.executable, "-c", "from hac_client_core import HacClient, BasicAuthHandler"],
-                    [theirs_python, "-c", "from hac_client_core import HacClient, BasicAuthHandler"],
+                    [
+                        sys.executable,
+                        "-c",
+                        "from hac_client_core import HacClient, BasicAuthHandler",
+                    ],
+                    [
+                        theirs_python,
+                        "-c",
+                        "from hac_client_core import HacClient, BasicAuthHandler",
+                    ],
                 ),
             }
             for label, (ours_argv, theirs_argv) in cases.items():
@@ -108,8 +122,11 @@ def main() -> int:
         "Targets",
         ["target", "measured", ""],
         [
-            [f"{label} ours/original <= {limit}", f"{ratios[label]:.2f}x",
-             verdict(ratios[label] <= limit)]  # fmt: skip
+            [
+                f"{label} ours/original <= {limit}",
+                f"{ratios[label]:.2f}x",
+                verdict(ratios[label] <= limit),
+            ]
             for label, limit in TARGETS.items()
         ],
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -103,6 +104,8 @@ class FakeHac(LoopbackServer):
         self.database = HacDatabase()
         self.init_log = InitLog()
         self.groovy_runs: list[GroovyRun] = []
+        #: The last requests answered (method, path, lower-cased headers), newest last.
+        self.recent_requests: deque[HacRequest] = deque(maxlen=100)
         self.last_impex: ImpexFlags | None = None
         self.update_step = 0.1
         self.synchronous_update = False
@@ -197,6 +200,7 @@ class FakeHac(LoopbackServer):
 
     def dispatch(self, request: HacRequest) -> HacResponse:
         """Answer one request (the handler has counted it and slept ``latency``)."""
+        self.recent_requests.append(request)
         node = self.route
         for session_id in request.cookies.get("JSESSIONID", []):
             request.session = self.sessions.lookup(session_id, node)
