@@ -283,6 +283,10 @@ def test_quick_start_and_every_command_behave_like_the_original(
     pool.shutdown()
     assert mismatches == [], "\n\n".join(mismatches)
     assert fixed_seen == set(FIXED)
+    # What env/endpoint edits wrote: the same file, byte for byte (URLs masked).
+    config = Path("home/.config/hac-client/config.toml")
+    written = [mask((ws.root / config).read_text()) for ws in (theirs, ours)]
+    assert written[0] == written[1]
 
 
 def test_groovy_println_goes_to_stderr_and_the_result_to_stdout(

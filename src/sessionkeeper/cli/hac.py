@@ -23,7 +23,13 @@ from sessionkeeper.cli import hac_config_cmd, hac_env, hac_sessions, hac_update
 from sessionkeeper.cli import hac_output as out
 from sessionkeeper.cli.hac_context import META_KEY, Options, open_client
 from sessionkeeper.cli.hac_errors import CliError, reported
-from sessionkeeper.cli.hac_params import PlainCommand, PlainGroup
+from sessionkeeper.cli.hac_params import (
+    EndpointName,
+    Environment,
+    JsonOutput,
+    PlainCommand,
+    PlainGroup,
+)
 
 app = typer.Typer(
     cls=PlainGroup,
@@ -40,9 +46,6 @@ app.add_typer(hac_sessions.app, name="session")
 app.add_typer(hac_update.app, name="update")
 app.command("config", cls=PlainCommand)(hac_config_cmd.config_command)
 
-Environment = Annotated[str | None, typer.Option("--environment", "-e", help="Environment name")]
-EndpointName = Annotated[str | None, typer.Option("--endpoint", "-n", help="Endpoint name")]
-JsonOutput = Annotated[bool, typer.Option("--json", help="Output as JSON")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Suppress informational messages")]
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import types
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -23,6 +23,11 @@ except ImportError:  # pragma: no cover - older typer: nothing to replace
     RuntimeParam = None  # type: ignore[assignment,misc]
 
 _PLAIN: tuple[type, ...] = (str, int, float, bool, Path)
+
+#: The options hac-client-cli gives every HAC command.
+Environment = Annotated[str | None, typer.Option("--environment", "-e", help="Environment name")]
+EndpointName = Annotated[str | None, typer.Option("--endpoint", "-n", help="Endpoint name")]
+JsonOutput = Annotated[bool, typer.Option("--json", help="Output as JSON")]
 
 
 def _plain_type(annotation: Any) -> tuple[type, bool] | None:
@@ -103,4 +108,4 @@ class PlainGroup(TyperGroup):
         return super().parse_args(ctx, args)
 
 
-__all__ = ["PlainCommand", "PlainGroup"]
+__all__ = ["EndpointName", "Environment", "JsonOutput", "PlainCommand", "PlainGroup"]

@@ -18,7 +18,13 @@ import typer
 from sessionkeeper.cli import hac_output as out
 from sessionkeeper.cli.hac_context import open_client
 from sessionkeeper.cli.hac_errors import CliError, reported
-from sessionkeeper.cli.hac_params import PlainCommand, PlainGroup
+from sessionkeeper.cli.hac_params import (
+    EndpointName,
+    Environment,
+    JsonOutput,
+    PlainCommand,
+    PlainGroup,
+)
 
 if TYPE_CHECKING:
     from sessionkeeper.hac.client import HacClient
@@ -31,12 +37,9 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-Environment = Annotated[str | None, typer.Option("--environment", "-e", help="Environment name")]
-EndpointName = Annotated[str | None, typer.Option("--endpoint", "-n", help="Endpoint name")]
 Extension = Annotated[
     str | None, typer.Option("--extension", "-x", help="Extension containing patches")
 ]
-JsonOutput = Annotated[bool, typer.Option("--json", help="Output as JSON")]
 QuietNames = Annotated[bool, typer.Option("--quiet", "-q", help="Minimal output (names only)")]
 
 
