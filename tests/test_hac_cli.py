@@ -385,8 +385,12 @@ def test_the_hac_console_script_is_installed(home: Path) -> None:
 
 IMPORTS_PROBE = """
 import sys
-from sessionkeeper.cli.hac import main
-sys.argv = ["hac", *sys.argv[1:]]
+if sys.argv[1] == "root":
+    from sessionkeeper.cli import main
+    sys.argv = ["sessionkeeper", "hac", *sys.argv[2:]]
+else:
+    from sessionkeeper.cli.hac import main
+    sys.argv = ["hac", *sys.argv[2:]]
 try:
     main()
 except SystemExit:
@@ -399,15 +403,22 @@ print("HEAVY=" + ",".join(heavy), file=sys.stderr)
 
 
 @pytest.mark.parametrize(
-    "args", [["--help"], ["groovy", "--help"], ["groovy", "return 1"], ["flexsearch", "SELECT 1"]]
+    ("entry", "args"),
+    [
+        ("hac", ["--help"]),
+        ("hac", ["groovy", "--help"]),
+        ("hac", ["groovy", "return 1"]),
+        ("hac", ["flexsearch", "SELECT 1"]),
+        ("root", ["groovy", "return 1"]),
+    ],
 )
-def test_a_hac_command_imports_neither_atproto_nor_rich(
-    fake: FakeHac, home: Path, args: list[str]
+def test_a_hac_command_imports_neither_atproto_nor_rich_nor_pydantic(
+    fake: FakeHac, home: Path, entry: str, args: list[str]
 ) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith("HAC_")}
     env.update(HOME=str(home), PYTHONPATH=str(REPO), **LOGIN)
     done = subprocess.run(
-        [sys.executable, "-c", IMPORTS_PROBE, "--url", fake.url, *args],
+        [sys.executable, "-c", IMPORTS_PROBE, entry, "--url", fake.url, *args],
         env=env,
         capture_output=True,
         text=True,

@@ -6,7 +6,6 @@ never loads the ATProto stack. ``app`` (every group) is built on first use.
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Any
 
@@ -30,6 +29,8 @@ def _root(
     ),
 ) -> None:
     """Keep authenticated API sessions alive across runs, processes and machines."""
+    import logging
+
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -38,7 +39,10 @@ def _root(
 
 def build_app(groups: tuple[str, ...] = GROUPS) -> typer.Typer:
     """The root command with the named groups registered."""
+    from sessionkeeper.cli.hac_params import PlainGroup
+
     root = typer.Typer(
+        cls=PlainGroup,
         name="sessionkeeper",
         help="Keep authenticated API sessions alive across runs, processes and machines.",
         no_args_is_help=True,

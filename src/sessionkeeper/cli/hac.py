@@ -12,7 +12,6 @@ help is plain click help (``rich_markup_mode=None``).
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -85,6 +84,8 @@ def _group(
 ) -> None:
     """SAP Commerce HAC client"""
     if verbose:
+        import logging
+
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         logging.getLogger("sessionkeeper").setLevel(logging.INFO)
     ctx.meta[META_KEY] = Options(

@@ -15,12 +15,9 @@ then with other characters as ``_``), then ``HAC_<ENV>_PASSWORD``, then
 from __future__ import annotations
 
 import getpass
-import logging
 import os
 import re
 import sys
-
-logger = logging.getLogger(__name__)
 
 KEYRING_SERVICE = "sessionkeeper-hac"
 
@@ -90,7 +87,9 @@ def keyring_password(environment: str, username: str) -> str | None:
     try:
         value = keyring.get_password(KEYRING_SERVICE, keyring_user(environment, username))
     except KeyringError as exc:
-        logger.info("OS keyring not usable: %s", type(exc).__name__)
+        import logging
+
+        logging.getLogger(__name__).info("OS keyring not usable: %s", type(exc).__name__)
         return None
     return value if isinstance(value, str) and value else None
 
