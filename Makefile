@@ -30,6 +30,7 @@ reference-pds:
 	./scripts/pds/install.sh
 
 orig-hac:
+	./scripts/orig-hac-cli-venv.sh >/dev/null
 	./scripts/orig-hac-venv.sh >/dev/null
 
 system-deps: redis-server reference-pds orig-hac

@@ -91,7 +91,6 @@ SENTINEL_OPTIONS: dict[str, Callable[[str], Any]] = {
 }
 
 
-
 @dataclass(frozen=True)
 class RedisTarget:
     """What a Redis store URL names: where to connect, how, and the store's options."""
