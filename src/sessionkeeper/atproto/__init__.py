@@ -13,6 +13,10 @@ from sessionkeeper.atproto.errors import (
     CorruptSessionError,
     MalformedTokenError,
     NoSessionError,
+    OAuthCallbackError,
+    OAuthError,
+    OAuthResolutionError,
+    OAuthTokenError,
     SessionError,
     SessionExpiredError,
     SessionNetworkError,
@@ -21,11 +25,13 @@ from sessionkeeper.atproto.errors import (
 )
 from sessionkeeper.atproto.interop import copy_sessions, import_session_dir, import_session_string
 from sessionkeeper.atproto.manager import PersistentSessionManager
+from sessionkeeper.atproto.oauth_client import AsyncOAuthClient, OAuthClient
 from sessionkeeper.atproto.oauth_manager import AsyncOAuthSessionManager, OAuthSessionManager
 from sessionkeeper.atproto.oauth_session import OAuthSession
 from sessionkeeper.atproto.types import AtpSessionData, AtpSessionEvent
 
 __all__ = [
+    "AsyncOAuthClient",
     "AsyncOAuthSessionManager",
     "AsyncPersistentSessionManager",
     "AtpSessionData",
@@ -33,8 +39,13 @@ __all__ = [
     "CorruptSessionError",
     "MalformedTokenError",
     "NoSessionError",
+    "OAuthCallbackError",
+    "OAuthClient",
+    "OAuthError",
+    "OAuthResolutionError",
     "OAuthSession",
     "OAuthSessionManager",
+    "OAuthTokenError",
     "PersistentSessionManager",
     "SessionAuth",
     "SessionError",
