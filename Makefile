@@ -1,12 +1,12 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   the main job on the default directory store and bundled fake servers
-#   make test   venv + extras + redis-server + reference PDS, then lint, types and the whole suite
+#   make test   venv + extras + redis-server + reference PDS + headless Chromium, then lint, types and the whole suite
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install lint typecheck test demo bench system-deps redis-server reference-pds orig-hac clean
+.PHONY: install lint typecheck test demo bench system-deps redis-server reference-pds orig-hac chromium clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,10 @@ reference-pds:
 orig-hac:
 	./scripts/orig-hac-venv.sh >/dev/null
 
-system-deps: redis-server reference-pds orig-hac
+chromium:
+	./scripts/install-chromium.sh
+
+system-deps: redis-server reference-pds orig-hac chromium
 
 test: install lint typecheck system-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider
