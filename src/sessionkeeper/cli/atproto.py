@@ -26,13 +26,23 @@ from rich.table import Table
 from sessionkeeper.atproto import (
     AtpSessionData,
     NoSessionError,
+    OAuthSessionManager,
     PersistentSessionManager,
     SessionError,
     SessionExpiredError,
     XrpcError,
 )
+from sessionkeeper.atproto.codec import name_for_did
 from sessionkeeper.atproto.interop import import_session_string
 from sessionkeeper.atproto.listing import stored_sessions
+from sessionkeeper.cli.atproto_oauth import (
+    oauth_login,
+    oauth_rows,
+    oauth_sessions,
+    open_oauth_manager,
+    print_oauth_sessions,
+    print_oauth_whoami,
+)
 from sessionkeeper.cli.atproto_state import forget, load_state, remember
 from sessionkeeper.stores.base import Store
 from sessionkeeper.stores.directory import DirectoryStore
@@ -171,6 +181,7 @@ def _pick_did(options: Options, store: Store) -> str:
     if options.did:
         return options.did
     stored = [session.did for session in stored_sessions(store)]
+    stored += [s.did for s in oauth_sessions(store) if s.did not in stored]
     current = load_state(store).current
     if current in stored:
         return current
@@ -184,11 +195,16 @@ def _pick_did(options: Options, store: Store) -> str:
 
 
 @contextmanager
-def _manager(ctx: typer.Context) -> Iterator[PersistentSessionManager]:
-    """A manager with the chosen account's session loaded."""
+def _manager(ctx: typer.Context) -> Iterator[PersistentSessionManager | OAuthSessionManager]:
+    """A manager with the chosen account's session loaded (a password or an OAuth one)."""
     options = _options(ctx)
     store = _store(options)
     did = _pick_did(options, store)
+    oauth = None if stored_session_exists(store, did) else open_oauth_manager(store, did)
+    if oauth is not None:
+        with oauth:
+            yield oauth
+        return
     manager = PersistentSessionManager(None, _service(options, store, did), store=store)
     try:
         if manager.load_session(did) is None:
@@ -196,6 +212,11 @@ def _manager(ctx: typer.Context) -> Iterator[PersistentSessionManager]:
         yield manager
     finally:
         manager.close()
+
+
+def stored_session_exists(store: Store, did: str) -> bool:
+    """Whether ``did`` has a password session in ``store``."""
+    return store.get(name_for_did(did)) is not None
 
 
 def _when(exp: float | None) -> str:
@@ -243,11 +264,20 @@ def login(
     auth_factor_token: Annotated[
         str | None, typer.Option("--auth-factor-token", help="E-mailed sign-in code.")
     ] = None,
+    oauth: Annotated[bool, typer.Option("--oauth", help="Sign in with OAuth (browser).")] = False,
+    no_browser: Annotated[
+        bool, typer.Option("--no-browser", help="With --oauth: only print the URL.")
+    ] = False,
 ) -> None:
-    """Log in (password from $ATP_PASSWORD or a hidden prompt) and store the session."""
+    """Log in (password from $ATP_PASSWORD or a hidden prompt, or --oauth) and store it."""
     with _failures():
         options = _options(ctx)
         store = _store(options)
+        if oauth:
+            signed = oauth_login(store, identifier, open_browser=not no_browser, timeout=300)
+            remember(store, signed.did)
+            out.print(f"logged in as [bold]{escape(signed.handle or signed.did)}[/] with OAuth")
+            return
         url = service or _service(options, store, None)
         password = _password()
         with PersistentSessionManager(None, url, store=store) as manager:
@@ -261,6 +291,9 @@ def whoami(ctx: typer.Context) -> None:
     """Ask the server who the current session is (refreshing it if due)."""
     with _failures(), _manager(ctx) as manager:
         answer = manager.query("com.atproto.server.getSession")
+        if isinstance(manager, OAuthSessionManager):
+            print_oauth_whoami(out, manager, answer)
+            return
         session = manager.session
         assert session is not None
         out.print(f"[bold]{escape(str(answer.get('handle')))}[/] {answer.get('did')}")
@@ -282,10 +315,12 @@ def sessions_list(
         current = load_state(store).current
         if as_json:
             rows = [{**_summary(s), "current": s.did == current} for s in found]
-            typer.echo(json.dumps(rows, indent=2))
+            typer.echo(json.dumps(rows + oauth_rows(store, current), indent=2))
+            return
+        if not print_oauth_sessions(out, store, current) and not found:
+            out.print("no stored sessions")
             return
         if not found:
-            out.print("no stored sessions")
             return
         table = Table(title="ATProto sessions")
         table.add_column("")
@@ -309,9 +344,10 @@ def refresh(ctx: typer.Context) -> None:
     """Refresh the session now (or adopt a pair another process refreshed)."""
     with _failures(), _manager(ctx) as manager:
         session = manager.refresh_token()
-        out.print(
-            f"refreshed {session.did}; access token expires {_when(session.access_expires_at)}"
+        expires = (
+            session.access_expires_at if isinstance(session, AtpSessionData) else session.expires_at
         )
+        out.print(f"refreshed {session.did}; access token expires {_when(expires)}")
 
 
 def _params(values: list[str]) -> dict[str, Any]:
