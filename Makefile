@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install lint typecheck test demo bench system-deps redis-server reference-pds orig-hac chromium clean
+.PHONY: install lint typecheck test demo bench system-deps redis-server reference-pds orig-hac chromium oauth-client-node clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ orig-hac:
 chromium:
 	./scripts/install-chromium.sh
 
+oauth-client-node: reference-pds
+	./scripts/oauth-client-node/install.sh
+
 system-deps: redis-server reference-pds orig-hac chromium
 
 test: install lint typecheck system-deps
@@ -43,7 +46,7 @@ test: install lint typecheck system-deps
 demo: install
 	@for scene in demo/scene_*.py; do $(BIN)/python "$$scene" || exit 1; done
 
-bench: install system-deps
+bench: install system-deps oauth-client-node
 	@for b in benchmarks/bench_*.py; do $(BIN)/python "$$b" || exit 1; done
 
 clean:
