@@ -97,6 +97,20 @@ def test_a_pending_authorization_expires_after_ten_minutes(fake: FakeOAuth) -> N
     assert fake.counts["token"] == 0
 
 
+def test_abandoned_pending_authorizations_are_removed_by_the_next_one(fake: FakeOAuth) -> None:
+    clock = ManualClock()
+    with client_for(fake, clock=clock) as client:
+        client.authorize(DEFAULT_HANDLE)
+        first = pending_names(client)
+        clock.advance(300)
+        client.authorize(DEFAULT_HANDLE)
+        assert len(pending_names(client)) == 2
+        clock.advance(301)  # the first is now older than ten minutes
+        client.authorize(DEFAULT_HANDLE)
+        left = pending_names(client)
+        assert len(left) == 2 and first[0] not in left
+
+
 def test_a_redirect_from_another_issuer_is_refused(fake: FakeOAuth) -> None:
     with client_for(fake) as client:
         redirect = browser(client.authorize(DEFAULT_HANDLE))

@@ -41,7 +41,12 @@ from sessionkeeper.atproto.oauth_flow import (
 from sessionkeeper.atproto.oauth_io import OAuthFlow, drive, drive_async
 from sessionkeeper.atproto.oauth_loopback import LoopbackReceiver
 from sessionkeeper.atproto.oauth_manager import AsyncOAuthSessionManager, OAuthSessionManager
-from sessionkeeper.atproto.oauth_pending import PendingAuthorization, save_pending, take_pending
+from sessionkeeper.atproto.oauth_pending import (
+    PendingAuthorization,
+    prune_pending,
+    save_pending,
+    take_pending,
+)
 from sessionkeeper.atproto.oauth_session import OAuthSession
 from sessionkeeper.clock import SYSTEM_CLOCK, Clock
 from sessionkeeper.stores.base import Store
@@ -206,6 +211,7 @@ class OAuthClient:
         port, for instance).
         """
         url, pending = drive(self._settings.begin(handle_or_did_or_url, redirect_uri), self._http)
+        prune_pending(self.store, self._settings.clock.time())  # abandoned sign-ins
         save_pending(self.store, pending)
         return url
 
@@ -318,6 +324,7 @@ class AsyncOAuthClient:
         flow = self._settings.begin(handle_or_did_or_url, redirect_uri)
         url, pending = await drive_async(flow, self._http)
         # Store calls block (files, sockets): a worker thread keeps the loop free.
+        await asyncio.to_thread(prune_pending, self.store, self._settings.clock.time())
         await asyncio.to_thread(save_pending, self.store, pending)
         return str(url)
 
