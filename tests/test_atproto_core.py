@@ -14,14 +14,7 @@ import pytest
 from sessionkeeper.atproto import AtpSessionData, SessionError, XrpcError
 from sessionkeeper.atproto.codec import decode_session, encode_session
 from sessionkeeper.atproto.core import (
-    Delete,
-    Get,
-    NetworkFailure,
-    Op,
-    Put,
     RefreshOutcome,
-    Send,
-    Verdict,
     is_due,
     pds_endpoint,
     refresh_flow,
@@ -30,6 +23,8 @@ from sessionkeeper.atproto.core import (
     should_adopt,
 )
 from sessionkeeper.atproto.xrpc import decode_result, is_rejected_access, retry_after, validate_nsid
+from sessionkeeper.flow import Delete, Get, Locked, NetworkFailure, Op, Put, Send
+from sessionkeeper.singleflight import Verdict
 
 
 def b64(data: dict[str, Any]) -> str:
@@ -62,14 +57,17 @@ def answer(status: int, body: Any = None, headers: dict[str, str] | None = None)
 def run(
     flow: Generator[Op, Any, Any], store: dict[str, bytes], replies: list[Any]
 ) -> tuple[Any, list[Op]]:
-    """Perform a flow against a dict and a list of canned HTTP replies."""
+    """Perform a flow against a dict and a list of canned HTTP replies (locks are no-ops)."""
     seen: list[Op] = []
     result: Any = None
     try:
         while True:
             op = flow.send(result)
             seen.append(op)
-            if isinstance(op, Get):
+            if isinstance(op, Locked):
+                result, inner = run(op.flow, store, replies)
+                seen.extend(inner)
+            elif isinstance(op, Get):
                 result = store.get(op.name)
             elif isinstance(op, Put):
                 store[op.name] = op.data
@@ -115,13 +113,13 @@ def test_adopt_only_a_different_unexpired_pair_of_the_same_did() -> None:
         (401, "AuthMissing", Verdict.DEAD),
         (401, "AccountTakedown", Verdict.DEAD),
         (400, "AccountTakedown", Verdict.DEAD),
-        (500, "InternalServerError", Verdict.TRANSIENT),
-        (502, None, Verdict.TRANSIENT),
-        (429, "RateLimitExceeded", Verdict.TRANSIENT),
-        (400, "InvalidRequest", Verdict.FAILED),
+        (500, "InternalServerError", Verdict.UNAVAILABLE),
+        (502, None, Verdict.UNAVAILABLE),
+        (429, "RateLimitExceeded", Verdict.UNAVAILABLE),
+        (400, "InvalidRequest", None),
     ],
 )
-def test_refresh_verdicts(status: int, error: str | None, verdict: Verdict) -> None:
+def test_refresh_verdicts(status: int, error: str | None, verdict: Verdict | None) -> None:
     assert refresh_verdict(status, error) is verdict
 
 

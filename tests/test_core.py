@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from sessionkeeper import ManualClock, SystemClock
 from sessionkeeper.events import EventBus
-from sessionkeeper.refresh import Outcome, refresh_under_lock
+from sessionkeeper.flow import BlockingDriver, Flow
+from sessionkeeper.singleflight import Outcome, Produced, Verdict, single_flight
 from sessionkeeper.stores import (
     DirectoryStore,
     MemoryStore,
@@ -19,6 +22,7 @@ from sessionkeeper.stores import (
     open_store,
     resolve_store,
 )
+from sessionkeeper.stores.errors import StoreError as StoreWriteError
 
 
 def test_event_bus_calls_every_callback_and_survives_a_raising_one(
@@ -55,23 +59,42 @@ def test_manual_clock_moves_only_when_told() -> None:
     assert abs(SystemClock().time() - __import__("time").time()) < 5
 
 
+class CounterPolicy:
+    """A single-flight policy over a number: values of 100 or more are fresh."""
+
+    name = "token"
+
+    def __init__(self, produce: Callable[[int | None], Produced[int]]) -> None:
+        self._produce = produce
+
+    def decode(self, raw: bytes | None) -> int | None:
+        return int(raw) if raw else None
+
+    def encode(self, value: int) -> bytes:
+        return str(value).encode()
+
+    def adoptable(self, stored: int, known: int | None) -> bool:
+        return stored >= 100
+
+    def base(self, stored: int | None, known: int | None) -> int | None:
+        return stored if stored is not None else known
+
+    def produce(self, base: int | None) -> Flow[Produced[int]]:
+        answer = self._produce(base)
+        yield from ()
+        return answer
+
+
 def _counter_refresh(store: DirectoryStore, produced: list[int]) -> Outcome:
-    def produce(current: int | None) -> int:
+    def produce(current: int | None) -> Produced[int]:
         produced.append(1)
-        return (current or 0) + 100
+        return Produced(Verdict.FRESH, (current or 0) + 100)
 
-    result = refresh_under_lock(
-        store,
-        "token",
-        decode=lambda raw: int(raw) if raw else None,
-        is_usable=lambda value: value is not None and value >= 100,
-        produce=produce,
-        encode=lambda value: str(value).encode(),
-    )
-    return result.outcome
+    flow = single_flight(CounterPolicy(produce), None)
+    return BlockingDriver(store, httpx.Client()).run(flow).outcome
 
 
-def test_refresh_under_lock_produces_once_among_many_threads(tmp_path: Path) -> None:
+def test_single_flight_produces_once_among_many_threads(tmp_path: Path) -> None:
     store = DirectoryStore(tmp_path)
     store.put("token", b"1")
     produced: list[int] = []
@@ -90,28 +113,36 @@ def test_refresh_under_lock_produces_once_among_many_threads(tmp_path: Path) -> 
     assert store.get("token") == b"101"
 
 
-def test_refresh_under_lock_removes_a_dead_value_and_keeps_it_on_error() -> None:
+def test_single_flight_removes_a_dead_value_and_keeps_it_on_error() -> None:
     store = MemoryStore()
-    store.put("s", b"old")
+    store.put("token", b"1")
+    driver = BlockingDriver(store, httpx.Client())
 
-    def fail(current: bytes | None) -> bytes:
+    def fail(current: int | None) -> Produced[int]:
         raise ConnectionError("server down")
 
     with pytest.raises(ConnectionError):
-        refresh_under_lock(
-            store, "s", decode=lambda r: r, is_usable=lambda v: False, produce=fail, encode=bytes
-        )
-    assert store.get("s") == b"old"
-    result = refresh_under_lock(
-        store,
-        "s",
-        decode=lambda r: r,
-        is_usable=lambda v: False,
-        produce=lambda v: None,
-        encode=bytes,
+        driver.run(single_flight(CounterPolicy(fail), 1))
+    assert store.get("token") == b"1"
+    unavailable = driver.run(
+        single_flight(CounterPolicy(lambda v: Produced(Verdict.UNAVAILABLE, retry_after=3)), 1)
     )
-    assert result.outcome is Outcome.REMOVED
-    assert store.get("s") is None
+    assert (unavailable.outcome, unavailable.retry_after) == (Outcome.UNAVAILABLE, 3)
+    assert store.get("token") == b"1"
+    dead = driver.run(single_flight(CounterPolicy(lambda v: Produced(Verdict.DEAD)), 1))
+    assert dead.outcome is Outcome.REMOVED
+    assert store.get("token") is None
+
+
+def test_single_flight_keeps_a_new_value_the_store_cannot_take() -> None:
+    class FullStore(MemoryStore):
+        def put(self, name: str, data: bytes) -> None:
+            raise StoreWriteError(f"cannot write {name}: no space left on device")
+
+    store = FullStore()
+    flow = single_flight(CounterPolicy(lambda v: Produced(Verdict.FRESH, 500)), None)
+    result = BlockingDriver(store, httpx.Client()).run(flow)
+    assert (result.outcome, result.session, result.stored) == (Outcome.REFRESHED, 500, False)
 
 
 def test_store_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

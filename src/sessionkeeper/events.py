@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
 from collections.abc import Callable
@@ -45,3 +46,14 @@ class EventBus(Generic[E, P]):
 
     def __len__(self) -> int:
         return len(self._callbacks)
+
+
+class SessionEvent(enum.Enum):
+    """What happened to a session; delivered to ``on_session_event`` callbacks."""
+
+    CREATE = "create"  #: logged in, stored, or loaded
+    CREATE_FAILED = "create-failed"  #: login failed
+    UPDATE = "update"  #: tokens refreshed here, or a set refreshed elsewhere was adopted
+    EXPIRED = "expired"  #: the server declared the refresh token dead; session removed
+    DELETE = "delete"  #: cleared or logged out
+    NETWORK_ERROR = "network-error"  #: refresh failed on network, 5xx or 429; session kept

@@ -6,7 +6,6 @@ Users import from here::
 """
 
 from sessionkeeper.atproto.async_manager import AsyncPersistentSessionManager
-from sessionkeeper.atproto.auth import SessionAuth
 from sessionkeeper.atproto.codec import name_for_did, validate_did
 from sessionkeeper.atproto.dpop import generate_dpop_jwk
 from sessionkeeper.atproto.errors import (
@@ -29,6 +28,7 @@ from sessionkeeper.atproto.oauth_client import AsyncOAuthClient, OAuthClient
 from sessionkeeper.atproto.oauth_manager import AsyncOAuthSessionManager, OAuthSessionManager
 from sessionkeeper.atproto.oauth_session import OAuthSession
 from sessionkeeper.atproto.types import AtpSessionData, AtpSessionEvent
+from sessionkeeper.call_loop import SessionAuth
 
 __all__ = [
     "AsyncOAuthClient",

@@ -1,31 +1,25 @@
-"""The sans-I/O heart of the session managers: every decision, no sockets, no files.
+"""The ATProto decisions and flows, free of I/O: refresh policy, login, logout.
 
-Multi-step operations are generators that *describe* their I/O: they yield
-:class:`Send`, :class:`Get`, :class:`Put` and :class:`Delete` operations and
-receive the results (an ``httpx.Response`` or a :class:`NetworkFailure` for a
-send, bytes or ``None`` for a get). The sync manager performs them with
-blocking calls, the async one with awaits; both share these flows, so "is it
-due", "what does this answer mean" and "what to store" exist exactly once.
+The flows yield the core's operations (:mod:`sessionkeeper.flow`) and run on
+either driver; the refresh is the core's single flight
+(:mod:`sessionkeeper.singleflight`) with an ATProto policy, shared by the
+app-password and OAuth kinds.
 """
 
 from __future__ import annotations
 
-import enum
 import json
 import logging
-from collections.abc import Generator
-from dataclasses import dataclass, field, replace
-from typing import Any
+from abc import ABC, abstractmethod
+from dataclasses import replace
+from typing import Generic, TypeVar
 
 import httpx
 
-from sessionkeeper.atproto.codec import decode_session, encode_session, name_for_did
-from sessionkeeper.atproto.errors import (
-    CorruptSessionError,
-    SessionError,
-    SessionNetworkError,
-)
+from sessionkeeper.atproto.codec import encode_session, name_for_did
+from sessionkeeper.atproto.errors import SessionError, SessionNetworkError
 from sessionkeeper.atproto.jwt import token_expiry_or_none
+from sessionkeeper.atproto.kinds import PASSWORD, AtprotoKind, read_stored
 from sessionkeeper.atproto.types import AtpSessionData
 from sessionkeeper.atproto.xrpc import (
     CREATE_SESSION,
@@ -37,58 +31,21 @@ from sessionkeeper.atproto.xrpc import (
     retry_after,
     xrpc_url,
 )
-from sessionkeeper.stores.errors import StoreError
+from sessionkeeper.flow import Delete, Flow, Get, Locked, NetworkFailure, Put, Send
+from sessionkeeper.singleflight import (
+    Outcome,
+    Produced,
+    SingleFlightResult,
+    Verdict,
+    single_flight,
+)
+
+S = TypeVar("S")
 
 logger = logging.getLogger(__name__)
 
 #: Refresh errors that mean the refresh token (and so the session) is dead.
 DEAD_SESSION_ERRORS = frozenset({"ExpiredToken", "InvalidToken", "AccountTakedown"})
-
-
-# --- I/O operations a flow may ask for -------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    """Send one HTTP request; the flow receives an ``httpx.Response`` or a NetworkFailure."""
-
-    method: str
-    url: str
-    headers: dict[str, str] = field(repr=False)
-    json: Any = field(default=None, repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Get:
-    """Read a store name; the flow receives ``bytes | None``."""
-
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class Put:
-    """Write a store name."""
-
-    name: str
-    data: bytes = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Delete:
-    """Remove a store name."""
-
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class NetworkFailure:
-    """A request that got no HTTP answer (refused, reset, timed out)."""
-
-    reason: str
-
-
-Op = Send | Get | Put | Delete
-Flow = Generator[Op, Any, Any]
 
 
 # --- pure decisions ----------------------------------------------------------------------
@@ -104,35 +61,6 @@ def is_due(access_jwt: str, now: float, margin: float) -> bool:
     return exp is not None and now > exp - margin
 
 
-def is_expired(access_jwt: str, now: float) -> bool:
-    """Whether an access token is past its ``exp`` (unknown ``exp`` counts as not expired)."""
-    exp = token_expiry_or_none(access_jwt)
-    return exp is not None and now >= exp
-
-
-def same_pair(a: AtpSessionData, b: AtpSessionData) -> bool:
-    """Whether two sessions hold the same token pair.
-
-    Both tokens are compared: access tokens carry no ``jti``, so two issued
-    in the same second are identical, while every refresh token is unique.
-    """
-    return a.access_jwt == b.access_jwt and a.refresh_jwt == b.refresh_jwt
-
-
-def refresh_issued(session: AtpSessionData) -> float:
-    """When the session's refresh token was issued, told by its exp (0 if unreadable).
-
-    Every refresh token of a server has the same lifetime, so a later exp means
-    a newer token: this orders two pairs of one account.
-    """
-    return token_expiry_or_none(session.refresh_jwt) or 0.0
-
-
-def is_newer_or_same(stored: AtpSessionData, known: AtpSessionData) -> bool:
-    """Whether the stored pair is at least as new as the one this holder knows."""
-    return refresh_issued(stored) >= refresh_issued(known)
-
-
 def should_adopt(stored: AtpSessionData | None, known: AtpSessionData, now: float) -> bool:
     """Whether a stored pair, read under the lock, was refreshed by someone else and is usable.
 
@@ -141,33 +69,29 @@ def should_adopt(stored: AtpSessionData | None, known: AtpSessionData, now: floa
     make every waiting holder refresh again, once each. An older stored pair
     (one this holder rotated but could not store) is never adopted.
     """
+    return stored is not None and is_adoptable(PASSWORD, stored, known, now)
+
+
+def is_adoptable(kind: AtprotoKind[S], stored: S, known: S, now: float) -> bool:
+    """Whether ``stored`` is another holder's newer, unexpired set of ``known``'s account."""
+    exp = kind.expires_at(stored)
     return (
-        stored is not None
-        and stored.did == known.did
-        and not same_pair(stored, known)
-        and is_newer_or_same(stored, known)
-        and not is_expired(stored.access_jwt, now)
+        kind.account(stored) == kind.account(known)
+        and not kind.same(stored, known)
+        and kind.issued(stored) >= kind.issued(known)
+        and not (exp is not None and now >= exp)
     )
 
 
-class Verdict(enum.Enum):
-    """What a refreshSession answer means for the session."""
-
-    FRESH = "fresh"  #: a new pair
-    DEAD = "dead"  #: the refresh token is expired, revoked or of the wrong kind
-    TRANSIENT = "transient"  #: 5xx or 429: try later, keep the session
-    FAILED = "failed"  #: any other error: keep the session, report it
-
-
-def refresh_verdict(status: int, error: str | None) -> Verdict:
-    """Classify a refreshSession answer by status and error name."""
+def refresh_verdict(status: int, error: str | None) -> Verdict | None:
+    """Classify a refreshSession answer; ``None`` for an error that says nothing of the session."""
     if 200 <= status < 300:
         return Verdict.FRESH
     if status == 429 or status >= 500:
-        return Verdict.TRANSIENT
+        return Verdict.UNAVAILABLE
     if status == 401 or error in DEAD_SESSION_ERRORS:
         return Verdict.DEAD
-    return Verdict.FAILED
+    return None
 
 
 def pds_endpoint(did_doc: object) -> str | None:
@@ -225,104 +149,109 @@ def _json_of(response: httpx.Response, where: str) -> object:
 
 # --- flows -------------------------------------------------------------------------------
 
-
-class RefreshOutcome(enum.Enum):
-    """How a refresh ended."""
-
-    ADOPTED = "adopted"  #: another holder had refreshed; its pair was taken over
-    REFRESHED = "refreshed"  #: this holder refreshed and stored the new pair
-    REMOVED = "removed"  #: the server declared the session dead; it was removed
-    UNAVAILABLE = "unavailable"  #: network error, 5xx or 429; session kept
+#: How a refresh ended (the single flight's outcomes, named for the ATProto flows).
+RefreshOutcome = Outcome
+#: What a refresh decided: outcome, the session it leaves, what the server said.
+RefreshResult = SingleFlightResult
 
 
-@dataclass(frozen=True, slots=True)
-class RefreshResult:
-    """What :func:`refresh_flow` decided and what it learnt."""
+class TokenRefreshPolicy(ABC, Generic[S]):
+    """The single-flight policy both ATProto kinds share; subclasses say how to refresh.
 
-    outcome: RefreshOutcome
-    session: AtpSessionData
-    endpoint: str | None = None
-    status: int | None = None
-    error: str | None = None
-    message: str | None = None
-    retry_after: float | None = None
+    A stored set is adopted when another holder refreshed it (different, not
+    older, not expired). Otherwise the newest set known is refreshed: the
+    stored one, unless it is older than ours (we rotated but could not store),
+    or the one in memory when another thread here rotated it meanwhile.
+    """
+
+    def __init__(
+        self, kind: AtprotoKind[S], known: S, *, now: float, in_memory: S | None = None
+    ) -> None:
+        self.kind = kind
+        self.did = kind.account(known)
+        self.name = kind.name(self.did)
+        self.now = now
+        self._in_memory = in_memory
+
+    def decode(self, raw: bytes | None) -> S | None:
+        """The stored set of this DID, or ``None``."""
+        return read_stored(self.kind, raw, self.name, self.did)
+
+    def encode(self, value: S) -> bytes:
+        """Serialise a new set."""
+        return self.kind.encode(value)
+
+    def adoptable(self, stored: S, known: S | None) -> bool:
+        """Another holder's newer, unexpired set."""
+        return known is None or is_adoptable(self.kind, stored, known, self.now)
+
+    def base(self, stored: S | None, known: S | None) -> S | None:
+        """The newest set known, in the store, in this holder's hands or in memory."""
+        candidates = [s for s in (stored, known, self._in_memory) if s is not None]
+        candidates = [s for s in candidates if self.kind.account(s) == self.did]
+        return max(candidates, key=self.kind.issued, default=None)
+
+    @abstractmethod
+    def produce(self, base: S | None) -> Flow[Produced[S]]:
+        """Refresh ``base`` with the server and classify the answer."""
 
 
-def read_stored(raw: bytes | None, name: str, did: str) -> AtpSessionData | None:
-    """Decode a stored session for ``did``; corrupt or foreign data reads as absent (logged)."""
-    if raw is None:
-        return None
-    try:
-        stored = decode_session(raw, name=name)
-    except CorruptSessionError as exc:
-        logger.warning("ignoring stored session: %s", exc)
-        return None
-    if stored.did != did:
-        logger.warning("session file %s belongs to %s, not %s; ignoring it", name, stored.did, did)
-        return None
-    return stored
+class PasswordRefresh(TokenRefreshPolicy[AtpSessionData]):
+    """Refreshes an app-password session with refreshSession."""
+
+    def __init__(
+        self,
+        known: AtpSessionData,
+        *,
+        service_url: str,
+        now: float,
+        in_memory: AtpSessionData | None = None,
+    ) -> None:
+        super().__init__(PASSWORD, known, now=now, in_memory=in_memory)
+        self.service_url = service_url
+        self.endpoint: str | None = None  #: the PDS learnt from the answer's didDoc
+
+    def produce(self, base: AtpSessionData | None) -> Flow[Produced[AtpSessionData]]:
+        """POST refreshSession with the refresh token and classify the answer."""
+        if base is None:  # pragma: no cover - a refresh always has a session
+            raise SessionError(f"no session of {self.did} to refresh")
+        did = self.did
+        answer = yield Send(
+            "POST", xrpc_url(self.service_url, REFRESH_SESSION), bearer(base.refresh_jwt)
+        )
+        if isinstance(answer, NetworkFailure):
+            return Produced(Verdict.UNAVAILABLE, message=answer.reason)
+        error, message = (None, None) if answer.is_success else error_body(answer)
+        status = answer.status_code
+        verdict = refresh_verdict(status, error)
+        if verdict is Verdict.FRESH:
+            where = f"{REFRESH_SESSION} for {did}"
+            fresh, self.endpoint = session_from_answer(
+                _json_of(answer, where), previous=base, where=where
+            )
+            if fresh.did != did:
+                raise SessionError(
+                    f"{REFRESH_SESSION} for {did} answered for another account ({fresh.did}); "
+                    "the answer was not stored"
+                )
+            return Produced(Verdict.FRESH, fresh)
+        if verdict is Verdict.UNAVAILABLE:
+            wait = retry_after(answer.headers, self.now)
+            return Produced(verdict, None, status, error, message, wait)
+        if verdict is Verdict.DEAD:
+            return Produced(verdict, None, status, error, message)
+        raise_for_error(answer, REFRESH_SESSION, now=self.now)
+        raise AssertionError("unreachable: a non-2xx answer raised")  # pragma: no cover
 
 
 def refresh_flow(
     known: AtpSessionData, *, service_url: str, now: float
-) -> Generator[Op, Any, RefreshResult]:
-    """Refresh ``known`` (to be run while holding the store lock of its DID).
-
-    Re-reads the stored pair first: one that another thread, process or machine
-    already refreshed is adopted, and a rotated refresh token is never reused.
-    The flow stays bound to ``known.did``: an answer for another DID is an error
-    and is not stored.
-    """
-    did = known.did
-    name = name_for_did(did)
-    stored = read_stored((yield Get(name)), name, did)
-    if stored is not None and should_adopt(stored, known, now):
-        return RefreshResult(RefreshOutcome.ADOPTED, stored)
-    # Refresh with the newest refresh token known: normally the stored one, unless
-    # this holder rotated the pair while the store could not take the write.
-    base = stored if stored is not None and is_newer_or_same(stored, known) else known
-    answer = yield Send("POST", xrpc_url(service_url, REFRESH_SESSION), bearer(base.refresh_jwt))
-    if isinstance(answer, NetworkFailure):
-        return RefreshResult(RefreshOutcome.UNAVAILABLE, base, message=answer.reason)
-    error, message = (None, None) if answer.is_success else error_body(answer)
-    verdict = refresh_verdict(answer.status_code, error)
-    if verdict is Verdict.FRESH:
-        where = f"{REFRESH_SESSION} for {did}"
-        fresh, endpoint = session_from_answer(_json_of(answer, where), previous=base, where=where)
-        if fresh.did != did:
-            raise SessionError(
-                f"{REFRESH_SESSION} for {did} answered for another account ({fresh.did}); "
-                "the answer was not stored"
-            )
-        try:
-            yield Put(name, encode_session(fresh))
-        except StoreError as exc:
-            # The server has already rotated: the old refresh token may be dead now, so
-            # dropping this pair would lose the session. Keep working with it in memory;
-            # the next successful write (the next refresh) stores it.
-            logger.error(
-                "refreshed %s but could not store the new tokens (%s); "
-                "this process keeps them in memory",
-                did,
-                exc,
-            )
-        return RefreshResult(RefreshOutcome.REFRESHED, fresh, endpoint)
-    if verdict is Verdict.DEAD:
-        yield Delete(name)
-        return RefreshResult(
-            RefreshOutcome.REMOVED, base, status=answer.status_code, error=error, message=message
-        )
-    if verdict is Verdict.TRANSIENT:
-        return RefreshResult(
-            RefreshOutcome.UNAVAILABLE,
-            base,
-            status=answer.status_code,
-            error=error,
-            message=message,
-            retry_after=retry_after(answer.headers, now),
-        )
-    raise_for_error(answer, REFRESH_SESSION, now=now)
-    raise AssertionError("unreachable: a non-2xx answer raised")  # pragma: no cover
+) -> Flow[SingleFlightResult[AtpSessionData]]:
+    """Refresh ``known`` once among all holders: lock, re-read, adopt or refreshSession."""
+    result: SingleFlightResult[AtpSessionData] = yield from single_flight(
+        PasswordRefresh(known, service_url=service_url, now=now), known
+    )
+    return result
 
 
 def login_flow(
@@ -332,12 +261,12 @@ def login_flow(
     auth_factor_token: str | None,
     service_url: str,
     now: float,
-) -> Generator[Op, Any, tuple[AtpSessionData, str | None]]:
+) -> Flow[tuple[AtpSessionData, str | None]]:
     """createSession, then store the new session under its DID's name."""
     body: dict[str, str] = {"identifier": identifier, "password": password}
     if auth_factor_token is not None:
         body["authFactorToken"] = auth_factor_token
-    answer = yield Send("POST", xrpc_url(service_url, CREATE_SESSION), {}, body)
+    answer = yield Send("POST", xrpc_url(service_url, CREATE_SESSION), {}, json=body)
     if isinstance(answer, NetworkFailure):
         raise SessionNetworkError(f"{CREATE_SESSION} for {identifier!r} failed: {answer.reason}")
     raise_for_error(answer, CREATE_SESSION, now=now)
@@ -347,14 +276,19 @@ def login_flow(
     return session, endpoint
 
 
-def logout_flow(session: AtpSessionData, *, service_url: str) -> Generator[Op, Any, AtpSessionData]:
-    """deleteSession with the newest stored refresh token, then remove the stored session.
+def logout_flow(session: AtpSessionData, *, service_url: str) -> Flow[AtpSessionData]:
+    """Under the DID's lock: deleteSession with the newest stored refresh token, then remove it.
 
     The server revokes the refresh token; a network failure or an error answer
     is logged and the session is removed locally all the same.
     """
     name = name_for_did(session.did)
-    stored = read_stored((yield Get(name)), name, session.did)
+    current: AtpSessionData = yield Locked(name, _logout_locked(session, name, service_url))
+    return current
+
+
+def _logout_locked(session: AtpSessionData, name: str, service_url: str) -> Flow[AtpSessionData]:
+    stored = read_stored(PASSWORD, (yield Get(name)), name, session.did)
     current = stored if stored is not None else session
     answer = yield Send("POST", xrpc_url(service_url, DELETE_SESSION), bearer(current.refresh_jwt))
     if isinstance(answer, NetworkFailure):

@@ -13,12 +13,18 @@ import json
 import secrets
 import threading
 import time
-from typing import Any
+from collections.abc import Callable, Generator
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
+
+from sessionkeeper.atproto.xrpc import error_body
+
+R = TypeVar("R")
 
 
 def generate_dpop_jwk() -> dict[str, str]:
@@ -117,3 +123,39 @@ class DpopSigner:
         return jwt.encode(
             claims, self._key, algorithm="ES256", headers={"typ": "dpop+jwt", "jwk": self._public}
         )
+
+
+def wants_nonce(response: httpx.Response) -> bool:
+    """Whether a server asked for a (new) DPoP nonce.
+
+    The PDS says so in ``WWW-Authenticate`` (401), the authorization server
+    in a 400 body ``{"error": "use_dpop_nonce"}``.
+    """
+    if "use_dpop_nonce" in response.headers.get("www-authenticate", ""):
+        return True
+    return response.status_code == 400 and error_body(response)[0] == "use_dpop_nonce"
+
+
+def send_with_nonce(
+    signer: DpopSigner, url: str, prepare: Callable[[str | None], R], *, can_retry: bool = True
+) -> Generator[R, Any, Any]:
+    """The one DPoP sender: send what ``prepare(nonce)`` builds, once more on ``use_dpop_nonce``.
+
+    ``prepare`` signs a request (a flow's ``Send`` for token and revoke calls,
+    an ``httpx.Request`` in the auth flow) with the origin's latest nonce. The
+    answer's ``DPoP-Nonce`` is kept; when it differs from the one sent and the
+    server asked for it, the request is signed again and sent a second time.
+    A :class:`~sessionkeeper.flow.NetworkFailure` is returned as it came.
+    """
+    sent = signer.nonce(url)
+    answer = yield prepare(sent)
+    if not isinstance(answer, httpx.Response):
+        return answer
+    changed = signer.remember_nonce(url, answer.headers.get("dpop-nonce"), sent=sent)
+    if not (can_retry and changed and wants_nonce(answer)):
+        return answer
+    sent = signer.nonce(url)
+    answer = yield prepare(sent)
+    if isinstance(answer, httpx.Response):
+        signer.remember_nonce(url, answer.headers.get("dpop-nonce"), sent=sent)
+    return answer

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from typing import Any
 
 from sessionkeeper.atproto.errors import CorruptSessionError
 from sessionkeeper.atproto.jwt import redact, token_expiry_or_none
+from sessionkeeper.events import SessionEvent
 
 #: The file format's keys, in the order the Rust SDK writes them.
 FIELD_KEYS: tuple[tuple[str, str], ...] = (
@@ -25,15 +25,8 @@ FIELD_KEYS: tuple[tuple[str, str], ...] = (
 SESSION_STRING_SEPARATOR = ":::"
 
 
-class AtpSessionEvent(enum.Enum):
-    """What happened to a session; delivered to ``on_session_event`` callbacks."""
-
-    CREATE = "create"  #: logged in, stored, or loaded
-    CREATE_FAILED = "create-failed"  #: login failed
-    UPDATE = "update"  #: tokens refreshed here, or a pair refreshed elsewhere was adopted
-    EXPIRED = "expired"  #: the server declared the refresh token dead; session removed
-    DELETE = "delete"  #: cleared or logged out
-    NETWORK_ERROR = "network-error"  #: refresh failed on network, 5xx or 429; session kept
+#: What happened to a session (the core's event type, named as the seed names it).
+AtpSessionEvent = SessionEvent
 
 
 def _expect(data: dict[str, Any], key: str, kinds: type | tuple[type, ...], where: str) -> Any:

@@ -24,12 +24,13 @@ from typing import Any, Self
 
 import httpx
 
+from sessionkeeper.flow import BlockingDriver
 from sessionkeeper.hac import operations as ops
 from sessionkeeper.hac.auth import AuthHandler
 from sessionkeeper.hac.cookies import ROUTE_COOKIE, SESSION_COOKIE, CookieJar, route_cookie_string
 from sessionkeeper.hac.errors import HacAuthenticationError, HacClientError
 from sessionkeeper.hac.log_redaction import install_cookie_redaction
-from sessionkeeper.hac.login import form_login
+from sessionkeeper.hac.login import LoginResult, form_login
 from sessionkeeper.hac.models import (
     FlexibleSearchResult,
     GroovyScriptResult,
@@ -40,6 +41,7 @@ from sessionkeeper.hac.models import (
     UpdateResult,
 )
 from sessionkeeper.hac.pages import parse_impex_import, parse_impex_validation
+from sessionkeeper.hac.relogin import HacRelogin
 from sessionkeeper.hac.session import SessionManager, SessionMetadata
 from sessionkeeper.hac.transport import (
     FORM_CONTENT_TYPE,
@@ -51,6 +53,7 @@ from sessionkeeper.hac.transport import (
     session_cookies,
 )
 from sessionkeeper.hac.urls import HacUrls
+from sessionkeeper.singleflight import Outcome, single_flight
 from sessionkeeper.stores.base import Store
 from sessionkeeper.stores.errors import StoreError
 
@@ -99,7 +102,6 @@ class HacClient:
         self.quiet = quiet
         self.session_info: SessionInfo | None = None
         self._last_used_at: float | None = None  # of the cached session, as last read or written
-        self._logins = 0  # logins this client made (tells a fresh session from an adopted one)
         self.session_manager: SessionManager | None
         if session_manager is not None:
             self.session_manager = session_manager
@@ -197,9 +199,7 @@ class HacClient:
                 self.urls.root,
                 response.status_code,
             )
-            logins = self._logins
-            info = self._renew_session(stale=info)
-            fresh = self._logins != logins
+            info, fresh = self._renew_session(stale=info)
         if response.status_code >= 400 or response.status_code in REDIRECTS:
             raise HacClientError(
                 f"{operation}: HAC answered HTTP {response.status_code} "
@@ -264,17 +264,20 @@ class HacClient:
             if cached is not None:
                 self._info("Using cached HAC session of %r at %s", self.username, self.urls.root)
                 return self._adopt_cached(cached)
-            return self._renew_session(stale=None)
+            return self._renew_session(stale=None)[0]
 
     def _lock_timeout(self) -> float:
         # Long enough for another holder's full login (three requests) to finish.
         return max(60.0, 4.0 * float(self.timeout))
 
-    def _renew_session(self, stale: SessionInfo | None, *, force: bool = False) -> SessionInfo:
+    def _renew_session(
+        self, stale: SessionInfo | None, *, force: bool = False
+    ) -> tuple[SessionInfo, bool]:
         """Log in, unless another thread or process already did since ``stale`` died.
 
         ``stale`` is the session that failed (``None`` on a cold start); a cached
         session that differs from it is adopted instead of logging in again.
+        Returns the session and whether this call logged in for it.
         """
         with self._session_guard:
             current = self.session_info
@@ -285,48 +288,50 @@ class HacClient:
                 and current.is_authenticated
                 and current.session_id != stale.session_id
             ):
-                return current  # another thread of this client renewed it meanwhile
+                return current, False  # another thread of this client renewed it meanwhile
             manager = self.session_manager
             if manager is None:
-                return self._login_and_adopt()
+                return self._login_and_adopt(), True
+            policy = HacRelogin(*self._key(), login=self._form_login, force=force)
+            flow = single_flight(policy, self._dead(stale), lock_timeout=self._lock_timeout())
             try:
-                with manager.lock(*self._key(), timeout=self._lock_timeout()):
-                    # Re-read under the lock: whoever held it before us may have logged in.
-                    cached = manager.load_session(*self._key())
-                    if (
-                        not force
-                        and cached is not None
-                        and (stale is None or cached.session_id != stale.session_id)
-                    ):
-                        self._info(
-                            "Adopted the HAC session another process opened for %r", self.username
-                        )
-                        return self._adopt_cached(cached)
-                    try:
-                        info = self._login_and_adopt()
-                    except HacAuthenticationError:
-                        if (
-                            cached is not None
-                            and stale is not None
-                            and cached.session_id == stale.session_id
-                        ):
-                            # The server declared it dead and we cannot replace it.
-                            manager.remove_session(*self._key())
-                        raise
-                    manager.save_session(
-                        *self._key(), info.session_id, info.csrf_token, info.route_cookie
-                    )
-                    self._last_used_at = time.time()
-                    return info
+                result = BlockingDriver(manager.store, self.http_session).run(flow)
             except StoreError as exc:
                 raise HacClientError(
                     f"session store failed while logging in {self.username!r}: {exc}"
                 ) from exc
+            if result.outcome is Outcome.REMOVED and result.failure is not None:
+                raise result.failure
+            if result.outcome is Outcome.ADOPTED:
+                self._info("Adopted the HAC session another process opened for %r", self.username)
+                return self._adopt_cached(result.session), False
+            session = result.session
+            self._last_used_at = session.last_used_at
+            self._info("Authenticated to HAC at %s as %r", self.urls.root, self.username)
+            return self._adopt(session.session_id, session.csrf_token, session.route_cookie), True
+
+    def _dead(self, stale: SessionInfo | None) -> SessionMetadata | None:
+        """The session that died, as the single flight compares it (by session id)."""
+        if stale is None:
+            return None
+        base_url, username, environment = self._key()
+        return SessionMetadata(
+            session_id=stale.session_id,
+            csrf_token=stale.csrf_token,
+            route_cookie=stale.route_cookie,
+            environment=environment,
+            base_url=base_url,
+            username=username,
+            created_at=0.0,
+            last_used_at=0.0,
+        )
+
+    def _form_login(self) -> LoginResult:
+        self.session_info = None
+        return form_login(self._transport, self.auth_handler.get_initial_credentials())
 
     def _login_and_adopt(self) -> SessionInfo:
-        self.session_info = None
-        result = form_login(self._transport, self.auth_handler.get_initial_credentials())
-        self._logins += 1
+        result = self._form_login()
         info = self._adopt(result.session_id, result.csrf_token, result.route_cookie)
         self._info("Authenticated to HAC at %s as %r", self.urls.root, self.username)
         return info

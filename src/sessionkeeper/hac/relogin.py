@@ -1,0 +1,104 @@
+"""The HAC re-login as a single-flight policy: adopt a session another holder opened, or log in.
+
+A HAC session dies with the server's restart, a node fail-over or 120 minutes
+of idleness; every process sharing the cache then meets the dead session at
+once. Each runs the core's single flight on the session's cache name: under
+the lock it re-reads the cache, adopts a session that differs from the one
+that died (another holder logged in already), and otherwise logs in once and
+saves. A login refused for the stale session's user removes that session.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sessionkeeper.flow import Call, Flow
+from sessionkeeper.hac.errors import HacAuthenticationError
+from sessionkeeper.hac.login import LoginResult
+from sessionkeeper.hac.session import (
+    SessionMetadata,
+    decode_session,
+    encode_session,
+    session_name,
+)
+from sessionkeeper.singleflight import Produced, Verdict
+
+
+class HacRelogin:
+    """The single-flight policy of one HAC session key (base URL, user, environment).
+
+    ``known`` (the session that died, ``None`` on a cold start) is compared by
+    session id: a cached session with another id was opened by someone else.
+    ``force`` always logs in (a caller asked for fresh credentials to be checked).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        environment: str,
+        *,
+        login: Callable[[], LoginResult],
+        force: bool = False,
+    ) -> None:
+        self.base_url = base_url
+        self.username = username
+        self.environment = environment
+        self.name = session_name(base_url, username, environment)
+        self._login = login
+        self._force = force
+        self._stored: SessionMetadata | None = None
+
+    def decode(self, raw: bytes | None) -> SessionMetadata | None:
+        """The cached session of exactly this key (corrupt or another key's: absent)."""
+        session = decode_session(raw) if raw is not None else None
+        if session is not None and (
+            session.base_url != self.base_url
+            or session.username != self.username
+            or session.environment != self.environment
+        ):
+            session = None
+        self._stored = session
+        return session
+
+    def encode(self, value: SessionMetadata) -> bytes:
+        """The original library's nine-field file."""
+        return encode_session(value)
+
+    def adoptable(self, stored: SessionMetadata, known: SessionMetadata | None) -> bool:
+        """A cached session other than the one that died."""
+        return not self._force and (known is None or stored.session_id != known.session_id)
+
+    def base(
+        self, stored: SessionMetadata | None, known: SessionMetadata | None
+    ) -> SessionMetadata | None:
+        """The cached session when it is the dead one itself (it is removed if login fails)."""
+        if stored is not None and known is not None and stored.session_id == known.session_id:
+            return stored
+        return None
+
+    def produce(self, base: SessionMetadata | None) -> Flow[Produced[SessionMetadata]]:
+        """Log in (three requests, see :mod:`sessionkeeper.hac.login`) and build the session."""
+        try:
+            result: LoginResult = yield Call(self._login)
+        except HacAuthenticationError as exc:
+            if base is None:
+                raise
+            # The server refused the user and the cached session is the dead one.
+            return Produced(Verdict.DEAD, failure=exc, message=str(exc))
+        now = time.time()
+        return Produced(
+            Verdict.FRESH,
+            SessionMetadata(
+                session_id=result.session_id,
+                csrf_token=result.csrf_token,
+                route_cookie=result.route_cookie,
+                environment=self.environment,
+                base_url=self.base_url,
+                username=self.username,
+                created_at=self._stored.created_at if self._stored is not None else now,
+                last_used_at=now,
+                is_authenticated=True,
+            ),
+        )
