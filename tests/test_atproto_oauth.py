@@ -31,13 +31,28 @@ from sessionkeeper.clock import ManualClock
 from sessionkeeper.stores.errors import StoreUnavailableError
 from sessionkeeper.stores.memory import MemoryStore
 from sessionkeeper.stores.redis import RedisStore
-from sessionkeeper.testing.fake_oauth import FakeOAuth as FakeOAuthPds
+from sessionkeeper.testing.fake_oauth import FakeOAuth
 from sessionkeeper.testing.redis_server import RedisServer
 
 pytestmark = pytest.mark.timeout(60)
 
 DID = "did:plc:oauthalice"
 CLIENT_ID = "https://app.example/client-metadata.json"
+
+
+class FakeOAuthPds(FakeOAuth):
+    """The shipped fake OAuth server with this file's web client registered."""
+
+    def __init__(self, clock: ManualClock, *, lifetime: float = 3600.0) -> None:
+        super().__init__(clock, lifetime=lifetime)
+        self.register_client(
+            {
+                "client_id": CLIENT_ID,
+                "redirect_uris": ["https://app.example/callback"],
+                "scope": "atproto transition:generic",
+                "token_endpoint_auth_method": "none",
+            }
+        )
 
 
 @pytest.fixture
@@ -48,14 +63,6 @@ def clock() -> ManualClock:
 @pytest.fixture
 def server(clock: ManualClock) -> Iterator[FakeOAuthPds]:
     with FakeOAuthPds(clock) as fake:
-        fake.register_client(
-            {
-                "client_id": CLIENT_ID,
-                "redirect_uris": ["https://app.example/callback"],
-                "scope": "atproto transition:generic",
-                "token_endpoint_auth_method": "none",
-            }
-        )
         yield fake
 
 

@@ -199,9 +199,12 @@ def test_a_confidential_client_signs_every_request_with_a_fresh_assertion(
         fake.register_client(metadata)
         manager = client.callback(browser(client.authorize(DEFAULT_HANDLE)))
         assert manager.query(GET_SESSION)["did"] == DEFAULT_DID
-    # The PAR nonce retry and the exchange were each authenticated (the fake checks the
-    # DPoP nonce first, and refuses a replayed assertion jti).
-    assert fake.counts["assertion"] == 2 and fake.counts["exchange"] == 1
+        manager.refresh_token()  # refresh authenticates too
+        assert manager.query(GET_SESSION)["did"] == DEFAULT_DID
+    # The PAR nonce retry, the exchange and the refresh were each authenticated (the fake
+    # checks the DPoP nonce first, and refuses a replayed assertion jti).
+    assert fake.counts["assertion"] == 3 and fake.counts["exchange"] == 1
+    assert fake.counts["refresh"] == 1
 
 
 def test_a_client_without_its_key_is_refused_by_name(fake: FakeOAuth) -> None:

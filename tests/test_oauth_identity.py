@@ -11,9 +11,10 @@ import pytest
 
 from sessionkeeper.atproto import OAuthResolutionError
 from sessionkeeper.atproto.identity import IdentityResolver, did_document_url
-from sessionkeeper.atproto.oauth_io import DnsLookupError, TxtLookup
+from sessionkeeper.atproto.oauth_io import TxtQuery
 from sessionkeeper.atproto.oauth_metadata import AuthServerMetadata, fetch_issuer_of
 from sessionkeeper.atproto.oauth_pkce import s256_challenge
+from sessionkeeper.flow import Call, NetworkFailure, Send
 
 DID = "did:plc:ewvi7nxzyoun6zhxrhs64oiz"
 PDS = "https://pds.example.com"
@@ -33,26 +34,28 @@ def run(flow: Generator[Any, Any, Any], answers: dict[str, Any]) -> tuple[Any, l
     """Drive ``flow``, answering each step from ``answers`` (a URL or DNS name -> reply)."""
     asked: list[str] = []
     reply: Any = None
-    failure: BaseException | None = None
     while True:
         try:
-            step = flow.throw(failure) if failure else flow.send(reply)
+            step = flow.send(reply)
         except StopIteration as done:
             return done.value, asked
-        failure = reply = None
-        key = step.name if isinstance(step, TxtLookup) else str(step.url)
-        asked.append(key)
-        answer = answers.get(key)
-        if isinstance(answer, BaseException):
-            failure = answer
-        elif isinstance(step, TxtLookup):
+        if isinstance(step, Call):
+            assert isinstance(step.function, TxtQuery)
+            asked.append(step.function.name)
+            reply = answers.get(step.function.name, [])
+            continue
+        assert isinstance(step, Send)
+        asked.append(step.url)
+        answer = answers.get(step.url)
+        request = httpx.Request(step.method, step.url)
+        if isinstance(answer, NetworkFailure):
             reply = answer
         elif answer is None:
-            reply = httpx.Response(404, request=step)
+            reply = httpx.Response(404, request=request)
         elif isinstance(answer, str):
-            reply = httpx.Response(200, text=answer, request=step)
+            reply = httpx.Response(200, text=answer, request=request)
         else:
-            reply = httpx.Response(200, content=json.dumps(answer).encode(), request=step)
+            reply = httpx.Response(200, content=json.dumps(answer).encode(), request=request)
 
 
 PLC = f"https://plc.directory/{DID}"
@@ -68,12 +71,18 @@ def test_a_handle_resolves_by_dns_txt_first() -> None:
 def test_a_handle_without_txt_resolves_by_https_well_known() -> None:
     well_known = "https://alice.example.com/.well-known/atproto-did"
     answers = {
-        "_atproto.alice.example.com": DnsLookupError("NXDOMAIN"),
+        "_atproto.alice.example.com": [],
         well_known: f"{DID}\n",
         PLC: document(),
     }
     identity, asked = run(IdentityResolver().resolve("alice.example.com"), answers)
     assert identity.did == DID and asked == ["_atproto.alice.example.com", well_known, PLC]
+
+
+def test_an_unreachable_well_known_names_the_handle() -> None:
+    well_known = "https://alice.example.com/.well-known/atproto-did"
+    with pytest.raises(OAuthResolutionError, match=r"alice\.example\.com.*unreachable"):
+        run(IdentityResolver().resolve("alice.example.com"), {well_known: NetworkFailure("reset")})
 
 
 def test_conflicting_txt_records_are_not_trusted() -> None:

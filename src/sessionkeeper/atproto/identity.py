@@ -6,24 +6,24 @@ DNS TXT ``_atproto.<handle>`` and then ``https://<handle>/.well-known/atproto-di
 A DID resolves through the PLC directory (``did:plc``) or its own host
 (``did:web``). The document must name the handle asked for (``alsoKnownAs``)
 and a ``#atproto_pds`` service. The steps are sans-I/O flows (see
-:mod:`sessionkeeper.atproto.oauth_io`), so the blocking and the asyncio
+:mod:`sessionkeeper.flow`), so the blocking and the asyncio
 client share every decision.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
-import httpx
-
 from sessionkeeper.atproto.codec import validate_did
 from sessionkeeper.atproto.core import pds_endpoint
 from sessionkeeper.atproto.errors import OAuthResolutionError
-from sessionkeeper.atproto.oauth_io import DnsLookupError, OAuthFlow, TxtLookup, drive, fetch_json
+from sessionkeeper.atproto.oauth_io import fetch_json, txt_records
 from sessionkeeper.atproto.oauth_metadata import fetch_issuer_of, url_origin
+from sessionkeeper.flow import Flow, NetworkFailure, Send
 
 #: The handle syntax of the ATProto spec: DNS labels, a TLD that does not start with a digit.
 _HANDLE_RE = re.compile(
@@ -97,7 +97,7 @@ class IdentityResolver:
     handle_resolver: str | None = None
     plc_directory: str = "https://plc.directory"
 
-    def resolve_handle(self, handle: str) -> OAuthFlow[str]:
+    def resolve_handle(self, handle: str) -> Flow[str]:
         """The DID that ``handle`` points to."""
         if self.handle_resolver is not None:
             query = urlencode({"handle": handle})
@@ -107,21 +107,17 @@ class IdentityResolver:
             if not isinstance(did, str) or not is_did(did):
                 raise OAuthResolutionError(f"resolving handle {handle}: no valid DID answered")
             return did
-        try:
-            records = yield TxtLookup(f"_atproto.{handle}")
-        except DnsLookupError:
-            records = []
+        records = yield from txt_records(f"_atproto.{handle}")
         did = _did_from_txt(records)
         if did is not None:
             return did
         url = f"https://{handle}/.well-known/atproto-did"
-        try:
-            response = yield httpx.Request("GET", url)
-        except httpx.TransportError as exc:
+        response = yield Send("GET", url)
+        if isinstance(response, NetworkFailure):
             raise OAuthResolutionError(
                 f"handle {handle} has no _atproto TXT record and {url} is unreachable "
-                f"({type(exc).__name__})"
-            ) from None
+                f"({response.reason})"
+            )
         text = response.text.strip() if response.status_code == 200 else ""
         if not is_did(text):
             raise OAuthResolutionError(
@@ -130,7 +126,7 @@ class IdentityResolver:
             )
         return text
 
-    def resolve_did(self, did: str) -> OAuthFlow[Identity]:
+    def resolve_did(self, did: str) -> Flow[Identity]:
         """The document of ``did`` and the PDS it names (handle not yet verified)."""
         url = did_document_url(did, self.plc_directory)
         document = yield from fetch_json(url, f"resolving {did}")
@@ -142,7 +138,7 @@ class IdentityResolver:
         handles = document_handles(document)
         return Identity(did, handles[0] if handles else None, pds, document)
 
-    def resolve(self, handle_or_did: str) -> OAuthFlow[Identity]:
+    def resolve(self, handle_or_did: str) -> Flow[Identity]:
         """Resolve a handle or a DID both ways: the document must claim the handle."""
         if is_did(handle_or_did):
             identity = yield from self.resolve_did(handle_or_did)
@@ -177,7 +173,7 @@ def verify_issuer_flow(
     pds_url: str | None = None,
     *,
     verify_handle: bool = False,
-) -> OAuthFlow[Identity]:
+) -> Flow[Identity]:
     """Check, afresh, that ``did``'s PDS (``pds_url`` if given) names ``issuer``.
 
     A token answer's ``sub`` proves nothing by itself: the issuer that signed
@@ -199,20 +195,15 @@ def verify_issuer_flow(
     return identity
 
 
-class IssuerVerifier:
-    """``verify_issuer(session)``: re-verify a stored session's DID -> PDS -> issuer, uncached.
+def issuer_check(resolver: IdentityResolver) -> Callable[[Any], Flow[None]]:
+    """The ``issuer_check`` hook of :class:`OAuthSessionManager`: before every refresh,
+    re-verify the session's DID -> PDS -> issuer, uncached.
 
-    Raises :class:`OAuthResolutionError` when they no longer match (the
-    session's tokens must then not be refreshed or used).
+    The flow raises :class:`OAuthResolutionError` when they no longer match, so
+    the refresh token is never sent to an issuer the account has left.
     """
 
-    def __init__(self, resolver: IdentityResolver, http: httpx.Client) -> None:
-        self._resolver = resolver
-        self._http = http
+    def check(session: Any) -> Flow[None]:
+        yield from verify_issuer_flow(resolver, session.did, session.issuer, session.pds_url)
 
-    def __call__(self, session: Any) -> None:
-        """Verify ``session`` (an ``OAuthSession``: ``did``, ``issuer``, ``pds_url``)."""
-        drive(
-            verify_issuer_flow(self._resolver, session.did, session.issuer, session.pds_url),
-            self._http,
-        )
+    return check

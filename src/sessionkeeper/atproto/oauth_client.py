@@ -25,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from sessionkeeper.atproto.errors import NoSessionError, OAuthCallbackError
-from sessionkeeper.atproto.identity import IdentityResolver, IssuerVerifier
+from sessionkeeper.atproto.identity import IdentityResolver, issuer_check
 from sessionkeeper.atproto.manager import DEFAULT_TIMEOUT, resolve_store
 from sessionkeeper.atproto.oauth_client_auth import (
     ClientCredentials,
@@ -38,7 +38,6 @@ from sessionkeeper.atproto.oauth_flow import (
     check_redirect,
     complete_authorization,
 )
-from sessionkeeper.atproto.oauth_io import OAuthFlow, drive, drive_async
 from sessionkeeper.atproto.oauth_loopback import LoopbackReceiver
 from sessionkeeper.atproto.oauth_manager import AsyncOAuthSessionManager, OAuthSessionManager
 from sessionkeeper.atproto.oauth_pending import (
@@ -49,6 +48,7 @@ from sessionkeeper.atproto.oauth_pending import (
 )
 from sessionkeeper.atproto.oauth_session import OAuthSession
 from sessionkeeper.clock import SYSTEM_CLOCK, Clock
+from sessionkeeper.flow import AsyncDriver, BlockingDriver, Flow
 from sessionkeeper.stores.base import Store
 
 logger = logging.getLogger(__name__)
@@ -96,14 +96,17 @@ class _ClientSettings:
         """The client metadata document (what a web client serves at its ``client_id``)."""
         return self.credentials.metadata
 
+    def manager_hooks(self) -> dict[str, Any]:
+        """The managers' hooks: client assertions (confidential) and the issuer re-check."""
+        client_auth = self.credentials.auth_fields if self.credentials.confidential else None
+        return {"client_auth": client_auth, "issuer_check": issuer_check(self.resolver)}
+
     @property
     def jwks(self) -> dict[str, Any]:
         """The public JWK set (what a web client serves at its ``jwks_uri``)."""
         return self.credentials.jwks
 
-    def begin(
-        self, value: str, redirect_uri: str | None
-    ) -> OAuthFlow[tuple[str, PendingAuthorization]]:
+    def begin(self, value: str, redirect_uri: str | None) -> Flow[tuple[str, PendingAuthorization]]:
         return begin_authorization(
             value,
             resolver=self.resolver,
@@ -120,7 +123,7 @@ class _ClientSettings:
         pending = take_pending(self.store, state, self.clock.time())
         return pending, check_redirect(params, pending)
 
-    def complete(self, pending: PendingAuthorization, code: str) -> OAuthFlow[OAuthSession]:
+    def complete(self, pending: PendingAuthorization, code: str) -> Flow[OAuthSession]:
         return complete_authorization(
             pending,
             code,
@@ -168,6 +171,7 @@ class OAuthClient:
         self.store = self._settings.store
         self._owns_http = http is None
         self._http = http if http is not None else httpx.Client(timeout=DEFAULT_TIMEOUT)
+        self._driver = BlockingDriver(self.store, self._http)
 
     def __repr__(self) -> str:
         return f"OAuthClient(client_id={self._settings.credentials.client_id!r})"
@@ -181,11 +185,6 @@ class OAuthClient:
     def jwks(self) -> dict[str, Any]:
         """The public JWK set (what a web client serves at its ``jwks_uri``)."""
         return self._settings.jwks
-
-    @property
-    def verify_issuer(self) -> IssuerVerifier:
-        """Re-verifies a session's DID -> PDS -> issuer, uncached (raises on a mismatch)."""
-        return IssuerVerifier(self._settings.resolver, self._http)
 
     def close(self) -> None:
         """Close the HTTP client if this client created it."""
@@ -210,7 +209,7 @@ class OAuthClient:
         (10 minutes); ``redirect_uri`` overrides the configured one (a loopback
         port, for instance).
         """
-        url, pending = drive(self._settings.begin(handle_or_did_or_url, redirect_uri), self._http)
+        url, pending = self._driver.run(self._settings.begin(handle_or_did_or_url, redirect_uri))
         prune_pending(self.store, self._settings.clock.time())  # abandoned sign-ins
         save_pending(self.store, pending)
         return url
@@ -218,7 +217,7 @@ class OAuthClient:
     def callback(self, redirect_url_or_params: str | Mapping[str, str]) -> OAuthSessionManager:
         """Finish an authorization from its redirect; return the manager of the new session."""
         pending, code = self._settings.take(callback_params(redirect_url_or_params))
-        session = drive(self._settings.complete(pending, code), self._http)
+        session = self._driver.run(self._settings.complete(pending, code))
         manager = self._manager()
         manager.store_session(session)
         logger.info("signed in %s with OAuth", session.did)
@@ -253,6 +252,7 @@ class OAuthClient:
             refresh_margin=self._settings.refresh_margin,
             http=self._http,
             clock=self._settings.clock,
+            **self._settings.manager_hooks(),
         )
 
 
@@ -289,6 +289,7 @@ class AsyncOAuthClient:
         self.store = self._settings.store
         self._owns_http = http is None
         self._http = http if http is not None else httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
+        self._driver = AsyncDriver(self.store, self._http)
 
     def __repr__(self) -> str:
         return f"AsyncOAuthClient(client_id={self._settings.credentials.client_id!r})"
@@ -305,6 +306,7 @@ class AsyncOAuthClient:
 
     async def aclose(self) -> None:
         """Close the HTTP client if this client created it."""
+        await self._driver.aclose()
         if self._owns_http:
             await self._http.aclose()
 
@@ -322,7 +324,7 @@ class AsyncOAuthClient:
     async def authorize(self, handle_or_did_or_url: str, *, redirect_uri: str | None = None) -> str:
         """Start signing in ``handle_or_did_or_url``; return the URL to open in a browser."""
         flow = self._settings.begin(handle_or_did_or_url, redirect_uri)
-        url, pending = await drive_async(flow, self._http)
+        url, pending = await self._driver.run(flow)
         # Store calls block (files, sockets): a worker thread keeps the loop free.
         await asyncio.to_thread(prune_pending, self.store, self._settings.clock.time())
         await asyncio.to_thread(save_pending, self.store, pending)
@@ -334,9 +336,7 @@ class AsyncOAuthClient:
         """Finish an authorization from its redirect; return the manager of the new session."""
         params = callback_params(redirect_url_or_params)
         pending, code = await asyncio.to_thread(self._settings.take, params)
-        session: OAuthSession = await drive_async(
-            self._settings.complete(pending, code), self._http
-        )
+        session: OAuthSession = await self._driver.run(self._settings.complete(pending, code))
         manager = self._manager()
         await manager.store_session(session)
         logger.info("signed in %s with OAuth", session.did)
@@ -369,5 +369,7 @@ class AsyncOAuthClient:
             None,
             store=self.store,
             refresh_margin=self._settings.refresh_margin,
+            http=self._http,
             clock=self._settings.clock,
+            **self._settings.manager_hooks(),
         )

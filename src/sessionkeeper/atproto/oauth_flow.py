@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 
-from sessionkeeper.atproto.dpop import DpopSigner, generate_dpop_jwk
+from sessionkeeper.atproto.dpop import DpopSigner, generate_dpop_jwk, send_with_nonce
 from sessionkeeper.atproto.errors import (
     OAuthCallbackError,
     OAuthResolutionError,
@@ -28,8 +28,6 @@ from sessionkeeper.atproto.errors import (
 )
 from sessionkeeper.atproto.identity import IdentityResolver, is_did, verify_issuer_flow
 from sessionkeeper.atproto.oauth_client_auth import ClientCredentials
-from sessionkeeper.atproto.oauth_io import OAuthFlow
-from sessionkeeper.atproto.oauth_manager import wants_nonce
 from sessionkeeper.atproto.oauth_metadata import (
     AuthServerMetadata,
     fetch_auth_server,
@@ -40,12 +38,13 @@ from sessionkeeper.atproto.oauth_pending import PendingAuthorization
 from sessionkeeper.atproto.oauth_pkce import new_verifier, s256_challenge
 from sessionkeeper.atproto.oauth_session import OAuthSession
 from sessionkeeper.atproto.xrpc import error_body
+from sessionkeeper.flow import Flow, NetworkFailure, Send
 
 #: The scope every ATProto grant must contain.
 ATPROTO_SCOPE = "atproto"
 
 
-def dpop_post(
+def signed_post(
     signer: DpopSigner,
     url: str,
     form: Mapping[str, str],
@@ -53,23 +52,21 @@ def dpop_post(
     audience: str,
     *,
     what: str,
-) -> OAuthFlow[httpx.Response]:
-    """POST ``form`` with a DPoP proof (and a fresh client assertion); follow one nonce request."""
-    for attempt in range(2):
-        sent = signer.nonce(url)
+) -> Flow[httpx.Response]:
+    """POST ``form`` with a DPoP proof and the client's credentials; follow one nonce request.
+
+    Each attempt carries a fresh client assertion (its ``jti`` is single use).
+    """
+
+    def prepare(nonce: str | None) -> Send:
         body = {**form, **credentials.auth_fields(audience)}
-        request = httpx.Request(
-            "POST", url, data=body, headers={"DPoP": signer.proof("POST", url, nonce=sent)}
-        )
-        try:
-            response: httpx.Response = yield request
-        except httpx.TransportError as exc:
-            raise OAuthTokenError(f"{what}: {url} unreachable ({type(exc).__name__})") from None
-        changed = signer.remember_nonce(url, response.headers.get("dpop-nonce"), sent=sent)
-        if attempt == 0 and changed and wants_nonce(response):
-            continue
-        return response
-    raise AssertionError("unreachable")  # pragma: no cover
+        return Send("POST", url, {"DPoP": signer.proof("POST", url, nonce=nonce)}, form=body)
+
+    response = yield from send_with_nonce(signer, url, prepare)
+    if isinstance(response, NetworkFailure):
+        raise OAuthTokenError(f"{what}: {url} unreachable ({response.reason})")
+    assert isinstance(response, httpx.Response)
+    return response
 
 
 def _refused(what: str, response: httpx.Response) -> OAuthTokenError:
@@ -91,7 +88,7 @@ class Target:
     expected_did: str | None
 
 
-def discover(value: str, resolver: IdentityResolver) -> OAuthFlow[Target]:
+def discover(value: str, resolver: IdentityResolver) -> Flow[Target]:
     """The authorization server for a handle, a DID, or a PDS/entryway URL."""
     if value.startswith(("https://", "http://")):
         origin = url_origin(value)
@@ -118,7 +115,7 @@ def begin_authorization(
     credentials: ClientCredentials,
     redirect_uri: str,
     now: float,
-) -> OAuthFlow[tuple[str, PendingAuthorization]]:
+) -> Flow[tuple[str, PendingAuthorization]]:
     """Discover, push the authorization request; return (browser URL, pending authorization)."""
     target = yield from discover(value, resolver)
     server = yield from fetch_auth_server(target.issuer)
@@ -136,7 +133,7 @@ def begin_authorization(
     if target.login_hint:
         form["login_hint"] = target.login_hint
     par_url = server.pushed_authorization_request_endpoint
-    response = yield from dpop_post(
+    response = yield from signed_post(
         signer, par_url, form, credentials, server.issuer, what="pushed authorization request"
     )
     if response.status_code not in (200, 201):
@@ -217,7 +214,7 @@ def complete_authorization(
     resolver: IdentityResolver,
     credentials: ClientCredentials,
     now: float,
-) -> OAuthFlow[OAuthSession]:
+) -> Flow[OAuthSession]:
     """Exchange ``code``; check scope and ``sub``; return the session to store."""
     signer = DpopSigner(pending.dpop_jwk)
     signer.remember_nonce(pending.token_endpoint, pending.nonce, sent=None)
@@ -227,7 +224,7 @@ def complete_authorization(
         "redirect_uri": pending.redirect_uri,
         "code_verifier": pending.verifier,
     }
-    response = yield from dpop_post(
+    response = yield from signed_post(
         signer, pending.token_endpoint, form, credentials, pending.issuer, what="code exchange"
     )
     if not response.is_success:

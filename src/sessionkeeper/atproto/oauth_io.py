@@ -1,115 +1,53 @@
-"""The I/O that the OAuth flows describe, and its one blocking and one asyncio driver.
+"""The discovery steps the OAuth sign-in flows share, in the core's flow vocabulary.
 
-Discovery, PAR, the code exchange and verification are generators that yield
-an ``httpx.Request`` (and receive its ``httpx.Response``) or a
-:class:`TxtLookup` (and receive the TXT strings). A transport failure is
-thrown into the flow at its ``yield``, so the flow decides what a failure
-means (try the next resolution method, or name the step that failed). The
-blocking client drives them with ``httpx.Client`` and dnspython's resolver,
-the asyncio client with ``httpx.AsyncClient`` and ``dns.asyncresolver``.
+Discovery, PAR, the code exchange and verification are flows of
+:mod:`sessionkeeper.flow` (``Send`` and, for DNS, ``Call``), so the blocking
+and the asyncio client run them on the core's two drivers and share every
+decision. A DNS TXT lookup is a blocking ``Call`` (the asyncio driver runs it
+in a worker thread): dnspython's resolver does the lookup.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-import dns.asyncresolver
 import dns.exception
 import dns.resolver
-import httpx
 
 from sessionkeeper.atproto.errors import OAuthResolutionError
+from sessionkeeper.flow import Call, Flow, NetworkFailure, Send
 
-T = TypeVar("T")
+#: Seconds a DNS lookup may take before the next resolution method is tried.
+DNS_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True, slots=True)
-class TxtLookup:
-    """Ask DNS for the TXT records of ``name``; the flow receives ``list[str]``."""
+class TxtQuery:
+    """A blocking DNS TXT lookup of ``name``: the TXT strings, or ``[]`` when there are none."""
 
     name: str
 
-
-class DnsLookupError(Exception):
-    """A DNS lookup that gave no answer (no such name, no TXT, timeout)."""
-
-
-Step = httpx.Request | TxtLookup
-OAuthFlow = Generator[Step, Any, T]
-
-_DNS_FAILURES = (dns.exception.DNSException,)
-
-
-def _txt_strings(answer: Any) -> list[str]:
-    return [b"".join(record.strings).decode("utf-8", "replace") for record in answer]
-
-
-def drive(flow: OAuthFlow[T], http: httpx.Client, *, dns_timeout: float = 5.0) -> T:
-    """Run ``flow`` with blocking I/O and return its result."""
-    reply: Any = None
-    failure: BaseException | None = None
-    while True:
+    def __call__(self) -> list[str]:
+        """Resolve now (no answer, no such name and timeouts all give ``[]``)."""
         try:
-            step = flow.throw(failure) if failure is not None else flow.send(reply)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-        reply, failure = None, None
-        if isinstance(step, TxtLookup):
-            try:
-                answer = dns.resolver.resolve(step.name, "TXT", lifetime=dns_timeout)
-                reply = _txt_strings(answer)
-            except _DNS_FAILURES as exc:
-                failure = DnsLookupError(f"{step.name}: {type(exc).__name__}")
-            continue
-        try:
-            response = http.send(step, stream=True)
-            try:
-                response.read()
-            finally:
-                response.close()
-            reply = response
-        except httpx.TransportError as exc:
-            failure = exc
+            answer = dns.resolver.resolve(self.name, "TXT", lifetime=DNS_TIMEOUT)
+        except dns.exception.DNSException:
+            return []
+        return [b"".join(record.strings).decode("utf-8", "replace") for record in answer]
 
 
-async def drive_async(
-    flow: OAuthFlow[T], http: httpx.AsyncClient, *, dns_timeout: float = 5.0
-) -> T:
-    """Run ``flow`` with asyncio I/O and return its result."""
-    reply: Any = None
-    failure: BaseException | None = None
-    while True:
-        try:
-            step = flow.throw(failure) if failure is not None else flow.send(reply)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-        reply, failure = None, None
-        if isinstance(step, TxtLookup):
-            try:
-                answer = await dns.asyncresolver.resolve(step.name, "TXT", lifetime=dns_timeout)
-                reply = _txt_strings(answer)
-            except _DNS_FAILURES as exc:
-                failure = DnsLookupError(f"{step.name}: {type(exc).__name__}")
-            continue
-        try:
-            response = await http.send(step, stream=True)
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
-            reply = response
-        except httpx.TransportError as exc:
-            failure = exc
+def txt_records(name: str) -> Flow[list[str]]:
+    """The TXT strings of ``name`` (``[]`` when DNS has none)."""
+    records: list[str] = yield Call(TxtQuery(name))
+    return records
 
 
-def fetch_json(url: str, what: str) -> OAuthFlow[dict[str, Any]]:
+def fetch_json(url: str, what: str) -> Flow[dict[str, Any]]:
     """GET ``url`` and return its JSON object; any other outcome names ``what``."""
-    try:
-        response = yield httpx.Request("GET", url, headers={"Accept": "application/json"})
-    except httpx.TransportError as exc:
-        raise OAuthResolutionError(f"{what}: {url} unreachable ({type(exc).__name__})") from None
+    response = yield Send("GET", url, {"Accept": "application/json"})
+    if isinstance(response, NetworkFailure):
+        raise OAuthResolutionError(f"{what}: {url} unreachable ({response.reason})")
     if response.status_code != 200:
         raise OAuthResolutionError(f"{what}: {url} answered HTTP {response.status_code}")
     try:

@@ -13,7 +13,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sessionkeeper.atproto.errors import OAuthResolutionError
-from sessionkeeper.atproto.oauth_io import OAuthFlow, fetch_json
+from sessionkeeper.atproto.oauth_io import fetch_json
+from sessionkeeper.flow import Flow
 
 
 def url_origin(url: str) -> str:
@@ -88,7 +89,7 @@ class AuthServerMetadata:
         )
 
 
-def fetch_issuer_of(pds_url: str) -> OAuthFlow[str]:
+def fetch_issuer_of(pds_url: str) -> Flow[str]:
     """The one authorization server a PDS names in its protected-resource metadata."""
     pds = url_origin(pds_url)
     body = yield from fetch_json(
@@ -106,7 +107,7 @@ def fetch_issuer_of(pds_url: str) -> OAuthFlow[str]:
     return issuer
 
 
-def fetch_auth_server(issuer: str) -> OAuthFlow[AuthServerMetadata]:
+def fetch_auth_server(issuer: str) -> Flow[AuthServerMetadata]:
     """The validated metadata of ``issuer``."""
     body = yield from fetch_json(
         f"{issuer}/.well-known/oauth-authorization-server",
