@@ -185,6 +185,19 @@ def test_restore_gives_the_stored_session_or_no_session_error(
             later.restore(BOB)
 
 
+def test_a_new_process_signs_its_first_call_with_the_stored_nonce(
+    tmp_path: Path, fake: FakeOAuth
+) -> None:
+    with client_for(fake, tmp_path) as client:
+        client.callback(browser(client.authorize(DEFAULT_HANDLE)))
+    stored = json.loads((tmp_path / oauth_name_for_did(DEFAULT_DID)).read_text())
+    assert stored["dpopNonces"] == {fake.url: fake.nonce}
+    fake.reset_counts()
+    with client_for(fake, tmp_path) as later, later.restore(DEFAULT_DID) as manager:
+        assert manager.query(GET_SESSION)["did"] == DEFAULT_DID
+    assert fake.counts["resource-nonce"] == 0 and fake.counts[f"/xrpc/{GET_SESSION}"] == 1
+
+
 def test_a_confidential_client_signs_every_request_with_a_fresh_assertion(
     fake: FakeOAuth,
 ) -> None:

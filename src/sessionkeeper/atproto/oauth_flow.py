@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -242,7 +242,7 @@ def complete_authorization(
         )
     identity = yield from verify_issuer_flow(resolver, sub, pending.issuer, verify_handle=True)
     try:
-        return OAuthSession.from_token_response(
+        session = OAuthSession.from_token_response(
             body,
             issuer=pending.issuer,
             token_endpoint=pending.token_endpoint,
@@ -255,3 +255,4 @@ def complete_authorization(
         )
     except SessionError as exc:
         raise OAuthTokenError(f"the code exchange answered an unusable token set: {exc}") from None
+    return replace(session, dpop_nonces=signer.nonces())
