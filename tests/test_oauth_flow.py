@@ -147,6 +147,19 @@ def test_sub_whose_pds_names_another_issuer_is_refused(fake: FakeOAuth) -> None:
         assert client.store.names() == []
 
 
+def test_refresh_reverifies_the_issuer_first_and_keeps_the_session(fake: FakeOAuth) -> None:
+    with client_for(fake) as client:
+        manager = client.callback(browser(client.authorize(DEFAULT_HANDLE)))
+        before = manager.session
+        fake.named_issuer = "https://other-issuer.example"  # the account moved away
+        with pytest.raises(OAuthResolutionError, match="delegates to https://other-issuer"):
+            manager.refresh_token()
+        assert manager.session == before
+        fake.named_issuer = None
+        manager.refresh_token()
+    assert fake.counts["refresh"] == 1  # the refused check sent no refresh token
+
+
 def test_a_grant_without_the_atproto_scope_is_refused(fake: FakeOAuth) -> None:
     fake.granted_scope = "transition:generic"
     with client_for(fake) as client:
