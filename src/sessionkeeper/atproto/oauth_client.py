@@ -133,12 +133,31 @@ class _ClientSettings:
         )
 
 
+class _ClientFace:
+    """The names both clients show: who the client is, what a web client serves."""
+
+    _settings: _ClientSettings
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(client_id={self._settings.credentials.client_id!r})"
+
+    @property
+    def client_metadata(self) -> dict[str, Any]:
+        """The client metadata document (what a web client serves at its ``client_id``)."""
+        return self._settings.client_metadata
+
+    @property
+    def jwks(self) -> dict[str, Any]:
+        """The public JWK set (what a web client serves at its ``jwks_uri``)."""
+        return self._settings.jwks
+
+
 def announce(url: str) -> None:
     """Show the authorization URL to the person at the terminal (stderr; it is no secret)."""
     print(f"Open this URL in a browser to sign in:\n  {url}", file=sys.stderr, flush=True)
 
 
-class OAuthClient:
+class OAuthClient(_ClientFace):
     """Signs accounts in with ATProto OAuth and restores their stored sessions."""
 
     def __init__(
@@ -172,19 +191,6 @@ class OAuthClient:
         self._owns_http = http is None
         self._http = http if http is not None else httpx.Client(timeout=DEFAULT_TIMEOUT)
         self._driver = BlockingDriver(self.store, self._http)
-
-    def __repr__(self) -> str:
-        return f"OAuthClient(client_id={self._settings.credentials.client_id!r})"
-
-    @property
-    def client_metadata(self) -> dict[str, Any]:
-        """The client metadata document (what a web client serves at its ``client_id``)."""
-        return self._settings.client_metadata
-
-    @property
-    def jwks(self) -> dict[str, Any]:
-        """The public JWK set (what a web client serves at its ``jwks_uri``)."""
-        return self._settings.jwks
 
     def close(self) -> None:
         """Close the HTTP client if this client created it."""
@@ -256,7 +262,7 @@ class OAuthClient:
         )
 
 
-class AsyncOAuthClient:
+class AsyncOAuthClient(_ClientFace):
     """The asyncio twin of :class:`OAuthClient`: the same names, I/O as coroutines."""
 
     def __init__(
@@ -290,19 +296,6 @@ class AsyncOAuthClient:
         self._owns_http = http is None
         self._http = http if http is not None else httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
         self._driver = AsyncDriver(self.store, self._http)
-
-    def __repr__(self) -> str:
-        return f"AsyncOAuthClient(client_id={self._settings.credentials.client_id!r})"
-
-    @property
-    def client_metadata(self) -> dict[str, Any]:
-        """The client metadata document (what a web client serves at its ``client_id``)."""
-        return self._settings.client_metadata
-
-    @property
-    def jwks(self) -> dict[str, Any]:
-        """The public JWK set (what a web client serves at its ``jwks_uri``)."""
-        return self._settings.jwks
 
     async def aclose(self) -> None:
         """Close the HTTP client if this client created it."""
