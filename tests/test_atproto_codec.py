@@ -89,17 +89,25 @@ def test_file_is_pretty_printed_like_serde_json() -> None:
     assert text.endswith('\n  "status": "deactivated"\n}')
 
 
-def test_none_fields_are_omitted_like_the_rust_sdk() -> None:
+def test_the_file_always_holds_the_seeds_nine_keys_with_null_for_none() -> None:
     session = AtpSessionData(
         refresh_jwt=REFRESH, access_jwt=ACCESS, handle="a.test", did="did:plc:a"
     )
-    assert session.to_json_dict() == {
-        "refreshJwt": REFRESH,
-        "accessJwt": ACCESS,
-        "handle": "a.test",
-        "did": "did:plc:a",
-        "active": True,
-    }
+    document = json.loads(encode_session(session))
+    assert list(document) == [
+        "refreshJwt",
+        "accessJwt",
+        "handle",
+        "did",
+        "email",
+        "emailConfirmed",
+        "emailAuthFactor",
+        "active",
+        "status",
+    ]
+    assert document["status"] is None and document["email"] is None
+    assert '"status": null' in encode_session(session).decode()
+    assert decode_session(encode_session(session), name="did_plc_a.json") == session
 
 
 def test_rust_sdk_file_without_optional_keys_and_active_loads() -> None:

@@ -82,7 +82,7 @@ def test_login_creates_stores_and_emits_create(
     assert kinds(events) == ["create"] and events[0][1] == session
     path = session_dir / f"{alice.replace(':', '_')}.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    keys = "refreshJwt accessJwt handle did email emailConfirmed emailAuthFactor active"
+    keys = "refreshJwt accessJwt handle did email emailConfirmed emailAuthFactor active status"
     assert list(json.loads(path.read_text())) == keys.split()
     assert manager.pds_endpoint == pds.url
 

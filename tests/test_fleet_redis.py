@@ -21,7 +21,7 @@ import pytest
 
 from sessionkeeper.atproto import PersistentSessionManager
 from sessionkeeper.atproto.codec import name_for_did
-from sessionkeeper.sessionfiles import jwt_expiry
+from sessionkeeper.atproto.jwt import token_expiry_or_none as jwt_expiry
 from sessionkeeper.stores import StoreUnavailableError
 from sessionkeeper.stores.redis import RedisStore
 from sessionkeeper.testing import FakePds

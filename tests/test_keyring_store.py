@@ -19,7 +19,7 @@ from filelock import FileLock
 
 from sessionkeeper.stores import Store, StoreError, StoreUnavailableError
 from sessionkeeper.stores.keyring import CHUNK_CHARS, KeyringStore
-from tests.store_conformance import SharedStoreConformance
+from sessionkeeper.testing.store_conformance import SharedStoreConformance
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -27,8 +27,8 @@ from sessionkeeper.stores import (
 from sessionkeeper.stores.redis import RedisStore, redact_url, split_store_params
 from sessionkeeper.stores.url import open_store
 from sessionkeeper.testing.redis_server import RedisServer, RedisServerError
+from sessionkeeper.testing.store_conformance import SharedStoreConformance
 from tests.redis_fixture import require_redis_server
-from tests.store_conformance import SharedStoreConformance
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(120)]
 

@@ -167,7 +167,7 @@ def test_migrate_reports_corrupt_sessions_as_failed_and_copies_the_others(
     result = run_cli("migrate", "--from", f"dir:{hac_dir}", "--to", f"dir:{tmp_path / 'd'}")
     assert result.returncode == 1
     assert "copied 2, skipped identical 0, conflicts 0, failed 1" in result.stdout
-    assert f"failed {broken} (hac session is not valid JSON" in result.stdout
+    assert f"failed {broken} (hac session: it is not valid JSON" in result.stdout
     assert broken not in DirectoryStore(tmp_path / "d").names()
 
 
@@ -283,7 +283,7 @@ def test_doctor_finds_every_problem_with_its_fix_and_changes_nothing(tmp_path: P
     assert f"fix: chmod 700 {directory}" in out
     assert f"fix: chmod 600 {good}" in out
     assert "is a corrupt hac session: it is not UTF-8 text" in out
-    assert "is a corrupt atproto session: it lacks the fields" in out
+    assert "is a corrupt atproto session: session file did_plc_shape.json: missing required" in out
     assert "is a temp file left by a writer that died" in out
     assert "is the lock file of 'gone.json', which no longer exists" in out
     assert "5 problems, 1 notes" in out
@@ -357,8 +357,8 @@ def test_prune_decides_on_the_value_read_under_the_lock(tmp_path: Path) -> None:
 
 
 def test_a_deeply_nested_session_file_is_reported_corrupt_not_a_crash(tmp_path: Path) -> None:
+    from sessionkeeper.atproto.jwt import token_expiry_or_none as jwt_expiry
     from sessionkeeper.doctor import Severity, diagnose_directory
-    from sessionkeeper.sessionfiles import jwt_expiry
 
     store = DirectoryStore(tmp_path / "s")
     name = hac_name("https://h", "u", "deep")

@@ -14,7 +14,7 @@ from sessionkeeper.stores import (
     Store,
     generate_key,
 )
-from tests.store_conformance import SharedStoreConformance, StoreConformance
+from sessionkeeper.testing.store_conformance import SharedStoreConformance, StoreConformance
 
 
 class TestDirectoryStore(SharedStoreConformance):

@@ -3,6 +3,7 @@
 from typing import TYPE_CHECKING, Any
 
 from sessionkeeper.clock import Clock, ManualClock, SystemClock
+from sessionkeeper.errors import SessionkeeperError
 from sessionkeeper.events import EventBus
 from sessionkeeper.stores import (
     DecryptionError,
@@ -35,6 +36,7 @@ _FROM_STORES = {
     "EncryptedStore",
     "KeyringStore",
     "RedisStore",
+    "SessionkeeperError",
     "SqliteStore",
     "StoreUrlError",
     "generate_key",
@@ -66,6 +68,7 @@ __all__ = [
     "MemoryStore",
     "MissingKeyError",
     "RedisStore",
+    "SessionkeeperError",
     "SqliteStore",
     "Store",
     "StoreError",

@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sessionkeeper.formats import FormatError, format_of
 from sessionkeeper.prune import HAC_IDLE_TIMEOUT, prune_verdict
-from sessionkeeper.sessionfiles import ShapeError, kind_of, parse_session
 from sessionkeeper.stores.base import MAX_VALUE_BYTES, Store
 from sessionkeeper.stores.directory import (
     LOCK_SUFFIX,
@@ -27,6 +27,7 @@ from sessionkeeper.stores.directory import (
     DirectoryStore,
 )
 from sessionkeeper.stores.errors import StoreError
+from sessionkeeper.stores.files import read_regular_file
 from sessionkeeper.stores.locking import flock_is_held
 from sessionkeeper.stores.url import open_store, parse_store_url, redact_url
 
@@ -57,16 +58,16 @@ def _note(subject: str, message: str, fix: str) -> Finding:
 
 
 def _content_findings(name: str, data: bytes, where: str, now: float) -> list[Finding]:
-    kind = kind_of(name)
-    if kind is None:
+    session_format = format_of(name)
+    if session_format is None:
         return [_note(where, "is not a session file; sessionkeeper ignores it", "none needed")]
     try:
-        parse_session(kind, data)
-    except ShapeError as exc:
+        session_format.check(name, data)
+    except FormatError as exc:
         return [
             _problem(
                 where,
-                f"is a corrupt {kind.value} session: it {exc}",
+                f"is a corrupt {session_format.label}: {exc}",
                 "remove it; the next login writes a fresh session",
             )
         ]
@@ -133,12 +134,13 @@ def diagnose_directory(path: Path, *, contents: bool = True) -> list[Finding]:
                 )
                 continue
             try:
-                data = Path(entry.path).read_bytes()
-            except FileNotFoundError:
-                continue  # removed since the listing: nothing left to check
-            except OSError as exc:
-                findings.append(_problem(where, f"cannot be read ({exc.strerror})", "check it"))
+                # Non-blocking and no-follow: the file may have become a FIFO or a link.
+                data = read_regular_file(entry.path, None, Path(entry.path), tighten=False)
+            except (StoreError, OSError) as exc:
+                findings.append(_problem(where, f"cannot be read ({exc})", "check it"))
                 continue
+            if data is None:
+                continue  # removed since the listing: nothing left to check
             findings += _content_findings(entry.name, data, where, now)
     return findings
 

@@ -1,4 +1,8 @@
-"""Copy every session of both protocols from one store to another, verified.
+"""Copy every entry of every registered session format from one store to another, verified.
+
+The formats (HAC and ATProto password and OAuth sessions, the ATProto CLI's
+state, and any third-party protocol's) come from :mod:`sessionkeeper.formats`;
+an entry is copied only when its own protocol's loader accepts it.
 
 Each session is copied under the locks of its name in both stores (source
 first, then destination, always in that order, so two migrations in the same
@@ -18,7 +22,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sessionkeeper.sessionfiles import ShapeError, kind_of, parse_session
+from sessionkeeper.formats import FormatError, format_of
 from sessionkeeper.stores.base import Store
 from sessionkeeper.stores.errors import StoreError
 
@@ -70,7 +74,7 @@ def migrate(
     lock_timeout: float | None = None,
     progress: Callable[[CopyResult], None] | None = None,
 ) -> MigrationReport:
-    """Copy every HAC and ATProto session from ``source`` to ``destination``."""
+    """Copy every entry of a registered session format from ``source`` to ``destination``."""
     if source is destination:
         raise ValueError("source and destination are the same store")
     report = MigrationReport(dry_run=dry_run)
@@ -92,8 +96,8 @@ def _copy_one(
     overwrite: bool,
     lock_timeout: float | None,
 ) -> CopyResult:
-    kind = kind_of(name)
-    if kind is None:
+    session_format = format_of(name)
+    if session_format is None:
         return CopyResult(name, CopyOutcome.IGNORED, "not a session file")
     try:
         with source.lock(name, lock_timeout), destination.lock(name, lock_timeout):
@@ -101,9 +105,9 @@ def _copy_one(
             if data is None:
                 return CopyResult(name, CopyOutcome.IGNORED, "removed during the migration")
             try:
-                parse_session(kind, data)
-            except ShapeError as exc:
-                return CopyResult(name, CopyOutcome.FAILED, f"{kind.value} session {exc}")
+                session_format.check(name, data)
+            except FormatError as exc:
+                return CopyResult(name, CopyOutcome.FAILED, f"{session_format.label}: {exc}")
             existing = destination.get(name)
             if existing == data:
                 return CopyResult(name, CopyOutcome.IDENTICAL)

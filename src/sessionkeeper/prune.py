@@ -1,12 +1,15 @@
 """Remove sessions that can no longer be used, and temp files of dead writers.
 
+What is dead is each format's own rule (:mod:`sessionkeeper.formats`):
+
 - HAC: a session idle longer than the server's inactivity timeout (120 minutes
   by default) is dead on the server, so its cookies are worthless.
-- ATProto: a session whose refresh token has expired can never be refreshed
-  (the access token expires long before it). The ``exp`` claim is read
-  without a signature check: pruning only needs the date.
+- ATProto password and OAuth sessions: once the refresh token has expired no
+  refresh can revive them (the access token expires long before). The ``exp``
+  claim is read without a signature check: pruning only needs the date.
 - Temp files that a killed writer left behind (directory stores).
 
+Entries that do not load are never removed here: they are the doctor's.
 Each removal happens under the name's lock after reading the value again, so a
 session that another process just refreshed or touched is never removed.
 """
@@ -14,13 +17,12 @@ session that another process just refreshed or touched is never removed.
 from __future__ import annotations
 
 import contextlib
-import enum
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sessionkeeper.clock import SYSTEM_CLOCK, Clock
-from sessionkeeper.sessionfiles import SessionKind, ShapeError, jwt_expiry, kind_of, parse_session
+from sessionkeeper.formats import ExpiryPolicy, FormatError, PruneReason, format_of
 from sessionkeeper.stores.base import Store
 from sessionkeeper.stores.directory import DirectoryStore
 from sessionkeeper.stores.errors import StoreError
@@ -29,14 +31,6 @@ logger = logging.getLogger(__name__)
 
 #: HAC's session timeout (web.xml default): 120 minutes of inactivity.
 HAC_IDLE_TIMEOUT = 2 * 60 * 60.0
-
-
-class PruneReason(enum.Enum):
-    """Why something was (or would be) removed."""
-
-    HAC_IDLE = "hac-idle"
-    REFRESH_EXPIRED = "refresh-expired"
-    STALE_TEMP_FILE = "stale-temp-file"
 
 
 @dataclass(frozen=True)
@@ -58,30 +52,19 @@ class PruneReport:
     unreadable: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _hours(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} h"
-
-
 def prune_verdict(
     name: str, data: bytes, *, idle: float, now: float
 ) -> tuple[PruneReason, str] | None:
     """Return why ``name`` should go, or ``None`` to keep it (corrupt data is kept)."""
-    kind = kind_of(name)
-    if kind is None:
+    session_format = format_of(name)
+    if session_format is None:
         return None
     try:
-        document = parse_session(kind, data)
-    except ShapeError:
+        entry = session_format.check(name, data)
+    except FormatError:
         return None  # corrupt files are the doctor's business, never silently removed
-    if kind is SessionKind.HAC:
-        idle_for = now - float(document["last_used_at"])
-        if idle_for > idle:
-            return PruneReason.HAC_IDLE, f"idle for {_hours(idle_for)} (limit {_hours(idle)})"
-        return None
-    expires = jwt_expiry(str(document["refreshJwt"]))
-    if expires is not None and expires <= now:
-        return PruneReason.REFRESH_EXPIRED, f"refresh token expired {_hours(now - expires)} ago"
-    return None
+    why = session_format.dead(entry, now, ExpiryPolicy(idle=idle))
+    return None if why is None else (session_format.prune_reason, why)
 
 
 def _directory_of(store: Store) -> DirectoryStore | None:
@@ -104,7 +87,7 @@ def prune(
     """Remove dead sessions and stale temp files from ``store``; report what went."""
     report = PruneReport(dry_run=dry_run)
     for name in store.names():
-        if kind_of(name) is None:
+        if format_of(name) is None:
             continue
         try:
             with store.lock(name, lock_timeout):

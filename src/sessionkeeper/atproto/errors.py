@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from sessionkeeper.errors import SessionkeeperError
 
-class SessionError(Exception):
+
+class SessionError(SessionkeeperError):
     """Base class of every ATProto session error."""
 
 

@@ -23,10 +23,8 @@ from sessionkeeper.atproto.errors import (
     SessionNetworkError,
 )
 from sessionkeeper.atproto.jwt import token_expiry_or_none
-from sessionkeeper.atproto.listing import stored_sessions
+from sessionkeeper.atproto.listing import stored_oauth_sessions, stored_sessions
 from sessionkeeper.atproto.oauth_session import (
-    OAUTH_PREFIX,
-    OAUTH_SUFFIX,
     OAuthSession,
     decode_oauth,
     encode_oauth,
@@ -35,7 +33,7 @@ from sessionkeeper.atproto.oauth_session import (
 from sessionkeeper.atproto.types import AtpSessionData
 from sessionkeeper.atproto.xrpc import error_body, is_rejected_access
 from sessionkeeper.session_state import StateErrors
-from sessionkeeper.stores.base import Store, iter_items
+from sessionkeeper.stores.base import Store
 
 logger = logging.getLogger(__name__)
 
@@ -155,18 +153,7 @@ class OAuthKind:
 
     def stored(self, store: Store) -> list[OAuthSession]:
         """Every stored OAuth session (corrupt and foreign entries skipped, logged)."""
-        found: dict[str, OAuthSession] = {}
-        for name, raw in iter_items(store):
-            if not (name.startswith(OAUTH_PREFIX) and name.endswith(OAUTH_SUFFIX)):
-                continue
-            try:
-                session = decode_oauth(raw, name=name)
-            except CorruptSessionError as exc:
-                logger.warning("skipping %s", exc)
-                continue
-            if oauth_name_for_did(session.did) == name:
-                found[session.did] = session
-        return [found[did] for did in sorted(found)]
+        return stored_oauth_sessions(store)
 
 
 PASSWORD = PasswordKind()

@@ -1,45 +1,48 @@
-"""Reading every stored session: listing accounts and finding expired ones to prune."""
+"""Reading every stored session of each ATProto kind; one bad entry never hides the others."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TypeVar
 
-from sessionkeeper.atproto.codec import SESSION_PREFIX, SESSION_SUFFIX, decode_session, name_for_did
+from sessionkeeper.atproto.codec import is_session_name, load_named_session
 from sessionkeeper.atproto.errors import CorruptSessionError
+from sessionkeeper.atproto.oauth_session import OAuthSession, is_oauth_name, load_named_oauth
 from sessionkeeper.atproto.types import AtpSessionData
-from sessionkeeper.stores.base import Store, iter_items
+from sessionkeeper.stores.base import Store, readable_items
 
 logger = logging.getLogger(__name__)
 
 
-def stored_sessions(store: Store) -> list[AtpSessionData]:
-    """Every valid session in ``store``, sorted by DID.
+S = TypeVar("S", AtpSessionData, OAuthSession)
 
-    Names that are not session files, corrupt files and files whose DID does
-    not match their name are skipped (and logged), so one bad file never
-    hides the others.
-    """
-    found: dict[str, AtpSessionData] = {}
-    for name, raw in iter_items(store):
-        if not (name.startswith(SESSION_PREFIX) and name.endswith(SESSION_SUFFIX)):
-            continue
+
+def _stored(
+    store: Store, wanted: Callable[[str], bool], load: Callable[..., S], what: str
+) -> list[S]:
+    found: dict[str, S] = {}
+    for name, raw in readable_items(store, wanted, what=what):
         try:
-            session = decode_session(raw, name=name)
+            session = load(raw, name=name)
         except CorruptSessionError as exc:
             logger.warning("skipping %s", exc)
-            continue
-        if name_for_did(session.did) != name:
-            logger.warning("skipping %s: it holds the session of %s", name, session.did)
             continue
         found[session.did] = session
     return [found[did] for did in sorted(found)]
 
 
-def prunable(store: Store, now: float) -> list[AtpSessionData]:
-    """Stored sessions whose refresh token is past its exp (no refresh can revive them)."""
-    dead = []
-    for session in stored_sessions(store):
-        exp = session.refresh_expires_at
-        if exp is not None and now >= exp:
-            dead.append(session)
-    return dead
+def stored_sessions(store: Store) -> list[AtpSessionData]:
+    """Every valid password session in ``store``, sorted by DID.
+
+    Names that are not session files are ignored; corrupt files, entries the
+    store cannot read (oversized, undecryptable, foreign plaintext in an
+    encrypted store) and files whose DID does not match their name are
+    skipped with a warning, so one bad entry never hides the others.
+    """
+    return _stored(store, is_session_name, load_named_session, "ATProto session")
+
+
+def stored_oauth_sessions(store: Store) -> list[OAuthSession]:
+    """Every valid OAuth session in ``store``, sorted by DID; bad entries skipped as above."""
+    return _stored(store, is_oauth_name, load_named_oauth, "OAuth session")

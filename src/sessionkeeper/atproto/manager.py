@@ -18,6 +18,7 @@ from sessionkeeper.atproto.manager_base import (
 )
 from sessionkeeper.atproto.types import AtpSessionData, AtpSessionEvent
 from sessionkeeper.clock import Clock
+from sessionkeeper.redaction import redact_url
 from sessionkeeper.session_state import SessionState
 from sessionkeeper.stores.base import Store
 
@@ -41,7 +42,7 @@ class PasswordSessions:
     _endpoints: dict[str, str]
 
     def _where(self) -> str:
-        return f"{self._service_url!r}, "
+        return f"{redact_url(self._service_url)!r}, "
 
     @property
     def service_url(self) -> str:

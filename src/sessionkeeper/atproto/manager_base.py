@@ -26,6 +26,7 @@ from sessionkeeper.call_loop import Authorizer, SessionAuth, ThreadedSource
 from sessionkeeper.clock import SYSTEM_CLOCK, Clock
 from sessionkeeper.events import SessionEvent
 from sessionkeeper.flow import AsyncDriver, BlockingDriver, Call, Delete, Flow, Get, Locked, Put
+from sessionkeeper.http_limits import bounded_async_client, bounded_client
 from sessionkeeper.session_state import SessionState
 from sessionkeeper.singleflight import single_flight
 from sessionkeeper.stores.base import Store
@@ -40,8 +41,9 @@ S = TypeVar("S")
 #: away (network, 5xx, 429), or the store is (down, full, its lock held past the timeout).
 EARLY_REFRESH_FAILURES = (SessionNetworkError, StoreError)
 
-#: Timeouts for a manager's own client: connect fast, allow slow servers.
-DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+#: Seconds a request of a manager's own client may take in all (a total deadline, so a
+#: trickling server cannot hold a refresh, and the store lock, for longer).
+DEFAULT_TIMEOUT = 30.0
 
 
 def resolve_store(session_dir: str | os.PathLike[str] | None, store: Store | None) -> Store:
@@ -207,7 +209,7 @@ class BlockingManager(_ManagerState[S]):
         self.store = resolve_store(session_dir, store)
         self._new_state(refresh_margin, auto_refresh, clock)
         self._owns_http = http is None
-        self._http = http if http is not None else httpx.Client(timeout=DEFAULT_TIMEOUT)
+        self._http = http if http is not None else bounded_client(DEFAULT_TIMEOUT)
         self._driver = BlockingDriver(self.store, self._http)
         self.auth: SessionAuth[S] = SessionAuth(
             authorizer, sync_source=self, async_source=ThreadedSource(self)
@@ -343,7 +345,7 @@ class AsyncManager(_ManagerState[S]):
         self.store = resolve_store(session_dir, store)
         self._new_state(refresh_margin, auto_refresh, clock)
         self._owns_http = http is None
-        self._http = http if http is not None else httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
+        self._http = http if http is not None else bounded_async_client(DEFAULT_TIMEOUT)
         self._driver = AsyncDriver(self.store, self._http)
         self.auth: SessionAuth[S] = SessionAuth(authorizer, sync_source=None, async_source=self)
         """An ``httpx.Auth`` for ``httpx.AsyncClient`` that refreshes and retries once."""

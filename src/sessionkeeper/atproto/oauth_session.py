@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sessionkeeper.atproto.codec import validate_did
+from sessionkeeper.atproto.codec import check_name, did_name, parse_json_document, validate_did
 from sessionkeeper.atproto.errors import CorruptSessionError, SessionError
 from sessionkeeper.atproto.jwt import redact
 
@@ -41,9 +41,13 @@ _REQUIRED = ("did", "issuer", "tokenEndpoint", "pdsUrl", "clientId", "accessToke
 
 
 def oauth_name_for_did(did: str) -> str:
-    """The store name of ``did``'s OAuth session."""
-    validate_did(did)
-    return OAUTH_PREFIX + did.replace(":", "_").replace("/", "_") + OAUTH_SUFFIX
+    """The store name of ``did``'s OAuth session (the password session's mapping, prefixed)."""
+    return did_name(did, OAUTH_PREFIX, OAUTH_SUFFIX)
+
+
+def is_oauth_name(name: str) -> bool:
+    """Whether ``name`` is shaped like an OAuth session's store name."""
+    return name.startswith(OAUTH_PREFIX + "did_") and name.endswith(OAUTH_SUFFIX)
 
 
 @dataclass(slots=True)
@@ -153,11 +157,15 @@ def encode_oauth(session: OAuthSession) -> bytes:
 
 def decode_oauth(raw: bytes, *, name: str) -> OAuthSession:
     """Parse stored bytes; raise :class:`CorruptSessionError` naming ``name``."""
-    try:
-        document = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise CorruptSessionError(f"OAuth session {name} is not valid JSON", name=name) from None
+    document = parse_json_document(raw, what="OAuth session", name=name)
     return OAuthSession.from_json_dict(document, where=f"OAuth session {name}")
+
+
+def load_named_oauth(raw: bytes, *, name: str) -> OAuthSession:
+    """Decode an OAuth session and check it is the one its name promises."""
+    session = decode_oauth(raw, name=name)
+    check_name(name, session.did, oauth_name_for_did(session.did), "OAuth session")
+    return session
 
 
 def _answer_did(body: object) -> str:

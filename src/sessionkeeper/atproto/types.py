@@ -75,13 +75,12 @@ class AtpSessionData:
         return token_expiry_or_none(self.refresh_jwt)
 
     def to_json_dict(self) -> dict[str, Any]:
-        """Return the camelCase document of the file format; ``None`` fields are omitted."""
-        out: dict[str, Any] = {}
-        for attr, key in FIELD_KEYS:
-            value = getattr(self, attr)
-            if value is not None:
-                out[key] = value
-        return out
+        """Return the camelCase document of the file format: all nine keys, ``None`` as null.
+
+        The seed's file shows ``"status": null``; files without some keys
+        (older Rust SDK ones) still load through :meth:`from_json_dict`.
+        """
+        return {key: getattr(self, attr) for attr, key in FIELD_KEYS}
 
     @classmethod
     def from_json_dict(cls, data: object, *, where: str = "session") -> AtpSessionData:

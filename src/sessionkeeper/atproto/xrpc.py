@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -70,28 +71,41 @@ def is_rejected_access(response: httpx.Response) -> bool:
     return False
 
 
-def retry_after(headers: Mapping[str, str], now: float) -> float | None:
-    """Seconds to wait per ``Retry-After`` (seconds or HTTP date) or ``RateLimit-Reset``."""
+#: Longest wait a server may impose: a ``Retry-After`` of 1e9 must not stop
+#: refreshes for the life of the process.
+MAX_RETRY_AFTER = 3600.0
+
+
+def _parse_wait(headers: Mapping[str, str], now: float) -> float | None:
     value = headers.get("retry-after")
     if value:
         value = value.strip()
         try:
-            return max(0.0, float(value))
+            return float(value)
         except ValueError:
             pass
         try:
             when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             when = None
         if when is not None:
-            return max(0.0, when.timestamp() - now)
+            return when.timestamp() - now
     reset = headers.get("ratelimit-reset")
     if reset:
         try:
-            return max(0.0, float(reset) - now)
+            return float(reset) - now
         except ValueError:
             return None
     return None
+
+
+def retry_after(headers: Mapping[str, str], now: float) -> float | None:
+    """Seconds to wait per ``Retry-After`` (seconds or HTTP date) or ``RateLimit-Reset``,
+    within ``[0, MAX_RETRY_AFTER]``; ``None`` when the server did not say (or said NaN)."""
+    wait = _parse_wait(headers, now)
+    if wait is None or math.isnan(wait):
+        return None
+    return min(max(0.0, wait), MAX_RETRY_AFTER)
 
 
 def raise_for_error(response: httpx.Response, nsid: str, *, now: float) -> None:

@@ -32,7 +32,8 @@ from sessionkeeper.atproto import (
     SessionExpiredError,
     XrpcError,
 )
-from sessionkeeper.atproto.codec import name_for_did
+from sessionkeeper.atproto.codec import validate_did
+from sessionkeeper.atproto.did_resolution import DidResolutionError, resolve_pds
 from sessionkeeper.atproto.interop import import_session_string
 from sessionkeeper.atproto.listing import stored_sessions
 from sessionkeeper.cli.atproto_oauth import (
@@ -43,7 +44,8 @@ from sessionkeeper.cli.atproto_oauth import (
     print_oauth_sessions,
     print_oauth_whoami,
 )
-from sessionkeeper.cli.atproto_state import forget, load_state, remember
+from sessionkeeper.cli.atproto_state import forget, load_state, remember, remember_service
+from sessionkeeper.redaction import install_log_redaction, origin, redact_url
 from sessionkeeper.stores.base import Store
 from sessionkeeper.stores.directory import DirectoryStore
 from sessionkeeper.stores.errors import StoreError
@@ -114,7 +116,11 @@ def _group(
     service: Annotated[
         str | None,
         typer.Option(
-            "--service", help=f"PDS or entryway URL (default ${SERVICE_ENV}, bsky.social)."
+            "--service",
+            help=(
+                "PDS or entryway URL (default: the one the account logged in to, else its "
+                f"DID document's PDS, else ${SERVICE_ENV}; bsky.social for login)."
+            ),
         ),
     ] = None,
     verbose: Annotated[
@@ -123,6 +129,7 @@ def _group(
 ) -> None:
     """Bluesky / ATProto sessions kept across runs and processes."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
     if verbose:
         logging.getLogger("sessionkeeper").setLevel(logging.INFO)
     ctx.meta[_META_KEY] = Options(session_dir, store, did, service)
@@ -164,16 +171,41 @@ def _store(options: Options) -> Store:
     return resolve_store(options.store_url, lambda: DirectoryStore(default_session_dir()))
 
 
-def _service(options: Options, store: Store, did: str | None) -> str:
+def _login_service(options: Options) -> str:
+    """Where a login goes: --service, else $ATP_SERVICE, else bsky.social."""
+    return options.service or os.environ.get(SERVICE_ENV) or DEFAULT_SERVICE
+
+
+def _session_service(options: Options, store: Store, did: str) -> str:
+    """The host that issued ``did``'s tokens: the only one they may be sent to.
+
+    --service, else the service the account logged in to, else the PDS its DID
+    document names (remembered from then on), else $ATP_SERVICE; never a default
+    host, which did not issue them and whose "InvalidToken" would delete them.
+    """
+    known = load_state(store).services.get(did)
     if options.service:
+        if known and origin(known) != origin(options.service):
+            raise UsageError(
+                f"the session of {did} was issued by {redact_url(known)}; --service "
+                f"{redact_url(options.service)} would send its tokens to another host "
+                "(log in there instead)"
+            )
         return options.service
-    if os.environ.get(SERVICE_ENV):
-        return os.environ[SERVICE_ENV]
-    if did is not None:
-        known = load_state(store).services.get(did)
-        if known:
-            return known
-    return DEFAULT_SERVICE
+    if known:
+        return known
+    try:
+        resolved = resolve_pds(did)
+    except DidResolutionError as exc:
+        fallback = os.environ.get(SERVICE_ENV)
+        if fallback:
+            return fallback
+        raise UsageError(
+            f"no service is known for {did} and its PDS could not be found ({exc}); "
+            "name it with --service URL"
+        ) from None
+    remember_service(store, did, resolved)
+    return resolved
 
 
 def _pick_did(options: Options, store: Store) -> str:
@@ -200,23 +232,24 @@ def _manager(ctx: typer.Context) -> Iterator[PersistentSessionManager | OAuthSes
     options = _options(ctx)
     store = _store(options)
     did = _pick_did(options, store)
-    oauth = None if stored_session_exists(store, did) else open_oauth_manager(store, did)
-    if oauth is not None:
+    validate_did(did)  # a bad --did is a usage error before any look-up
+    if not any(session.did == did for session in stored_sessions(store)):
+        oauth = open_oauth_manager(store, did)
+        if oauth is None:
+            raise NoSessionError(f"no stored session for {did}: log in first")
         with oauth:
             yield oauth
         return
-    manager = PersistentSessionManager(None, _service(options, store, did), store=store)
+    service = _session_service(options, store, did)
+    manager = PersistentSessionManager(None, service, store=store)
     try:
         if manager.load_session(did) is None:
             raise NoSessionError(f"no stored session for {did}: log in first")
         yield manager
     finally:
         manager.close()
-
-
-def stored_session_exists(store: Store, did: str) -> bool:
-    """Whether ``did`` has a password session in ``store``."""
-    return store.get(name_for_did(did)) is not None
+    if manager.session is not None:  # the call went through (and was no logout)
+        remember_service(store, did, service)
 
 
 def _when(exp: float | None) -> str:
@@ -278,7 +311,7 @@ def login(
             remember(store, signed.did)
             out.print(f"logged in as [bold]{escape(signed.handle or signed.did)}[/] with OAuth")
             return
-        url = service or _service(options, store, None)
+        url = service or _login_service(options)
         password = _password()
         with PersistentSessionManager(None, url, store=store) as manager:
             session = manager.login(identifier, password, auth_factor_token=auth_factor_token)
@@ -295,9 +328,15 @@ def whoami(ctx: typer.Context) -> None:
             print_oauth_whoami(out, manager, answer)
             return
         session = manager.session
-        assert session is not None
-        out.print(f"[bold]{escape(str(answer.get('handle')))}[/] {answer.get('did')}")
-        out.print(f"PDS: {manager.pds_endpoint}")
+        if session is None:
+            raise NoSessionError("the session was removed while asking the server")
+        if not isinstance(answer, dict):
+            raise SessionError(
+                f"com.atproto.server.getSession answered {type(answer).__name__}, "
+                "not a JSON object; is the service a PDS?"
+            )
+        out.print(f"[bold]{escape(str(answer.get('handle')))}[/] {escape(str(answer.get('did')))}")
+        out.print(f"PDS: {escape(redact_url(str(manager.pds_endpoint)))}")
         out.print(f"access token expires {_when(session.access_expires_at)}")
         out.print(f"refresh token expires {_when(session.refresh_expires_at)}")
 

@@ -1,7 +1,8 @@
 """What the ATProto CLI remembers between runs: the current account and each account's service.
 
 Kept in the session store under a name that is not a session file
-(``atproto-cli.state``), so session listings ignore it.
+(``atproto-cli.state``), so session listings ignore it; registered as a
+format so ``store migrate`` copies it and ``store doctor`` checks it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 
+from sessionkeeper.formats import FormatError, SessionFormat, never_dies, register
 from sessionkeeper.stores.base import Store
 
 logger = logging.getLogger(__name__)
@@ -29,22 +31,34 @@ class CliState:
         return json.dumps({"current": self.current, "services": self.services}, indent=2).encode()
 
     @classmethod
+    def parse(cls, raw: bytes) -> CliState:
+        """Parse stored state strictly; raise ``ValueError`` saying what is wrong."""
+        try:
+            data = json.loads(raw)
+        except RecursionError:
+            raise ValueError("nests too deeply to be the CLI state") from None
+        except ValueError as exc:  # also UnicodeDecodeError and over-long numbers
+            raise ValueError(f"is not valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"holds a JSON {type(data).__name__}, not an object")
+        current = data.get("current")
+        services = data.get("services")
+        services = {} if services is None else services
+        if current is not None and not isinstance(current, str):
+            raise ValueError("has a 'current' that is not a DID string")
+        if not isinstance(services, dict) or not all(isinstance(v, str) for v in services.values()):
+            raise ValueError("has 'services' that is not an object of DID to URL")
+        return cls(current, dict(services))
+
+    @classmethod
     def from_bytes(cls, raw: bytes | None) -> CliState:
         """Parse; unreadable state is logged and treated as empty (it holds no secret)."""
         if raw is None:
             return cls()
         try:
-            data = json.loads(raw)
-            current = data.get("current")
-            services = data.get("services") or {}
-            if not isinstance(services, dict):
-                raise ValueError("services is not an object")
-            return cls(
-                current if isinstance(current, str) else None,
-                {str(k): str(v) for k, v in services.items()},
-            )
-        except (ValueError, AttributeError) as exc:
-            logger.warning("ignoring unreadable %s: %s", STATE_NAME, exc)
+            return cls.parse(raw)
+        except ValueError as exc:
+            logger.warning("ignoring unreadable %s: it %s", STATE_NAME, exc)
             return cls()
 
 
@@ -66,6 +80,16 @@ def remember(store: Store, did: str | None, service: str | None = None) -> None:
         store.put(STATE_NAME, state.to_bytes())
 
 
+def remember_service(store: Store, did: str, service: str) -> None:
+    """Record ``did``'s service without changing the current account (no write if known)."""
+    if load_state(store).services.get(did) == service:
+        return
+    with store.lock(STATE_NAME):
+        state = load_state(store)
+        state.services[did] = service
+        store.put(STATE_NAME, state.to_bytes())
+
+
 def forget(store: Store, did: str) -> None:
     """Drop ``did`` from the state (after logout)."""
     with store.lock(STATE_NAME):
@@ -74,3 +98,22 @@ def forget(store: Store, did: str) -> None:
         if state.current == did:
             state.current = None
         store.put(STATE_NAME, state.to_bytes())
+
+
+def _load(name: str, data: bytes) -> CliState:
+    try:
+        return CliState.parse(data)
+    except ValueError as exc:
+        raise FormatError(str(exc)) from None
+
+
+#: The CLI's own entry: migrated with the sessions (it holds each DID's service), never pruned.
+CLI_STATE_FORMAT = register(
+    SessionFormat(
+        name="atproto-cli-state",
+        label="atproto CLI state",
+        matches=STATE_NAME.__eq__,
+        load=_load,
+        dead=never_dies,
+    )
+)

@@ -9,6 +9,7 @@ import typer
 from sessionkeeper.cli import hac_context as hc
 from sessionkeeper.cli import hac_output as out
 from sessionkeeper.hac.session import SessionManager
+from sessionkeeper.redaction import without_userinfo
 
 app = typer.Typer(help="Cached HAC sessions.", no_args_is_help=True)
 
@@ -31,7 +32,7 @@ def _current_key(ctx: typer.Context) -> tuple[SessionManager, str, str, str]:
     target = hc.resolve_target(options)
     return (
         hc.session_manager(options),
-        target.url.rstrip("/"),
+        without_userinfo(target.url).rstrip("/"),
         target.username,
         target.cache_environment,
     )

@@ -114,7 +114,7 @@ def migrate_command(
         False, "--overwrite", help="Replace destination sessions that differ from the source."
     ),
 ) -> None:
-    """Copy every HAC and ATProto session from one store to another, verified."""
+    """Copy every HAC, ATProto (password and OAuth) session and the atproto CLI state, verified."""
     # One store under two spellings would wait on its own locks for every session.
     if _location(from_url) == _location(to_url):
         raise _fail("--from and --to name the same store", EXIT_USAGE)
@@ -169,7 +169,7 @@ def migrate_command(
 
 _REASON_TEXT = {
     PruneReason.HAC_IDLE: "HAC session idle",
-    PruneReason.REFRESH_EXPIRED: "ATProto refresh token expired",
+    PruneReason.REFRESH_EXPIRED: "ATProto refresh token expired (password or OAuth)",
     PruneReason.STALE_TEMP_FILE: "stale temp file",
 }
 
@@ -184,7 +184,7 @@ def prune_command(
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be removed."),
 ) -> None:
-    """Remove idle HAC sessions, ATProto sessions whose refresh token expired, stale temp files."""
+    """Remove idle HAC sessions, ATProto and OAuth sessions past refresh, stale temp files."""
     idle_seconds = parse_duration(idle) if idle else HAC_IDLE_TIMEOUT
     url = _chosen_url(store_url)
     store = _open(url, must_exist=True)

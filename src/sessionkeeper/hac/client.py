@@ -53,6 +53,7 @@ from sessionkeeper.hac.transport import (
     session_cookies,
 )
 from sessionkeeper.hac.urls import HacUrls
+from sessionkeeper.redaction import without_userinfo
 from sessionkeeper.singleflight import Outcome, single_flight
 from sessionkeeper.stores.base import Store
 from sessionkeeper.stores.errors import StoreError
@@ -94,7 +95,7 @@ class HacClient:
         self.urls = HacUrls.parse(base_url)
         install_cookie_redaction()
         #: The cache key's URL, exactly the original's, so caches interoperate.
-        self.base_url = base_url.rstrip("/")
+        self.base_url = without_userinfo(base_url).rstrip("/")  # never a password in a file
         self.auth_handler = auth_handler
         self.environment = environment
         self.timeout = timeout

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from sessionkeeper.errors import SessionkeeperError
 
-class HacClientError(Exception):
+
+class HacClientError(SessionkeeperError):
     """Base class of every HAC client error: a request or a response that went wrong."""
 
 

@@ -6,15 +6,15 @@ import html
 import re
 from dataclasses import dataclass
 
+from sessionkeeper.redaction import redact_secret
+
 _TAG = re.compile(r"<[^>]+>")
 _BLANK_LINES = re.compile(r"\n{3,}")
 
 
 def secret_prefix(value: str | None) -> str:
     """Show at most the first 6 characters of a secret, for reprs and logs."""
-    if not value:
-        return repr(value)
-    return f"'{value[:6]}...'"
+    return repr(value) if not value else f"'{redact_secret(value)}'"
 
 
 def html_to_text(html_content: str) -> str:

@@ -21,7 +21,7 @@ from typing import Any, TypeGuard, final
 
 import orjson
 
-from sessionkeeper.stores.base import Store, iter_items
+from sessionkeeper.stores.base import Store, readable_items
 from sessionkeeper.stores.directory import DirectoryStore
 from sessionkeeper.stores.errors import StoreError
 
@@ -99,19 +99,26 @@ def _hint(secret: str) -> str:
 LATEST_TIMESTAMP = 32503680000.0
 
 
-def decode_session(data: bytes) -> SessionMetadata | None:
-    """Parse a session file; ``None`` for anything that is not a valid session.
+class SessionFileError(ValueError):
+    """A stored HAC session that cannot be used; the message says why (no secrets)."""
 
-    Non-UTF-8 bytes, non-JSON, non-objects, missing fields and wrong types all
-    count as corrupt. Unknown extra keys are ignored (a newer writer's).
+
+def parse_session(data: bytes) -> SessionMetadata:
+    """Parse a session file; raise :class:`SessionFileError` saying why it is not a session.
+
+    Non-UTF-8 bytes, non-JSON, non-objects, missing fields, wrong types and
+    timestamps outside 0 to the year 3000 are all corrupt. Unknown extra keys
+    are ignored (a newer writer's).
     """
     try:
         # orjson: listings parse every session, and it is several times faster than json.
         raw = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return None
+    except orjson.JSONDecodeError as exc:
+        if "UTF-8" in exc.msg:
+            raise SessionFileError("is not UTF-8 text") from None
+        raise SessionFileError(f"is not valid JSON ({exc.msg})") from None
     if type(raw) is not dict:
-        return None
+        raise SessionFileError(f"holds a JSON {type(raw).__name__}, not an object")
     # Exact type checks on each field: this runs once per session in every listing.
     get = raw.get
     session_id, csrf_token = get("session_id"), get("csrf_token")
@@ -123,14 +130,17 @@ def decode_session(data: bytes) -> SessionMetadata | None:
         and type(base_url) is str
         and type(username) is str
     ):
-        return None
+        raise SessionFileError(_first_wrong(raw, _TEXT_FIELDS, "a string"))
     created_at, last_used_at = get("created_at"), get("last_used_at")
     if not (_is_timestamp(created_at) and _is_timestamp(last_used_at)):
-        return None
+        field = "created_at" if not _is_timestamp(created_at) else "last_used_at"
+        raise SessionFileError(f"has {field!r} that is not a time between 1970 and 3000")
     route = get("route_cookie")
     authenticated = get("is_authenticated", True)
-    if not ((route is None or type(route) is str) and type(authenticated) is bool):
-        return None
+    if not (route is None or type(route) is str):
+        raise SessionFileError("has 'route_cookie' that is neither a string nor null")
+    if type(authenticated) is not bool:
+        raise SessionFileError("has 'is_authenticated' that is not true or false")
     return SessionMetadata(
         session_id,
         csrf_token,
@@ -142,6 +152,31 @@ def decode_session(data: bytes) -> SessionMetadata | None:
         float(last_used_at),
         authenticated,
     )
+
+
+_TEXT_FIELDS = ("session_id", "csrf_token", "environment", "base_url", "username")
+
+
+def _first_wrong(raw: dict[str, Any], fields: tuple[str, ...], wanted: str) -> str:
+    for key in fields:
+        if key not in raw:
+            return f"lacks the field {key!r}"
+        if type(raw[key]) is not str:
+            return f"has {key!r} of type {type(raw[key]).__name__}, not {wanted}"
+    return "is not a HAC session"  # pragma: no cover - only called when a field is wrong
+
+
+def decode_session(data: bytes) -> SessionMetadata | None:
+    """Parse a session file; ``None`` for anything that is not a valid session."""
+    try:
+        return parse_session(data)
+    except SessionFileError:
+        return None
+
+
+def session_key(session: SessionMetadata) -> tuple[str, str, str]:
+    """The key a session was saved under: ``(base_url, username, environment)``."""
+    return (session.base_url, session.username, session.environment)
 
 
 def _is_timestamp(value: object) -> TypeGuard[float]:
@@ -201,7 +236,19 @@ class SessionManager:
             return None
         session = decode_session(data)
         if session is None:
-            return self._recover_corrupt(name, data)
+            session = self._recover_corrupt(name, data)
+        if session is not None and session_key(session) != (base_url, username, environment):
+            # md5("base:user:env") is ambiguous (user "ops:prod" + env "eu" and user "ops"
+            # + env "prod:eu" share a name): another account's cookies must never be used.
+            logger.warning(
+                "HAC session file %s belongs to user %r on %s (environment %r), "
+                "not the one asked for; not using it",
+                name,
+                session.username,
+                session.base_url,
+                session.environment,
+            )
+            return None
         return session
 
     def _read(self, name: str) -> bytes | None:
@@ -279,25 +326,11 @@ class SessionManager:
         self.store.delete(session_name(base_url, username, environment))
 
     def _iter_sessions(self) -> Iterator[tuple[str, SessionMetadata]]:
-        seen: set[str] = set()
-        try:
-            for name, data in iter_items(self.store):
-                seen.add(name)
-                if is_session_name(name):
-                    session = decode_session(data)
-                    if session is not None:
-                        yield name, session
-        except (OSError, StoreError) as exc:
-            # One unreadable entry (oversized, undecryptable, unreadable) ends a bulk
-            # read; the rest are read one by one so the listing skips only that one.
-            logger.warning("cannot read every HAC session at once (%s); reading one by one", exc)
-            for name in self.store.names():
-                if name in seen or not is_session_name(name):
-                    continue
-                raw = self._read(name)
-                session = decode_session(raw) if raw is not None else None
-                if session is not None:
-                    yield name, session
+        for name, data in readable_items(self.store, is_session_name, what="HAC session"):
+            try:
+                yield name, parse_session(data)
+            except SessionFileError as exc:
+                logger.debug("skipping HAC session file %s: it %s", name, exc)
 
     def list_sessions(self) -> list[SessionMetadata]:
         """All valid cached sessions, most recently used first (corrupt ones skipped)."""

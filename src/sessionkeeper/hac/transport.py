@@ -8,6 +8,7 @@ import logging
 import ssl
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpcore  # noqa: F401  (httpx imports it lazily on the first client; load it with ours)
 import httpx
@@ -18,6 +19,8 @@ from sessionkeeper.hac.errors import HacClientError
 from sessionkeeper.hac.models import SessionInfo
 from sessionkeeper.hac.pages import is_login_page
 from sessionkeeper.hac.urls import HacUrls
+from sessionkeeper.http_limits import MAX_BODY_EXTENSION, MIB, bounded_client
+from sessionkeeper.redaction import redact_text, redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +29,17 @@ JSON_CONTENT_TYPE = "application/json; charset=UTF-8"
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 #: Answers HAC gives to a request whose session (or CSRF token) is dead.
 DEAD_SESSION_STATUSES = frozenset({401, 403, 405})
+#: Body cap of console results (FlexibleSearch rows, script output and the log of
+#: ``/initlog/log``): they grow with the user's data, unlike pages and JSON status
+#: answers, which keep the default cap (``http_limits.DEFAULT_MAX_BODY``, 4 MiB).
+CONSOLE_RESULT_MAX_BODY = 64 * MIB
+CONSOLE_RESULT_PATHS = ("/console/flexsearch/execute", "/console/scripting/execute", "/initlog/log")
+
+
+def body_cap(url: str) -> int | None:
+    """The body cap of a request to ``url`` when it differs from the default one."""
+    path = urlsplit(url).path.rstrip("/")
+    return CONSOLE_RESULT_MAX_BODY if path.endswith(CONSOLE_RESULT_PATHS) else None
 
 
 @functools.cache
@@ -88,9 +102,15 @@ class HacTransport:
     ) -> None:
         self.urls = urls
         self.auth_handler = auth_handler
-        self.http = httpx.Client(
+        # Every request must end within ``timeout`` seconds in all (not per read), with
+        # a capped body: a trickling or endless answer cannot hold the caller or its
+        # session lock, nor fill its memory.
+        self.http = bounded_client(
+            timeout,
+            # Credentials of the base URL's user part go as Basic auth, as httpx sends
+            # them from a URL, while every URL shown in errors and logs has none.
+            auth=urls.basic_auth,
             verify=tls_verification(urls.origin, ignore_ssl),
-            timeout=timeout,
             follow_redirects=False,
             headers={"User-Agent": "sessionkeeper-hac"},
             # httpx's own jar is shared by every thread of the client: a cookie one
@@ -116,8 +136,15 @@ class HacTransport:
         """Send one request carrying ``cookies``; cookies the answer sets go back into it."""
         if self.http.is_closed:
             raise HacClientError(f"{operation}: this HacClient was closed; create a new one")
+        cap = body_cap(url)
         request = self.http.build_request(
-            method, url, data=data, json=json_body, headers=headers, params=params
+            method,
+            url,
+            data=data,
+            json=json_body,
+            headers=headers,
+            params=params,
+            extensions={MAX_BODY_EXTENSION: cap} if cap is not None else None,
         )
         cookie = cookies.header()
         if cookie:
@@ -127,10 +154,13 @@ class HacTransport:
             response = self.http.send(request)
         except httpx.HTTPError as exc:
             raise HacClientError(
-                f"{operation}: cannot reach HAC at {self.urls.root} ({type(exc).__name__}: {exc})"
+                redact_text(
+                    f"{operation}: cannot reach HAC at {self.urls.root} "
+                    f"({type(exc).__name__}: {exc})"
+                )
             ) from exc
         cookies.absorb(response.headers.get_list("set-cookie"))
-        logger.debug("%s %s -> %d", method, request.url.path, response.status_code)
+        logger.debug("%s %s -> %d", method, redact_url(request.url.path), response.status_code)
         return response
 
     def close(self) -> None:
@@ -139,12 +169,14 @@ class HacTransport:
 
 
 __all__ = [
+    "CONSOLE_RESULT_MAX_BODY",
     "DEAD_SESSION_STATUSES",
     "FORM_CONTENT_TYPE",
     "JSON_CONTENT_TYPE",
     "REDIRECTS",
     "HacTransport",
     "authenticated_headers",
+    "body_cap",
     "is_dead_session",
     "session_cookies",
     "tls_verification",

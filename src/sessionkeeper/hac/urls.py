@@ -6,8 +6,8 @@ means HAC at ``/hac``; any other path (``/hac``, ``/admin``) IS the HAC root.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 DEFAULT_WEB_ROOT = "/hac"
 
@@ -16,8 +16,10 @@ DEFAULT_WEB_ROOT = "/hac"
 class HacUrls:
     """The server origin and the HAC web root of one base URL."""
 
-    origin: str  #: ``scheme://host[:port]``
+    origin: str  #: ``scheme://host[:port]``, never with the base URL's user part
     web_root: str  #: ``/hac`` or the custom root, without a trailing slash
+    #: Basic credentials from the base URL's user part (a gate in front of HAC), if any.
+    basic_auth: tuple[str, str] | None = field(default=None, repr=False)
 
     @classmethod
     def parse(cls, base_url: str) -> HacUrls:
@@ -28,9 +30,12 @@ class HacUrls:
                 f"HAC base URL {base_url!r} must look like https://host:9002 or https://host:9002/hac"
             )
         path = parts.path.rstrip("/")
+        userinfo, at, host = parts.netloc.rpartition("@")
+        user, _, password = userinfo.partition(":")
         return cls(
-            origin=urlunsplit((parts.scheme, parts.netloc, "", "", "")),
+            origin=urlunsplit((parts.scheme, host, "", "", "")),
             web_root=path or DEFAULT_WEB_ROOT,
+            basic_auth=(unquote(user), unquote(password)) if at else None,
         )
 
     @property

@@ -6,12 +6,15 @@ map their keys to names; the core owns locking order and refresh rules.
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
-from sessionkeeper.stores.errors import InvalidNameError, ValueTooLargeError
+from sessionkeeper.stores.errors import InvalidNameError, StoreError, ValueTooLargeError
+
+logger = logging.getLogger(__name__)
 
 #: Largest value a store accepts or returns: sessions are a few KiB, so
 #: anything this big is foreign data, never something to load into memory.
@@ -91,6 +94,36 @@ def check_value_type(data: object) -> bytes:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError(f"store values are bytes, not {type(data).__name__}")
     return bytes(data)
+
+
+def readable_items(
+    store: Store, wanted: Callable[[str], bool], *, what: str = "entry"
+) -> Iterator[tuple[str, bytes]]:
+    """Yield ``(name, value)`` for the ``wanted`` names that can be read; warn about the rest.
+
+    One entry that cannot be read (oversized, undecryptable, not a regular
+    file) ends a store's bulk read; the remaining names are then read one by
+    one, so a listing skips only the bad entries, each with a warning naming it.
+    """
+    seen: set[str] = set()
+    try:
+        for name, data in iter_items(store):
+            seen.add(name)
+            if wanted(name):
+                yield name, data
+        return
+    except (StoreError, OSError) as exc:
+        logger.warning("cannot read every %s at once (%s); reading them one by one", what, exc)
+    for name in store.names():
+        if name in seen or not wanted(name):
+            continue
+        try:
+            value = store.get(name)
+        except (StoreError, OSError) as exc:
+            logger.warning("skipping %s %s: %s", what, name, exc)
+            continue
+        if value is not None:
+            yield name, value
 
 
 def iter_items(store: Store) -> Iterator[tuple[str, bytes]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import secrets
@@ -15,10 +14,16 @@ from pathlib import Path
 
 from sessionkeeper.stores.base import (
     DEFAULT_LOCK_TIMEOUT,
-    MAX_VALUE_BYTES,
     check_value_size,
     check_value_type,
     validate_name,
+)
+from sessionkeeper.stores.files import (
+    DIR_MODE,
+    FILE_MODE,
+    io_errors,
+    make_private_dir,
+    read_regular_file,
 )
 from sessionkeeper.stores.locking import LockFiles, flock_is_held
 
@@ -29,18 +34,20 @@ except ImportError:  # pragma: no cover - Windows has no flock
 
 logger = logging.getLogger(__name__)
 
-DIR_MODE = 0o700
-FILE_MODE = 0o600
 TEMP_SUFFIX = ".tmp"
 LOCK_SUFFIX = ".lock"
 #: A temp file is only reclaimed when no writer holds it and it is this old,
 #: so a writer between create and flock is never robbed of its file.
 STALE_TEMP_SECONDS = 5.0
-_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+#: Opening a name's own temp file: never through a link, never waiting on a FIFO.
+_CLAIM_FLAGS = (
+    os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+)
 
 
 def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    fd = os.open(path, _DIR_FLAGS)
     try:
         os.fsync(fd)
     finally:
@@ -48,21 +55,21 @@ def _fsync_dir(path: Path) -> None:
 
 
 class DirectoryStore:
-    """Files ``PATH/NAME`` (0600) in a directory (0700); the default store.
+    """Files ``PATH/NAME`` (0600) in a directory (0700) of this user; the default store.
 
-    Writes go to a hidden temp file in the same directory, are fsynced, then
-    renamed over the target, and the directory is fsynced: a reader or a
-    ``kill -9`` sees the old value or the new one, never a mix. Hidden files
-    (temp and lock files) are not names, so listings ignore them.
+    Writes go to the name's hidden temp file ``.NAME.tmp`` in the same
+    directory, are fsynced, then renamed over the target, and the directory is
+    fsynced: a reader or a ``kill -9`` sees the old value or the new one, never
+    a mix. A temp file that a killed writer left is taken over (emptied and
+    reused) by the next write of the same name; while another writer holds it,
+    a write uses a unique ``.NAME.<random>.tmp`` instead. Hidden files (temp
+    and lock files) are not names, so listings ignore them. Every I/O failure
+    is a :class:`~sessionkeeper.stores.errors.StoreIOError`.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT):
         self.path = Path(path).expanduser()
-        self.path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-        mode = stat.S_IMODE(self.path.stat().st_mode)
-        if mode & 0o077:
-            logger.info("tightening permissions of %s from %o to 700", self.path, mode)
-            self.path.chmod(DIR_MODE)
+        make_private_dir(self.path)
         self._locks = LockFiles(self._lock_path, lock_timeout)
         self._swept = False
 
@@ -81,72 +88,95 @@ class DirectoryStore:
 
     def _read(self, name: str, dir_fd: int | None) -> bytes | None:
         """Read one file through a no-follow descriptor (relative to ``dir_fd`` when given)."""
-        target = name if dir_fd is not None else str(self.path / name)
-        try:
-            fd = os.open(target, _READ_FLAGS, dir_fd=dir_fd)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise OSError(exc.errno, f"{self.path / name} is a symlink; refusing it") from exc
-            raise
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise IsADirectoryError(f"{self.path / name} is not a regular file")
-            if info.st_mode & 0o077:
-                with contextlib.suppress(PermissionError):
-                    os.fchmod(fd, FILE_MODE)
-            check_value_size(name, info.st_size)
-            data = os.read(fd, info.st_size + 1)
-            if len(data) > info.st_size:  # grew since fstat: read on, still capped
-                data += os.read(fd, MAX_VALUE_BYTES + 1 - len(data))
-            check_value_size(name, len(data))
-            return data
-        finally:
-            os.close(fd)
+        shown = self.path / name
+        return read_regular_file(name if dir_fd is not None else str(shown), dir_fd, shown)
 
     def put(self, name: str, data: bytes) -> None:
         """Write atomically: temp file, fsync, rename, fsync the directory."""
         path = self._file(name)
         data = check_value_type(data)
         check_value_size(name, len(data))
-        if not self._swept:
-            self._swept = True
-            self.sweep_stale_temp_files()
+        with io_errors("write", path):
+            if not self._swept:
+                self._swept = True
+                self.sweep_stale_temp_files()
+            fd, temp = self._open_temp(name)
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+                os.replace(temp, path)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temp)
+                raise
+            finally:
+                os.close(fd)  # drops the flock that told sweepers the file was in use
+            _fsync_dir(self.path)
+
+    def _open_temp(self, name: str) -> tuple[int, Path]:
+        """A locked, empty temp file for ``name``: its own one if free, else a unique one."""
+        own = self.path / f".{name}{TEMP_SUFFIX}"
+        fd = self._claim(own)
+        if fd is not None:
+            return fd, own
         temp = self.path / f".{name}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held until close
+        return fd, temp
+
+    @staticmethod
+    def _claim(temp: Path) -> int | None:
+        """Open and lock ``temp`` (creating it, or taking over a dead writer's); ``None`` if busy.
+
+        After the lock the path must still name the opened file: a writer that
+        renamed it, or a sweeper that removed it, after our open would leave us
+        holding a file that is no longer the temp file.
+        """
         try:
+            fd = os.open(temp, _CLAIM_FLAGS, FILE_MODE)
+        except OSError:
+            return None  # a symlink or FIFO sits there, or no room: a unique name decides
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                logger.warning("%s is not a regular file; writing beside it", temp)
+                os.close(fd)
+                return None
             if fcntl is not None:
-                # Held until close: tells a sweeper this temp file is still being written.
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-            os.replace(temp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
-            raise
-        finally:
+            now = os.stat(temp, follow_symlinks=False)
+            if (now.st_dev, now.st_ino) != (info.st_dev, info.st_ino):
+                os.close(fd)
+                return None
+            if info.st_size:
+                logger.info("reusing %s, left by a writer that died", temp.name)
+                os.ftruncate(fd, 0)
+            if stat.S_IMODE(info.st_mode) != FILE_MODE:
+                os.fchmod(fd, FILE_MODE)
+        except OSError:  # BlockingIOError: a live writer holds it; FileNotFoundError: swept
             os.close(fd)
-        _fsync_dir(self.path)
+            return None
+        return fd
 
     def delete(self, name: str) -> bool:
         """Remove the file; return whether it existed."""
-        try:
-            os.unlink(self._file(name))
-        except FileNotFoundError:
-            return False
-        _fsync_dir(self.path)
+        path = self._file(name)
+        with io_errors("delete", path):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                return False
+            _fsync_dir(self.path)
         return True
 
     def names(self) -> list[str]:
         """List the names of regular, non-hidden files."""
         found = []
-        with os.scandir(self.path) as entries:
+        with io_errors("list", self.path), os.scandir(self.path) as entries:
             for entry in entries:
                 if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
                     continue
@@ -155,16 +185,18 @@ class DirectoryStore:
         return found
 
     def items(self) -> Iterator[tuple[str, bytes]]:
-        """Yield ``(name, bytes)`` for every file, skipping ones removed meanwhile."""
+        """Yield ``(name, bytes)`` for every file, skipping ones removed meanwhile.
+
+        A file that cannot be read (too large, not a regular file any more,
+        unreadable) raises its :class:`StoreError` when reached.
+        """
         # Names come from the directory itself, so they need no validation, and
         # opening relative to one directory descriptor saves a path walk per file.
-        dir_fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        with io_errors("list", self.path):
+            dir_fd = os.open(self.path, _DIR_FLAGS)
         try:
             for name in self.names():
-                try:
-                    data = self._read(name, dir_fd)
-                except OSError:
-                    continue
+                data = self._read(name, dir_fd)
                 if data is not None:
                     yield name, data
         finally:
@@ -179,7 +211,7 @@ class DirectoryStore:
         """Temp files left by writers that died before renaming them."""
         stale = []
         now = time.time()
-        with os.scandir(self.path) as entries:
+        with io_errors("list", self.path), os.scandir(self.path) as entries:
             for entry in entries:
                 if not (entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX)):
                     continue
@@ -205,4 +237,14 @@ class DirectoryStore:
     @staticmethod
     def temp_file_in_use(temp: Path) -> bool:
         """Whether a live writer still holds ``temp`` (or it is already gone)."""
-        return not temp.exists() or flock_is_held(temp)
+        return not os.path.lexists(temp) or flock_is_held(temp)
+
+
+__all__ = [
+    "DIR_MODE",
+    "FILE_MODE",
+    "LOCK_SUFFIX",
+    "STALE_TEMP_SECONDS",
+    "TEMP_SUFFIX",
+    "DirectoryStore",
+]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from sessionkeeper.errors import SessionkeeperError
 
-class StoreError(Exception):
+
+class StoreError(SessionkeeperError):
     """Base class of every store error."""
 
 
@@ -33,3 +35,20 @@ class StoreUnavailableError(StoreError):
 
 class LockLostError(StoreError):
     """A write under a lock whose lease had already expired (fenced off)."""
+
+
+class StoreIOError(StoreError, OSError):
+    """The file system refused a store's read or write (permissions, read-only, I/O error).
+
+    Also an ``OSError`` carrying the original ``errno``, so code that catches
+    ``OSError`` keeps working; refresh flows catch it as a :class:`StoreError`
+    and keep the rotated tokens in memory.
+    """
+
+
+class StoreFullError(StoreIOError):
+    """No room to write: the disk is full or the user's quota is used up."""
+
+
+class UnsafeStoreError(StoreError):
+    """A store location that another user controls: its sessions would not be private."""

@@ -58,6 +58,7 @@ from sessionkeeper.stores.base import (
     validate_name,
 )
 from sessionkeeper.stores.errors import StoreError, StoreUnavailableError
+from sessionkeeper.stores.files import make_private_dir
 from sessionkeeper.stores.locking import LockFiles
 
 logger = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ class KeyringStore:
         self._label = backend_label(self.backend)
         self._probe(probe_timeout)
         self.lock_dir = Path(lock_dir) if lock_dir is not None else _lock_dir_for(service)
-        self.lock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dir(self.lock_dir, "keyring lock directory")
         self._locks = LockFiles(self._lock_path, lock_timeout)
 
     def __repr__(self) -> str:

@@ -9,6 +9,7 @@ holder never blocks the next one.
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,25 +20,32 @@ from filelock import Timeout as FileLockTimeout
 
 from sessionkeeper.stores.base import DEFAULT_LOCK_TIMEOUT
 from sessionkeeper.stores.errors import LockTimeoutError
+from sessionkeeper.stores.files import store_io_error
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows has no flock
     fcntl = None  # type: ignore[assignment]
 
+_PROBE_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+
 
 def flock_is_held(path: Path) -> bool:
     """Whether some process holds an ``flock`` on ``path``, probed without waiting.
 
-    A missing file, or a platform without ``flock``, reads as not held.
+    A missing file, anything but a regular file, or a platform without
+    ``flock``, reads as not held. The open never follows a link and never
+    blocks (a FIFO planted under the name would otherwise hang the probe).
     """
     if fcntl is None:  # pragma: no cover
         return False
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, _PROBE_FLAGS)
     except OSError:
         return False
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False  # a FIFO or device is nobody's lock or temp file
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return True
@@ -93,6 +101,8 @@ class LockFiles:
                 raise LockTimeoutError(
                     f"lock of {name!r} not acquired within {wait:g} s; another process holds it"
                 ) from exc
+            except OSError as exc:  # the lock file cannot be created: read-only, no room
+                raise store_io_error("lock", self._path_of(name), exc) from exc
             try:
                 yield
             finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import sqlite3
@@ -18,10 +19,18 @@ from sessionkeeper.stores.base import (
     check_value_type,
     validate_name,
 )
-from sessionkeeper.stores.directory import DIR_MODE, FILE_MODE
-from sessionkeeper.stores.errors import StoreError
+from sessionkeeper.stores.errors import StoreError, StoreFullError
+from sessionkeeper.stores.files import (
+    FILE_MODE,
+    check_owner,
+    create_private_dirs,
+    io_errors,
+    make_private_dir,
+)
 from sessionkeeper.stores.locking import LockFiles
 
+#: SQLite's result code for "database or disk is full".
+_SQLITE_FULL = 13
 _SCHEMA = "CREATE TABLE IF NOT EXISTS kv (name TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID"
 
 
@@ -35,9 +44,12 @@ class SqliteStore:
 
     def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT):
         self.path = Path(path).expanduser()
-        self.path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        with io_errors("create", self.path.parent):
+            create_private_dirs(self.path.parent)
+            if os.path.lexists(self.path):
+                check_owner(self.path, "SQLite store")
         self._lock_dir = self.path.with_name(self.path.name + ".locks")
-        self._lock_dir.mkdir(mode=DIR_MODE, exist_ok=True)
+        make_private_dir(self._lock_dir, "SQLite lock directory")
         self._locks = LockFiles(self._lock_path, lock_timeout)
         self._local = threading.local()
         conn = self._connection()
@@ -53,7 +65,10 @@ class SqliteStore:
 
     def _error(self, action: str, exc: sqlite3.Error) -> StoreError:
         """A named error for a failed SQLite call (a damaged or foreign file, a full disk)."""
-        return StoreError(f"SQLite store {self.path} cannot {action}: {exc}")
+        message = f"SQLite store {self.path} cannot {action}: {exc}"
+        if getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL:
+            return StoreFullError(errno.ENOSPC, message)
+        return StoreError(message)
 
     def _tighten_permissions(self) -> None:
         for suffix in ("", "-wal", "-shm"):
@@ -136,11 +151,13 @@ class SqliteStore:
         return [str(row[0]) for row in rows]
 
     def items(self) -> Iterator[tuple[str, bytes]]:
-        """Yield every ``(name, value)`` in one query."""
+        """Yield every ``(name, value)`` in one query, with the cap :meth:`get` applies."""
         # TEXT and BLOB columns come back as str and bytes: the rows need no conversion.
         conn = self._connection()
         try:
-            yield from conn.execute("SELECT name, data FROM kv ORDER BY name")
+            for name, data in conn.execute("SELECT name, data FROM kv ORDER BY name"):
+                check_value_size(name, len(data))
+                yield name, data
         except sqlite3.Error as exc:
             raise self._error("list its values", exc) from exc
 

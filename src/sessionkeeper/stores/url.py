@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from sessionkeeper.redaction import redact_url as redact_url
 from sessionkeeper.stores.base import Store
 from sessionkeeper.stores.directory import DirectoryStore
 from sessionkeeper.stores.encrypted import KEY_ENV, EncryptedStore
@@ -26,8 +27,6 @@ STORE_ENV = "SESSIONKEEPER_STORE"
 KEYRING_KEY_SERVICE = "sessionkeeper"
 KEYRING_KEY_USER = "encryption-key"
 _TRUE = {"1", "true", "yes", "on"}
-#: Query parameters whose values are secrets (redis-py reads a password from the query too).
-_SECRET_PARAMS = {"password", "ssl_password"}
 
 _memory_stores: dict[str, MemoryStore] = {}
 _memory_guard = threading.Lock()
@@ -35,19 +34,6 @@ _memory_guard = threading.Lock()
 
 class StoreUrlError(StoreError, ValueError):
     """A store URL that cannot be understood."""
-
-
-def redact_url(url: str) -> str:
-    """Return ``url`` with any password (in the user part or the query) replaced by ``***``."""
-    parts = urlsplit(url)
-    userinfo, at, host = parts.netloc.rpartition("@")
-    netloc = f"{userinfo.split(':', 1)[0]}:***@{host}" if at and ":" in userinfo else parts.netloc
-    query = parts.query
-    pairs = parse_qsl(query, keep_blank_values=True)
-    if any(key.lower() in _SECRET_PARAMS for key, _ in pairs):
-        hidden = [(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in pairs]
-        query = urlencode(hidden, safe="*")
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def _encryption_key() -> str:

@@ -1,8 +1,20 @@
-"""One behaviour for every store: each store's test class inherits :class:`StoreConformance`.
+"""The Store contract as a pytest suite that any store's tests inherit, ours or a third party's.
 
-A subclass provides a ``store`` fixture. Stores that other processes can open
-inherit :class:`SharedStoreConformance` instead and also provide ``store_url``
-(a URL that ``open_store`` understands).
+A test class inherits :class:`StoreConformance` and provides a ``store`` fixture
+returning an empty store::
+
+    from sessionkeeper.testing.store_conformance import StoreConformance
+
+    class TestMyStore(StoreConformance):
+        @pytest.fixture
+        def store(self, tmp_path):
+            return MyStore(tmp_path)
+
+Stores that other processes can open inherit :class:`SharedStoreConformance`
+instead and also provide ``store_url`` (a URL that ``open_store`` understands).
+For pytest's assertion messages, call
+``pytest.register_assert_rewrite("sessionkeeper.testing.store_conformance")``
+in your ``conftest.py`` before importing it. Needs ``pytest`` (only).
 """
 
 from __future__ import annotations

@@ -1,0 +1,46 @@
+"""The root of every error sessionkeeper raises, so one ``except`` can catch them all.
+
+Each package keeps its own small hierarchy below this class; every message
+names the thing at fault and never carries a secret. The whole tree::
+
+    SessionkeeperError
+    ├── StoreError                        sessionkeeper.stores
+    │   ├── InvalidNameError (+ValueError)
+    │   ├── ValueTooLargeError
+    │   ├── LockTimeoutError (+TimeoutError)
+    │   ├── LockLostError
+    │   ├── DecryptionError
+    │   ├── MissingKeyError
+    │   ├── StoreUnavailableError
+    │   ├── StoreIOError (+OSError)       a disk refused: the errno is kept
+    │   │   └── StoreFullError            ENOSPC, EDQUOT
+    │   ├── UnsafeStoreError              a location another user controls
+    │   └── StoreUrlError (+ValueError)
+    ├── HacClientError                    sessionkeeper.hac
+    │   └── HacAuthenticationError
+    ├── SessionError                      sessionkeeper.atproto
+    │   ├── NoSessionError
+    │   ├── SessionExpiredError
+    │   ├── SessionNetworkError
+    │   │   └── XrpcNetworkError
+    │   ├── CorruptSessionError
+    │   ├── MalformedTokenError (+ValueError)
+    │   ├── DidResolutionError               sessionkeeper.atproto.did_resolution
+    │   └── XrpcError
+    ├── MalformedTokenError (+ValueError)    sessionkeeper.jwt (the core decoder's own)
+    ├── DeadlineExceededError (+httpx.TimeoutException)   sessionkeeper.http_limits
+    └── ResponseTooLargeError (+httpx.TransportError)     sessionkeeper.http_limits
+
+The two HTTP limit errors also subclass httpx's transport errors: code that
+turns ``httpx.HTTPError`` into "the server cannot be reached, the session is
+kept" treats a trickling or oversized answer the same way.
+"""
+
+from __future__ import annotations
+
+
+class SessionkeeperError(Exception):
+    """Base class of every error raised by sessionkeeper."""
+
+
+__all__ = ["SessionkeeperError"]

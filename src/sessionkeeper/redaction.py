@@ -1,0 +1,234 @@
+"""How secrets are hidden: every repr, log record and error message goes through here.
+
+Three shapes of secret, one rule each:
+
+* a bare secret (a token, a session id, a CSRF token) shows its first
+  :data:`SECRET_PREFIX_CHARS` characters and ``...`` (:func:`redact_secret`);
+* a URL keeps its scheme, host, port and path but loses the password of its
+  user part, secret query values and ``;jsessionid=`` path parameters, each
+  replaced by ``***`` (:func:`redact_url`); a password holding an unencoded
+  ``#``, ``/`` or ``?`` is hidden too;
+* free text (httpx/httpcore trace lines, exception messages) has every URL,
+  cookie, ``Authorization``/``DPoP`` header value and session-id parameter in it
+  treated as above (:func:`redact_text`).
+
+:class:`RedactingFilter` applies :func:`redact_text` to log records;
+:func:`install_log_redaction` puts it on httpx's and httpcore's loggers, whose
+DEBUG traces print raw header lists and whose INFO line prints each URL.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+
+#: How much of a secret may appear in logs, reprs and messages.
+SECRET_PREFIX_CHARS = 6
+MASK = "***"
+#: Query parameters whose values are secrets.
+SECRET_QUERY_PARAMS = frozenset(
+    {
+        "password",
+        "ssl_password",
+        "passwd",
+        "token",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "code",
+        "client_secret",
+        "secret",
+        "key",
+        "api_key",
+        "apikey",
+        "jsessionid",
+        "sig",
+        "signature",
+    }
+)
+#: Headers whose values are credentials (names in lower case).
+SECRET_HEADERS = frozenset(
+    {"cookie", "set-cookie", "authorization", "dpop", "x-csrf-token", "proxy-authorization"}
+)
+#: Cookie attributes: not secrets, shown as they are.
+_COOKIE_ATTRIBUTES = frozenset(
+    {"path", "domain", "expires", "max-age", "samesite", "secure", "httponly"}
+)
+#: httpx/httpcore loggers: DEBUG traces with header lists, an INFO line per request URL.
+HTTP_LOGGERS = (
+    "httpx",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.connection",
+    "httpcore.proxy",
+    "httpcore.socks",
+)
+
+_JSESSIONID = re.compile(r"(?i)(;jsessionid=)[^;?#/\s'\"&]*")
+_URL = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s'\"<>)\]]+")
+# A header as httpcore reprs it: (b'Set-Cookie', b'NAME=VALUE; Path=/'); the value is a
+# bytes literal in either quote style (Python switches to "..." when the value holds ').
+_BYTES = r"""b(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""
+_HEADER_TUPLE = re.compile(rf"\(\s*b['\"]([A-Za-z0-9-]+)['\"]\s*,\s*({_BYTES})\s*\)")
+# A header as text, ``Authorization: Bearer abc`` or ``Cookie: a=b``.
+_HEADER_LINE = re.compile(
+    r"(?im)\b(cookie|set-cookie|authorization|dpop|x-csrf-token)(\s*[:=]\s*)([^\r\n]+)"
+)
+_PAIR = re.compile(r"([^=;,\s]+)=([^;,]*)")
+_SCHEME_WORD = re.compile(r"(?i)^(bearer|dpop|basic)\s+(.+)$")
+
+
+def redact_secret(secret: str | None) -> str:
+    """A short, safe stand-in for a secret: its first few characters and ``...``."""
+    if not secret:
+        return "<none>"
+    return f"{secret[:SECRET_PREFIX_CHARS]}..."
+
+
+def _mask_userinfo(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if "@" in authority:
+        userinfo, _, _host = authority.rpartition("@")
+    else:
+        # An unencoded '#', '/' or '?' in a password ends the authority early
+        # (``redis://:pa/ss@host``); what stands before the last '@' is the user part
+        # when the cut authority holds a ':' that is not a port.
+        _, colon, port = authority.partition(":")
+        if not colon or (port.isdigit() and "@" in rest.partition("?")[2]):
+            return url
+        userinfo = rest[: rest.rindex("@")]
+    user, colon, _password = userinfo.partition(":")
+    shown = f"{user}:{MASK}" if colon else user
+    return f"{scheme}://{shown}@{rest[len(userinfo) + 1 :]}"
+
+
+def _mask_query(url: str) -> str:
+    base, mark, query = url.partition("?")
+    if not mark:
+        return url
+    query, hash_mark, fragment = query.partition("#")
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(name.lower() in SECRET_QUERY_PARAMS for name, _ in pairs):
+        return url
+    shown = "&".join(
+        f"{quote(name, safe='')}={MASK if name.lower() in SECRET_QUERY_PARAMS else quote(value)}"
+        for name, value in pairs
+    )
+    return f"{base}?{shown}{hash_mark}{fragment}"
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password, secret query values and ``;jsessionid=`` parameters."""
+    return _JSESSIONID.sub(rf"\g<1>{MASK}", _mask_query(_mask_userinfo(url)))
+
+
+def without_userinfo(url: str) -> str:
+    """``url`` with no user part at all: for keys and files that must never hold one."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def origin(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``: what an error may name without any secret."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}" if parts.scheme else redact_url(url)
+
+
+def redact_cookie_pairs(value: str) -> str:
+    """Shorten each ``name=value`` of a ``Cookie``/``Set-Cookie`` value, attributes kept."""
+
+    def shorten(match: re.Match[str]) -> str:
+        name, secret = match.group(1), match.group(2)
+        if name.lower() in _COOKIE_ATTRIBUTES or not secret:
+            return match.group(0)
+        return f"{name}={redact_secret(secret)}"
+
+    return _PAIR.sub(shorten, value)
+
+
+def redact_header(name: str, value: str) -> str:
+    """The loggable form of one header value: secrets shortened, anything else as is."""
+    lowered = name.lower()
+    if lowered in {"cookie", "set-cookie"}:
+        return redact_cookie_pairs(value)
+    if lowered == "location":
+        return redact_url(value)
+    if lowered in SECRET_HEADERS:
+        scheme = _SCHEME_WORD.match(value.strip())
+        if scheme:
+            return f"{scheme.group(1)} {redact_secret(scheme.group(2))}"
+        return redact_secret(value)
+    return value
+
+
+def _redact_header_tuple(match: re.Match[str]) -> str:
+    name, literal = match.group(1), match.group(2)
+    if name.lower() not in SECRET_HEADERS | {"location"}:
+        return match.group(0)
+    quote_char = literal[1]
+    body = literal[2:-1]
+    shown = redact_header(name, body).replace("\\", "").replace(quote_char, "")
+    return f"(b'{name}', b{quote_char}{shown}{quote_char})"
+
+
+def _redact_header_line(match: re.Match[str]) -> str:
+    return match.group(1) + match.group(2) + redact_header(match.group(1), match.group(3))
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every URL, cookie, credential header and session id in it hidden."""
+    text = _HEADER_TUPLE.sub(_redact_header_tuple, text)
+    text = _HEADER_LINE.sub(_redact_header_line, text)
+    text = _URL.sub(lambda m: redact_url(m.group(0)), text)
+    return _JSESSIONID.sub(rf"\g<1>{MASK}", text)
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites each record's message with :func:`redact_text`; never drops a record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Redact the record in place (its arguments are merged into the message)."""
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            return True  # a broken format string: leave it for logging to report
+        redacted = redact_text(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+_installed: set[str] = set()
+_install_guard = threading.Lock()
+
+
+def install_log_redaction(names: tuple[str, ...] = HTTP_LOGGERS) -> None:
+    """Attach one :class:`RedactingFilter` to each named logger (once per process)."""
+    with _install_guard:
+        for name in names:
+            if name not in _installed:
+                logging.getLogger(name).addFilter(RedactingFilter())
+                _installed.add(name)
+
+
+__all__ = [
+    "HTTP_LOGGERS",
+    "MASK",
+    "SECRET_PREFIX_CHARS",
+    "RedactingFilter",
+    "install_log_redaction",
+    "origin",
+    "redact_cookie_pairs",
+    "redact_header",
+    "redact_secret",
+    "redact_text",
+    "redact_url",
+    "without_userinfo",
+]
