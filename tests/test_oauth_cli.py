@@ -79,7 +79,7 @@ def test_login_with_oauth_then_list_whoami_call_logout(tmp_path: Path, fake: Fak
     assert after.returncode == 3
 
 
-def test_a_declined_oauth_login_exits_with_an_auth_error(tmp_path: Path, fake: FakeOAuth) -> None:
+def test_a_declined_oauth_login_fails_naming_the_decline(tmp_path: Path, fake: FakeOAuth) -> None:
     fake.consent = "deny"
     command, env = cli(fake, tmp_path / "s", "login", "--oauth", "--no-browser", "alice.test")
     login = subprocess.Popen(
