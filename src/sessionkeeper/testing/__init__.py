@@ -2,6 +2,7 @@
 that start the reference ATProto PDS and a real redis-server."""
 
 from sessionkeeper.testing.fake_hac import FakeHac
+from sessionkeeper.testing.fake_oauth import FakeOAuth
 from sessionkeeper.testing.fake_pds import FakePds
 from sessionkeeper.testing.redis_server import RedisServer, RedisServerError
 from sessionkeeper.testing.reference_pds import (
@@ -12,6 +13,7 @@ from sessionkeeper.testing.reference_pds import (
 
 __all__ = [
     "FakeHac",
+    "FakeOAuth",
     "FakePds",
     "RedisServer",
     "RedisServerError",

@@ -194,6 +194,18 @@ class ReferencePds:
         return f"http://127.0.0.1:{self._pds_port}"
 
     @property
+    def public_url(self) -> str:
+        """``http://localhost:PORT``: the PDS's own name for itself, and its OAuth issuer.
+
+        DID documents, OAuth metadata and DPoP ``htu`` checks use this origin
+        (``PDS_HOSTNAME=localhost`` with ``PDS_DEV_MODE``); a DPoP proof for
+        ``127.0.0.1`` is refused with "htu mismatch".
+        """
+        if self._pds_port is None:
+            raise RuntimeError("the reference PDS is not started")
+        return f"http://localhost:{self._pds_port}"
+
+    @property
     def plc_url(self) -> str:
         """``http://127.0.0.1:PORT`` of the in-memory PLC directory (only while started)."""
         if self._plc_port is None:
