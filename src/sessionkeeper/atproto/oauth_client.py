@@ -24,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from sessionkeeper.async_flow import AsyncDriver
 from sessionkeeper.atproto.errors import NoSessionError, OAuthCallbackError
 from sessionkeeper.atproto.identity import IdentityResolver, issuer_check
 from sessionkeeper.atproto.manager import DEFAULT_TIMEOUT, resolve_store
@@ -48,7 +49,7 @@ from sessionkeeper.atproto.oauth_pending import (
 )
 from sessionkeeper.atproto.oauth_session import OAuthSession
 from sessionkeeper.clock import SYSTEM_CLOCK, Clock
-from sessionkeeper.flow import AsyncDriver, BlockingDriver, Flow
+from sessionkeeper.flow import BlockingDriver, Flow
 from sessionkeeper.stores.base import Store
 
 logger = logging.getLogger(__name__)
