@@ -50,6 +50,7 @@ from sessionkeeper.atproto.oauth_pending import (
 from sessionkeeper.atproto.oauth_session import OAuthSession
 from sessionkeeper.clock import SYSTEM_CLOCK, Clock
 from sessionkeeper.flow import BlockingDriver, Flow
+from sessionkeeper.lifecycle import Closing
 from sessionkeeper.stores.base import Store
 
 logger = logging.getLogger(__name__)
@@ -158,7 +159,7 @@ def announce(url: str) -> None:
     print(f"Open this URL in a browser to sign in:\n  {url}", file=sys.stderr, flush=True)
 
 
-class OAuthClient(_ClientFace):
+class OAuthClient(_ClientFace, Closing):
     """Signs accounts in with ATProto OAuth and restores their stored sessions."""
 
     def __init__(
@@ -197,17 +198,6 @@ class OAuthClient(_ClientFace):
         """Close the HTTP client if this client created it."""
         if self._owns_http:
             self._http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def authorize(self, handle_or_did_or_url: str, *, redirect_uri: str | None = None) -> str:
         """Start signing in ``handle_or_did_or_url``; return the URL to open in a browser.
