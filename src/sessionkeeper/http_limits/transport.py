@@ -314,13 +314,3 @@ def bounded_async_client(
     _bound_transports(client, timeout, max_body, client_options)
     return client
 
-
-__all__ = [
-    "DEFAULT_MAX_BODY",
-    "MAX_BODY_EXTENSION",
-    "MIB",
-    "AsyncBoundedTransport",
-    "BoundedTransport",
-    "bounded_async_client",
-    "bounded_client",
-]
