@@ -21,16 +21,15 @@ from _table import paired, print_table, verdict
 from sessionkeeper.testing.fake_hac import spawn
 
 REPO = Path(__file__).resolve().parent.parent
-OURS_HAC = str(Path(sys.executable).parent / "hac")
 REPEAT = int(os.environ.get("BENCH_REPEAT", "15"))
 FROM_IMPORT = "from hac_client_core import HacClient, BasicAuthHandler"
 TARGETS = {"hac --help": 0.8, 'warm hac groovy "return 1"': 0.7, "import hac_client_core": 0.6}
 
 
-def original_hac() -> str | None:
-    """The original ``hac`` script, built on demand; ``None`` if unavailable."""
+def venv_hac(script: str) -> str | None:
+    """The ``hac`` script of a venv ``script`` builds on demand; ``None`` if unavailable."""
     result = subprocess.run(
-        [str(REPO / "scripts" / "orig-hac-cli-venv.sh")],
+        [str(REPO / "scripts" / script)],
         capture_output=True,
         text=True,
         check=False,
@@ -66,31 +65,36 @@ def workspace(root: Path, url: str, hac: str) -> dict[str, str]:
 
 
 def main() -> int:
-    theirs_hac = original_hac()
-    if theirs_hac is None:
-        print("the original hac-client-cli venv is unavailable", file=sys.stderr)
+    # Both sides installed alone, as a user installs them: this repository's dev venv
+    # holds packages (click, through MarshalX atproto) that make ``import httpx`` load
+    # httpx's own command line, which a plain install does not.
+    theirs_hac = venv_hac("orig-hac-cli-venv.sh")
+    ours_hac = venv_hac("ours-hac-venv.sh")
+    if theirs_hac is None or ours_hac is None:
+        print("the original's or our HAC venv is unavailable", file=sys.stderr)
         return 1
     theirs_python = str(Path(theirs_hac).parent / "python")
+    ours_python = str(Path(ours_hac).parent / "python")
     fake, url = spawn("--latency", "0.02")
     rows: list[list[str]] = []
     ratios: dict[str, float] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="sessionkeeper-bench-hac-cli-") as name:
-            ours_env = workspace(Path(name) / "ours", url, OURS_HAC)
+            ours_env = workspace(Path(name) / "ours", url, ours_hac)
             theirs_env = workspace(Path(name) / "theirs", url, theirs_hac)
             cases = {
-                "hac --help": ([OURS_HAC, "--help"], [theirs_hac, "--help"]),
+                "hac --help": ([ours_hac, "--help"], [theirs_hac, "--help"]),
                 'warm hac groovy "return 1"': (
-                    [OURS_HAC, "groovy", "return 1"],
+                    [ours_hac, "groovy", "return 1"],
                     [theirs_hac, "groovy", "return 1"],
                 ),
                 "import hac_client_core": (
-                    [sys.executable, "-c", "import hac_client_core"],
+                    [ours_python, "-c", "import hac_client_core"],
                     [theirs_python, "-c", "import hac_client_core"],
                 ),
                 "from hac_client_core import HacClient": (
                     [
-                        sys.executable,
+                        ours_python,
                         "-c",
                         "from hac_client_core import HacClient, BasicAuthHandler",
                     ],
