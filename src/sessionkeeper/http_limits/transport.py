@@ -313,4 +313,3 @@ def bounded_async_client(
     client = httpx.AsyncClient(timeout=timeout, **client_options)
     _bound_transports(client, timeout, max_body, client_options)
     return client
-
