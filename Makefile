@@ -1,12 +1,12 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   the main job on the default directory store and bundled fake servers
-#   make test   venv + extras + redis-server + reference PDS, then lint, types and the whole suite
+#   make test   venv + extras + redis-server + reference PDS + headless Chromium, then lint, types and the whole suite
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install lint typecheck test demo bench system-deps redis-server reference-pds orig-hac clean
+.PHONY: install lint typecheck test demo bench system-deps redis-server reference-pds orig-hac chromium oauth-client-node clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,9 +30,16 @@ reference-pds:
 	./scripts/pds/install.sh
 
 orig-hac:
+	./scripts/orig-hac-cli-venv.sh >/dev/null
 	./scripts/orig-hac-venv.sh >/dev/null
 
-system-deps: redis-server reference-pds orig-hac
+chromium:
+	./scripts/install-chromium.sh
+
+oauth-client-node: reference-pds
+	./scripts/oauth-client-node/install.sh
+
+system-deps: redis-server reference-pds orig-hac chromium
 
 test: install lint typecheck system-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider
@@ -40,7 +47,7 @@ test: install lint typecheck system-deps
 demo: install
 	@for scene in demo/scene_*.py; do $(BIN)/python "$$scene" || exit 1; done
 
-bench: install system-deps
+bench: install system-deps oauth-client-node
 	@for b in benchmarks/bench_*.py; do $(BIN)/python "$$b" || exit 1; done
 
 clean:

@@ -5,24 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import stat
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
-from jwt.algorithms import ECAlgorithm
 
 from sessionkeeper.atproto import (
     AtpSessionEvent,
@@ -31,14 +24,14 @@ from sessionkeeper.atproto import (
     SessionExpiredError,
     SessionNetworkError,
 )
-from sessionkeeper.atproto.dpop import access_token_hash, generate_dpop_jwk, jwk_thumbprint
+from sessionkeeper.atproto.dpop import generate_dpop_jwk, jwk_thumbprint
 from sessionkeeper.atproto.oauth_manager import AsyncOAuthSessionManager, OAuthSessionManager
 from sessionkeeper.atproto.oauth_session import OAuthSession, oauth_name_for_did
 from sessionkeeper.clock import ManualClock
 from sessionkeeper.stores.errors import StoreUnavailableError
 from sessionkeeper.stores.memory import MemoryStore
 from sessionkeeper.stores.redis import RedisStore
-from sessionkeeper.testing._server import LoopbackServer
+from sessionkeeper.testing.fake_oauth import FakeOAuth
 from sessionkeeper.testing.redis_server import RedisServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -47,150 +40,19 @@ DID = "did:plc:oauthalice"
 CLIENT_ID = "https://app.example/client-metadata.json"
 
 
-@dataclass
-class Grant:
-    did: str
-    jkt: str
-    expires_at: float = 0.0
-    used: bool = False
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _answer(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode() if body is not None else b""
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_POST(self) -> None:
-        fake: FakeOAuthPds = self.server.owner  # type: ignore[attr-defined]
-        length = int(self.headers.get("Content-Length") or 0)
-        form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
-        if self.path != "/oauth/token":
-            self._answer(404, {"error": "NotFound"})
-            return
-        status, body, headers = fake.token(form, self.headers.get("DPoP"))
-        self._answer(status, body, headers)
-
-    def do_GET(self) -> None:
-        fake: FakeOAuthPds = self.server.owner  # type: ignore[attr-defined]
-        path = urlsplit(self.path).path
-        status, body, headers = fake.resource(
-            path, self.headers.get("Authorization"), self.headers.get("DPoP")
-        )
-        self._answer(status, body, headers)
-
-
-class FakeOAuthPds(LoopbackServer):
-    """An authorization server and PDS in one: DPoP-bound, single-use refresh tokens, nonces."""
-
-    handler_class = _Handler
+class FakeOAuthPds(FakeOAuth):
+    """The shipped fake OAuth server with this file's web client registered."""
 
     def __init__(self, clock: ManualClock, *, lifetime: float = 3600.0) -> None:
-        super().__init__()
-        self.clock = clock
-        self.lifetime = lifetime
-        self.nonce = secrets.token_urlsafe(8)
-        self.access: dict[str, Grant] = {}
-        self.refresh: dict[str, Grant] = {}
-        self.fault: int | None = None
-        self.answer_sub: str | None = None
-        self.answer_body: Any = None  # replaces a successful refresh answer when set
-        self._seen_jti: set[str] = set()
-        self._lock = threading.Lock()
-
-    def issue(self, did: str, jkt: str) -> dict[str, Any]:
-        """The token answer of a completed authorization for ``did`` bound to ``jkt``."""
-        access, refresh = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-        self.access[access] = Grant(did, jkt, self.clock.time() + self.lifetime)
-        self.refresh[refresh] = Grant(did, jkt)
-        return {
-            "access_token": access,
-            "token_type": "DPoP",
-            "refresh_token": refresh,
-            "expires_in": self.lifetime,
-            "scope": "atproto transition:generic",
-            "sub": self.answer_sub or did,
-        }
-
-    def _proof(
-        self, proof: str | None, method: str, path: str, access: str | None
-    ) -> tuple[str | None, str | None]:
-        """Return (jkt, None) or (None, error name)."""
-        if not proof:
-            return None, "invalid_dpop_proof"
-        header = jwt.get_unverified_header(proof)
-        if header.get("typ") != "dpop+jwt" or header.get("alg") != "ES256":
-            return None, "invalid_dpop_proof"
-        public = ECAlgorithm.from_jwk(header["jwk"])
-        assert isinstance(public, ec.EllipticCurvePublicKey)
-        claims = jwt.decode(proof, public, algorithms=["ES256"])
-        if claims["htm"] != method or claims["htu"] != f"{self.url}{path}":
-            return None, "invalid_dpop_proof"
-        if claims["jti"] in self._seen_jti:
-            return None, "invalid_dpop_proof"
-        self._seen_jti.add(claims["jti"])
-        if access is not None and claims.get("ath") != access_token_hash(access):
-            return None, "invalid_dpop_proof"
-        if claims.get("nonce") != self.nonce:
-            return None, "use_dpop_nonce"
-        return jwk_thumbprint(header["jwk"]), None
-
-    def token(self, form: dict[str, str], proof: str | None) -> tuple[int, Any, dict[str, str]]:
-        with self._lock:
-            self.count("token")
-            nonce = {"DPoP-Nonce": self.nonce}
-            if self.fault is not None:
-                return self.fault, {"error": "server_error"}, nonce
-            jkt, error = self._proof(proof, "POST", "/oauth/token", None)
-            if error == "use_dpop_nonce":
-                self.count("token-nonce")
-                return 400, {"error": "use_dpop_nonce"}, nonce
-            if error or form.get("grant_type") != "refresh_token":
-                return 400, {"error": error or "unsupported_grant_type"}, nonce
-            grant = self.refresh.get(form.get("refresh_token", ""))
-            if grant is None or grant.used or grant.jkt != jkt:
-                return (
-                    400,
-                    {"error": "invalid_grant", "error_description": "refresh token replayed"},
-                    nonce,
-                )
-            grant.used = True  # single use, no grace
-            self.count("refresh")
-            answer = self.issue(grant.did, grant.jkt)
-            return 200, answer if self.answer_body is None else self.answer_body, nonce
-
-    def resource(
-        self, path: str, authorization: str | None, proof: str | None
-    ) -> tuple[int, Any, dict[str, str]]:
-        with self._lock:
-            self.count(path)
-            nonce = {"DPoP-Nonce": self.nonce}
-            scheme, _, token = (authorization or "").partition(" ")
-            if scheme != "DPoP":
-                return 401, {"error": "invalid_token"}, {**nonce, "WWW-Authenticate": "DPoP"}
-            jkt, error = self._proof(proof, "GET", path, token)
-            if error == "use_dpop_nonce":
-                self.count("resource-nonce")
-                challenge = 'DPoP error="use_dpop_nonce"'
-                return 401, {"error": "use_dpop_nonce"}, {**nonce, "WWW-Authenticate": challenge}
-            grant = self.access.get(token)
-            if error or grant is None or grant.jkt != jkt or self.clock.time() >= grant.expires_at:
-                self.count("rejected")
-                challenge = 'DPoP error="invalid_token"'
-                return 401, {"error": "invalid_token"}, {**nonce, "WWW-Authenticate": challenge}
-            return 200, {"did": grant.did, "handle": "alice.test"}, nonce
-
-    def rotate_nonce(self) -> None:
-        with self._lock:
-            self.nonce = secrets.token_urlsafe(8)
+        super().__init__(clock, lifetime=lifetime)
+        self.register_client(
+            {
+                "client_id": CLIENT_ID,
+                "redirect_uris": ["https://app.example/callback"],
+                "scope": "atproto transition:generic",
+                "token_endpoint_auth_method": "none",
+            }
+        )
 
 
 @pytest.fixture

@@ -20,10 +20,9 @@ import pytest
 
 from sessionkeeper.clock import ManualClock
 from sessionkeeper.testing import FakeHac
-from sessionkeeper.testing.fake_hac import spawn
-from sessionkeeper.testing.fake_hac_groovy import run_script
-from sessionkeeper.testing.fake_hac_server import GroovyRun
-from sessionkeeper.testing.fake_hac_sessions import (
+from sessionkeeper.testing.fake_hac import GroovyRun, spawn
+from sessionkeeper.testing.fake_hac._groovy import run_script
+from sessionkeeper.testing.fake_hac._sessions import (
     csrf_token_matches,
     mask_csrf_token,
     unmask_csrf_token,
@@ -715,7 +714,7 @@ def test_unknown_paths_are_404_and_broken_requests_are_400(
 def test_a_client_that_hangs_up_before_the_answer_is_no_server_error(
     fake: FakeHac, client: httpx.Client, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level("DEBUG", logger="sessionkeeper.testing.fake_hac_server")
+    caplog.set_level("DEBUG", logger="sessionkeeper.testing.fake_hac._http")
     fake.latency = 0.3
     with socket.create_connection(("127.0.0.1", fake.port), timeout=10) as raw:
         raw.sendall(b"GET /hac/login HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -1,41 +1,6 @@
 """Drop-in replacement for hac-client-core: the same public names, on sessionkeeper."""
 
-from sessionkeeper.hac import (
-    AuthHandler,
-    BasicAuthHandler,
-    FlexibleSearchResult,
-    GroovyScriptResult,
-    HacAuthenticationError,
-    HacClient,
-    HacClientError,
-    ImpexResult,
-    ProjectData,
-    SessionInfo,
-    SessionManager,
-    SessionMetadata,
-    UpdateData,
-    UpdateLog,
-    UpdateParameter,
-    UpdateResult,
-)
+from sessionkeeper.hac import *  # noqa: F403 - the package's public names, listed in its __all__
+from sessionkeeper.hac import __all__ as __all__
 
 __version__ = "0.1.2"
-
-__all__ = [
-    "AuthHandler",
-    "BasicAuthHandler",
-    "FlexibleSearchResult",
-    "GroovyScriptResult",
-    "HacAuthenticationError",
-    "HacClient",
-    "HacClientError",
-    "ImpexResult",
-    "ProjectData",
-    "SessionInfo",
-    "SessionManager",
-    "SessionMetadata",
-    "UpdateData",
-    "UpdateLog",
-    "UpdateParameter",
-    "UpdateResult",
-]

@@ -2,55 +2,51 @@
 
 from typing import TYPE_CHECKING, Any
 
-from sessionkeeper.clock import Clock, ManualClock, SystemClock
-from sessionkeeper.errors import SessionkeeperError
-from sessionkeeper.events import EventBus
-from sessionkeeper.stores import (
-    DecryptionError,
-    DirectoryStore,
-    InvalidNameError,
-    LockLostError,
-    LockTimeoutError,
-    MemoryStore,
-    MissingKeyError,
-    Store,
-    StoreError,
-    StoreUnavailableError,
-    ValueTooLargeError,
-)
-
 if TYPE_CHECKING:
+    from sessionkeeper.clock import Clock, ManualClock, SystemClock
+    from sessionkeeper.errors import SessionkeeperError
+    from sessionkeeper.events import EventBus, SessionEvent
     from sessionkeeper.stores import (
+        DecryptionError,
+        DirectoryStore,
         EncryptedStore,
+        InvalidNameError,
         KeyringStore,
+        LockLostError,
+        LockTimeoutError,
+        MemoryStore,
+        MissingKeyError,
         RedisStore,
         SqliteStore,
+        Store,
+        StoreError,
+        StoreUnavailableError,
         StoreUrlError,
+        ValueTooLargeError,
         generate_key,
         open_store,
     )
 
 __version__ = "0.1.0"
 
-_FROM_STORES = {
-    "EncryptedStore",
-    "KeyringStore",
-    "RedisStore",
-    "SessionkeeperError",
-    "SqliteStore",
-    "StoreUrlError",
-    "generate_key",
-    "open_store",
+_MODULE_OF = {
+    "Clock": "sessionkeeper.clock",
+    "ManualClock": "sessionkeeper.clock",
+    "SystemClock": "sessionkeeper.clock",
+    "EventBus": "sessionkeeper.events",
+    "SessionEvent": "sessionkeeper.events",
+    "SessionkeeperError": "sessionkeeper.errors",
 }
 
 
 def __getattr__(name: str) -> Any:
-    # Loaded on first use (see sessionkeeper.stores): optional extras and rarely needed
-    # modules stay out of every process's start-up.
-    if name in _FROM_STORES:
-        from sessionkeeper import stores
+    # Every name loads on first use: a process that needs only a submodule (the
+    # ``hac`` command's help, a config edit) does not pay for the stores and locks.
+    if name in __all__ and name != "__version__":
+        import importlib
 
-        return getattr(stores, name)
+        module = importlib.import_module(_MODULE_OF.get(name, "sessionkeeper.stores"))
+        return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -68,6 +64,7 @@ __all__ = [
     "MemoryStore",
     "MissingKeyError",
     "RedisStore",
+    "SessionEvent",
     "SessionkeeperError",
     "SqliteStore",
     "Store",

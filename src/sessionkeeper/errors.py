@@ -26,7 +26,11 @@ names the thing at fault and never carries a secret. The whole tree::
     │   ├── CorruptSessionError
     │   ├── MalformedTokenError (+ValueError)
     │   ├── DidResolutionError               sessionkeeper.atproto.did_resolution
-    │   └── XrpcError
+    │   ├── XrpcError
+    │   └── OAuthError                       OAuth sign-in
+    │       ├── OAuthResolutionError         discovery and verification
+    │       ├── OAuthCallbackError           state, iss, error= in the redirect
+    │       └── OAuthTokenError              PAR or token endpoint refused
     ├── MalformedTokenError (+ValueError)    sessionkeeper.jwt (the core decoder's own)
     ├── DeadlineExceededError (+httpx.TimeoutException)   sessionkeeper.http_limits
     └── ResponseTooLargeError (+httpx.TransportError)     sessionkeeper.http_limits

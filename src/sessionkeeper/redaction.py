@@ -68,7 +68,8 @@ HTTP_LOGGERS = (
 )
 
 _WEB_SCHEMES = frozenset({"http", "https", "ws", "wss"})
-_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]*)(?::([^:]*))?$")
+#: One ``host[:port]`` of a URL's authority (an IPv6 literal in brackets, or a name).
+HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]*)(?::([^:]*))?$")
 _JSESSIONID = re.compile(r"(?i)(;jsessionid=)[^;?#/\s'\"&]*")
 _URL = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s'\"<>)\]]+")
 # A header as httpcore reprs it: (b'Set-Cookie', b'NAME=VALUE; Path=/'); the value is a
@@ -90,8 +91,8 @@ def redact_secret(secret: str | None) -> str:
     return f"{secret[:SECRET_PREFIX_CHARS]}..."
 
 
-def _split_authority(rest: str) -> tuple[str, str]:
-    """``host[:port][,host:port]`` and what follows it (path, query)."""
+def split_authority(rest: str) -> tuple[str, str]:
+    """Split what follows ``scheme://`` into the authority and the rest (path, query)."""
     end = len(rest)
     for mark in "/?":
         at = rest.find(mark)
@@ -102,7 +103,7 @@ def _split_authority(rest: str) -> tuple[str, str]:
 
 def _ports_are_numbers(authority: str) -> bool:
     for node in authority.split(","):
-        match = _HOST.match(node)
+        match = HOST.match(node)
         if match is None or (match.group(2) is not None and not match.group(2).isdigit()):
             return False
     return True
@@ -131,7 +132,7 @@ def _mask_credentials(url: str) -> str:
         return f"{base}{mark}{_mask_query(query)}" if mark else url
     rest, hash_sign, _fragment = rest.partition("#")
     fragment = f"#{MASK}" if hash_sign else ""
-    authority, tail = _split_authority(rest)
+    authority, tail = split_authority(rest)
     if "@" in authority:
         userinfo, _, hosts = authority.rpartition("@")
         user = userinfo.split(":", 1)[0]
@@ -142,7 +143,7 @@ def _mask_credentials(url: str) -> str:
         whole = rest + hash_sign + _fragment
         before, _, after = whole.rpartition("@")
         user = before.split(":", 1)[0] if ":" in before else ""
-        hosts, after_tail = _split_authority(after)
+        hosts, after_tail = split_authority(after)
         path, question, query = after_tail.partition("?")
         return f"{scheme}://{user}:{MASK}@{hosts}{path}{question}{_mask_query(query)}"
     elif not _ports_are_numbers(authority):

@@ -12,6 +12,10 @@ from sessionkeeper.atproto.errors import (
     CorruptSessionError,
     MalformedTokenError,
     NoSessionError,
+    OAuthCallbackError,
+    OAuthError,
+    OAuthResolutionError,
+    OAuthTokenError,
     SessionError,
     SessionExpiredError,
     SessionNetworkError,
@@ -20,12 +24,14 @@ from sessionkeeper.atproto.errors import (
 )
 from sessionkeeper.atproto.interop import copy_sessions, import_session_dir, import_session_string
 from sessionkeeper.atproto.manager import PersistentSessionManager
+from sessionkeeper.atproto.oauth_client import AsyncOAuthClient, OAuthClient
 from sessionkeeper.atproto.oauth_manager import AsyncOAuthSessionManager, OAuthSessionManager
 from sessionkeeper.atproto.oauth_session import OAuthSession
 from sessionkeeper.atproto.types import AtpSessionData, AtpSessionEvent
 from sessionkeeper.call_loop import SessionAuth
 
 __all__ = [
+    "AsyncOAuthClient",
     "AsyncOAuthSessionManager",
     "AsyncPersistentSessionManager",
     "AtpSessionData",
@@ -33,8 +39,13 @@ __all__ = [
     "CorruptSessionError",
     "MalformedTokenError",
     "NoSessionError",
+    "OAuthCallbackError",
+    "OAuthClient",
+    "OAuthError",
+    "OAuthResolutionError",
     "OAuthSession",
     "OAuthSessionManager",
+    "OAuthTokenError",
     "PersistentSessionManager",
     "SessionAuth",
     "SessionError",

@@ -89,6 +89,17 @@ class DpopSigner:
         """The latest nonce the server at ``url``'s origin sent."""
         return self._nonces.get(origin(url))
 
+    def nonces(self) -> dict[str, str]:
+        """Every origin's latest nonce (what a stored session keeps for the next process)."""
+        with self._guard:
+            return dict(self._nonces)
+
+    def seed_nonces(self, nonces: dict[str, str]) -> None:
+        """Start from nonces an earlier process stored; ones already seen here win."""
+        with self._guard:
+            for key, value in nonces.items():
+                self._nonces.setdefault(key, value)
+
     def remember_nonce(self, url: str, nonce: str | None, *, sent: str | None) -> bool:
         """Keep a ``DPoP-Nonce`` answer header; return whether it differs from the one ``sent``.
 

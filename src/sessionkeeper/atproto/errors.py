@@ -71,3 +71,38 @@ class XrpcError(SessionError):
 
 class XrpcNetworkError(SessionNetworkError):
     """An XRPC call (not a refresh) could not reach the server; the session is kept."""
+
+
+class OAuthError(SessionError):
+    """Base class of every ATProto OAuth authorization error."""
+
+
+class OAuthResolutionError(OAuthError):
+    """Discovery or verification failed: a handle, DID document, PDS or authorization
+    server did not resolve, or did not match what it must (names the step and the value)."""
+
+
+class OAuthCallbackError(OAuthError):
+    """The redirect back from the authorization server cannot be accepted: an unknown,
+    expired or reused ``state``, an ``iss`` that is not the issuer asked, or ``error=``.
+
+    ``error`` holds the server's error code when the redirect carried one
+    (``access_denied`` when the user declined).
+    """
+
+    def __init__(self, message: str, *, error: str | None = None) -> None:
+        super().__init__(message)
+        self.error = error
+
+
+class OAuthTokenError(OAuthError):
+    """The authorization server's PAR or token endpoint refused a request.
+
+    ``error`` is its OAuth error code (``invalid_grant``, ``invalid_client``, ...),
+    ``status`` the HTTP status.
+    """
+
+    def __init__(self, message: str, *, error: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.error = error
+        self.status = status

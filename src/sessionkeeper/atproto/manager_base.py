@@ -3,7 +3,7 @@
 The blocking and the asyncio shells differ only in their driver: each
 operation is a flow (or the core's single flight) that
 :class:`~sessionkeeper.flow.BlockingDriver` or
-:class:`~sessionkeeper.flow.AsyncDriver` performs. The app-password and the
+:class:`~sessionkeeper.async_flow.AsyncDriver` performs. The app-password and the
 OAuth managers differ only in their kind, their refresh policy and how they
 sign requests.
 """
@@ -18,6 +18,7 @@ from typing import Any, Generic, Self, TypeVar
 
 import httpx
 
+from sessionkeeper.async_flow import AsyncDriver
 from sessionkeeper.atproto.core import TokenRefreshPolicy
 from sessionkeeper.atproto.errors import SessionNetworkError, XrpcNetworkError
 from sessionkeeper.atproto.home import default_store
@@ -26,8 +27,9 @@ from sessionkeeper.atproto.xrpc import decode_result, validate_nsid, xrpc_url
 from sessionkeeper.call_loop import Authorizer, SessionAuth, ThreadedSource
 from sessionkeeper.clock import SYSTEM_CLOCK, Clock
 from sessionkeeper.events import SessionEvent
-from sessionkeeper.flow import AsyncDriver, BlockingDriver, Call, Delete, Flow, Get, Locked, Put
+from sessionkeeper.flow import BlockingDriver, Call, Delete, Flow, Get, Locked, Put
 from sessionkeeper.http_limits import bounded_async_client, bounded_client
+from sessionkeeper.lifecycle import Closing
 from sessionkeeper.session_state import SessionState
 from sessionkeeper.singleflight import single_flight
 from sessionkeeper.stores.base import Store
@@ -194,7 +196,7 @@ class _ManagerState(Generic[S]):
         raise NotImplementedError  # pragma: no cover
 
 
-class BlockingManager(_ManagerState[S]):
+class BlockingManager(_ManagerState[S], Closing):
     """The blocking shell: flows run on a :class:`BlockingDriver`; thread-safe."""
 
     def __init__(
@@ -222,17 +224,6 @@ class BlockingManager(_ManagerState[S]):
         """Close the HTTP client if the manager created it."""
         if self._owns_http:
             self._http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- sessions -------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -105,7 +106,8 @@ class OAuthRefresh(TokenRefreshPolicy[OAuthSession]):
                 raise SessionError(f"token refresh for {self.did} answered without JSON") from None
             if not isinstance(body, dict):
                 raise SessionError(f"token refresh for {self.did}: answer is not a JSON object")
-            return Produced(Verdict.FRESH, refreshed(base, body, self.now))
+            fresh = replace(refreshed(base, body, self.now), dpop_nonces=self._signer.nonces())
+            return Produced(Verdict.FRESH, fresh)
         error, message = error_body(answer)
         if status == 429 or status >= 500:
             # A 500 may come from the server's own race after it rotated: the session is

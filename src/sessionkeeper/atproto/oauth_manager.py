@@ -52,6 +52,7 @@ class OAuthSessions:
             signer = self._signers.get(key)
             if signer is None:
                 signer = self._signers[key] = DpopSigner(session.dpop_jwk)
+                signer.seed_nonces(session.dpop_nonces)  # saves a new process a round trip
             return signer
 
     def _xrpc_base(self, session: OAuthSession) -> str:

@@ -35,6 +35,7 @@ _KEYS: tuple[tuple[str, str], ...] = (
     ("refresh_token", "refreshToken"),
     ("expires_at", "expiresAt"),
     ("dpop_jwk", "dpopJwk"),
+    ("dpop_nonces", "dpopNonces"),
 )
 _REQUIRED = ("did", "issuer", "tokenEndpoint", "pdsUrl", "clientId", "accessToken", "dpopJwk")
 
@@ -66,6 +67,9 @@ class OAuthSession:
     token_type: str = "DPoP"
     handle: str | None = None
     revocation_endpoint: str | None = None
+    #: The latest DPoP nonce of each origin when the set was stored: a new process
+    #: signs its first request with it instead of paying a ``use_dpop_nonce`` round trip.
+    dpop_nonces: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __repr__(self) -> str:
         return (
@@ -124,13 +128,20 @@ class OAuthSession:
         jwk = values.get("dpop_jwk")
         if not isinstance(jwk, dict) or not all(isinstance(v, str) for v in jwk.values()):
             raise CorruptSessionError(f"{where}: dpopJwk is not a JWK object", name=where)
+        nonces = values.get("dpop_nonces", {})
+        if not isinstance(nonces, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in nonces.items()
+        ):
+            raise CorruptSessionError(
+                f"{where}: dpopNonces is not an object of strings", name=where
+            )
         expires = values.get("expires_at")
         if expires is not None and (
             isinstance(expires, bool) or not isinstance(expires, int | float)
         ):
             raise CorruptSessionError(f"{where}: expiresAt is not a number", name=where)
         for attr, value in values.items():
-            if attr not in ("dpop_jwk", "expires_at") and not isinstance(value, str):
+            if attr not in ("dpop_jwk", "dpop_nonces", "expires_at") and not isinstance(value, str):
                 raise CorruptSessionError(f"{where}: {attr} is not a string", name=where)
         try:
             validate_did(values["did"])

@@ -26,6 +26,7 @@ from rich.table import Table
 from sessionkeeper.atproto import (
     AtpSessionData,
     NoSessionError,
+    OAuthSessionManager,
     PersistentSessionManager,
     SessionError,
     SessionExpiredError,
@@ -35,6 +36,14 @@ from sessionkeeper.atproto.codec import validate_did
 from sessionkeeper.atproto.did_resolution import DidResolutionError, resolve_pds
 from sessionkeeper.atproto.interop import import_session_string
 from sessionkeeper.atproto.listing import stored_sessions
+from sessionkeeper.cli.atproto_oauth import (
+    oauth_login,
+    oauth_rows,
+    oauth_sessions,
+    open_oauth_manager,
+    print_oauth_sessions,
+    print_oauth_whoami,
+)
 from sessionkeeper.cli.atproto_state import forget, load_state, remember, remember_service
 from sessionkeeper.redaction import install_log_redaction, origin, redact_url
 from sessionkeeper.stores.base import Store
@@ -204,6 +213,7 @@ def _pick_did(options: Options, store: Store) -> str:
     if options.did:
         return options.did
     stored = [session.did for session in stored_sessions(store)]
+    stored += [s.did for s in oauth_sessions(store) if s.did not in stored]
     current = load_state(store).current
     if current in stored:
         return current
@@ -217,14 +227,19 @@ def _pick_did(options: Options, store: Store) -> str:
 
 
 @contextmanager
-def _manager(ctx: typer.Context) -> Iterator[PersistentSessionManager]:
-    """A manager with the chosen account's session loaded."""
+def _manager(ctx: typer.Context) -> Iterator[PersistentSessionManager | OAuthSessionManager]:
+    """A manager with the chosen account's session loaded (a password or an OAuth one)."""
     options = _options(ctx)
     store = _store(options)
     did = _pick_did(options, store)
     validate_did(did)  # a bad --did is a usage error before any look-up
     if not any(session.did == did for session in stored_sessions(store)):
-        raise NoSessionError(f"no stored session for {did}: log in first")
+        oauth = open_oauth_manager(store, did)
+        if oauth is None:
+            raise NoSessionError(f"no stored session for {did}: log in first")
+        with oauth:
+            yield oauth
+        return
     service = _session_service(options, store, did)
     manager = PersistentSessionManager(None, service, store=store)
     try:
@@ -282,11 +297,20 @@ def login(
     auth_factor_token: Annotated[
         str | None, typer.Option("--auth-factor-token", help="E-mailed sign-in code.")
     ] = None,
+    oauth: Annotated[bool, typer.Option("--oauth", help="Sign in with OAuth (browser).")] = False,
+    no_browser: Annotated[
+        bool, typer.Option("--no-browser", help="With --oauth: only print the URL.")
+    ] = False,
 ) -> None:
-    """Log in (password from $ATP_PASSWORD or a hidden prompt) and store the session."""
+    """Log in (password from $ATP_PASSWORD or a hidden prompt, or --oauth) and store it."""
     with _failures():
         options = _options(ctx)
         store = _store(options)
+        if oauth:
+            signed = oauth_login(store, identifier, open_browser=not no_browser, timeout=300)
+            remember(store, signed.did)
+            out.print(f"logged in as [bold]{escape(signed.handle or signed.did)}[/] with OAuth")
+            return
         url = service or _login_service(options)
         password = _password()
         with PersistentSessionManager(None, url, store=store) as manager:
@@ -300,6 +324,9 @@ def whoami(ctx: typer.Context) -> None:
     """Ask the server who the current session is (refreshing it if due)."""
     with _failures(), _manager(ctx) as manager:
         answer = manager.query("com.atproto.server.getSession")
+        if isinstance(manager, OAuthSessionManager):
+            print_oauth_whoami(out, manager, answer)
+            return
         session = manager.session
         if session is None:
             raise NoSessionError("the session was removed while asking the server")
@@ -328,10 +355,12 @@ def sessions_list(
         current = load_state(store).current
         if as_json:
             rows = [{**_summary(s), "current": s.did == current} for s in found]
-            typer.echo(json.dumps(rows, indent=2))
+            typer.echo(json.dumps(rows + oauth_rows(store, current), indent=2))
+            return
+        if not print_oauth_sessions(out, store, current) and not found:
+            out.print("no stored sessions")
             return
         if not found:
-            out.print("no stored sessions")
             return
         table = Table(title="ATProto sessions")
         table.add_column("")
@@ -355,9 +384,10 @@ def refresh(ctx: typer.Context) -> None:
     """Refresh the session now (or adopt a pair another process refreshed)."""
     with _failures(), _manager(ctx) as manager:
         session = manager.refresh_token()
-        out.print(
-            f"refreshed {session.did}; access token expires {_when(session.access_expires_at)}"
+        expires = (
+            session.access_expires_at if isinstance(session, AtpSessionData) else session.expires_at
         )
+        out.print(f"refreshed {session.did}; access token expires {_when(expires)}")
 
 
 def _params(values: list[str]) -> dict[str, Any]:

@@ -1,21 +1,23 @@
-"""The HAC CLI's TOML configuration (the original hac-client CLI's schema).
+"""The HAC CLI's TOML configuration, in hac-client-cli 0.3.2's schema and lookup.
 
 ```toml
 default_environment = "local"
 
 [environments.local]
-default_endpoint = "hac"  # optional; else "hac", else the first endpoint
+default_endpoint = "hac"  # optional; else the only endpoint
 
 [environments.local.endpoints.hac]
 url = "https://localhost:9002"
 ignore_ssl = true
 timeout = 30
-username = "admin"        # optional; never a password
+username = "admin"        # optional (ours); never a password
 ```
 
 The path is ``--config``, else ``$HAC_CONFIG`` or the original CLI's
 ``$HAC_CLIENT_CONFIG_PATH``, else ``$XDG_CONFIG_HOME/hac-client/config.toml``,
-else ``~/.config/hac-client/config.toml``. A missing file is an empty configuration.
+else ``~/.config/hac-client/config.toml``. Like the original, a missing file
+means one environment ``local`` with endpoint ``hac`` at ``https://localhost:9002``;
+environments without endpoints are placeholders and are skipped.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ CONFIG_ENV = "HAC_CONFIG"
 ORIGINAL_CONFIG_ENV = "HAC_CLIENT_CONFIG_PATH"
 DEFAULT_ENVIRONMENT = "local"
 DEFAULT_ENDPOINT = "hac"
+#: What the original CLI assumes when there is no config file.
+MISSING_FILE_URL = "https://localhost:9002"
 
 
 class ConfigError(ValueError):
@@ -39,12 +43,23 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One HAC endpoint of an environment."""
+    """One HAC endpoint (node) of an environment."""
 
     url: str
     ignore_ssl: bool = False
     timeout: int = 30
     username: str | None = None
+    #: The file held a ``password`` here; it is ignored (``config -v`` says so).
+    had_password: bool = False
+
+
+@dataclass(frozen=True)
+class Environment:
+    """An environment: named endpoints and the one used by default."""
+
+    name: str
+    endpoints: dict[str, Endpoint]
+    default_endpoint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,31 +67,37 @@ class HacConfig:
     """Environments and their endpoints, as read from the TOML file."""
 
     path: Path
+    exists: bool = True
     default_environment: str = DEFAULT_ENVIRONMENT
-    environments: dict[str, dict[str, Endpoint]] = field(default_factory=dict)
-    #: ``default_endpoint`` of the environments that name one.
-    default_endpoints: dict[str, str] = field(default_factory=dict)
+    environments: dict[str, Environment] = field(default_factory=dict)
 
-    def endpoint(self, environment: str, endpoint: str | None = None) -> tuple[str, Endpoint]:
-        """Return ``(endpoint name, Endpoint)`` of ``environment``; raise :class:`ConfigError`."""
-        endpoints = self.environments.get(environment)
-        if endpoints is None:
-            known = ", ".join(sorted(self.environments)) or "none"
-            raise ConfigError(
-                f"environment {environment!r} is not in {self.path} (known: {known}); "
-                "add it or pass --url"
-            )
-        if endpoint is None:
-            endpoint = self.default_endpoints.get(environment)
-        if endpoint is None:
-            endpoint = DEFAULT_ENDPOINT if DEFAULT_ENDPOINT in endpoints else next(iter(endpoints))
-        found = endpoints.get(endpoint)
+    def endpoint(
+        self, environment: str | None, endpoint: str | None = None
+    ) -> tuple[str, str, Endpoint]:
+        """``(environment, endpoint name, Endpoint)`` chosen the original CLI's way.
+
+        The endpoint is ``endpoint``, else the environment's ``default_endpoint``,
+        else its only endpoint; anything else raises :class:`ConfigError`.
+        """
+        env_name = environment or self.default_environment
+        env = self.environments.get(env_name)
+        if env is None:
+            raise ConfigError(f"Environment '{env_name}' not found in configuration")
+        name = endpoint or env.default_endpoint
+        if not name:
+            if len(env.endpoints) != 1:
+                raise ConfigError(
+                    f"Environment '{env_name}' has multiple endpoints but no default set. "
+                    "Please specify --endpoint or set default_endpoint in config."
+                )
+            name = next(iter(env.endpoints))
+        found = env.endpoints.get(name)
         if found is None:
             raise ConfigError(
-                f"environment {environment!r} has no endpoint {endpoint!r} "
-                f"(known: {', '.join(sorted(endpoints))})"
+                f"Endpoint '{name}' not found in environment '{env_name}'. "
+                f"Available endpoints: {', '.join(env.endpoints)}"
             )
-        return endpoint, found
+        return env_name, name, found
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -92,27 +113,22 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     return config_home / "hac-client" / "config.toml"
 
 
-def _endpoint(where: str, raw: object) -> Endpoint:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where} must be a table")
+def _endpoint(where: str, raw: dict[str, Any]) -> Endpoint:
     url = raw.get("url")
+    if url is None:
+        raise ConfigError(f"Endpoint '{where}' missing required field 'url'")
     if not isinstance(url, str) or not url:
-        raise ConfigError(f"{where}.url must be a non-empty string")
+        raise ConfigError(f"Endpoint '{where}': url must be a non-empty string")
     ignore_ssl = raw.get("ignore_ssl", False)
     timeout = raw.get("timeout", 30)
     username = raw.get("username")
     if not isinstance(ignore_ssl, bool):
-        raise ConfigError(f"{where}.ignore_ssl must be true or false")
+        raise ConfigError(f"Endpoint '{where}': ignore_ssl must be true or false")
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        raise ConfigError(f"{where}.timeout must be a positive number of seconds")
+        raise ConfigError(f"Endpoint '{where}': timeout must be a positive number of seconds")
     if username is not None and not isinstance(username, str):
-        raise ConfigError(f"{where}.username must be a string")
-    if "password" in raw:
-        raise ConfigError(
-            f"{where}.password: passwords do not belong in the config file; "
-            "use HAC_PASSWORD or `hac login --save-password` (OS keyring)"
-        )
-    return Endpoint(url=url, ignore_ssl=ignore_ssl, timeout=int(timeout), username=username)
+        raise ConfigError(f"Endpoint '{where}': username must be a string")
+    return Endpoint(url, ignore_ssl, int(timeout), username, had_password="password" in raw)
 
 
 def parse_config(data: dict[str, Any], path: Path) -> HacConfig:
@@ -123,45 +139,46 @@ def parse_config(data: dict[str, Any], path: Path) -> HacConfig:
     raw_envs = data.get("environments", {})
     if not isinstance(raw_envs, dict):
         raise ConfigError(f"{path}: [environments] must be a table")
-    environments: dict[str, dict[str, Endpoint]] = {}
-    default_endpoints: dict[str, str] = {}
+    environments: dict[str, Environment] = {}
     for env_name, env in raw_envs.items():
-        where = f"{path}: environments.{env_name}"
-        if not isinstance(env, dict) or not isinstance(env.get("endpoints", {}), dict):
-            raise ConfigError(f"{where}.endpoints must be a table")
+        raw_endpoints = env.get("endpoints") if isinstance(env, dict) else None
+        if not isinstance(raw_endpoints, dict) or not raw_endpoints:
+            continue  # a placeholder, as the original treats it
         endpoints = {
-            name: _endpoint(f"{where}.endpoints.{name}", raw)
-            for name, raw in env.get("endpoints", {}).items()
+            name: _endpoint(f"{env_name}/{name}", raw)
+            for name, raw in raw_endpoints.items()
+            if isinstance(raw, dict)
         }
         default_endpoint = env.get("default_endpoint")
-        if default_endpoint is not None:
-            if not isinstance(default_endpoint, str) or default_endpoint not in endpoints:
-                known = ", ".join(sorted(endpoints)) or "none"
-                raise ConfigError(
-                    f"{where}.default_endpoint must name one of its endpoints (known: {known})"
-                )
-            default_endpoints[env_name] = default_endpoint
-        if endpoints:
-            environments[env_name] = endpoints
-    return HacConfig(
-        path=path,
-        default_environment=default,
-        environments=environments,
-        default_endpoints=default_endpoints,
-    )
+        if default_endpoint is not None and not isinstance(default_endpoint, str):
+            raise ConfigError(f"{path}: environments.{env_name}.default_endpoint must be a string")
+        environments[env_name] = Environment(env_name, endpoints, default_endpoint or None)
+    return HacConfig(path=path, default_environment=default, environments=environments)
 
 
-def load_config(path: Path) -> HacConfig:
-    """Read and validate ``path``; a missing file gives an empty configuration."""
+def read_toml(path: Path) -> dict[str, Any] | None:
+    """The parsed file, or ``None`` when it does not exist; :class:`ConfigError` if unreadable."""
     try:
         with path.open("rb") as handle:
-            data = tomllib.load(handle)
+            return tomllib.load(handle)
     except FileNotFoundError:
-        return HacConfig(path=path)
+        return None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def load_config(path: Path) -> HacConfig:
+    """Read and validate ``path``; a missing file gives the original's ``local`` default."""
+    data = read_toml(path)
+    if data is None:
+        local = Environment(
+            DEFAULT_ENVIRONMENT,
+            {DEFAULT_ENDPOINT: Endpoint(MISSING_FILE_URL, ignore_ssl=True)},
+            DEFAULT_ENDPOINT,
+        )
+        return HacConfig(path=path, exists=False, environments={DEFAULT_ENVIRONMENT: local})
     return parse_config(data, path)
 
 
@@ -169,11 +186,14 @@ __all__ = [
     "CONFIG_ENV",
     "DEFAULT_ENDPOINT",
     "DEFAULT_ENVIRONMENT",
+    "MISSING_FILE_URL",
     "ORIGINAL_CONFIG_ENV",
     "ConfigError",
     "Endpoint",
+    "Environment",
     "HacConfig",
     "config_path",
     "load_config",
     "parse_config",
+    "read_toml",
 ]

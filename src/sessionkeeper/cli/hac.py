@@ -1,31 +1,51 @@
-"""``sessionkeeper hac ...`` and the ``hac`` console script.
+"""``hac``: hac-client-cli 0.3.2's command line on sessionkeeper (also ``sessionkeeper hac``).
 
-Exit codes: 0 ok, 1 the operation failed (a Groovy stacktrace, an Impex or
-query error, HAC unreachable), 2 usage or configuration, 3 authentication.
+Same commands, options, short flags, defaults, config file, session key and
+output as the original; exit 0 on success, 1 when the operation fails, 2 on a
+usage error. Ours on top: logins on demand, a dead session healed once,
+``--store``/``--url`` and friends before the command, stdin scripts.
+
+Start-up matters for shell loops, so this module imports only typer: the HAC
+client loads when a command talks to HAC, rich only when a table is drawn, and
+help is plain click help (``rich_markup_mode=None``).
 """
 
 from __future__ import annotations
 
-import logging
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from sessionkeeper.cli import hac_context as hc
+from sessionkeeper.cli import hac_config_cmd, hac_env, hac_sessions, hac_update
 from sessionkeeper.cli import hac_output as out
-from sessionkeeper.cli import hac_sessions, hac_update
-from sessionkeeper.cli.hac_credentials import LazyPasswordAuth, save_keyring_password
+from sessionkeeper.cli.hac_context import META_KEY, Options, open_client
+from sessionkeeper.cli.hac_errors import CliError, reported
+from sessionkeeper.cli.hac_params import (
+    EndpointName,
+    Environment,
+    JsonOutput,
+    PlainCommand,
+    PlainGroup,
+)
 
 app = typer.Typer(
+    cls=PlainGroup,
     name="hac",
-    help="Script SAP Commerce HAC (Groovy, FlexibleSearch, Impex, system update) "
-    "with a persisted session.",
+    help="SAP Commerce HAC client",
     no_args_is_help=True,
+    add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
+app.add_typer(hac_env.env_app, name="env")
+app.add_typer(hac_env.endpoint_app, name="endpoint")
+app.add_typer(hac_sessions.app, name="session")
 app.add_typer(hac_update.app, name="update")
-app.add_typer(hac_sessions.app, name="sessions")
+app.command("config", cls=PlainCommand)(hac_config_cmd.config_command)
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Suppress informational messages")]
 
 
 @app.callback()
@@ -35,14 +55,12 @@ def _group(
         Path | None,
         typer.Option(
             "--config",
-            help="Config file (default $HAC_CONFIG or ~/.config/hac-client/config.toml).",
+            help="Config file (default $HAC_CLIENT_CONFIG_PATH or "
+            "~/.config/hac-client/config.toml).",
         ),
     ] = None,
     env: Annotated[
-        str | None, typer.Option("--env", "-e", help="Environment from the config.")
-    ] = None,
-    endpoint: Annotated[
-        str | None, typer.Option("--endpoint", help="Endpoint of the environment (default hac).")
+        str | None, typer.Option("--env", help="Default environment for the command.")
     ] = None,
     url: Annotated[str | None, typer.Option("--url", help="HAC URL, bypassing the config.")] = None,
     username: Annotated[str | None, typer.Option("--username", "-u", help="HAC user.")] = None,
@@ -64,148 +82,170 @@ def _group(
         bool, typer.Option("--verbose", "-v", help="Log what happens (no secrets).")
     ] = False,
 ) -> None:
-    """Script SAP Commerce HAC with a persisted session."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    """SAP Commerce HAC client"""
     if verbose:
+        import logging
+
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         logging.getLogger("sessionkeeper").setLevel(logging.INFO)
-    ctx.meta[hc.META_KEY] = hc.Options(
-        config, env, endpoint, url, username, password, store, timeout, ignore_ssl, verbose
+    ctx.meta[META_KEY] = Options(
+        config=config,
+        environment=env,
+        url=url,
+        username=username,
+        password=password,
+        store=store,
+        timeout=timeout,
+        ignore_ssl=ignore_ssl,
+        verbose=verbose,
     )
 
 
-# -- session commands ------------------------------------------------------------------
+def _script_text(script: str | None, as_file: bool) -> str:
+    """The script: a ``.groovy`` path or ``-f`` reads the file, ``-``/nothing reads stdin."""
+    if script is None or script == "-":
+        text = "" if sys.stdin.isatty() else sys.stdin.read()
+        if not text.strip():
+            raise CliError("no script: give it as an argument, a .groovy file, or on stdin", 2)
+        return text
+    if as_file or script.endswith(".groovy"):
+        path = Path(script)
+        if not path.exists():
+            raise CliError(f"Script file not found: {script}")
+        return path.read_text(encoding="utf-8")
+    return script
 
 
-@app.command()
-def login(
+@app.command("groovy", cls=PlainCommand)
+def groovy_command(
     ctx: typer.Context,
-    force: Annotated[
-        bool, typer.Option("--force", help="Log in even if a session is cached.")
-    ] = False,
-    save_password: Annotated[
-        bool, typer.Option("--save-password", help="Keep the password in the OS keyring.")
-    ] = False,
-) -> None:
-    """Open (or reuse) a HAC session and cache it."""
-    with hc.failures(), hc.open_client(ctx) as (client, target):
-        cached = (
-            not force
-            and client.session_manager is not None
-            and (
-                client.session_manager.load_session(
-                    client.base_url, target.username, target.cache_environment
-                )
-                is not None
-            )
-        )
-        client.login(force=force or save_password)
-        if save_password:
-            auth = client.auth_handler
-            password = auth.password if isinstance(auth, LazyPasswordAuth) else None
-            if password:
-                save_keyring_password(target.env_name, target.username, password)
-                out.note(f"Password of {target.username} saved in the OS keyring")
-        how = "Using the cached session" if cached and not save_password else "Logged in"
-        out.stdout.print(f"{how}: {out.escape(target.username)} at {out.escape(client.urls.root)}")
-
-
-@app.command()
-def logout(ctx: typer.Context) -> None:
-    """End the session on the server and remove it from the cache."""
-    with hc.failures(), hc.open_client(ctx) as (client, target):
-        client.logout()
-        out.stdout.print(
-            f"Logged out {out.escape(target.username)} at {out.escape(client.urls.root)}"
-        )
-
-
-# -- console commands ------------------------------------------------------------------
-
-
-@app.command()
-def groovy(
-    ctx: typer.Context,
-    script: Annotated[str | None, typer.Argument(help="Script text, or - for stdin.")] = None,
-    file: Annotated[
-        Path | None, typer.Option("--file", "-f", help="Read the script from a file.")
+    script: Annotated[
+        str | None, typer.Argument(help="Groovy script or path to .groovy file (- or none: stdin)")
     ] = None,
-    commit: Annotated[bool, typer.Option("--commit", help="Commit (default: roll back).")] = False,
+    file: Annotated[bool, typer.Option("--file", "-f", help="Treat script as file path")] = False,
+    commit: Annotated[bool, typer.Option("--commit", "-c", help="Enable commit mode")] = False,
+    environment: Environment = None,
+    endpoint: EndpointName = None,
+    json_output: JsonOutput = False,
+    quiet: Quiet = False,
     script_type: Annotated[
-        str, typer.Option("--type", help="groovy, beanshell or javascript.")
+        str, typer.Option("--type", help="groovy, beanshell or javascript")
     ] = "groovy",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Run a Groovy script; exit 1 if it threw."""
-    with hc.failures():
-        source = hc.read_source(script, file, "script")
-        with hc.open_client(ctx) as (client, _):
-            result = client.execute_groovy(source, commit=commit, script_type=script_type)
-    if as_json:
-        out.emit_json(out.groovy_json(result))
-    else:
-        out.emit_text(result.output_text)
-        if result.execution_result:
-            out.emit_text(result.execution_result)
+    """Execute Groovy script in HAC."""
+    with reported():
+        text = _script_text(script, file)
+        with open_client(ctx, environment, endpoint, quiet=quiet) as client:
+            result = client.execute_groovy(text, commit=commit, script_type=script_type)
+        if json_output:
+            out.emit_json(
+                {
+                    "success": result.success,
+                    "output_text": result.output_text,
+                    "execution_result": result.execution_result,
+                    "commit_mode": result.commit_mode,
+                    "execution_time_ms": result.execution_time_ms,
+                    **({} if result.success else {"stacktrace_text": result.stacktrace_text}),
+                }
+            )
         if not result.success:
-            out.stderr.out((result.stacktrace_text or "").rstrip("\n"), highlight=False)
-    if not result.success:
-        raise typer.Exit(hc.EXIT_FAILED)
+            raise CliError(f"Script execution failed\n{result.stacktrace_text}")
+        if not json_output:
+            # Script output to stderr, the result to stdout, as the original does.
+            if result.output_text:
+                out.err(result.output_text)
+            out.line(result.execution_result)
 
 
-@app.command()
-def flexsearch(
+@app.command("flexsearch", cls=PlainCommand)
+def flexsearch_command(
     ctx: typer.Context,
-    query: Annotated[str, typer.Argument(help="FlexibleSearch (or SQL with --sql).")],
-    max_count: Annotated[int, typer.Option("--max", help="Most rows to return.")] = 200,
-    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    sql: Annotated[bool, typer.Option("--sql", help="The query is raw SQL.")] = False,
-    locale: Annotated[str, typer.Option("--locale")] = "en",
-    user: Annotated[str | None, typer.Option("--as-user", help="Run as this HAC user.")] = None,
-    data_source: Annotated[str, typer.Option("--data-source")] = "master",
+    query: Annotated[str, typer.Argument(help="FlexibleSearch query")],
+    max_count: Annotated[
+        int, typer.Option("--max-count", "-m", "--max", help="Maximum number of results")
+    ] = 200,
+    locale: Annotated[str, typer.Option("--locale", "-l", help="Locale for the query")] = "en",
+    environment: Environment = None,
+    endpoint: EndpointName = None,
+    csv: Annotated[bool, typer.Option("--csv", help="Output as CSV")] = False,
+    json_output: JsonOutput = False,
+    quiet: Quiet = False,
+    sql: Annotated[bool, typer.Option("--sql", help="The query is raw SQL")] = False,
+    as_user: Annotated[str | None, typer.Option("--as-user", help="Run as this HAC user")] = None,
+    data_source: Annotated[str, typer.Option("--data-source", help="Data source")] = "master",
 ) -> None:
-    """Run a FlexibleSearch query; exit 1 on a query error."""
-    if as_csv and as_json:
-        out.error("choose one of --csv and --json")
-        raise typer.Exit(hc.EXIT_USAGE)
-    with hc.failures(), hc.open_client(ctx) as (client, _):
-        result = client.execute_flexiblesearch(
-            query, max_count, locale, user=user, data_source=data_source, raw_sql=sql
-        )
-    if as_json:
-        out.emit_json(out.flexsearch_json(result))
-    elif not result.success:
-        pass
-    elif as_csv:
-        out.stdout.out(out.flexsearch_csv(result).rstrip("\n"), highlight=False)
-    else:
-        out.stdout.print(out.flexsearch_table(result))
-    if not result.success:
-        out.error(result.exception or "query failed")
-        raise typer.Exit(hc.EXIT_FAILED)
+    """Execute FlexibleSearch query in HAC."""
+    with reported():
+        with open_client(ctx, environment, endpoint, quiet=quiet) as client:
+            result = client.execute_flexiblesearch(
+                query, max_count, locale, user=as_user, data_source=data_source, raw_sql=sql
+            )
+        if json_output:
+            out.emit_json(
+                {
+                    "success": result.success,
+                    "headers": result.headers,
+                    "rows": result.rows,
+                    "result_count": result.result_count,
+                    "execution_time_ms": result.execution_time_ms,
+                    **({} if result.success else {"exception": result.exception}),
+                }
+            )
+        if not result.success:
+            raise CliError(f"Query failed\n{result.exception}")
+        if json_output:
+            return
+        if csv:
+            out.csv_rows(result.headers, result.rows)
+            return
+        out.tab_rows(result.headers, result.rows)
+        if not quiet:
+            out.err(f"\n{result.result_count} results")
 
 
-@app.command()
-def impex(
+def _impex_text(file: Path | None, path: Path | None) -> str:
+    chosen = file or path
+    if chosen is None or str(chosen) == "-":
+        if sys.stdin.isatty():
+            raise CliError("no Impex: give it with -f FILE or on stdin", 2)
+        return sys.stdin.read()
+    if not chosen.exists():
+        raise CliError(f"Impex file not found: {chosen}")
+    return chosen.read_text(encoding="utf-8")
+
+
+@app.command("impex", cls=PlainCommand)
+def impex_command(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="Impex file, or - for stdin.")],
+    path: Annotated[
+        Path | None, typer.Argument(help="Impex file (same as -f; - for stdin)")
+    ] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="Impex file to import")] = None,
     validation: Annotated[
-        str, typer.Option("--validation", help="import_strict or import_relaxed.")
+        str,
+        typer.Option(
+            "--validation",
+            "-v",
+            help="Validation mode (import_strict, import_relaxed, strict, relaxed)",
+        ),
     ] = "import_strict",
+    environment: Environment = None,
+    endpoint: EndpointName = None,
+    json_output: JsonOutput = False,
+    quiet: Quiet = False,
     validate_only: Annotated[
-        bool, typer.Option("--validate-only", help="Validate, do not import.")
+        bool, typer.Option("--validate-only", help="Validate, do not import")
     ] = False,
     enable_code_execution: Annotated[
-        bool, typer.Option("--enable-code-execution", help="Allow beanshell/groovy in the Impex.")
+        bool, typer.Option("--enable-code-execution", help="Allow beanshell/groovy in the Impex")
     ] = False,
-    legacy: Annotated[bool, typer.Option("--legacy", help="Legacy (Jalo) mode.")] = False,
-    max_threads: Annotated[int, typer.Option("--max-threads")] = 1,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    legacy: Annotated[bool, typer.Option("--legacy", help="Legacy (Jalo) mode")] = False,
+    max_threads: Annotated[int, typer.Option("--max-threads", help="Import threads")] = 1,
 ) -> None:
-    """Import (or validate) an Impex file; exit 1 if HAC reports problems."""
-    with hc.failures():
-        content = hc.read_source(None, file, "Impex")
-        with hc.open_client(ctx) as (client, _):
+    """Import Impex data in HAC."""
+    with reported():
+        content = _impex_text(file, path)
+        with open_client(ctx, environment, endpoint, quiet=quiet) as client:
             run = client.validate_impex if validate_only else client.import_impex
             result = run(
                 content,
@@ -214,23 +254,30 @@ def impex(
                 legacy_mode=legacy,
                 max_threads=max_threads,
             )
-    if as_json:
-        out.emit_json(
-            {
-                "success": result.success,
-                "output": result.output,
-                "error": result.error,
-                "validation_errors": result.validation_errors,
-            }
-        )
-    elif result.success:
-        out.emit_text(result.output)
-    else:
-        out.error(result.error or "Impex failed")
-        for line in result.validation_errors or []:
-            out.stderr.out(line, highlight=False)
-    if not result.success:
-        raise typer.Exit(hc.EXIT_FAILED)
+        if json_output:
+            out.emit_json(
+                {
+                    "success": result.success,
+                    "output": result.output,
+                    "validation_errors": result.validation_errors,
+                    **({} if result.success else {"error": result.error}),
+                }
+            )
+        if not result.success:
+            details = "".join(f"\n  {line}" for line in result.validation_errors or [])
+            raise CliError(f"Impex import failed: {result.error}{details}")
+        if not json_output:
+            out.line(result.output)
+
+
+@app.command("logout", cls=PlainCommand)
+def logout_command(
+    ctx: typer.Context, environment: Environment = None, endpoint: EndpointName = None
+) -> None:
+    """End the session on the server too, and forget it (ours)."""
+    with reported(), open_client(ctx, environment, endpoint) as client:
+        client.logout()
+        out.line(f"Logged out of '{client.environment}'")
 
 
 def main() -> None:

@@ -1,184 +1,201 @@
-"""What every ``hac`` command shares: options, target, client, and exit codes.
+"""What every ``hac`` command shares: the chosen endpoint, its session, and the client.
 
-Exit codes: 0 ok, 1 the operation failed (a Groovy stacktrace, an Impex or
-query error, HAC unreachable), 2 usage or configuration, 3 authentication.
+A command names an environment and endpoint (``-e``/``-n``, else the config's
+defaults); the session is the one cached under ``ENV/ENDPOINT`` for that URL,
+whoever started it (this CLI or hac-client-cli 0.3.2), so no username is
+needed. When there is none, a login happens on demand if a username and
+password are at hand; else the command fails as the original does.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from sessionkeeper.cli import hac_output as out
-from sessionkeeper.cli.config import ConfigError, config_path, load_config
-from sessionkeeper.cli.hac_credentials import (
-    CredentialError,
-    LazyPasswordAuth,
-    find_password,
-    resolve_username,
-)
-from sessionkeeper.hac.client import HacClient
-from sessionkeeper.hac.errors import HacAuthenticationError, HacClientError
-from sessionkeeper.hac.session import SessionManager
-from sessionkeeper.stores.errors import StoreError
+from sessionkeeper.cli.config import config_path, load_config
+from sessionkeeper.cli.hac_credentials import find_password, username_from_env
+from sessionkeeper.cli.hac_errors import CliError
+from sessionkeeper.redaction import without_userinfo
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_AUTH = 3
+if TYPE_CHECKING:
+    from sessionkeeper.hac.client import HacClient
+    from sessionkeeper.hac.session import SessionManager, SessionMetadata
+
 META_KEY = "sessionkeeper.hac.options"
+#: ``sessionkeeper.stores.url.STORE_ENV``, spelled here so a plain run does not load that module.
+STORE_ENV = "SESSIONKEEPER_STORE"
 
 
 @dataclass(frozen=True)
 class Options:
-    """The group's options, shared by every command."""
+    """Options given before the command (ours; the original has none there)."""
 
-    config: Path | None
-    env: str | None
-    endpoint: str | None
-    url: str | None
-    username: str | None
-    password: str | None
-    store: str | None
-    timeout: int | None
-    ignore_ssl: bool | None
-    verbose: bool
+    config: Path | None = None
+    environment: str | None = None
+    endpoint: str | None = None
+    url: str | None = None
+    username: str | None = None
+    password: str | None = None
+    store: str | None = None
+    timeout: int | None = None
+    ignore_ssl: bool | None = None
+    verbose: bool = False
 
 
 @dataclass(frozen=True)
 class Target:
-    """Which HAC, as whom, under which cache key."""
+    """Which HAC, under which session key (``ENV/ENDPOINT``), with which settings."""
 
     url: str
-    env_name: str
-    cache_environment: str
-    username: str
+    environment: str
+    endpoint: str
     timeout: int
     ignore_ssl: bool
-    endpoint: str | None = None  #: the config's endpoint name; ``None`` with ``--url``
+    username: str | None = None  #: ``-u``, a variable or the config; else the session's
 
+    @property
+    def session_url(self) -> str:
+        """The base URL as session files hold it: no user part, no trailing slash."""
+        return without_userinfo(self.url).rstrip("/")
 
-class UsageError(Exception):
-    """A command line that cannot work (exit code 2)."""
+    @property
+    def key(self) -> str:
+        """The session key hac-client-cli uses: ``ENV/ENDPOINT``."""
+        return f"{self.environment}/{self.endpoint}"
 
 
 def group_options(ctx: typer.Context) -> Options:
-    """The group options stored by the ``hac`` callback."""
-    options = ctx.meta.get(META_KEY)
-    if not isinstance(options, Options):
-        raise UsageError("internal: hac options missing")
-    return options
+    """The options stored by the ``hac`` callback (defaults when run without it)."""
+    root = ctx.find_root()
+    options = root.meta.get(META_KEY)
+    return options if isinstance(options, Options) else Options()
 
 
-@contextmanager
-def failures() -> Iterator[None]:
-    """Turn library errors into a message and the documented exit code."""
-    try:
-        yield
-    except HacAuthenticationError as exc:
-        out.error(str(exc))
-        raise typer.Exit(EXIT_AUTH) from None
-    except (UsageError, ConfigError, CredentialError, ValueError) as exc:
-        out.error(str(exc))
-        raise typer.Exit(EXIT_USAGE) from None
-    except (HacClientError, StoreError, OSError) as exc:
-        out.error(str(exc))
-        raise typer.Exit(EXIT_FAILED) from None
-
-
-def resolve_target(options: Options) -> Target:
-    """Resolve URL, user and cache key from the options and the config file."""
-    config = load_config(config_path(options.config))
-    env_name = options.env or config.default_environment
-    configured_user: str | None = None
-    endpoint_name: str | None = None
+def resolve_target(
+    options: Options,
+    environment: str | None = None,
+    endpoint: str | None = None,
+    username: str | None = None,
+) -> Target:
+    """The endpoint chosen by the command's ``-e``/``-n`` (else the group's, else defaults)."""
+    env = environment or options.environment
+    ep = endpoint or options.endpoint
     if options.url:
-        url = options.url
-        cache_environment = env_name
-        timeout = options.timeout or 30
-        ignore_ssl = bool(options.ignore_ssl)
+        env_name, ep_name = env or "local", ep or "hac"
+        target = Target(options.url, env_name, ep_name, 30, False)
     else:
-        if not config.environments:
-            raise UsageError(
-                f"no HAC URL: pass --url, or describe environments in {config.path} "
-                "([environments.NAME.endpoints.hac] with url = ...)"
-            )
-        endpoint_name, endpoint = config.endpoint(env_name, options.endpoint)
-        url = endpoint.url
-        # The original hac-client CLI's key, so the sessions it cached serve us and back.
-        cache_environment = f"{env_name}/{endpoint_name}"
-        timeout = options.timeout or endpoint.timeout
-        ignore_ssl = endpoint.ignore_ssl if options.ignore_ssl is None else options.ignore_ssl
-        configured_user = endpoint.username
-    username = resolve_username(options.username, env_name, configured_user, endpoint_name)
-    return Target(url, env_name, cache_environment, username, timeout, ignore_ssl, endpoint_name)
+        config = load_config(config_path(options.config))
+        env_name, ep_name, found = config.endpoint(env, ep)
+        target = Target(
+            found.url, env_name, ep_name, found.timeout, found.ignore_ssl, found.username
+        )
+    user = username or options.username or username_from_env(target.environment, target.endpoint)
+    return replace(
+        target,
+        timeout=options.timeout or target.timeout,
+        ignore_ssl=target.ignore_ssl if options.ignore_ssl is None else options.ignore_ssl,
+        username=user or target.username,
+    )
 
 
 def session_manager(options: Options) -> SessionManager:
     """Sessions in ``--store`` or ``$SESSIONKEEPER_STORE``, else ``~/.cache/hac-client/``."""
-    from sessionkeeper.stores.url import STORE_ENV, open_store
+    from sessionkeeper.hac.session import SessionManager
 
     chosen = options.store or os.environ.get(STORE_ENV)
-    return SessionManager(store=open_store(chosen)) if chosen else SessionManager()
+    if not chosen:
+        return SessionManager()
+    # Only now: the store URL module loads every store kind (cryptography, sqlite3).
+    from sessionkeeper.stores.url import open_store
+
+    return SessionManager(store=open_store(chosen))
+
+
+def find_session(manager: SessionManager, target: Target) -> SessionMetadata | None:
+    """The session cached under ``target.key`` for its URL (any user, like the original)."""
+    if target.username:
+        session = manager.load_session(target.session_url, target.username, target.key)
+        if session is not None:
+            return session
+    url = target.session_url
+    for session in manager.list_sessions():
+        if session.environment == target.key and session.base_url.rstrip("/") == url:
+            return session
+    return None
+
+
+def no_session_error(target: Target) -> CliError:
+    """The original's message when a command finds no session to use."""
+    env, ep = target.environment, target.endpoint
+    return CliError(
+        f"No active session for '{target.key}'\n\nStart a session:\n"
+        f"  hac session start {env} --endpoint {ep} --username <user>\n\n"
+        "Or import existing session:\n"
+        f"  hac session import {env} --endpoint {ep} --username <user> "
+        "--session-id <id> --csrf-token <token>"
+    )
 
 
 @contextmanager
-def open_client(ctx: typer.Context) -> Iterator[tuple[HacClient, Target]]:
-    """A HacClient for the selected target; its password is fetched only if a login happens."""
+def open_client(
+    ctx: typer.Context,
+    environment: str | None = None,
+    endpoint: str | None = None,
+    *,
+    quiet: bool = True,
+) -> Iterator[HacClient]:
+    """A client on the chosen endpoint's session; logs in on demand when it can."""
+    from sessionkeeper.cli.hac_lazy_auth import LazyPasswordAuth
+    from sessionkeeper.hac.client import HacClient
+
     options = group_options(ctx)
-    target = resolve_target(options)
-    auth = LazyPasswordAuth(
-        target.username,
-        lambda: find_password(options.password, target.env_name, target.username, target.endpoint),
-    )
+    target = resolve_target(options, environment, endpoint)
+    manager = session_manager(options)
+    session = find_session(manager, target)
+    username = session.username if session is not None else target.username
+    preset: str | None = None
+    if session is None:
+        preset = (
+            find_password(options.password, target.environment, username, target.endpoint)
+            if username
+            else None
+        )
+        if not username or not preset:
+            raise no_session_error(target)
+    assert username is not None
+
+    def password() -> str | None:
+        return preset or find_password(
+            options.password, target.environment, username, target.endpoint
+        )
+
     client = HacClient(
         target.url,
-        auth,
-        environment=target.cache_environment,
+        LazyPasswordAuth(username, password),
+        environment=target.key,
         timeout=target.timeout,
         ignore_ssl=target.ignore_ssl,
-        quiet=not options.verbose,
-        session_manager=session_manager(options),
+        quiet=quiet and not options.verbose,
+        session_manager=manager,
     )
     with client:
-        yield client, target
-
-
-def read_source(inline: str | None, file: Path | None, what: str) -> str:
-    """Text given inline, from ``--file`` (``-`` for stdin), or piped on stdin."""
-    if inline is not None and file is not None:
-        raise UsageError(f"give the {what} inline or with --file, not both")
-    if file is not None:
-        if str(file) == "-":
-            return sys.stdin.read()
-        return file.read_text(encoding="utf-8")
-    text = inline
-    if inline == "-" or (inline is None and not sys.stdin.isatty()):
-        text = sys.stdin.read()
-    if not text or not text.strip():
-        raise UsageError(f"no {what}: give it as an argument, with --file, or on stdin")
-    return text
+        yield client
 
 
 __all__ = [
-    "EXIT_AUTH",
-    "EXIT_FAILED",
-    "EXIT_OK",
-    "EXIT_USAGE",
     "META_KEY",
     "Options",
     "Target",
-    "UsageError",
-    "failures",
+    "find_session",
     "group_options",
+    "no_session_error",
     "open_client",
-    "read_source",
     "resolve_target",
     "session_manager",
 ]

@@ -1,31 +1,25 @@
 """Where the HAC CLI finds a username and password, never writing a password in plaintext.
 
-Username: ``--username``, the environment variables below, the config's
-``username``, else a prompt on a terminal. Password, only when a login is
-actually needed: ``--password``, the environment variables below, the OS
-keyring (service ``sessionkeeper-hac``, user ``ENV:USERNAME``), else a hidden
-prompt on a terminal.
+Username: ``-u``, the environment variables below, the config's ``username``,
+else the cached session's. Password, only when a login is actually needed:
+``-p``, the environment variables below, the OS keyring (service
+``sessionkeeper-hac``, user ``ENV:USERNAME``), else a hidden prompt on a
+terminal (``session start`` also reads it from stdin when that is not a terminal).
 
-Variables, most specific first: the original hac-client CLI's
-``HAC_PASSWORD_<ENV>_<ENDPOINT>`` and ``HAC_PASSWORD_<ENV>``, then
-``HAC_<ENV>_PASSWORD``, then ``HAC_PASSWORD`` (likewise ``USERNAME``).
+Variables, most specific first: hac-client-cli's ``HAC_PASSWORD_<ENV>_<ENDPOINT>``
+and ``HAC_PASSWORD_<ENV>`` (ENV and ENDPOINT upper-cased, as it spells them,
+then, for names without ``_``, with other characters as ``_``), then
+``HAC_<ENV>_PASSWORD``, then ``HAC_PASSWORD`` (likewise ``USERNAME``). The
+original's ``<ENV>_<ENDPOINT>`` spelling itself cannot tell environment ``a``
+with endpoint ``b_c`` from ``a_b`` with ``c``; give such pairs ``-p`` or the keyring.
 """
 
 from __future__ import annotations
 
 import getpass
-import logging
 import os
 import re
 import sys
-from collections.abc import Callable
-
-import httpx
-
-from sessionkeeper.hac.auth import AuthHandler
-from sessionkeeper.hac.errors import HacAuthenticationError
-
-logger = logging.getLogger(__name__)
 
 KEYRING_SERVICE = "sessionkeeper-hac"
 
@@ -35,11 +29,24 @@ class CredentialError(Exception):
 
 
 def keyring_user(environment: str, username: str) -> str:
-    """The keyring entry's user name: ``ENV:USERNAME``."""
-    return f"{environment}:{username}"
+    """The keyring entry's user name: ``ENV:USERNAME``, one entry per pair.
+
+    ``%`` and ``:`` in the environment are percent-encoded, so the first ``:``
+    always ends it: environment ``a:b`` with user ``c`` and environment ``a``
+    with user ``b:c`` get different entries. Environments without those
+    characters keep the names they always had.
+    """
+    return f"{environment.replace('%', '%25').replace(':', '%3A')}:{username}"
 
 
-def _variable_part(name: str) -> str:
+def _variable_part(name: str) -> str | None:
+    """``name`` spelt for a variable, when that spelling belongs to no other name.
+
+    ``prod-eu`` becomes ``PROD_EU``, but a name holding ``_`` itself is left to its
+    literal spelling: ``PROD_EU`` would otherwise stand for ``prod_eu`` too.
+    """
+    if "_" in name:
+        return None
     return re.sub(r"[^A-Za-z0-9]", "_", name).upper()
 
 
@@ -49,8 +56,16 @@ def env_var_names(environment: str, what: str, endpoint: str | None = None) -> l
     ENV and ENDPOINT are upper-cased, other characters as ``_``.
     """
     env = _variable_part(environment)
-    names = [f"HAC_{what}_{env}_{_variable_part(endpoint)}"] if endpoint else []
-    return [*names, f"HAC_{what}_{env}", f"HAC_{env}_{what}", f"HAC_{what}"]
+    names: list[str] = []
+    if endpoint:
+        names.append(f"HAC_{what}_{environment.upper()}_{endpoint.upper()}")
+        spelt = _variable_part(endpoint)
+        if env is not None and spelt is not None:
+            names.append(f"HAC_{what}_{env}_{spelt}")
+    names.append(f"HAC_{what}_{environment.upper()}")
+    if env is not None:
+        names += [f"HAC_{what}_{env}", f"HAC_{env}_{what}"]
+    return list(dict.fromkeys([*names, f"HAC_{what}"]))
 
 
 def _from_env(environment: str, what: str, endpoint: str | None) -> str | None:
@@ -69,17 +84,14 @@ def interactive() -> bool:
         return False
 
 
-def resolve_username(
-    option: str | None, environment: str, configured: str | None, endpoint: str | None = None
-) -> str:
-    """The username to use, or :class:`CredentialError` naming the ways to give one."""
-    username = option or _from_env(environment, "USERNAME", endpoint) or configured
-    if not username and interactive():
-        username = input("HAC username: ").strip()
-    if not username:
-        names = " or ".join(env_var_names(environment, "USERNAME", endpoint))
-        raise CredentialError(f"no HAC username: pass --username or set {names}")
-    return username
+def username_from_env(environment: str, endpoint: str | None = None) -> str | None:
+    """The username the environment variables give, if any."""
+    return _from_env(environment, "USERNAME", endpoint)
+
+
+def password_from_env(environment: str, endpoint: str | None = None) -> str | None:
+    """The password the environment variables give, if any."""
+    return _from_env(environment, "PASSWORD", endpoint)
 
 
 def keyring_password(environment: str, username: str) -> str | None:
@@ -92,7 +104,9 @@ def keyring_password(environment: str, username: str) -> str | None:
     try:
         value = keyring.get_password(KEYRING_SERVICE, keyring_user(environment, username))
     except KeyringError as exc:
-        logger.info("OS keyring not usable: %s", type(exc).__name__)
+        import logging
+
+        logging.getLogger(__name__).info("OS keyring not usable: %s", type(exc).__name__)
         return None
     return value if isinstance(value, str) and value else None
 
@@ -117,7 +131,7 @@ def find_password(
     option: str | None, environment: str, username: str, endpoint: str | None = None
 ) -> str | None:
     """The password from the option, the environment, the keyring or a prompt; else ``None``."""
-    password = option or _from_env(environment, "PASSWORD", endpoint)
+    password = option or password_from_env(environment, endpoint)
     if password:
         return password
     password = keyring_password(environment, username)
@@ -128,51 +142,15 @@ def find_password(
     return None
 
 
-class LazyPasswordAuth(AuthHandler):
-    """Form login whose password is looked up only when a login really happens.
-
-    A warm run reuses the cached session and never touches the keyring or
-    prompts; the password is fetched once, on the first login.
-    """
-
-    def __init__(self, username: str, password_source: Callable[[], str | None]) -> None:
-        self.username = username
-        self._source = password_source
-        self._password: str | None = None
-
-    def __repr__(self) -> str:
-        return f"LazyPasswordAuth(username={self.username!r}, password=***)"
-
-    @property
-    def password(self) -> str | None:
-        """The password, if one was needed and found so far."""
-        return self._password
-
-    def apply_auth(self, request: httpx.Request) -> httpx.Request:
-        """Nothing per request: the session cookie carries the login."""
-        return request
-
-    def get_initial_credentials(self) -> dict[str, str]:
-        """``j_username`` and ``j_password``, looking the password up on first use."""
-        if self._password is None:
-            self._password = self._source()
-        if not self._password:
-            raise HacAuthenticationError(
-                f"no password for HAC user {self.username!r}: pass --password, set HAC_PASSWORD, "
-                "or run `hac login --save-password` once to keep it in the OS keyring"
-            )
-        return {"j_username": self.username, "j_password": self._password}
-
-
 __all__ = [
     "KEYRING_SERVICE",
     "CredentialError",
-    "LazyPasswordAuth",
     "env_var_names",
     "find_password",
     "interactive",
     "keyring_password",
     "keyring_user",
-    "resolve_username",
+    "password_from_env",
     "save_keyring_password",
+    "username_from_env",
 ]

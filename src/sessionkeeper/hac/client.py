@@ -19,8 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
@@ -53,6 +52,7 @@ from sessionkeeper.hac.transport import (
     session_cookies,
 )
 from sessionkeeper.hac.urls import HacUrls
+from sessionkeeper.lifecycle import Closing
 from sessionkeeper.redaction import without_userinfo
 from sessionkeeper.singleflight import Outcome, single_flight
 from sessionkeeper.stores.base import Store
@@ -65,7 +65,7 @@ _FORM_FOR_HTML = {"Content-Type": FORM_CONTENT_TYPE, "Accept": "text/html"}
 _JSON = {"Accept": "application/json"}
 
 
-class HacClient:
+class HacClient(Closing):
     """HTTP client for SAP Commerce HAC: Groovy, FlexibleSearch, Impex and system update.
 
     Drop-in for hac-client-core's ``HacClient``; ``session_manager`` or
@@ -387,17 +387,6 @@ class HacClient:
     def close(self) -> None:
         """Close the HTTP connections (the persisted session stays)."""
         self._transport.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- operations ------------------------------------------------------------------
 

@@ -313,14 +313,3 @@ def bounded_async_client(
     client = httpx.AsyncClient(timeout=timeout, **client_options)
     _bound_transports(client, timeout, max_body, client_options)
     return client
-
-
-__all__ = [
-    "DEFAULT_MAX_BODY",
-    "MAX_BODY_EXTENSION",
-    "MIB",
-    "AsyncBoundedTransport",
-    "BoundedTransport",
-    "bounded_async_client",
-    "bounded_client",
-]

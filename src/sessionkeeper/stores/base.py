@@ -96,6 +96,14 @@ def check_value_type(data: object) -> bytes:
     return bytes(data)
 
 
+def checked_value(name: str, data: object) -> bytes:
+    """What every ``put`` checks first: a valid name, bytes, and no more than the cap."""
+    validate_name(name)
+    value = check_value_type(data)
+    check_value_size(name, len(value))
+    return value
+
+
 def readable_items(
     store: Store, wanted: Callable[[str], bool], *, what: str = "entry"
 ) -> Iterator[tuple[str, bytes]]:

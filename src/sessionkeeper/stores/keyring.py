@@ -54,7 +54,7 @@ from sessionkeeper.stores.base import (
     DEFAULT_LOCK_TIMEOUT,
     MAX_VALUE_BYTES,
     check_value_size,
-    check_value_type,
+    checked_value,
     validate_name,
 )
 from sessionkeeper.stores.errors import StoreError, StoreUnavailableError
@@ -314,9 +314,7 @@ class KeyringStore:
 
     def put(self, name: str, data: bytes) -> None:
         """Store ``data``: the index first (so no value is ever unlisted), then the value."""
-        validate_name(name)
-        data = check_value_type(data)
-        check_value_size(name, len(data))
+        data = checked_value(name, data)
         self._update_index(name, True)
         with self._locks.hold(name, None):
             self._store_blob(name, data)

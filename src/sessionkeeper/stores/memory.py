@@ -8,8 +8,7 @@ from contextlib import AbstractContextManager, contextmanager
 
 from sessionkeeper.stores.base import (
     DEFAULT_LOCK_TIMEOUT,
-    check_value_size,
-    check_value_type,
+    checked_value,
     validate_name,
 )
 from sessionkeeper.stores.errors import LockTimeoutError
@@ -35,9 +34,7 @@ class MemoryStore:
 
     def put(self, name: str, data: bytes) -> None:
         """Replace the value of ``name``."""
-        validate_name(name)
-        data = check_value_type(data)
-        check_value_size(name, len(data))
+        data = checked_value(name, data)
         with self._guard:
             self._data[name] = data
 

@@ -60,7 +60,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 from sessionkeeper.stores.base import (
     DEFAULT_LOCK_TIMEOUT,
     check_value_size,
-    check_value_type,
+    checked_value,
     validate_name,
 )
 from sessionkeeper.stores.errors import (
@@ -276,9 +276,7 @@ class RedisStore:
 
     def put(self, name: str, data: bytes) -> None:
         """Store ``data`` with one atomic ``SET`` (fenced when this thread holds the lock)."""
-        validate_name(name)
-        data = check_value_type(data)
-        check_value_size(name, len(data))
+        data = checked_value(name, data)
         held = self._held().get(name)
         ttl_ms = round(self.ttl * 1000) if self.ttl is not None else 0
         if held is not None:

@@ -18,13 +18,12 @@ an error that shows no part of the password, never guessed at.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from sessionkeeper.redaction import redact_url
+from sessionkeeper.redaction import HOST, redact_url, split_authority
 from sessionkeeper.stores.errors import StoreUrlError
 
 DEFAULT_PORT = 6379
@@ -91,8 +90,6 @@ SENTINEL_OPTIONS: dict[str, Callable[[str], Any]] = {
     "sentinel_password": _text,
 }
 
-_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]*)(?::([^:]*))?$")
-
 
 @dataclass(frozen=True)
 class RedisTarget:
@@ -110,15 +107,6 @@ class RedisTarget:
     sentinel: dict[str, Any] = field(repr=False)  #: redis-py keywords for the Sentinels
     store: dict[str, str]  #: the store's own options, unconverted
     safe_url: str  #: the URL with every secret hidden
-
-
-def _split_authority(rest: str) -> tuple[str, str]:
-    end = len(rest)
-    for mark in "/?":
-        at = rest.find(mark)
-        if at >= 0:
-            end = min(end, at)
-    return rest[:end], rest[end:]
 
 
 def is_redis_url(url: str) -> bool:
@@ -147,7 +135,7 @@ def parse_redis_url(url: str, *, ignore: frozenset[str] = frozenset()) -> RedisT
             f"Redis URL {safe!r} holds a '#': a store URL has no fragment, so a '#' in a "
             "password must be percent-encoded as %23"
         )
-    authority, tail = _split_authority(rest)
+    authority, tail = split_authority(rest)
     if "@" not in authority and "@" in tail:
         raise StoreUrlError(
             f"Redis URL {safe!r} has an '@' after the host: a user name or password "
@@ -194,7 +182,7 @@ def parse_redis_url(url: str, *, ignore: frozenset[str] = frozenset()) -> RedisT
 def _nodes(safe: str, kind: str, hosts: str, default: int) -> tuple[tuple[str, int], ...]:
     found: list[tuple[str, int]] = []
     for node in hosts.split(","):
-        match = _HOST.match(node)
+        match = HOST.match(node)
         if match is None or not match.group(1):
             raise StoreUrlError(f"Redis URL {safe!r} needs a host for every node")
         host, port_text = match.group(1).strip("[]"), match.group(2)

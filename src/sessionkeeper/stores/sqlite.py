@@ -16,7 +16,7 @@ from pathlib import Path
 from sessionkeeper.stores.base import (
     DEFAULT_LOCK_TIMEOUT,
     check_value_size,
-    check_value_type,
+    checked_value,
     validate_name,
 )
 from sessionkeeper.stores.errors import StoreError, StoreFullError
@@ -118,9 +118,7 @@ class SqliteStore:
 
     def put(self, name: str, data: bytes) -> None:
         """Insert or replace ``name`` in one durable transaction."""
-        validate_name(name)
-        data = check_value_type(data)
-        check_value_size(name, len(data))
+        data = checked_value(name, data)
         conn = self._connection()
         try:
             conn.execute(

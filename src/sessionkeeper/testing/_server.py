@@ -10,16 +10,60 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import Self
 
+from sessionkeeper.lifecycle import Running
+
 logger = logging.getLogger(__name__)
+
+
+class BadBodyError(ValueError):
+    """A request body that cannot be read: bad framing or too large (answer 400)."""
 
 
 class LoopbackHandler(BaseHTTPRequestHandler):
     """Base handler of the fakes: keep-alive HTTP/1.1, no Nagle delay, tracked connections."""
 
     protocol_version = "HTTP/1.1"
+
+    def read_body(self, max_body: int) -> bytes:
+        """The request body, by ``Content-Length`` or chunked; :class:`BadBodyError` if bad."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunks(max_body)
+        length_header = self.headers.get("Content-Length")
+        if length_header is None:
+            return b""
+        try:
+            length = int(length_header)
+        except ValueError:
+            raise BadBodyError("Content-Length is not a number") from None
+        if length < 0 or length > max_body:
+            raise BadBodyError("request body is too large")
+        body = self.rfile.read(length)
+        if len(body) != length:
+            raise BadBodyError("body shorter than Content-Length")
+        return body
+
+    def _read_chunks(self, max_body: int) -> bytes:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise BadBodyError("malformed chunked body") from None
+            if size == 0:
+                # Trailers, if any, end with an empty line.
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(chunks)
+            total += size
+            if total > max_body:
+                raise BadBodyError("request body is too large")
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(1024)
 
     def setup(self) -> None:
         """Register the connection so that stopping the fake can cut it."""
@@ -39,7 +83,7 @@ class LoopbackHandler(BaseHTTPRequestHandler):
             self.server.owner.untrack_connection(self.connection)  # type: ignore[attr-defined]
 
 
-class LoopbackServer:
+class LoopbackServer(Running):
     """Base of the bundled fakes: start/stop, ``url``, request counters.
 
     Subclasses provide ``handler_class``; handlers reach the fake through
@@ -143,14 +187,3 @@ class LoopbackServer:
             sys.stdout.flush()
             while not stop.wait(0.5):
                 pass
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -22,15 +22,16 @@ import socket
 import threading
 import zlib
 from collections.abc import Iterator
-from types import TracebackType
 from typing import Literal, Self
+
+from sessionkeeper.lifecycle import Running
 
 Behaviour = Literal["trickle-headers", "trickle-body", "huge-body", "huge-chunked", "gzip-bomb"]
 _BLOCK = b"x" * 65536
 _HEADERS = b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
 
 
-class HostileServer:
+class HostileServer(Running):
     """A threaded loopback server answering every request with one hostile behaviour."""
 
     def __init__(
@@ -68,17 +69,6 @@ class HostileServer:
                 connection.shutdown(socket.SHUT_RDWR)
             connection.close()
         self._thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _accept(self) -> None:
         self._listener.settimeout(0.1)  # closing a socket does not wake accept()

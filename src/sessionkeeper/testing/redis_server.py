@@ -25,9 +25,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Self
 from urllib.parse import quote
+
+from sessionkeeper.lifecycle import Closing
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def _free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
-class _Managed(ABC):
+class _Managed(Closing, ABC):
     """Something started by ``with`` and closed when the block ends, even on failure."""
 
     @abstractmethod
@@ -64,14 +65,6 @@ class _Managed(ABC):
         except BaseException:
             self.close()  # ``with`` never calls __exit__ after a failed __enter__
             raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class RedisServer(_Managed):

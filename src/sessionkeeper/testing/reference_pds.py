@@ -23,13 +23,14 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any, NamedTuple, Self
 from urllib.parse import urlsplit
 
 import httpx
 import jwt as pyjwt
 import platformdirs
+
+from sessionkeeper.lifecycle import Running
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ def _logged_request(record: dict[str, Any]) -> LoggedRequest | None:
     return LoggedRequest(method, url, status)
 
 
-class ReferencePds:
+class ReferencePds(Running):
     """``@atproto/pds`` 0.5.35 with an in-memory PLC, on free loopback ports.
 
     Start it (``start()`` or ``with``), use :attr:`url`, make accounts with
@@ -192,6 +193,18 @@ class ReferencePds:
         if self._pds_port is None:
             raise RuntimeError("the reference PDS is not started")
         return f"http://127.0.0.1:{self._pds_port}"
+
+    @property
+    def public_url(self) -> str:
+        """``http://localhost:PORT``: the PDS's own name for itself, and its OAuth issuer.
+
+        DID documents, OAuth metadata and DPoP ``htu`` checks use this origin
+        (``PDS_HOSTNAME=localhost`` with ``PDS_DEV_MODE``); a DPoP proof for
+        ``127.0.0.1`` is refused with "htu mismatch".
+        """
+        if self._pds_port is None:
+            raise RuntimeError("the reference PDS is not started")
+        return f"http://localhost:{self._pds_port}"
 
     @property
     def plc_url(self) -> str:
@@ -352,17 +365,6 @@ class ReferencePds:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
         self._pds_port = self._plc_port = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- accounts ------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from sessionkeeper.testing._server import LoopbackHandler
+from sessionkeeper.testing._server import BadBodyError, LoopbackHandler
 
 logger = logging.getLogger(__name__)
 
@@ -72,10 +72,6 @@ class HttpApp(Protocol):
         """Answer one request, or ``DROP`` it."""
 
 
-class _BadRequestError(Exception):
-    pass
-
-
 class XrpcHandler(LoopbackHandler):
     """Reads each request fully, asks the owning fake for the answer, writes it."""
 
@@ -123,8 +119,8 @@ class XrpcHandler(LoopbackHandler):
 
     def _serve(self) -> None:
         try:
-            body = self._read_body()
-        except _BadRequestError as exc:
+            body = self.read_body(_MAX_BODY)
+        except BadBodyError as exc:
             self.close_connection = True
             self._write(
                 json_response(400, {"error": "InvalidRequest", "message": str(exc)}),
@@ -143,40 +139,6 @@ class XrpcHandler(LoopbackHandler):
             self.close_connection = True
             return
         self._write(answer)
-
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            return self._read_chunked()
-        raw_length = self.headers.get("Content-Length")
-        if raw_length is None:
-            return b""
-        try:
-            length = int(raw_length)
-        except ValueError:
-            raise _BadRequestError("Content-Length is not a number") from None
-        if length < 0 or length > _MAX_BODY:
-            raise _BadRequestError("request body is too large")
-        return self.rfile.read(length)
-
-    def _read_chunked(self) -> bytes:
-        chunks: list[bytes] = []
-        total = 0
-        while True:
-            line = self.rfile.readline(1024)
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise _BadRequestError("malformed chunked body") from None
-            if size == 0:
-                # Trailers, if any, end with an empty line.
-                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                    pass
-                return b"".join(chunks)
-            total += size
-            if total > _MAX_BODY:
-                raise _BadRequestError("request body is too large")
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline(1024)
 
     def _write(self, response: HttpResponse) -> None:
         self.send_response(response.status)

@@ -1,12 +1,9 @@
-"""The fake SAP Commerce HAC, importable and runnable as a process.
+"""The fake HAC as its own process: options, ``main`` and :func:`spawn`.
 
 ``python -m sessionkeeper.testing.fake_hac [--port N] [--latency S] [--route NODE]
 [--mode 2211|legacy] [--web-root /hac] [--session-timeout S] [--user NAME:PASSWORD]``
 prints ``FAKE_HAC_URL=http://127.0.0.1:PORT`` and serves until SIGTERM or SIGINT.
 Other processes drive it through ``{url}/__fake__/...`` (see ``FakeHac.control``).
-
-The class lives in :mod:`sessionkeeper.testing.fake_hac_server`, so running this
-module with ``-m`` does not load a second copy of it.
 """
 
 from __future__ import annotations
@@ -16,11 +13,11 @@ import logging
 import subprocess
 import sys
 
-from sessionkeeper.testing.fake_hac_server import FakeHac, GroovyRun, HacRequest, HacResponse
+from sessionkeeper.testing.fake_hac._fake import FakeHac
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FakeHac", "GroovyRun", "HacRequest", "HacResponse", "main", "spawn"]
+__all__ = ["main", "spawn"]
 
 MODULE = "sessionkeeper.testing.fake_hac"
 URL_LINE = "FAKE_HAC_URL="
@@ -91,7 +88,3 @@ def spawn(*args: str) -> tuple[subprocess.Popen[str], str]:
     process.kill()
     process.wait()
     raise RuntimeError(f"the fake HAC process ended without serving (exit {process.returncode})")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,7 +14,7 @@ import logging
 import re
 from dataclasses import dataclass
 
-from sessionkeeper.testing.fake_hac_data import HacDatabase, ItemTable
+from sessionkeeper.testing.fake_hac._data import HacDatabase, ItemTable
 
 logger = logging.getLogger(__name__)
 

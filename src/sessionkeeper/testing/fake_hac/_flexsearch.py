@@ -14,7 +14,7 @@ import time
 from html import escape
 from typing import Any
 
-from sessionkeeper.testing.fake_hac_data import HacDatabase, ItemTable
+from sessionkeeper.testing.fake_hac._data import HacDatabase, ItemTable
 
 _FLEX = re.compile(
     r"\s*SELECT\s+(?P<cols>.+?)\s+FROM\s+\{\s*(?P<type>[A-Za-z_]\w*)\s*\}"

@@ -13,39 +13,38 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
-from urllib.parse import parse_qs, quote, urlsplit
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import quote
 
 from sessionkeeper.clock import Clock, SystemClock
-from sessionkeeper.testing._server import LoopbackHandler, LoopbackServer
-from sessionkeeper.testing.fake_hac_data import HacDatabase
-from sessionkeeper.testing.fake_hac_flexsearch import execute_query
-from sessionkeeper.testing.fake_hac_groovy import run_script
-from sessionkeeper.testing.fake_hac_impex import VALIDATION_MODES, ImpexFlags, run_impex
-from sessionkeeper.testing.fake_hac_pages import (
+from sessionkeeper.testing._server import LoopbackServer
+from sessionkeeper.testing.fake_hac._data import HacDatabase
+from sessionkeeper.testing.fake_hac._flexsearch import execute_query
+from sessionkeeper.testing.fake_hac._groovy import run_script
+from sessionkeeper.testing.fake_hac._http import CONTROL_PREFIX, HacHandler, HacRequest, HacResponse
+from sessionkeeper.testing.fake_hac._impex import VALIDATION_MODES, ImpexFlags, run_impex
+from sessionkeeper.testing.fake_hac._pages import (
     authenticated_page,
     impex_binding_error_body,
     impex_result_body,
     impex_validation_body,
     login_page,
 )
-from sessionkeeper.testing.fake_hac_sessions import (
+from sessionkeeper.testing.fake_hac._sessions import (
     HacSession,
     SessionTable,
     csrf_token_matches,
     mask_csrf_token,
 )
-from sessionkeeper.testing.fake_hac_update import PENDING_PATCHES, PROJECT_DATAS, InitLog
+from sessionkeeper.testing.fake_hac._update import PENDING_PATCHES, PROJECT_DATAS, InitLog
 
 logger = logging.getLogger(__name__)
 
 Mode = Literal["2211", "legacy"]
 SCRIPT_TYPES = frozenset({"groovy", "beanshell", "javascript"})
-MAX_BODY = 16 * 1024 * 1024
-CONTROL_PREFIX = "/__fake__/"
 
 _PAGES = {
     "/": "Home",
@@ -66,73 +65,6 @@ class GroovyRun:
     commit: bool
 
 
-class BadRequestError(Exception):
-    """The HTTP request itself is malformed (answered with 400)."""
-
-
-@dataclass
-class HacResponse:
-    """A response before it is written to the socket."""
-
-    status: int
-    body: bytes = b""
-    content_type: str = "text/html;charset=UTF-8"
-    headers: list[tuple[str, str]] = field(default_factory=list)
-
-    @classmethod
-    def html(cls, text: str, status: int = 200) -> HacResponse:
-        """An HTML answer."""
-        return cls(status, text.encode("utf-8"))
-
-    @classmethod
-    def json(cls, payload: Any, status: int = 200) -> HacResponse:
-        """A JSON answer."""
-        return cls(status, json.dumps(payload).encode("utf-8"), "application/json;charset=UTF-8")
-
-    @classmethod
-    def redirect(cls, location: str) -> HacResponse:
-        """A 302 to ``location``."""
-        return cls(302, b"", headers=[("Location", location)])
-
-
-@dataclass
-class HacRequest:
-    """One parsed request as the fake's routes see it."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    cookies: dict[str, list[str]]
-    body: bytes
-    session: HacSession | None = None
-    new_cookies: list[str] = field(default_factory=list)
-
-    @property
-    def is_xhr(self) -> bool:
-        """True for AJAX requests (``X-Requested-With: XMLHttpRequest``)."""
-        return self.headers.get("x-requested-with", "").lower() == "xmlhttprequest"
-
-    def form(self) -> dict[str, str]:
-        """Query and form-encoded body parameters (first value wins, query first)."""
-        params: dict[str, list[str]] = {k: list(v) for k, v in self.query.items()}
-        content_type = self.headers.get("content-type", "application/x-www-form-urlencoded")
-        if "application/x-www-form-urlencoded" in content_type.lower() and self.body:
-            text = self.body.decode("utf-8", errors="replace")
-            for key, values in parse_qs(text, keep_blank_values=True, encoding="utf-8").items():
-                params.setdefault(key, []).extend(values)
-        return {key: values[0] for key, values in params.items() if values}
-
-
-def _parse_cookies(header: str) -> dict[str, list[str]]:
-    cookies: dict[str, list[str]] = {}
-    for part in header.split(";"):
-        name, sep, value = part.strip().partition("=")
-        if sep and name:
-            cookies.setdefault(name.strip(), []).append(value.strip().strip('"'))
-    return cookies
-
-
 def _checkbox(form: dict[str, str], name: str) -> bool:
     """Spring checkbox binding: ``name=true`` checks it; ``_name=on`` alone means false."""
     if name in form:
@@ -140,119 +72,10 @@ def _checkbox(form: dict[str, str], name: str) -> bool:
     return False
 
 
-class _HacHandler(LoopbackHandler):
-    server_version = "Apache-Coyote/1.1"
-    sys_version = ""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("fake HAC: " + format, *args)
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        # Method and path only: a query string may carry a token.
-        path = urlsplit(self.path).path if hasattr(self, "path") else "-"
-        logger.debug("fake HAC: %s %s -> %s", getattr(self, "command", "-"), path, code)
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def do_PUT(self) -> None:
-        self._handle("PUT")
-
-    def do_DELETE(self) -> None:
-        self._handle("DELETE")
-
-    def do_PATCH(self) -> None:
-        self._handle("PATCH")
-
-    def do_HEAD(self) -> None:
-        self._handle("HEAD")
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks: list[bytes] = []
-            total = 0
-            while True:
-                size_line = self.rfile.readline(1024).split(b";", 1)[0].strip()
-                try:
-                    size = int(size_line, 16)
-                except ValueError as exc:
-                    raise BadRequestError("bad chunk size") from exc
-                if size == 0:
-                    while self.rfile.readline(1024).strip():
-                        pass
-                    return b"".join(chunks)
-                total += size
-                if total > MAX_BODY:
-                    raise BadRequestError("body too large")
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline(8)
-        length_header = self.headers.get("Content-Length")
-        if length_header is None:
-            return b""
-        try:
-            length = int(length_header)
-        except ValueError as exc:
-            raise BadRequestError("bad Content-Length") from exc
-        if length < 0 or length > MAX_BODY:
-            raise BadRequestError("bad Content-Length")
-        body = self.rfile.read(length)
-        if len(body) != length:
-            raise BadRequestError("body shorter than Content-Length")
-        return body
-
-    def _handle(self, method: str) -> None:
-        fake: FakeHac = self.server.owner  # type: ignore[attr-defined]
-        try:
-            split = urlsplit(self.path)
-            if split.path.startswith(CONTROL_PREFIX):
-                self._read_body()
-                self._send(fake.control(method, split.path, parse_qs(split.query)))
-                return
-            fake.count_request(method, split.path)
-            body = self._read_body()
-            if fake.latency > 0:
-                time.sleep(fake.latency)
-            request = HacRequest(
-                method=method,
-                path=split.path,
-                query=parse_qs(split.query, keep_blank_values=True),
-                headers={k.lower(): v for k, v in self.headers.items()},
-                cookies=_parse_cookies(", ".join(self.headers.get_all("Cookie") or [])),
-                body=body,
-            )
-            self._send(fake.dispatch(request), head=method == "HEAD")
-        except BadRequestError as exc:
-            self.close_connection = True
-            self._send(HacResponse.html(f"<h1>400 Bad Request</h1><p>{exc}</p>", 400))
-        except ConnectionError:
-            # The client hung up (a killed process, a timeout): nobody to answer.
-            logger.debug("fake HAC: client of %s %s went away", method, urlsplit(self.path).path)
-            self.close_connection = True
-        except Exception:
-            logger.exception("fake HAC failed on %s %s", method, urlsplit(self.path).path)
-            self.close_connection = True
-            self._send(HacResponse.html("<h1>500 Internal Server Error</h1>", 500))
-
-    def _send(self, response: HacResponse, *, head: bool = False) -> None:
-        self.send_response(response.status)
-        self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
-        for name, value in response.headers:
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if not head:
-            self.wfile.write(response.body)
-
-
 class FakeHac(LoopbackServer):
     """A faithful fake SAP Commerce HAC on loopback, for tests and demos."""
 
-    handler_class = _HacHandler
+    handler_class = HacHandler
 
     def __init__(
         self,
@@ -281,6 +104,8 @@ class FakeHac(LoopbackServer):
         self.database = HacDatabase()
         self.init_log = InitLog()
         self.groovy_runs: list[GroovyRun] = []
+        #: The last requests answered (method, path, lower-cased headers), newest last.
+        self.recent_requests: deque[HacRequest] = deque(maxlen=100)
         self.last_impex: ImpexFlags | None = None
         self.update_step = 0.1
         self.synchronous_update = False
@@ -375,6 +200,7 @@ class FakeHac(LoopbackServer):
 
     def dispatch(self, request: HacRequest) -> HacResponse:
         """Answer one request (the handler has counted it and slept ``latency``)."""
+        self.recent_requests.append(request)
         node = self.route
         for session_id in request.cookies.get("JSESSIONID", []):
             request.session = self.sessions.lookup(session_id, node)

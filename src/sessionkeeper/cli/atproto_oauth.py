@@ -1,0 +1,123 @@
+"""The OAuth half of ``sessionkeeper atproto``: ``login --oauth`` and OAuth sessions elsewhere.
+
+``login --oauth HANDLE`` signs in through the browser with a loopback redirect
+on 127.0.0.1 (the URL is printed too, for a machine without a browser);
+``sessions list``, ``whoami``, ``call`` and ``logout`` work on OAuth sessions
+through the helpers here. ``$ATP_HANDLE_RESOLVER`` (an XRPC service answering
+``resolveHandle``) and ``$ATP_PLC_DIRECTORY`` change how handles and DIDs
+resolve; by default DNS, ``https://<handle>/.well-known`` and plc.directory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from sessionkeeper.atproto import OAuthClient, OAuthSession, OAuthSessionManager
+from sessionkeeper.atproto.errors import CorruptSessionError
+from sessionkeeper.atproto.oauth_session import OAUTH_PREFIX, OAUTH_SUFFIX, decode_oauth
+from sessionkeeper.stores.base import Store, iter_items
+
+HANDLE_RESOLVER_ENV = "ATP_HANDLE_RESOLVER"
+PLC_DIRECTORY_ENV = "ATP_PLC_DIRECTORY"
+DEFAULT_PLC = "https://plc.directory"
+
+
+def oauth_client(store: Store) -> OAuthClient:
+    """The CLI's loopback OAuth client on ``store``."""
+    return OAuthClient(
+        store=store,
+        handle_resolver=os.environ.get(HANDLE_RESOLVER_ENV) or None,
+        plc_directory=os.environ.get(PLC_DIRECTORY_ENV) or DEFAULT_PLC,
+    )
+
+
+def oauth_login(store: Store, handle: str, *, open_browser: bool, timeout: float) -> OAuthSession:
+    """Sign ``handle`` in through the browser; return the stored session."""
+    with oauth_client(store) as client:
+        manager = client.login(handle, open_browser=open_browser, timeout=timeout)
+        session = manager.session
+        assert session is not None  # callback stores and makes the session current
+        return session
+
+
+def oauth_sessions(store: Store) -> list[OAuthSession]:
+    """Every readable OAuth session in ``store``, sorted by DID (no network)."""
+    found = []
+    for name, raw in iter_items(store):
+        if not (name.startswith(OAUTH_PREFIX) and name.endswith(OAUTH_SUFFIX)):
+            continue
+        try:
+            found.append(decode_oauth(raw, name=name))
+        except CorruptSessionError:
+            continue
+    return sorted(found, key=lambda s: s.did)
+
+
+def open_oauth_manager(store: Store, did: str) -> OAuthSessionManager | None:
+    """A manager holding ``did``'s OAuth session, or ``None`` when it has none."""
+    manager = OAuthSessionManager(None, store=store)
+    if manager.load_session(did) is None:
+        manager.close()
+        return None
+    return manager
+
+
+def _when(moment: float | None) -> str:
+    if moment is None:
+        return "unknown"
+    left = moment - dt.datetime.now(tz=dt.UTC).timestamp()
+    stamp = f"{dt.datetime.fromtimestamp(moment, tz=dt.UTC):%Y-%m-%d %H:%M} UTC"
+    return f"{stamp} (expired)" if left <= 0 else f"{stamp} (in {left / 60:.0f} min)"
+
+
+def oauth_rows(store: Store, current: str | None) -> list[dict[str, Any]]:
+    """The ``sessions list --json`` rows of the OAuth sessions."""
+    return [
+        {
+            "kind": "oauth",
+            "handle": s.handle,
+            "did": s.did,
+            "scope": s.scope,
+            "issuer": s.issuer,
+            "access_expires_at": s.expires_at,
+            "current": s.did == current,
+        }
+        for s in oauth_sessions(store)
+    ]
+
+
+def print_oauth_sessions(console: Console, store: Store, current: str | None) -> bool:
+    """Print the OAuth sessions as a table; return whether there were any."""
+    rows = oauth_sessions(store)
+    if not rows:
+        return False
+    table = Table(title="ATProto OAuth sessions")
+    for column in ("", "kind", "handle", "DID", "scope", "access expires"):
+        table.add_column(column, no_wrap=column == "DID")
+    for s in rows:
+        table.add_row(
+            "*" if s.did == current else "",
+            "oauth",
+            escape(s.handle or ""),
+            s.did,
+            escape(s.scope),
+            _when(s.expires_at),
+        )
+    console.print(table)
+    return True
+
+
+def print_oauth_whoami(console: Console, manager: OAuthSessionManager, answer: Any) -> None:
+    """The ``whoami`` lines of an OAuth session."""
+    session = manager.session
+    assert session is not None
+    console.print(f"[bold]{escape(str(answer.get('handle')))}[/] {answer.get('did')} (OAuth)")
+    console.print(f"PDS: {session.pds_url}  issuer: {session.issuer}")
+    console.print(f"scope: {escape(session.scope)}")
+    console.print(f"access token expires {_when(session.expires_at)}")

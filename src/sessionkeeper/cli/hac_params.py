@@ -1,0 +1,111 @@
+"""Command-line values of the ``hac`` command converted without pydantic.
+
+Typer (0.2x) converts every option value through a pydantic ``TypeAdapter``;
+building the first one imports pydantic, about a third of a warm ``hac groovy``
+run. The ``hac`` command's parameters are all plain (``str``, ``int``,
+``float``, ``bool``, ``Path``, optional or repeated), so its commands convert
+them directly, with the same error as typer's for a bad number. Other typer
+versions (without that hook) simply keep their own conversion.
+"""
+
+from __future__ import annotations
+
+import types
+from pathlib import Path
+from typing import Annotated, Any, Union, get_args, get_origin
+
+import typer
+from typer.core import TyperCommand, TyperGroup
+
+try:  # typer >= 0.2x converts through this hook
+    from typer._coercion import RuntimeParam
+except ImportError:  # pragma: no cover - older typer: nothing to replace
+    RuntimeParam = None  # type: ignore[assignment,misc]
+
+_PLAIN: tuple[type, ...] = (str, int, float, bool, Path)
+
+#: The options hac-client-cli gives every HAC command.
+Environment = Annotated[str | None, typer.Option("--environment", "-e", help="Environment name")]
+EndpointName = Annotated[str | None, typer.Option("--endpoint", "-n", help="Endpoint name")]
+JsonOutput = Annotated[bool, typer.Option("--json", help="Output as JSON")]
+
+
+def _plain_type(annotation: Any) -> tuple[type, bool] | None:
+    """``(type, repeated)`` when ``annotation`` is plain (maybe optional or a list), else None."""
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        members = [a for a in get_args(annotation) if a is not type(None)]
+        return _plain_type(members[0]) if len(members) == 1 else None
+    if origin is list:
+        inner = get_args(annotation)
+        return (inner[0], True) if len(inner) == 1 and inner[0] in _PLAIN else None
+    return (annotation, False) if annotation in _PLAIN else None
+
+
+def _convert(kind: type, value: Any) -> Any:
+    if isinstance(value, kind):
+        return value
+    if kind is bool:
+        text = str(value).strip().lower()
+        if text in {"1", "true", "yes", "on", "y", "t"}:
+            return True
+        if text in {"0", "false", "no", "off", "n", "f"}:
+            return False
+        raise ValueError(f"{value!r} is not a valid boolean")
+    return kind(value)
+
+
+if RuntimeParam is not None:
+
+    class PlainRuntimeParam(RuntimeParam):
+        """Converts a plain parameter's value the way typer would, without pydantic."""
+
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            plain = _plain_type(self.annotation)
+            assert plain is not None
+            kind, repeated = plain
+            try:
+                if repeated:
+                    return [_convert(kind, item) for item in value]
+                return _convert(kind, value)
+            except ValueError:
+                names = {int: "integer", float: "float", bool: "boolean"}
+                raise typer.BadParameter(
+                    f"{value!r} is not a valid {names.get(kind, kind.__name__)}.",
+                    ctx=ctx,
+                    param=param,
+                ) from None
+
+
+def _install(params: list[Any]) -> None:
+    if RuntimeParam is None:
+        return
+    for param in params:
+        descriptor = getattr(param, "type_descriptor", None)
+        if descriptor is None or getattr(param, "_runtime_param", True) is not None:
+            continue
+        if _plain_type(descriptor.annotation) is not None:
+            param._runtime_param = PlainRuntimeParam(
+                parameter_info=descriptor.parameter_info, annotation=descriptor.annotation
+            )
+
+
+class PlainCommand(TyperCommand):
+    """A typer command whose plain parameters skip pydantic."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        """Install the plain conversion, then parse as typer does."""
+        _install(self.get_params(ctx))
+        return super().parse_args(ctx, args)
+
+
+class PlainGroup(TyperGroup):
+    """A typer group whose own plain options skip pydantic."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        """Install the plain conversion, then parse as typer does."""
+        _install(self.get_params(ctx))
+        return super().parse_args(ctx, args)
+
+
+__all__ = ["EndpointName", "Environment", "JsonOutput", "PlainCommand", "PlainGroup"]

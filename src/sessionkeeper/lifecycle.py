@@ -1,0 +1,37 @@
+"""Two small context-manager shapes that many classes share, written once."""
+
+from __future__ import annotations
+
+from typing import Self
+
+
+class Closing:
+    """A resource used in ``with``: leaving the block calls :meth:`close`."""
+
+    def close(self) -> None:
+        """Release what the resource holds."""
+        raise NotImplementedError  # pragma: no cover
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class Running:
+    """A server used in ``with``: entering calls :meth:`start`, leaving calls :meth:`stop`."""
+
+    def start(self) -> Self:
+        """Start serving and return self."""
+        raise NotImplementedError  # pragma: no cover
+
+    def stop(self) -> None:
+        """Stop serving."""
+        raise NotImplementedError  # pragma: no cover
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

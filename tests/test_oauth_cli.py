@@ -1,0 +1,96 @@
+"""``sessionkeeper atproto login --oauth`` and OAuth sessions in the other commands, as a
+real subprocess signing in against the fake authorization server."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sessionkeeper.testing.fake_oauth import DEFAULT_DID, FakeOAuth
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOAuth]:
+    with FakeOAuth() as server:
+        yield server
+
+
+def cli(fake: FakeOAuth, sessions: Path, *args: str) -> tuple[list[str], dict[str, str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ATP_", "SESSIONKEEPER_"))}
+    env.update(ATP_HANDLE_RESOLVER=fake.url, ATP_PLC_DIRECTORY=fake.url, COLUMNS="200")
+    command = [sys.executable, "-m", "sessionkeeper", "atproto", "--session-dir", str(sessions)]
+    return [*command, *args], env
+
+
+def run(fake: FakeOAuth, sessions: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command, env = cli(fake, sessions, *args)
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_login_with_oauth_then_list_whoami_call_logout(tmp_path: Path, fake: FakeOAuth) -> None:
+    sessions = tmp_path / "s"
+    command, env = cli(fake, sessions, "login", "--oauth", "--no-browser", "alice.test")
+    login = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    assert login.stderr is not None
+    url = None
+    for line in login.stderr:
+        found = re.search(r"(http://127\.0\.0\.1:\d+/oauth/authorize\?\S+)", line)
+        if found:
+            url = found.group(1)
+            break
+    assert url is not None, "the CLI never printed the authorization URL"
+    location = httpx.get(url).headers["location"]  # the fake consents at once
+    page = httpx.get(location)  # the browser lands on the CLI's loopback receiver
+    assert "You may close this window" in page.text
+    out, err = login.communicate(timeout=60)
+    assert login.returncode == 0, err
+    assert "logged in as alice.test with OAuth" in out
+
+    listed = run(fake, sessions, "sessions", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    (row,) = json.loads(listed.stdout)
+    assert row["kind"] == "oauth" and row["did"] == DEFAULT_DID
+    assert row["scope"] == "atproto transition:generic" and row["access_expires_at"] > 0
+    table = run(fake, sessions, "sessions", "list")
+    assert "oauth" in table.stdout and DEFAULT_DID in table.stdout
+
+    whoami = run(fake, sessions, "whoami")
+    assert whoami.returncode == 0, whoami.stderr
+    assert "alice.test" in whoami.stdout and "(OAuth)" in whoami.stdout
+    called = run(fake, sessions, "call", "com.atproto.server.getSession")
+    assert called.returncode == 0 and json.loads(called.stdout)["did"] == DEFAULT_DID
+
+    logout = run(fake, sessions, "logout")
+    assert logout.returncode == 0, logout.stderr
+    assert fake.counts["revoked"] == 1
+    after = run(fake, sessions, "whoami")
+    assert after.returncode == 3
+
+
+def test_a_declined_oauth_login_fails_naming_the_decline(tmp_path: Path, fake: FakeOAuth) -> None:
+    fake.consent = "deny"
+    command, env = cli(fake, tmp_path / "s", "login", "--oauth", "--no-browser", "alice.test")
+    login = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    assert login.stderr is not None
+    for line in login.stderr:
+        found = re.search(r"(http://127\.0\.0\.1:\d+/oauth/authorize\?\S+)", line)
+        if found:
+            httpx.get(httpx.get(found.group(1)).headers["location"])
+            break
+    _, err = login.communicate(timeout=60)
+    assert login.returncode != 0
+    assert "declined" in err
