@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install lint typecheck test demo bench system-deps redis-server reference-pds orig-hac chromium oauth-client-node clean
+.PHONY: install lint typecheck test docs demo bench system-deps redis-server reference-pds orig-hac chromium oauth-client-node clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,7 +41,10 @@ oauth-client-node: reference-pds
 
 system-deps: redis-server reference-pds orig-hac chromium
 
-test: install lint typecheck system-deps
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
+
+test: install lint typecheck system-deps docs
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 demo: install
@@ -51,4 +54,4 @@ bench: install system-deps oauth-client-node
 	@for b in benchmarks/bench_*.py; do $(BIN)/python "$$b" || exit 1; done
 
 clean:
-	rm -rf $(VENV) .tools .pds .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) site .tools .pds .mypy_cache .ruff_cache .pytest_cache
