@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,3 +36,33 @@ def original_hac_python() -> str:
     if result.returncode != 0:
         missing_component(f"cannot build the original hac-client-core venv: {result.stderr[-500:]}")
     return result.stdout.strip().splitlines()[-1]
+
+
+def run_atproto_cli(
+    session_dir: Path,
+    *args: str,
+    password: str | None = None,
+    stdin: str | None = None,
+    env_extra: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``sessionkeeper atproto --session-dir DIR ARGS`` as a subprocess, no ATP_ leaks."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ATP_", "SESSIONKEEPER_"))}
+    env |= {"COLUMNS": "200", **(env_extra or {})}
+    if password is not None:
+        env["ATP_PASSWORD"] = password
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sessionkeeper",
+            "atproto",
+            "--session-dir",
+            str(session_dir),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        input=stdin if stdin is not None else "",
+        timeout=60,
+    )

@@ -14,6 +14,7 @@ import pytest
 from sessionkeeper.atproto import PersistentSessionManager
 from sessionkeeper.stores import MemoryStore
 from sessionkeeper.testing.fake_pds import FakePds
+from tests.support import run_atproto_cli
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -31,26 +32,7 @@ def pds() -> Iterator[FakePds]:
 def run(
     session_dir: Path, *args: str, password: str | None = None, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ATP_", "SESSIONKEEPER_"))}
-    env["COLUMNS"] = "200"
-    if password is not None:
-        env["ATP_PASSWORD"] = password
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sessionkeeper",
-            "atproto",
-            "--session-dir",
-            str(session_dir),
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        input=stdin if stdin is not None else "",
-        timeout=60,
-    )
+    return run_atproto_cli(session_dir, *args, password=password, stdin=stdin)
 
 
 def test_login_call_whoami_list_refresh_logout(tmp_path: Path, pds: FakePds) -> None:

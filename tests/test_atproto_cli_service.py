@@ -4,9 +4,7 @@ remembered service, else the PDS of the DID document, else it refuses, naming --
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -18,6 +16,7 @@ from sessionkeeper.stores import DirectoryStore
 from sessionkeeper.testing._server import LoopbackHandler, LoopbackServer
 from sessionkeeper.testing.fake_pds import FakePds
 from sessionkeeper.testing.hostile_server import HostileServer
+from tests.support import run_atproto_cli
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -76,25 +75,7 @@ def sentinel_proxy() -> Iterator[HostileServer]:
 def run(
     session_dir: Path, *args: str, password: str | None = None, **env_extra: str
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ATP_", "SESSIONKEEPER_"))}
-    env |= {"COLUMNS": "200", **env_extra}
-    if password is not None:
-        env["ATP_PASSWORD"] = password
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sessionkeeper",
-            "atproto",
-            "--session-dir",
-            str(session_dir),
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    return run_atproto_cli(session_dir, *args, password=password, env_extra=env_extra)
 
 
 def _logged_in_without_state(tmp_path: Path, pds: FakePds) -> tuple[Path, str]:
