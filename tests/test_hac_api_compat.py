@@ -7,6 +7,7 @@ import importlib
 import inspect
 import json
 import subprocess
+import sys
 
 from tests.support import original_hac_python
 
@@ -93,3 +94,23 @@ def test_every_public_class_of_the_original_exists_with_compatible_api() -> None
                 ):
                     problems.append(f"{qualified}.{member}: new required parameter {extra.name}")
     assert problems == [], "\n".join(problems)
+
+
+_LOADED_AFTER = """
+import sys
+import hac_client_core
+from hac_client_core import BasicAuthHandler, HacClient
+imported = sorted(m for m in ("httpx", "httpcore", "filelock") if m in sys.modules)
+client = HacClient("http://127.0.0.1:9/hac", BasicAuthHandler("admin", "nimda"),
+                   session_persistence=False)
+built = sorted(m for m in ("httpx", "httpcore") if m in sys.modules)
+client.close()
+print(",".join(imported) + "|" + ",".join(built))
+"""
+
+
+def test_the_http_stack_loads_with_the_first_client_not_with_the_import() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _LOADED_AFTER], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "|httpcore,httpx"

@@ -117,11 +117,14 @@ _MASKS = [
     ),
     (re.compile(r"https?://[^\s\"',)]+"), "<URL>"),
     (re.compile(r"\d+(\.\d+)?"), "<N>"),
+    # A table's column widths follow its numbers ("9s" against "10s"): rules and padding
+    # are compared by shape, not by length.
+    (re.compile(r"([━─ ])\1+"), r"\1"),
 ]
 
 
 def mask(text: str) -> str:
-    """Numbers, URLs, times and secret prefixes replaced by placeholders."""
+    """Numbers, URLs, times, secret prefixes and table widths replaced by placeholders."""
     for pattern, replacement in _MASKS:
         text = pattern.sub(replacement, text)
     return text

@@ -19,11 +19,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
+if TYPE_CHECKING:  # the HTTP stack loads with the first client (see hac.transport)
+    import httpx
 
-from sessionkeeper.stores.base import Store
+    from sessionkeeper.stores.base import Store
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +125,8 @@ class BlockingDriver:
     def _perform(self, op: Op) -> Any:
         store = self.store
         if isinstance(op, Send):
+            import httpx
+
             try:
                 response = self.http.request(
                     op.method, op.url, headers=op.headers, json=op.json, data=op.form

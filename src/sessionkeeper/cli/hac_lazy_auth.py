@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import httpx
+from typing import TYPE_CHECKING
 
 from sessionkeeper.hac.auth import AuthHandler
 from sessionkeeper.hac.errors import HacAuthenticationError
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class LazyPasswordAuth(AuthHandler):

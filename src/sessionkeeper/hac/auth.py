@@ -18,9 +18,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, final
 
-import httpx
-
 if TYPE_CHECKING:
+    import httpx
     import requests
 
 
@@ -50,6 +49,8 @@ def to_prepared_request(request: httpx.Request) -> requests.PreparedRequest:
 
 def from_prepared_request(prepared: Any, original: httpx.Request) -> httpx.Request:
     """``original`` with what a handler changed on its PreparedRequest view applied."""
+    import httpx
+
     if isinstance(prepared, httpx.Request):
         return prepared
     body = prepared.body.encode("utf-8") if isinstance(prepared.body, str) else prepared.body
@@ -83,6 +84,8 @@ def _adapted(
 ) -> Callable[[Any, httpx.Request], httpx.Request]:
     @functools.wraps(apply_auth)
     def apply_auth_on_prepared_request(self: Any, request: httpx.Request) -> httpx.Request:
+        import httpx
+
         if not isinstance(request, httpx.Request):
             result: httpx.Request = apply_auth(self, request)
             return result

@@ -19,9 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from sessionkeeper.flow import BlockingDriver
 from sessionkeeper.hac import operations as ops
@@ -57,6 +55,9 @@ from sessionkeeper.redaction import without_userinfo
 from sessionkeeper.singleflight import Outcome, single_flight
 from sessionkeeper.stores.base import Store
 from sessionkeeper.stores.errors import StoreError
+
+if TYPE_CHECKING:
+    import httpx
 
 logger = logging.getLogger(__name__)
 

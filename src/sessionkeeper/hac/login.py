@@ -9,15 +9,16 @@ shows. The POST's 302 is never replayed as a POST (that answers 405).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from sessionkeeper.hac.cookies import ROUTE_COOKIE, SESSION_COOKIE, CookieJar, route_cookie_string
 from sessionkeeper.hac.errors import HacAuthenticationError, HacClientError
 from sessionkeeper.hac.models import secret_prefix
 from sessionkeeper.hac.pages import extract_csrf_token, is_login_page, login_error_text
 from sessionkeeper.hac.transport import FORM_CONTENT_TYPE, REDIRECTS, HacTransport
+
+if TYPE_CHECKING:
+    import httpx
 
 OPERATION = "HAC login"
 MAX_LOGIN_PAGE_REDIRECTS = 3

@@ -5,9 +5,7 @@ from __future__ import annotations
 import functools
 import html
 from collections.abc import Callable, Mapping
-from typing import Any, ParamSpec, TypeVar
-
-import httpx
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from sessionkeeper.hac.errors import HacClientError
 from sessionkeeper.hac.models import (
@@ -17,6 +15,9 @@ from sessionkeeper.hac.models import (
     UpdateData,
     UpdateParameter,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 SCRIPT_TYPES = ("groovy", "beanshell", "javascript")
 VALIDATION_MODES = {

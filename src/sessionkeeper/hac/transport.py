@@ -1,17 +1,18 @@
-"""One HTTP exchange with HAC: cookies we manage, the auth hook, and the dead-session verdict."""
+"""One HTTP exchange with HAC: cookies we manage, the auth hook, and the dead-session verdict.
+
+The HTTP stack (httpx, httpcore and the bounded client on them) loads when the
+first :class:`HacTransport` is built, as httpx itself defers httpcore: code
+that imports ``hac_client_core`` and exits before sending anything (a script's
+``--help``, a bad argument, test collection) never pays for it.
+"""
 
 from __future__ import annotations
 
 import functools
-import http.cookiejar
 import logging
-import ssl
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import httpcore  # noqa: F401  (httpx imports it lazily on the first client; load it with ours)
-import httpx
 
 from sessionkeeper.hac.auth import AuthHandler
 from sessionkeeper.hac.cookies import SESSION_COOKIE, CookieJar, split_route_cookie
@@ -19,8 +20,12 @@ from sessionkeeper.hac.errors import HacClientError
 from sessionkeeper.hac.models import SessionInfo
 from sessionkeeper.hac.pages import is_login_page
 from sessionkeeper.hac.urls import HacUrls
-from sessionkeeper.http_limits import MAX_BODY_EXTENSION, MIB, bounded_client
 from sessionkeeper.redaction import redact_text, redact_url
+
+if TYPE_CHECKING:
+    import ssl
+
+    import httpx
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +37,7 @@ DEAD_SESSION_STATUSES = frozenset({401, 403, 405})
 #: Body cap of console results (FlexibleSearch rows, script output and the log of
 #: ``/initlog/log``): they grow with the user's data, unlike pages and JSON status
 #: answers, which keep the default cap (``http_limits.DEFAULT_MAX_BODY``, 4 MiB).
-CONSOLE_RESULT_MAX_BODY = 64 * MIB
+CONSOLE_RESULT_MAX_BODY = 64 * 1024 * 1024
 CONSOLE_RESULT_PATHS = ("/console/flexsearch/execute", "/console/scripting/execute", "/initlog/log")
 
 
@@ -45,6 +50,8 @@ def body_cap(url: str) -> int | None:
 @functools.cache
 def _verifying_ssl_context() -> ssl.SSLContext:
     # Loading the CA bundle costs ~150 ms; one context serves every client of the process.
+    import httpx
+
     return httpx.create_ssl_context()
 
 
@@ -100,6 +107,10 @@ class HacTransport:
     def __init__(
         self, urls: HacUrls, auth_handler: AuthHandler, *, timeout: float, ignore_ssl: bool
     ) -> None:
+        import http.cookiejar
+
+        from sessionkeeper.http_limits import bounded_client
+
         self.urls = urls
         self.auth_handler = auth_handler
         # Every request must end within ``timeout`` seconds in all (not per read), with
@@ -134,6 +145,10 @@ class HacTransport:
         params: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """Send one request carrying ``cookies``; cookies the answer sets go back into it."""
+        import httpx
+
+        from sessionkeeper.http_limits import MAX_BODY_EXTENSION
+
         if self.http.is_closed:
             raise HacClientError(f"{operation}: this HacClient was closed; create a new one")
         cap = body_cap(url)

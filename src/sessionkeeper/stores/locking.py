@@ -4,6 +4,10 @@ Why lock files are kept, never deleted: two contenders that open the same path
 at different moments must meet on the same inode, or both would hold "the"
 lock. The kernel drops an ``flock`` when its holder dies, so a SIGKILLed
 holder never blocks the next one.
+
+filelock is imported on the first lock, not with the store: a run that only
+reads a cached session (a warm ``hac groovy``) never locks, and filelock's
+import costs about as much as the rest of the store package.
 """
 
 from __future__ import annotations
@@ -14,13 +18,14 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-from filelock import FileLock
-from filelock import Timeout as FileLockTimeout
+from typing import TYPE_CHECKING
 
 from sessionkeeper.stores.base import DEFAULT_LOCK_TIMEOUT
 from sessionkeeper.stores.errors import LockTimeoutError
 from sessionkeeper.stores.files import store_io_error
+
+if TYPE_CHECKING:
+    from filelock import FileLock
 
 try:
     import fcntl
@@ -75,6 +80,8 @@ class LockFiles:
         with self._guard:
             lock, users = self._locks.get(name) or (None, 0)
             if lock is None:
+                from filelock import FileLock
+
                 lock = FileLock(
                     self._path_of(name), mode=0o600, thread_local=True, preserve_lock_file=True
                 )
@@ -92,6 +99,8 @@ class LockFiles:
     @contextmanager
     def hold(self, name: str, timeout: float | None) -> Iterator[None]:
         """Hold the lock of ``name`` for the duration of the ``with`` block."""
+        from filelock import Timeout as FileLockTimeout
+
         wait = self._default_timeout if timeout is None else timeout
         lock = self._check_out(name)
         try:
