@@ -494,3 +494,33 @@ def test_the_password_is_prompted_for_only_on_a_terminal(fake: FakeHac, home: Pa
     assert b"Session started for 'local/hac'" in stdout
     assert b"nimda" not in stdout + stderr
     assert fake.logins == 1
+
+
+def test_the_hac_group_builds_only_the_command_a_line_names() -> None:
+    import typer.main
+
+    from sessionkeeper.cli.hac import app
+
+    group = typer.main.get_command(app)
+    ctx = group.make_context("hac", ["groovy", "return 1"], resilient_parsing=True)
+    name, command, _ = group.resolve_command(ctx, ["groovy", "return 1"])  # type: ignore[attr-defined]
+    assert name == "groovy" and command is not None and command.name == "groovy"
+    assert set(group.commands) == {"groovy"}  # type: ignore[attr-defined]
+    # Help lists every command, in the original's order, commands before groups.
+    assert group.list_commands(ctx) == [  # type: ignore[attr-defined]
+        "config",
+        "groovy",
+        "flexsearch",
+        "impex",
+        "logout",
+        "env",
+        "endpoint",
+        "session",
+        "update",
+    ]
+
+
+def test_a_mistyped_command_is_refused_with_the_closest_name(home: Path) -> None:
+    done = run_hac(home, "grovy", "return 1")
+    assert done.returncode == 2
+    assert "No such command 'grovy'" in done.stderr and "'groovy'" in done.stderr

@@ -26,12 +26,22 @@ from sessionkeeper.cli.hac_params import (
     EndpointName,
     Environment,
     JsonOutput,
+    LazyGroup,
     PlainCommand,
-    PlainGroup,
 )
 
+#: The subcommands, built one at a time by :class:`HacGroup` as a command line names them.
+commands = typer.Typer()
+
+
+class HacGroup(LazyGroup):
+    """The ``hac`` group: its subcommands come from :data:`commands`."""
+
+    registry = commands
+
+
 app = typer.Typer(
-    cls=PlainGroup,
+    cls=HacGroup,
     name="hac",
     help="SAP Commerce HAC client",
     no_args_is_help=True,
@@ -39,11 +49,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-app.add_typer(hac_env.env_app, name="env")
-app.add_typer(hac_env.endpoint_app, name="endpoint")
-app.add_typer(hac_sessions.app, name="session")
-app.add_typer(hac_update.app, name="update")
-app.command("config", cls=PlainCommand)(hac_config_cmd.config_command)
+commands.add_typer(hac_env.env_app, name="env")
+commands.add_typer(hac_env.endpoint_app, name="endpoint")
+commands.add_typer(hac_sessions.app, name="session")
+commands.add_typer(hac_update.app, name="update")
+commands.command("config", cls=PlainCommand)(hac_config_cmd.config_command)
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Suppress informational messages")]
 
@@ -116,7 +126,7 @@ def _script_text(script: str | None, as_file: bool) -> str:
     return script
 
 
-@app.command("groovy", cls=PlainCommand)
+@commands.command("groovy", cls=PlainCommand)
 def groovy_command(
     ctx: typer.Context,
     script: Annotated[
@@ -157,7 +167,7 @@ def groovy_command(
             out.line(result.execution_result)
 
 
-@app.command("flexsearch", cls=PlainCommand)
+@commands.command("flexsearch", cls=PlainCommand)
 def flexsearch_command(
     ctx: typer.Context,
     query: Annotated[str, typer.Argument(help="FlexibleSearch query")],
@@ -214,7 +224,7 @@ def _impex_text(file: Path | None, path: Path | None) -> str:
     return chosen.read_text(encoding="utf-8")
 
 
-@app.command("impex", cls=PlainCommand)
+@commands.command("impex", cls=PlainCommand)
 def impex_command(
     ctx: typer.Context,
     path: Annotated[
@@ -270,7 +280,7 @@ def impex_command(
             out.line(result.output)
 
 
-@app.command("logout", cls=PlainCommand)
+@commands.command("logout", cls=PlainCommand)
 def logout_command(
     ctx: typer.Context, environment: Environment = None, endpoint: EndpointName = None
 ) -> None:

@@ -6,15 +6,20 @@ run. The ``hac`` command's parameters are all plain (``str``, ``int``,
 ``float``, ``bool``, ``Path``, optional or repeated), so its commands convert
 them directly, with the same error as typer's for a bad number. Other typer
 versions (without that hook) simply keep their own conversion.
+
+:class:`LazyGroup` builds only the subcommand a command line runs.
 """
 
 from __future__ import annotations
 
+import functools
 import types
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
 
 import typer
+import typer.main
 from typer.core import TyperCommand, TyperGroup
 
 try:  # typer >= 0.2x converts through this hook
@@ -108,4 +113,60 @@ class PlainGroup(TyperGroup):
         return super().parse_args(ctx, args)
 
 
-__all__ = ["EndpointName", "Environment", "JsonOutput", "PlainCommand", "PlainGroup"]
+def _builders(registry: typer.Typer) -> dict[str, Callable[[], Any]]:
+    """How to build each of ``registry``'s commands and groups, by name, in typer's order."""
+    builders: dict[str, Callable[[], Any]] = {}
+    for info in registry.registered_commands:
+        name = info.name or typer.main.get_command_name(info.callback.__name__)  # type: ignore[union-attr]
+        one = typer.Typer(add_completion=False, rich_markup_mode=None)
+        one.registered_commands.append(info)
+        builders[name] = functools.partial(typer.main.get_command, one)
+    for group in registry.registered_groups:
+        assert group.name and group.typer_instance, "register groups with add_typer(app, name=...)"
+        builders[group.name] = functools.partial(typer.main.get_group, group.typer_instance)
+    return builders
+
+
+class LazyGroup(PlainGroup):
+    """A group that builds only the subcommand a command line runs.
+
+    Typer builds every command of a group from its function's signature before
+    it runs one, a tenth of a warm ``hac groovy``. Subclasses name a
+    ``registry`` (a ``typer.Typer`` holding the commands and groups); a command
+    is built when the command line names it, and every one is built for help,
+    completion, or an unknown name (so typer can suggest the closest).
+    """
+
+    registry: ClassVar[typer.Typer]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._unbuilt = _builders(self.registry)
+        self._order = list(self._unbuilt)
+
+    def _build(self, names: list[str]) -> None:
+        for name in names:
+            command = self._unbuilt.pop(name)()
+            command.name = name
+            self.commands[name] = command
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        """Build the command ``args`` names (every one for an unknown name), then resolve."""
+        if args and args[0] not in self.commands:
+            self._build([args[0]] if args[0] in self._unbuilt else list(self._unbuilt))
+        return super().resolve_command(ctx, args)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        """Every command's name, in registration order (help builds them all)."""
+        self._build(list(self._unbuilt))
+        return [*self._order, *(name for name in self.commands if name not in self._order)]
+
+
+__all__ = [
+    "EndpointName",
+    "Environment",
+    "JsonOutput",
+    "LazyGroup",
+    "PlainCommand",
+    "PlainGroup",
+]
