@@ -1,4 +1,4 @@
-"""Two small context-manager shapes that many classes share, written once."""
+"""Small context-manager shapes that many classes share, written once."""
 
 from __future__ import annotations
 
@@ -17,6 +17,20 @@ class Closing:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class AsyncClosing:
+    """A resource used in ``async with``: leaving the block awaits :meth:`aclose`."""
+
+    async def aclose(self) -> None:
+        """Release what the resource holds."""
+        raise NotImplementedError  # pragma: no cover
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
 class Running:

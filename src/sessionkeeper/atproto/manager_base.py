@@ -13,8 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, TypeVar
 
 import httpx
 
@@ -29,7 +28,7 @@ from sessionkeeper.clock import SYSTEM_CLOCK, Clock
 from sessionkeeper.events import SessionEvent
 from sessionkeeper.flow import BlockingDriver, Call, Delete, Flow, Get, Locked, Put
 from sessionkeeper.http_limits import bounded_async_client, bounded_client
-from sessionkeeper.lifecycle import Closing
+from sessionkeeper.lifecycle import AsyncClosing, Closing
 from sessionkeeper.session_state import SessionState
 from sessionkeeper.singleflight import single_flight
 from sessionkeeper.stores.base import Store
@@ -317,7 +316,7 @@ class BlockingManager(_ManagerState[S], Closing):
         return decode_result(response, nsid, now=self._state.clock.time())
 
 
-class AsyncManager(_ManagerState[S]):
+class AsyncManager(_ManagerState[S], AsyncClosing):
     """The asyncio shell: the same flows on an :class:`AsyncDriver` and ``httpx.AsyncClient``.
 
     ``session``, ``needs_refresh``, ``on_session_event`` and the auto-refresh
@@ -348,17 +347,6 @@ class AsyncManager(_ManagerState[S]):
         await self._driver.aclose()
         if self._owns_http:
             await self._http.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- sessions -------------------------------------------------------------------------
 

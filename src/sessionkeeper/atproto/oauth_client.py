@@ -18,8 +18,7 @@ import os
 import sys
 import webbrowser
 from collections.abc import Mapping
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -50,7 +49,7 @@ from sessionkeeper.atproto.oauth_pending import (
 from sessionkeeper.atproto.oauth_session import OAuthSession
 from sessionkeeper.clock import SYSTEM_CLOCK, Clock
 from sessionkeeper.flow import BlockingDriver, Flow
-from sessionkeeper.lifecycle import Closing
+from sessionkeeper.lifecycle import AsyncClosing, Closing
 from sessionkeeper.stores.base import Store
 
 logger = logging.getLogger(__name__)
@@ -253,7 +252,7 @@ class OAuthClient(_ClientFace, Closing):
         )
 
 
-class AsyncOAuthClient(_ClientFace):
+class AsyncOAuthClient(_ClientFace, AsyncClosing):
     """The asyncio twin of :class:`OAuthClient`: the same names, I/O as coroutines."""
 
     def __init__(
@@ -293,17 +292,6 @@ class AsyncOAuthClient(_ClientFace):
         await self._driver.aclose()
         if self._owns_http:
             await self._http.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def authorize(self, handle_or_did_or_url: str, *, redirect_uri: str | None = None) -> str:
         """Start signing in ``handle_or_did_or_url``; return the URL to open in a browser."""
