@@ -216,3 +216,23 @@ def test_a_small_gzip_answer_that_decodes_to_300_mib_is_refused(hostile: Hostile
 def test_a_gzip_answer_within_the_cap_decodes_as_usual() -> None:
     with HostileServer("gzip-bomb", size=2 * MIB) as server, bounded_client(30) as client:
         assert client.get(server.url).content == bytes(2 * MIB)
+
+
+@pytest.mark.parametrize("hostile", ["huge-body"], indirect=True)
+def test_oauth_sign_in_on_its_default_client_refuses_an_oversized_answer(
+    hostile: HostileServer, tmp_path: Path
+) -> None:
+    from sessionkeeper.atproto import AsyncOAuthClient, OAuthClient
+    from sessionkeeper.atproto.errors import OAuthResolutionError
+
+    with OAuthClient(tmp_path) as client, pytest.raises(OAuthResolutionError) as caught:
+        client.authorize(hostile.url)
+    assert "ResponseTooLargeError" in str(caught.value)
+
+    async def authorize() -> None:
+        async with AsyncOAuthClient(tmp_path) as client:
+            await client.authorize(hostile.url)
+
+    with pytest.raises(OAuthResolutionError) as caught:
+        asyncio.run(authorize())
+    assert "ResponseTooLargeError" in str(caught.value)

@@ -49,6 +49,7 @@ from sessionkeeper.atproto.oauth_pending import (
 from sessionkeeper.atproto.oauth_session import OAuthSession
 from sessionkeeper.clock import SYSTEM_CLOCK, Clock
 from sessionkeeper.flow import BlockingDriver, Flow
+from sessionkeeper.http_limits import bounded_async_client, bounded_client
 from sessionkeeper.lifecycle import AsyncClosing, Closing
 from sessionkeeper.stores.base import Store
 
@@ -190,7 +191,7 @@ class OAuthClient(_ClientFace, Closing):
         )
         self.store = self._settings.store
         self._owns_http = http is None
-        self._http = http if http is not None else httpx.Client(timeout=DEFAULT_TIMEOUT)
+        self._http = http if http is not None else bounded_client(DEFAULT_TIMEOUT)
         self._driver = BlockingDriver(self.store, self._http)
 
     def close(self) -> None:
@@ -284,7 +285,7 @@ class AsyncOAuthClient(_ClientFace, AsyncClosing):
         )
         self.store = self._settings.store
         self._owns_http = http is None
-        self._http = http if http is not None else httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
+        self._http = http if http is not None else bounded_async_client(DEFAULT_TIMEOUT)
         self._driver = AsyncDriver(self.store, self._http)
 
     async def aclose(self) -> None:
