@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Callable, Iterator
 
@@ -14,19 +13,13 @@ import pytest
 
 from sessionkeeper.stores.redis import RedisStore
 from sessionkeeper.testing.redis_server import RedisServer
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+from tests.support import missing_component
 
 
 def require_redis_server() -> None:
     """Skip the test when redis-server is missing, or fail in CI where it must be there."""
     if RedisServer.find_binary() is None:
-        message = "redis-server is not installed (run `make redis-server`)"
-        if _in_ci():
-            pytest.fail(message + "; CI must have every real component")
-        pytest.skip(message)
+        missing_component("redis-server is not installed (run `make redis-server`)")
 
 
 @pytest.fixture(scope="session")

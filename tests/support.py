@@ -20,22 +20,24 @@ def in_ci() -> bool:
 def missing_component(message: str) -> None:
     """Skip locally, fail in CI: a real component the suite needs is not there."""
     if in_ci():
-        pytest.fail(f"{message} (required when CI=true)")
+        pytest.fail(f"{message}; CI must have every real component (CI=true)")
     pytest.skip(message)
+
+
+def venv_tool(script: str, what: str) -> str:
+    """The path ``scripts/<script>`` prints last once its venv is built; else missing."""
+    result = subprocess.run(
+        [str(REPO / "scripts" / script)], capture_output=True, text=True, cwd=REPO, check=False
+    )
+    lines = result.stdout.strip().splitlines()
+    if result.returncode != 0 or not lines or not Path(lines[-1]).exists():
+        missing_component(f"cannot build {what}: {result.stderr[-500:]}")
+    return lines[-1]
 
 
 def original_hac_python() -> str:
     """Path of a python that has the original hac-client-core 0.1.2 installed."""
-    result = subprocess.run(
-        [str(REPO / "scripts" / "orig-hac-venv.sh")],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-    )
-    if result.returncode != 0:
-        missing_component(f"cannot build the original hac-client-core venv: {result.stderr[-500:]}")
-    return result.stdout.strip().splitlines()[-1]
+    return venv_tool("orig-hac-venv.sh", "the original hac-client-core venv")
 
 
 def run_atproto_cli(

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from sessionkeeper.testing import FakeHac
+from tests.support import original_hac_python
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -35,16 +36,7 @@ out = {}
 @pytest.fixture(scope="module")
 def original_python() -> str:
     """The python of a private venv holding the original library (built if needed)."""
-    result = subprocess.run(
-        ["./scripts/orig-hac-venv.sh"], capture_output=True, text=True, cwd=REPO, check=False
-    )
-    lines = result.stdout.strip().splitlines()
-    if result.returncode != 0 or not lines or not Path(lines[-1]).exists():
-        message = f"cannot build the original hac-client-core venv: {result.stderr[-500:]}"
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(message)
-        pytest.skip(message)
-    return lines[-1]
+    return original_hac_python()
 
 
 @pytest.fixture

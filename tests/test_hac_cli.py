@@ -17,6 +17,7 @@ from sessionkeeper.cli.config import ConfigError, load_config
 from sessionkeeper.cli.hac_config_edit import ConfigFile
 from sessionkeeper.hac.session import SessionManager
 from sessionkeeper.testing.fake_hac import FakeHac
+from tests.support import missing_component
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -370,7 +371,7 @@ def test_the_store_variable_is_the_one_the_store_module_reads() -> None:
 def test_the_hac_console_script_is_installed(home: Path) -> None:
     script = Path(sys.executable).parent / "hac"
     if not script.exists():
-        pytest.skip("the hac console script is not installed in this environment")
+        missing_component("the hac console script is not installed in this environment")
     result = subprocess.run(
         [str(script), "--help"],
         env={**os.environ, "HOME": str(home)},

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from sessionkeeper.testing.fake_hac import FakeHac
-from tests.support import REPO, missing_component
+from tests.support import venv_tool
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -45,16 +45,7 @@ BAD_IMPEX = "INSERT_UPDATE NoSuchType;code[unique=true]\n;x\n"
 @pytest.fixture(scope="module")
 def original() -> str:
     """The original ``hac`` script, installed in its own venv by the project's script."""
-    result = subprocess.run(
-        [str(REPO / "scripts" / "orig-hac-cli-venv.sh")],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-    )
-    if result.returncode != 0:
-        missing_component(f"cannot build the hac-client-cli venv: {result.stderr[-500:]}")
-    return result.stdout.strip().splitlines()[-1]
+    return venv_tool("orig-hac-cli-venv.sh", "the hac-client-cli venv")
 
 
 @dataclass
