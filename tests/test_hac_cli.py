@@ -525,3 +525,43 @@ def test_a_mistyped_command_is_refused_with_the_closest_name(home: Path) -> None
     done = run_hac(home, "grovy", "return 1")
     assert done.returncode == 2
     assert "No such command 'grovy'" in done.stderr and "'groovy'" in done.stderr
+
+
+def _start(
+    home: Path, url: str, *extra: str, password: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return run_hac(
+        home, "--url", url, "session", "start", "local", "-u", "admin", *extra,
+        env={**(env or {}), "HAC_PASSWORD": password},
+    )  # fmt: skip
+
+
+def test_save_password_checks_the_password_even_when_a_cached_session_works(
+    fake: FakeHac, home: Path, tmp_path: Path
+) -> None:
+    keyring_file = tmp_path / "keyring.json"
+    env = {"PYTHON_KEYRING_BACKEND": FILE_KEYRING, FILE_KEYRING_ENV: str(keyring_file)}
+    assert _start(home, fake.url, password="nimda").returncode == 0
+    wrong = _start(home, fake.url, "--save-password", password="not-it", env=env)
+    assert wrong.returncode == 1, wrong.stdout
+    assert "Traceback" not in wrong.stderr
+    assert not keyring_file.exists() or b"not-it" not in keyring_file.read_bytes()
+
+
+def test_a_keyring_that_cannot_store_is_reported_without_a_traceback(
+    fake: FakeHac, home: Path
+) -> None:
+    failed = _start(home, fake.url, "--save-password", password="nimda")  # the fail backend
+    assert failed.returncode == 1
+    assert failed.stderr.startswith("ERROR: ") and "Traceback" not in failed.stderr
+
+
+def test_session_start_keeps_the_urls_basic_login_for_a_gate_in_front_of_hac(
+    fake: FakeHac, home: Path
+) -> None:
+    gated = fake.url.replace("http://", "http://gate:pw@")
+    started = _start(home, gated, password="nimda")
+    assert started.returncode == 0, started.stderr
+    assert "pw@" not in started.stdout + started.stderr
+    sent = {request.headers.get("authorization") for request in fake.recent_requests}
+    assert sent == {"Basic Z2F0ZTpwdw=="}  # base64 of gate:pw, on every request

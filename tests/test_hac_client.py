@@ -601,3 +601,32 @@ def test_a_store_failing_at_logout_is_a_client_error(
         client.logout()
     assert client.session_info is None
     assert fake.active_sessions() == 0
+
+
+class _CountingStore(MemoryStore):
+    """A memory store that counts its reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def get(self, name: str) -> bytes | None:
+        self.reads += 1
+        return super().get(name)
+
+
+def test_use_session_starts_from_a_session_already_read_without_reading_it_again(
+    fake: FakeHac, make_client: MakeClient
+) -> None:
+    store = _CountingStore()
+    manager = SessionManager(store=store)
+    with make_client(session_manager=manager) as first:
+        first.login()
+    cached = manager.load_session(first.base_url, "admin", "local")
+    assert cached is not None
+    client = make_client(session_manager=manager)
+    client.use_session(cached)
+    store.reads = 0
+    assert client.execute_groovy("return 5").execution_result == "5"
+    assert store.reads == 0
+    assert fake.logins == 1

@@ -70,6 +70,9 @@ def test_base_url_must_be_http() -> None:
         HacUrls.parse("h:9002")
     with pytest.raises(ValueError):
         HacUrls.parse("ftp://h/hac")
+    with pytest.raises(ValueError, match="must look like") as caught:
+        HacUrls.parse("htp://gate:s3cret@h:9002")
+    assert "s3cret" not in str(caught.value)
 
 
 def test_redirect_target_keeps_our_origin_and_the_path() -> None:

@@ -184,6 +184,8 @@ def open_client(
         quiet=quiet and not options.verbose,
         session_manager=manager,
     )
+    if session is not None:
+        client.use_session(session)
     with client:
         yield client
 

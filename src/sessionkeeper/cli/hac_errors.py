@@ -24,10 +24,11 @@ class CliError(Exception):
 
 
 def _expected(exc: Exception) -> bool:
+    from sessionkeeper.cli.hac_credentials import CredentialError
     from sessionkeeper.hac.errors import HacClientError
     from sessionkeeper.stores.errors import StoreError
 
-    return isinstance(exc, HacClientError | StoreError | OSError | ValueError)
+    return isinstance(exc, HacClientError | StoreError | CredentialError | OSError | ValueError)
 
 
 @contextmanager

@@ -93,7 +93,7 @@ def start_session(
         manager = session_manager(options)
         cached = manager.load_session(target.session_url, user, target.key)
         client = HacClient(
-            target.session_url,
+            target.url,  # its user part is a gate's Basic login; the key never holds it
             LazyPasswordAuth(user, lambda: secret),
             environment=target.key,
             timeout=target.timeout,
@@ -102,12 +102,12 @@ def start_session(
             session_manager=manager,
         )
         with client:
-            if cached is None:
-                client.login(force=True)
+            if cached is None or save_password:
+                client.login(force=True)  # a password kept in the keyring has been checked
             else:
                 # Like the original: a cached session that still works is kept. One
                 # light request proves it (a dead one is replaced by a fresh login).
-                client.login()
+                client.use_session(cached)
                 client.get_update_log()
         if save_password:
             save_keyring_password(target.environment, user, secret)

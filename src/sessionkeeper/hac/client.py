@@ -252,6 +252,12 @@ class HacClient(Closing):
         self._last_used_at = cached.last_used_at
         return self._adopt(cached.session_id, cached.csrf_token, cached.route_cookie)
 
+    def use_session(self, cached: SessionMetadata) -> None:
+        """Start from ``cached``, a session just read for this client's key, without reading
+        it again (ours; the ``hac`` command finds a session before it builds its client)."""
+        with self._session_guard:
+            self._adopt_cached(cached)
+
     def _load_cached(self) -> SessionMetadata | None:
         if self.session_manager is None:
             return None

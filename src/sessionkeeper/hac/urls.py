@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from sessionkeeper.redaction import redact_url
+
 DEFAULT_WEB_ROOT = "/hac"
 
 
@@ -27,7 +29,8 @@ class HacUrls:
         parts = urlsplit(base_url.strip())
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(
-                f"HAC base URL {base_url!r} must look like https://host:9002 or https://host:9002/hac"
+                f"HAC base URL {redact_url(base_url)!r} must look like https://host:9002 "
+                "or https://host:9002/hac"
             )
         path = parts.path.rstrip("/")
         userinfo, at, host = parts.netloc.rpartition("@")
