@@ -213,6 +213,13 @@ def test_a_small_gzip_answer_that_decodes_to_300_mib_is_refused(hostile: Hostile
     assert hostile.bytes_sent < DEFAULT_MAX_BODY  # small on the wire, huge decoded
 
 
+@pytest.mark.parametrize("hostile", ["gzip-gzip-bomb"], indirect=True)
+def test_an_answer_encoded_twice_is_refused_before_it_decodes(hostile: HostileServer) -> None:
+    with bounded_client(30) as client, pytest.raises(ResponseTooLargeError) as caught:
+        client.get(hostile.url)
+    assert "'gzip, gzip'" in str(caught.value)
+
+
 def test_a_gzip_answer_within_the_cap_decodes_as_usual() -> None:
     with HostileServer("gzip-bomb", size=2 * MIB) as server, bounded_client(30) as client:
         assert client.get(server.url).content == bytes(2 * MIB)

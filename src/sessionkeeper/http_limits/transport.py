@@ -120,9 +120,20 @@ class _Budget:
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body:
             raise self.too_large(int(declared))
-        encoding = response.headers.get("content-encoding", "").strip().lower()
-        if encoding in _COUNTED_ENCODINGS:
-            self.decoded = _DecodedSize()
+        # httpx decodes every encoding the header lists, in turn: only one counted one
+        # (or none) is readable within the cap.
+        listed = response.headers.get("content-encoding", "").lower().split(",")
+        encodings = [e.strip() for e in listed if e.strip() not in ("", "identity")]
+        if not encodings:
+            return
+        if len(encodings) > 1 or encodings[0] not in _COUNTED_ENCODINGS:
+            raise ResponseTooLargeError(
+                f"the answer of {_origin(self.request)} to {self.request.method} is encoded "
+                f"{', '.join(encodings)!r}, whose decoded size cannot be bounded (asked for "
+                f"{ACCEPT_ENCODING}); refusing to read it",
+                request=self.request,
+            )
+        self.decoded = _DecodedSize()
 
     def count(self, chunk: bytes) -> None:
         self.received += len(chunk)

@@ -26,9 +26,16 @@ from typing import Literal, Self
 
 from sessionkeeper.lifecycle import Running
 
-Behaviour = Literal["trickle-headers", "trickle-body", "huge-body", "huge-chunked", "gzip-bomb"]
+Behaviour = Literal[
+    "trickle-headers", "trickle-body", "huge-body", "huge-chunked", "gzip-bomb", "gzip-gzip-bomb"
+]
 _BLOCK = b"x" * 65536
 _HEADERS = b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+
+
+def _gzip(data: bytes) -> bytes:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return compressor.compress(data) + compressor.flush()
 
 
 class HostileServer(Running):
@@ -122,10 +129,13 @@ class HostileServer(Running):
         elif self.behaviour == "trickle-body":
             yield _HEADERS + b"Content-Length: 1000000\r\n\r\n"
             yield from self._slowly(b"<" * 1_000_000)
-        elif self.behaviour == "gzip-bomb":
-            bomb = self._gzip_bomb()
-            yield (
-                _HEADERS + f"Content-Encoding: gzip\r\nContent-Length: {len(bomb)}\r\n\r\n".encode()
+        elif self.behaviour in ("gzip-bomb", "gzip-gzip-bomb"):
+            # Twice compressed, under "gzip, gzip": httpx decodes every listed encoding.
+            twice = self.behaviour == "gzip-gzip-bomb"
+            bomb = _gzip(self._gzip_bomb()) if twice else self._gzip_bomb()
+            encoding = "gzip, gzip" if twice else "gzip"
+            yield _HEADERS + (
+                f"Content-Encoding: {encoding}\r\nContent-Length: {len(bomb)}\r\n\r\n".encode()
             )
             yield bomb
         elif self.behaviour == "huge-body":
