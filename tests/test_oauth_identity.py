@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Generator
 from typing import Any
 
@@ -189,3 +191,9 @@ def test_authorization_server_metadata_is_checked(changes: dict[str, Any], probl
 def test_pkce_s256_matches_rfc_7636_appendix_b() -> None:
     verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
     assert s256_challenge(verifier) == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+
+
+def test_importing_the_atproto_package_leaves_dnspython_for_the_first_txt_lookup() -> None:
+    probe = "import sys, sessionkeeper.atproto; print('dns' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

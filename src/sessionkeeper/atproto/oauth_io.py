@@ -12,9 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import dns.exception
-import dns.resolver
-
 from sessionkeeper.atproto.errors import OAuthResolutionError
 from sessionkeeper.flow import Call, Flow, NetworkFailure, Send
 
@@ -30,6 +27,10 @@ class TxtQuery:
 
     def __call__(self) -> list[str]:
         """Resolve now (no answer, no such name and timeouts all give ``[]``)."""
+        # Here, not at import: dnspython costs ~35 ms that password-only users never need.
+        import dns.exception
+        import dns.resolver
+
         try:
             answer = dns.resolver.resolve(self.name, "TXT", lifetime=DNS_TIMEOUT)
         except dns.exception.DNSException:
