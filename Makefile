@@ -50,7 +50,7 @@ test: install lint typecheck system-deps docs
 demo: install
 	@for scene in demo/scene_*.py; do $(BIN)/python "$$scene" || exit 1; done
 
-bench: install system-deps oauth-client-node
+bench: install redis-server reference-pds orig-hac oauth-client-node  # no browser: no benchmark drives one
 	@for b in benchmarks/bench_*.py; do $(BIN)/python "$$b" || exit 1; done
 
 clean:

@@ -24,7 +24,7 @@ from _table import paired, print_table, verdict
 from sessionkeeper.testing.fake_hac import spawn
 
 REPO = Path(__file__).resolve().parent.parent
-REPEAT = int(os.environ.get("BENCH_REPEAT", "15"))
+REPEAT = int(os.environ.get("BENCH_REPEAT", "21"))
 FROM_IMPORT = "from hac_client_core import HacClient, BasicAuthHandler"
 #: A library script: import, one client, one Groovy run on its cached session.
 SCRIPT = (

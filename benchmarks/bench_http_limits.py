@@ -5,6 +5,8 @@
 2. Memory of a hostile 100 MiB answer: peak traced memory of a new process that
    GETs it with each client (the plain one reads it all; the bounded one stops at
    its 4 MiB cap).
+3. A server trickling its headers at 1 byte/s: how long a HAC login and an
+   ATProto login, each on a 2 s timeout, take to give up (target: the timeout).
 """
 
 from __future__ import annotations
@@ -12,12 +14,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 import textwrap
+import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 
 import httpx
 
 from _table import paired, print_table, verdict
+from sessionkeeper.atproto import PersistentSessionManager
+from sessionkeeper.hac import BasicAuthHandler, HacClient
 from sessionkeeper.http_limits import MIB, bounded_client
 from sessionkeeper.testing._server import LoopbackHandler, LoopbackServer
 from sessionkeeper.testing.hostile_server import HostileServer
@@ -26,6 +33,7 @@ BODY = json.dumps({"did": "did:plc:" + "a" * 24, "handle": "alice.test", "pad": 
 REQUESTS = 50
 OVERHEAD_TARGET = 1.10
 HUGE = 100 * MIB
+TRICKLE_TIMEOUT = 2.0
 
 _PROBE = textwrap.dedent(
     """
@@ -89,6 +97,39 @@ def peak(url: str, kind: str) -> tuple[int, str]:
     return int(result["peak"]), str(result["result"])
 
 
+def give_up_after(attempt: Callable[[], object]) -> float:
+    """Seconds until ``attempt()`` fails against the trickling server."""
+    started = time.monotonic()
+    try:
+        attempt()
+    except Exception:  # the failure is what is timed
+        return time.monotonic() - started
+    raise AssertionError("a trickling server answered in full")
+
+
+def trickle_rows() -> list[list[str]]:
+    """One row per client: seconds to give up on a server trickling its headers."""
+    with HostileServer("trickle-headers") as server, tempfile.TemporaryDirectory() as home:
+        hac = HacClient(
+            server.url,
+            BasicAuthHandler("admin", "nimda"),
+            timeout=int(TRICKLE_TIMEOUT),
+            session_persistence=False,
+        )
+        atproto = PersistentSessionManager(home, server.url, http=bounded_client(TRICKLE_TIMEOUT))
+        with hac, atproto:
+            times = {
+                "HacClient.login()": give_up_after(hac.login),
+                "PersistentSessionManager.login()": give_up_after(
+                    lambda: atproto.login("alice.test", "app-password")
+                ),
+            }
+    return [
+        [name, f"{seconds:.1f}", verdict(seconds < TRICKLE_TIMEOUT + 0.5)]
+        for name, seconds in times.items()
+    ]
+
+
 def main() -> None:
     """Measure and print both tables."""
     plain, bounded = overhead()
@@ -121,6 +162,12 @@ def main() -> None:
                 f"{bounded_peak / plain_peak:.3f}",
             ],
         ],
+    )
+
+    print_table(
+        f"Bounded HTTP: a server trickling its headers at 1 byte/s, timeout {TRICKLE_TIMEOUT:g} s",
+        ["client", "gave up after s", f"target: ~{TRICKLE_TIMEOUT:g} s"],
+        trickle_rows(),
     )
 
 

@@ -6,7 +6,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="$root/.tools/ours-hac"
 stamp="$venv/.built"
-if [ ! -x "$venv/bin/hac" ] || [ -n "$(find "$root/src" "$root/pyproject.toml" -newer "$stamp" -print -quit 2>/dev/null)" ]; then
+if [ ! -x "$venv/bin/hac" ] || [ -n "$(find "$root/src" "$root/pyproject.toml" -type f -not -name '*.pyc' -newer "$stamp" -print -quit 2>/dev/null)" ]; then
   python3 -m venv --clear "$venv" >&2
   "$venv/bin/pip" install -q --disable-pip-version-check "$root" >&2
   touch "$stamp"
