@@ -40,6 +40,21 @@ def original_hac_python() -> str:
     return venv_tool("orig-hac-venv.sh", "the original hac-client-core venv")
 
 
+def atproto_cli_command(
+    session_dir: Path,
+    *args: str,
+    password: str | None = None,
+    env_extra: dict[str, str] | None = None,
+) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment of ``sessionkeeper atproto --session-dir DIR ARGS`` (no ATP_)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ATP_", "SESSIONKEEPER_"))}
+    env |= {"COLUMNS": "200", **(env_extra or {})}
+    if password is not None:
+        env["ATP_PASSWORD"] = password
+    command = [sys.executable, "-m", "sessionkeeper", "atproto", "--session-dir", str(session_dir)]
+    return [*command, *args], env
+
+
 def run_atproto_cli(
     session_dir: Path,
     *args: str,
@@ -48,20 +63,9 @@ def run_atproto_cli(
     env_extra: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``sessionkeeper atproto --session-dir DIR ARGS`` as a subprocess, no ATP_ leaks."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ATP_", "SESSIONKEEPER_"))}
-    env |= {"COLUMNS": "200", **(env_extra or {})}
-    if password is not None:
-        env["ATP_PASSWORD"] = password
+    command, env = atproto_cli_command(session_dir, *args, password=password, env_extra=env_extra)
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sessionkeeper",
-            "atproto",
-            "--session-dir",
-            str(session_dir),
-            *args,
-        ],
+        command,
         capture_output=True,
         text=True,
         env=env,

@@ -4,10 +4,8 @@ real subprocess signing in against the fake authorization server."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import httpx
 import pytest
 
 from sessionkeeper.testing.fake_oauth import DEFAULT_DID, FakeOAuth
+from tests.support import atproto_cli_command, run_atproto_cli
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -25,16 +24,17 @@ def fake() -> Iterator[FakeOAuth]:
         yield server
 
 
+def fake_env(fake: FakeOAuth) -> dict[str, str]:
+    """Handles and DIDs resolve on the fake."""
+    return {"ATP_HANDLE_RESOLVER": fake.url, "ATP_PLC_DIRECTORY": fake.url}
+
+
 def cli(fake: FakeOAuth, sessions: Path, *args: str) -> tuple[list[str], dict[str, str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ATP_", "SESSIONKEEPER_"))}
-    env.update(ATP_HANDLE_RESOLVER=fake.url, ATP_PLC_DIRECTORY=fake.url, COLUMNS="200")
-    command = [sys.executable, "-m", "sessionkeeper", "atproto", "--session-dir", str(sessions)]
-    return [*command, *args], env
+    return atproto_cli_command(sessions, *args, env_extra=fake_env(fake))
 
 
 def run(fake: FakeOAuth, sessions: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    command, env = cli(fake, sessions, *args)
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    return run_atproto_cli(sessions, *args, env_extra=fake_env(fake))
 
 
 def test_login_with_oauth_then_list_whoami_call_logout(tmp_path: Path, fake: FakeOAuth) -> None:
