@@ -52,6 +52,10 @@ class Endpoint:
     #: The file held a ``password`` here; it is ignored (``config -v`` says so).
     had_password: bool = False
 
+    def as_json(self) -> dict[str, Any]:
+        """The endpoint as the ``--json`` outputs show it (hac-client-cli's fields)."""
+        return {"url": self.url, "ignore_ssl": self.ignore_ssl, "timeout": self.timeout}
+
 
 @dataclass(frozen=True)
 class Environment:
@@ -60,6 +64,19 @@ class Environment:
     name: str
     endpoints: dict[str, Endpoint]
     default_endpoint: str | None = None
+
+    def endpoints_json(self) -> dict[str, dict[str, Any]]:
+        """Each endpoint's :meth:`Endpoint.as_json`, by name."""
+        return {name: endpoint.as_json() for name, endpoint in self.endpoints.items()}
+
+    def as_json(self, default_environment: str | None) -> dict[str, Any]:
+        """The environment as ``env show --json`` and ``config -e ENV --json`` show it."""
+        return {
+            "name": self.name,
+            "endpoints": self.endpoints_json(),
+            "default_endpoint": self.default_endpoint,
+            "is_default": self.name == default_environment,
+        }
 
 
 @dataclass(frozen=True)

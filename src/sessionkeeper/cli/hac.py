@@ -28,6 +28,7 @@ from sessionkeeper.cli.hac_params import (
     JsonOutput,
     LazyGroup,
     PlainCommand,
+    Quiet,
 )
 
 #: The subcommands, built one at a time by :class:`HacGroup` as a command line names them.
@@ -54,8 +55,6 @@ commands.add_typer(hac_env.endpoint_app, name="endpoint")
 commands.add_typer(hac_sessions.app, name="session")
 commands.add_typer(hac_update.app, name="update")
 commands.command("config", cls=PlainCommand)(hac_config_cmd.config_command)
-
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Suppress informational messages")]
 
 
 @app.callback()

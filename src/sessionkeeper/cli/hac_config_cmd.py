@@ -8,12 +8,12 @@ environment's endpoints and prints an example in the schema that is read.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from sessionkeeper.cli import hac_output as out
-from sessionkeeper.cli.config import Environment, HacConfig, config_path, load_config
+from sessionkeeper.cli.config import HacConfig, config_path, load_config
 from sessionkeeper.cli.hac_context import group_options
 from sessionkeeper.cli.hac_errors import CliError, reported
 
@@ -45,13 +45,6 @@ timeout = 120
 url = "https://prod-node2.example.com"
 timeout = 120
 """
-
-
-def _endpoints_json(env: Environment) -> dict[str, Any]:
-    return {
-        name: {"url": ep.url, "ignore_ssl": ep.ignore_ssl, "timeout": ep.timeout}
-        for name, ep in env.endpoints.items()
-    }
 
 
 def _issues(config: HacConfig) -> list[str]:
@@ -148,14 +141,7 @@ def _show_environment(config: HacConfig, name: str, json_output: bool) -> None:
         )
         raise CliError(f"Environment '{name}' not found\n\nAvailable environments:{available}")
     if json_output:
-        out.emit_json(
-            {
-                "name": name,
-                "endpoints": _endpoints_json(env),
-                "default_endpoint": env.default_endpoint,
-                "is_default": name == config.default_environment,
-            }
-        )
+        out.emit_json(env.as_json(config.default_environment))
         return
     out.line(f"Environment: {name}{_marker(config, name)}")
     for ep_name, ep in env.endpoints.items():
@@ -185,7 +171,7 @@ def _show_all(config: HacConfig, json_output: bool) -> None:
                 "default_environment": config.default_environment,
                 "environments": {
                     name: {
-                        "endpoints": _endpoints_json(env),
+                        "endpoints": env.endpoints_json(),
                         "default_endpoint": env.default_endpoint,
                     }
                     for name, env in config.environments.items()

@@ -38,7 +38,6 @@ class Options:
 
     config: Path | None = None
     environment: str | None = None
-    endpoint: str | None = None
     url: str | None = None
     username: str | None = None
     password: str | None = None
@@ -85,13 +84,12 @@ def resolve_target(
 ) -> Target:
     """The endpoint chosen by the command's ``-e``/``-n`` (else the group's, else defaults)."""
     env = environment or options.environment
-    ep = endpoint or options.endpoint
     if options.url:
-        env_name, ep_name = env or "local", ep or "hac"
+        env_name, ep_name = env or "local", endpoint or "hac"
         target = Target(options.url, env_name, ep_name, 30, False)
     else:
         config = load_config(config_path(options.config))
-        env_name, ep_name, found = config.endpoint(env, ep)
+        env_name, ep_name, found = config.endpoint(env, endpoint)
         target = Target(
             found.url, env_name, ep_name, found.timeout, found.ignore_ssl, found.username
         )

@@ -68,7 +68,8 @@ def env_var_names(environment: str, what: str, endpoint: str | None = None) -> l
     return list(dict.fromkeys([*names, f"HAC_{what}"]))
 
 
-def _from_env(environment: str, what: str, endpoint: str | None) -> str | None:
+def from_env(environment: str, what: str, endpoint: str | None) -> str | None:
+    """The first of :func:`env_var_names` that is set (``SESSION_ID``, ``PASSWORD``, ...)."""
     for name in env_var_names(environment, what, endpoint):
         value = os.environ.get(name)
         if value:
@@ -86,12 +87,12 @@ def interactive() -> bool:
 
 def username_from_env(environment: str, endpoint: str | None = None) -> str | None:
     """The username the environment variables give, if any."""
-    return _from_env(environment, "USERNAME", endpoint)
+    return from_env(environment, "USERNAME", endpoint)
 
 
 def password_from_env(environment: str, endpoint: str | None = None) -> str | None:
     """The password the environment variables give, if any."""
-    return _from_env(environment, "PASSWORD", endpoint)
+    return from_env(environment, "PASSWORD", endpoint)
 
 
 def keyring_password(environment: str, username: str) -> str | None:
@@ -147,6 +148,7 @@ __all__ = [
     "CredentialError",
     "env_var_names",
     "find_password",
+    "from_env",
     "interactive",
     "keyring_password",
     "keyring_user",

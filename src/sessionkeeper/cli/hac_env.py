@@ -7,16 +7,16 @@ stderr, and the file is replaced atomically.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from sessionkeeper.cli import hac_output as out
-from sessionkeeper.cli.config import ConfigError, Endpoint, Environment, config_path, parse_config
+from sessionkeeper.cli.config import ConfigError, Environment, config_path, parse_config
 from sessionkeeper.cli.hac_config_edit import ConfigFile
 from sessionkeeper.cli.hac_context import group_options
 from sessionkeeper.cli.hac_errors import CliError, reported
-from sessionkeeper.cli.hac_params import PlainCommand, PlainGroup
+from sessionkeeper.cli.hac_params import PlainCommand, PlainGroup, QuietNames
 
 env_app = typer.Typer(
     cls=PlainGroup, help="Manage HAC environments", no_args_is_help=True, rich_markup_mode=None
@@ -27,7 +27,6 @@ endpoint_app = typer.Typer(
 
 Format = Annotated[str, typer.Option("--format", "-f", help="Output format: table, json")]
 NoHeaders = Annotated[bool, typer.Option("--no-headers", help="Suppress column headers")]
-QuietNames = Annotated[bool, typer.Option("--quiet", "-q", help="Minimal output (names only)")]
 EnvName = Annotated[str, typer.Argument(help="Environment name")]
 EndpointArg = Annotated[str, typer.Argument(help="Endpoint name")]
 
@@ -46,19 +45,6 @@ def _all_environments(file: ConfigFile) -> tuple[list[Environment], str | None]:
         default_ep = raw.get("default_endpoint") if isinstance(raw, dict) else None
         environments.append(env or Environment(name, {}, default_ep))
     return environments, file.data.get("default_environment")
-
-
-def _endpoint_json(ep: Endpoint) -> dict[str, Any]:
-    return {"url": ep.url, "ignore_ssl": ep.ignore_ssl, "timeout": ep.timeout}
-
-
-def _env_json(env: Environment, default: str | None) -> dict[str, Any]:
-    return {
-        "name": env.name,
-        "endpoints": {name: _endpoint_json(ep) for name, ep in env.endpoints.items()},
-        "default_endpoint": env.default_endpoint,
-        "is_default": env.name == default,
-    }
 
 
 @env_app.command("list", cls=PlainCommand)
@@ -81,7 +67,7 @@ def list_environments(
             out.markup("  hac endpoint add local hac --url https://localhost:9002")
             return
         if format == "json":
-            out.emit_json([_env_json(env, default) for env in environments])
+            out.emit_json([env.as_json(default) for env in environments])
         elif quiet:
             for env in environments:
                 out.line(env.name)
@@ -124,7 +110,7 @@ def show_environment(
     with reported():
         env, default = _environment(_file(ctx), name)
         if json_output:
-            out.emit_json(_env_json(env, default))
+            out.emit_json(env.as_json(default))
             return
         out.line(f"Environment: {env.name}{' (default)' if env.name == default else ''}")
         out.line()
@@ -206,7 +192,7 @@ def list_endpoints(
         if format == "json":
             out.emit_json(
                 [
-                    {"name": name, **_endpoint_json(ep), "is_default": name == env.default_endpoint}
+                    {"name": name, **ep.as_json(), "is_default": name == env.default_endpoint}
                     for name, ep in endpoints
                 ]
             )

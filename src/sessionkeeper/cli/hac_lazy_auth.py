@@ -27,11 +27,6 @@ class LazyPasswordAuth(AuthHandler):
     def __repr__(self) -> str:
         return f"LazyPasswordAuth(username={self.username!r}, password=***)"
 
-    @property
-    def password(self) -> str | None:
-        """The password, if one was needed and found so far."""
-        return self._password
-
     def apply_auth(self, request: httpx.Request) -> httpx.Request:
         """Nothing per request: the session cookie carries the login."""
         return request

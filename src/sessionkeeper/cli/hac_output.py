@@ -14,8 +14,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from sessionkeeper.cli.hac_errors import CliError
-
 
 def line(text: str = "") -> None:
     """One line on stdout."""
@@ -30,11 +28,6 @@ def err(text: str) -> None:
 def emit_json(payload: Any) -> None:
     """``payload`` as indented JSON on stdout, like the original's ``json.dumps(indent=2)``."""
     line(json.dumps(payload, indent=2))
-
-
-def fail(message: str, code: int = 1) -> CliError:
-    """The error to raise for ``ERROR: message`` and exit ``code``."""
-    return CliError(message, code)
 
 
 def tab_rows(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -74,11 +67,11 @@ def table(
     Console().print(drawn)
 
 
-def markup(text: str, *, stderr: bool = False) -> None:
+def markup(text: str) -> None:
     """A line with rich markup (colours on a terminal, plain text in a pipe)."""
     from rich.console import Console
 
-    Console(stderr=stderr).print(text)
+    Console().print(text)
 
 
 def format_duration(seconds: float) -> str:
@@ -99,7 +92,6 @@ __all__ = [
     "csv_rows",
     "emit_json",
     "err",
-    "fail",
     "format_duration",
     "hint",
     "line",

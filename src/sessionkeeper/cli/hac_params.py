@@ -33,6 +33,8 @@ _PLAIN: tuple[type, ...] = (str, int, float, bool, Path)
 Environment = Annotated[str | None, typer.Option("--environment", "-e", help="Environment name")]
 EndpointName = Annotated[str | None, typer.Option("--endpoint", "-n", help="Endpoint name")]
 JsonOutput = Annotated[bool, typer.Option("--json", help="Output as JSON")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Suppress informational messages")]
+QuietNames = Annotated[bool, typer.Option("--quiet", "-q", help="Minimal output (names only)")]
 
 
 def _plain_type(annotation: Any) -> tuple[type, bool] | None:
@@ -169,4 +171,6 @@ __all__ = [
     "LazyGroup",
     "PlainCommand",
     "PlainGroup",
+    "Quiet",
+    "QuietNames",
 ]

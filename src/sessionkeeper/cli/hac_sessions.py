@@ -8,7 +8,6 @@ prefix only, never whole.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Annotated, Any
 
@@ -24,6 +23,7 @@ from sessionkeeper.cli.hac_context import (
 )
 from sessionkeeper.cli.hac_credentials import (
     find_password,
+    from_env,
     password_from_env,
     save_keyring_password,
 )
@@ -116,14 +116,6 @@ def start_session(
         out.line(f"  URL: {target.session_url}")
 
 
-def _first_env(target: Target, name: str) -> str | None:
-    env, ep = target.environment.upper(), target.endpoint.upper()
-    for variable in (f"HAC_{name}_{env}_{ep}", f"HAC_{name}_{env}", f"HAC_{name}"):
-        if os.environ.get(variable):
-            return os.environ[variable]
-    return None
-
-
 @app.command("import", cls=PlainCommand)
 def import_session(
     ctx: typer.Context,
@@ -154,9 +146,9 @@ def import_session(
             session_id = session_id or data.get("session_id")
             csrf_token = csrf_token or data.get("csrf_token")
             route_cookie = route_cookie or data.get("route_cookie")
-        session_id = session_id or _first_env(target, "SESSION_ID")
-        csrf_token = csrf_token or _first_env(target, "CSRF_TOKEN")
-        route_cookie = route_cookie or _first_env(target, "ROUTE_COOKIE")
+        session_id = session_id or from_env(target.environment, "SESSION_ID", target.endpoint)
+        csrf_token = csrf_token or from_env(target.environment, "CSRF_TOKEN", target.endpoint)
+        route_cookie = route_cookie or from_env(target.environment, "ROUTE_COOKIE", target.endpoint)
         for value, what, flag in (
             (user, "Username", "--username, HAC_USERNAME"),
             (session_id, "Session ID", "--session-id, HAC_SESSION_ID"),

@@ -24,6 +24,8 @@ from sessionkeeper.cli.hac_params import (
     JsonOutput,
     PlainCommand,
     PlainGroup,
+    Quiet,
+    QuietNames,
 )
 
 if TYPE_CHECKING:
@@ -40,7 +42,6 @@ app = typer.Typer(
 Extension = Annotated[
     str | None, typer.Option("--extension", "-x", help="Extension containing patches")
 ]
-QuietNames = Annotated[bool, typer.Option("--quiet", "-q", help="Minimal output (names only)")]
 
 
 def _is_tty() -> bool:
@@ -295,9 +296,7 @@ def run_update(
         bool, typer.Option("--follow/--no-follow", "-f", help="Follow update log")
     ] = True,
     json_output: JsonOutput = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="Suppress informational messages")
-    ] = False,
+    quiet: Quiet = False,
     pending_patches: Annotated[
         bool,
         typer.Option("--pending-patches/--no-pending-patches", help="Include required patches"),
