@@ -62,7 +62,7 @@ def _content_findings(name: str, data: bytes, where: str, now: float) -> list[Fi
     if session_format is None:
         return [_note(where, "is not a session file; sessionkeeper ignores it", "none needed")]
     try:
-        session_format.check(name, data)
+        session_format.load(name, data)
     except FormatError as exc:
         return [
             _problem(

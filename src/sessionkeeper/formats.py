@@ -66,10 +66,6 @@ class SessionFormat:
     dead: Callable[[Any, float, ExpiryPolicy], str | None]
     prune_reason: PruneReason = PruneReason.REFRESH_EXPIRED
 
-    def check(self, name: str, data: bytes) -> Any:
-        """Load ``data`` as this format's entry ``name``; :class:`FormatError` if unusable."""
-        return self.load(name, data)
-
 
 def never_dies(entry: object, now: float, policy: ExpiryPolicy) -> str | None:
     """The ``dead`` of formats whose entries never expire (state, settings)."""

@@ -105,7 +105,7 @@ def _copy_one(
             if data is None:
                 return CopyResult(name, CopyOutcome.IGNORED, "removed during the migration")
             try:
-                session_format.check(name, data)
+                session_format.load(name, data)
             except FormatError as exc:
                 return CopyResult(name, CopyOutcome.FAILED, f"{session_format.label}: {exc}")
             existing = destination.get(name)

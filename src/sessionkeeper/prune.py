@@ -60,7 +60,7 @@ def prune_verdict(
     if session_format is None:
         return None
     try:
-        entry = session_format.check(name, data)
+        entry = session_format.load(name, data)
     except FormatError:
         return None  # corrupt files are the doctor's business, never silently removed
     why = session_format.dead(entry, now, ExpiryPolicy(idle=idle))

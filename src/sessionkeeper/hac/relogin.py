@@ -20,6 +20,7 @@ from sessionkeeper.hac.session import (
     SessionMetadata,
     decode_session,
     encode_session,
+    session_key,
     session_name,
 )
 from sessionkeeper.singleflight import Produced, Verdict
@@ -53,10 +54,10 @@ class HacRelogin:
     def decode(self, raw: bytes | None) -> SessionMetadata | None:
         """The cached session of exactly this key (corrupt or another key's: absent)."""
         session = decode_session(raw) if raw is not None else None
-        if session is not None and (
-            session.base_url != self.base_url
-            or session.username != self.username
-            or session.environment != self.environment
+        if session is not None and session_key(session) != (
+            self.base_url,
+            self.username,
+            self.environment,
         ):
             session = None
         self._stored = session

@@ -14,8 +14,7 @@ from pathlib import Path
 
 from sessionkeeper.stores.base import (
     DEFAULT_LOCK_TIMEOUT,
-    check_value_size,
-    check_value_type,
+    checked_value,
     validate_name,
 )
 from sessionkeeper.stores.files import (
@@ -94,8 +93,7 @@ class DirectoryStore:
     def put(self, name: str, data: bytes) -> None:
         """Write atomically: temp file, fsync, rename, fsync the directory."""
         path = self._file(name)
-        data = check_value_type(data)
-        check_value_size(name, len(data))
+        data = checked_value(name, data)
         with io_errors("write", path):
             if not self._swept:
                 self._swept = True

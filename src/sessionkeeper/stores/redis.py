@@ -158,8 +158,7 @@ class RedisStore:
         renew: bool = True,
     ) -> None:
         target = parse_redis_url(url) if isinstance(url, str) else url
-        self.url = target.safe_url
-        self._safe_url = target.safe_url
+        self.url = target.safe_url  #: the URL without its password
         try:
             self.lease = _seconds("lease", _store_option(target, "lease", lease, DEFAULT_LEASE))
             chosen_ttl = _store_option(target, "ttl", ttl, None) or None
@@ -172,14 +171,14 @@ class RedisStore:
                 ),
             )
         except ValueError as exc:
-            raise StoreUrlError(f"Redis store {self._safe_url!r}: {exc}") from None
+            raise StoreUrlError(f"Redis store {self.url!r}: {exc}") from None
         self._lock_timeout = lock_timeout
         self.cluster = (
             target.kind == "cluster" if client is None else isinstance(client, RedisCluster)
         )
         if self.cluster and self.replicas:
             raise StoreUrlError(
-                f"Redis store {self._safe_url!r}: replicas= is not supported on Redis "
+                f"Redis store {self.url!r}: replicas= is not supported on Redis "
                 "Cluster (WAIT confirms one node's replicas only)"
             )
         self._keys = RedisKeys(
@@ -203,25 +202,25 @@ class RedisStore:
         return Script(cast(Any, self._client), text)
 
     def __repr__(self) -> str:
-        return f"RedisStore({self._safe_url!r}, prefix={self.prefix!r})"
+        return f"RedisStore({self.url!r}, prefix={self.prefix!r})"
 
     # -- errors -----------------------------------------------------------
     def _fail(self, exc: Exception) -> NoReturn:
         if isinstance(exc, redis.AuthenticationError):
             raise StoreUnavailableError(
-                f"Redis at {self._safe_url} refused the credentials: {exc}"
+                f"Redis at {self.url} refused the credentials: {exc}"
             ) from exc
         if isinstance(exc, (*_UNAVAILABLE, RedisClusterException)):
             raise StoreUnavailableError(
-                f"Redis at {self._safe_url} is unavailable ({exc}); check that the "
+                f"Redis at {self.url} is unavailable ({exc}); check that the "
                 "server (or, with Sentinel, a master) runs and the URL is right"
             ) from exc
         if isinstance(exc, redis.exceptions.MovedError | redis.exceptions.AskError):
             raise StoreError(
-                f"Redis at {self._safe_url} is a Redis Cluster node that does not own this "
+                f"Redis at {self.url} is a Redis Cluster node that does not own this "
                 "name's slot: open the cluster as redis+cluster://HOST:PORT[,HOST:PORT...]"
             ) from exc
-        raise StoreError(f"Redis at {self._safe_url} failed: {exc}") from exc
+        raise StoreError(f"Redis at {self.url} failed: {exc}") from exc
 
     def _call(self, command: str, *args: Any) -> Any:
         try:
@@ -244,7 +243,7 @@ class RedisStore:
             self._fail(exc)
         if int(confirmed) < self.replicas:
             raise StoreUnavailableError(
-                f"Redis at {self._safe_url}: the write reached the master but only "
+                f"Redis at {self.url}: the write reached the master but only "
                 f"{int(confirmed)} of {self.replicas} replicas confirmed it within "
                 f"{self.replicas_timeout:g} s; it may be lost if the master fails now"
             )

@@ -42,18 +42,6 @@ SCHEMES: dict[str, tuple[str, bool]] = {
 SECRET_PARAMS = frozenset({"password", "ssl_password", "sentinel_password"})
 
 
-def _text(value: str) -> str:
-    return value
-
-
-def _number(value: str) -> float:
-    return float(value)
-
-
-def _whole(value: str) -> int:
-    return int(value)
-
-
 def _flag(value: str) -> bool:
     lowered = value.lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -67,27 +55,27 @@ def _flag(value: str) -> bool:
 STORE_OPTIONS = ("prefix", "lease", "ttl", "replicas", "replicas_timeout")
 #: Options handed to redis-py's connections, with their converters.
 CONNECTION_OPTIONS: dict[str, Callable[[str], Any]] = {
-    "db": _whole,
-    "username": _text,
-    "password": _text,
-    "client_name": _text,
-    "socket_timeout": _number,
-    "socket_connect_timeout": _number,
-    "health_check_interval": _whole,
-    "max_connections": _whole,
+    "db": int,
+    "username": str,
+    "password": str,
+    "client_name": str,
+    "socket_timeout": float,
+    "socket_connect_timeout": float,
+    "health_check_interval": int,
+    "max_connections": int,
     "socket_keepalive": _flag,
 }
 TLS_OPTIONS: dict[str, Callable[[str], Any]] = {
-    "ssl_cert_reqs": _text,
-    "ssl_ca_certs": _text,
-    "ssl_certfile": _text,
-    "ssl_keyfile": _text,
-    "ssl_password": _text,
+    "ssl_cert_reqs": str,
+    "ssl_ca_certs": str,
+    "ssl_certfile": str,
+    "ssl_keyfile": str,
+    "ssl_password": str,
     "ssl_check_hostname": _flag,
 }
 SENTINEL_OPTIONS: dict[str, Callable[[str], Any]] = {
-    "sentinel_username": _text,
-    "sentinel_password": _text,
+    "sentinel_username": str,
+    "sentinel_password": str,
 }
 
 
