@@ -12,7 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sessionkeeper.testing.fake_oauth import DEFAULT_DID, FakeOAuth
+from sessionkeeper.atproto import OAuthClient
+from sessionkeeper.atproto.oauth_session import oauth_name_for_did
+from sessionkeeper.stores import DirectoryStore
+from sessionkeeper.testing.fake_oauth import DEFAULT_DID, DEFAULT_HANDLE, FakeOAuth
 from tests.support import atproto_cli_command, run_atproto_cli
 
 pytestmark = pytest.mark.timeout(120)
@@ -35,6 +38,15 @@ def cli(fake: FakeOAuth, sessions: Path, *args: str) -> tuple[list[str], dict[st
 
 def run(fake: FakeOAuth, sessions: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return run_atproto_cli(sessions, *args, env_extra=fake_env(fake))
+
+
+def signed_in(fake: FakeOAuth, sessions: Path) -> None:
+    """Store an OAuth session of alice in ``sessions`` the way the library signs in."""
+    with OAuthClient(
+        store=DirectoryStore(sessions), handle_resolver=fake.url, plc_directory=fake.url
+    ) as client:
+        location = httpx.get(client.authorize(DEFAULT_HANDLE)).headers["location"]
+        client.callback(location)
 
 
 def test_login_with_oauth_then_list_whoami_call_logout(tmp_path: Path, fake: FakeOAuth) -> None:
@@ -94,3 +106,22 @@ def test_a_declined_oauth_login_fails_naming_the_decline(tmp_path: Path, fake: F
     _, err = login.communicate(timeout=60)
     assert login.returncode != 0
     assert "declined" in err
+
+
+def test_unreadable_and_misnamed_oauth_entries_hide_no_other_session(
+    tmp_path: Path, fake: FakeOAuth
+) -> None:
+    sessions = tmp_path / "s"
+    signed_in(fake, sessions)
+    (sessions / "oauth_did_plc_huge.json").write_bytes(b" " * (2 * 1024 * 1024))  # over the cap
+    own = (sessions / oauth_name_for_did(DEFAULT_DID)).read_bytes()
+    (sessions / "oauth_did_plc_someoneelse.json").write_bytes(own)  # not the DID it names
+    listed = run(fake, sessions, "sessions", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [row["did"] for row in json.loads(listed.stdout)] == [DEFAULT_DID]
+    assert "oauth_did_plc_huge.json" in listed.stderr  # skipped with a warning naming it
+    table = run(fake, sessions, "sessions", "list")
+    assert table.returncode == 0 and DEFAULT_DID in table.stdout, table.stderr
+    whoami = run(fake, sessions, "whoami")  # the only readable session is picked
+    assert whoami.returncode == 0, whoami.stderr
+    assert DEFAULT_HANDLE in whoami.stdout

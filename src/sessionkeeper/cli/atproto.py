@@ -35,11 +35,10 @@ from sessionkeeper.atproto import (
 from sessionkeeper.atproto.codec import validate_did
 from sessionkeeper.atproto.did_resolution import DidResolutionError, resolve_pds
 from sessionkeeper.atproto.interop import import_session_string
-from sessionkeeper.atproto.listing import stored_sessions
+from sessionkeeper.atproto.listing import stored_oauth_sessions, stored_sessions
 from sessionkeeper.cli.atproto_oauth import (
     oauth_login,
     oauth_rows,
-    oauth_sessions,
     open_oauth_manager,
     print_oauth_sessions,
     print_oauth_whoami,
@@ -213,7 +212,7 @@ def _pick_did(options: Options, store: Store) -> str:
     if options.did:
         return options.did
     stored = [session.did for session in stored_sessions(store)]
-    stored += [s.did for s in oauth_sessions(store) if s.did not in stored]
+    stored += [s.did for s in stored_oauth_sessions(store) if s.did not in stored]
     current = load_state(store).current
     if current in stored:
         return current

@@ -19,9 +19,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from sessionkeeper.atproto import OAuthClient, OAuthSession, OAuthSessionManager
-from sessionkeeper.atproto.errors import CorruptSessionError
-from sessionkeeper.atproto.oauth_session import OAUTH_PREFIX, OAUTH_SUFFIX, decode_oauth
-from sessionkeeper.stores.base import Store, iter_items
+from sessionkeeper.atproto.listing import stored_oauth_sessions
+from sessionkeeper.stores.base import Store
 
 HANDLE_RESOLVER_ENV = "ATP_HANDLE_RESOLVER"
 PLC_DIRECTORY_ENV = "ATP_PLC_DIRECTORY"
@@ -44,19 +43,6 @@ def oauth_login(store: Store, handle: str, *, open_browser: bool, timeout: float
         session = manager.session
         assert session is not None  # callback stores and makes the session current
         return session
-
-
-def oauth_sessions(store: Store) -> list[OAuthSession]:
-    """Every readable OAuth session in ``store``, sorted by DID (no network)."""
-    found = []
-    for name, raw in iter_items(store):
-        if not (name.startswith(OAUTH_PREFIX) and name.endswith(OAUTH_SUFFIX)):
-            continue
-        try:
-            found.append(decode_oauth(raw, name=name))
-        except CorruptSessionError:
-            continue
-    return sorted(found, key=lambda s: s.did)
 
 
 def open_oauth_manager(store: Store, did: str) -> OAuthSessionManager | None:
@@ -88,13 +74,13 @@ def oauth_rows(store: Store, current: str | None) -> list[dict[str, Any]]:
             "access_expires_at": s.expires_at,
             "current": s.did == current,
         }
-        for s in oauth_sessions(store)
+        for s in stored_oauth_sessions(store)
     ]
 
 
 def print_oauth_sessions(console: Console, store: Store, current: str | None) -> bool:
     """Print the OAuth sessions as a table; return whether there were any."""
-    rows = oauth_sessions(store)
+    rows = stored_oauth_sessions(store)
     if not rows:
         return False
     table = Table(title="ATProto OAuth sessions")
