@@ -13,8 +13,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
+import jwt
 import pytest
 
 from sessionkeeper.atproto import (
@@ -25,13 +27,14 @@ from sessionkeeper.atproto import (
     SessionNetworkError,
 )
 from sessionkeeper.atproto.dpop import generate_dpop_jwk, jwk_thumbprint
+from sessionkeeper.atproto.oauth_client_auth import ClientCredentials
 from sessionkeeper.atproto.oauth_manager import AsyncOAuthSessionManager, OAuthSessionManager
 from sessionkeeper.atproto.oauth_session import OAuthSession, oauth_name_for_did
 from sessionkeeper.clock import ManualClock
 from sessionkeeper.stores.errors import StoreUnavailableError
 from sessionkeeper.stores.memory import MemoryStore
 from sessionkeeper.stores.redis import RedisStore
-from sessionkeeper.testing.fake_oauth import FakeOAuth
+from sessionkeeper.testing.fake_oauth import FakeOAuth, thumbprint_of
 from sessionkeeper.testing.redis_server import RedisServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -282,6 +285,45 @@ def test_a_token_answer_that_is_not_an_object_is_a_named_error(
         with pytest.raises(SessionError, match="not a JSON object"):
             m.refresh_token()
         assert m.session == session
+
+
+def test_a_confidential_refresh_signs_a_new_assertion_for_the_nonce_retry(
+    tmp_path: Path, server: FakeOAuthPds, clock: ManualClock
+) -> None:
+    credentials = ClientCredentials(
+        client_id="https://app.example/confidential-client.json",
+        redirect_uri="https://app.example/callback",
+        scope="atproto transition:generic",
+        key={**generate_dpop_jwk(), "kid": "key-1"},
+    )
+    server.register_client(credentials.metadata)
+    key = generate_dpop_jwk()
+    session = OAuthSession.from_token_response(
+        server.issue(DID, thumbprint_of(key), client_id=credentials.client_id),
+        issuer=server.url,
+        token_endpoint=f"{server.url}/oauth/token",
+        pds_url=server.url,
+        client_id=credentials.client_id,
+        dpop_jwk=key,
+        now=clock.time(),
+    )
+    jtis: list[str] = []
+
+    def record(request: httpx.Request) -> None:
+        if request.url.path == "/oauth/token":
+            assertion = dict(parse_qsl(request.content.decode()))["client_assertion"]
+            jtis.append(jwt.decode(assertion, options={"verify_signature": False})["jti"])
+
+    with (
+        httpx.Client(event_hooks={"request": [record]}) as http,
+        OAuthSessionManager(
+            tmp_path, clock=clock, http=http, client_auth=credentials.auth_fields
+        ) as m,
+    ):
+        m.store_session(session)  # no nonce known yet: the token endpoint asks for one
+        m.refresh_token()
+    assert server.counts["token-nonce"] == 1 and server.counts["refresh"] == 1
+    assert len(jtis) == 2 and jtis[0] != jtis[1]  # an assertion's jti is single use
 
 
 def test_oauth_auth_with_a_plain_httpx_client(

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 
-from sessionkeeper.atproto.dpop import DpopSigner, generate_dpop_jwk, send_with_nonce
+from sessionkeeper.atproto.dpop import DpopSigner, generate_dpop_jwk
 from sessionkeeper.atproto.errors import (
     OAuthCallbackError,
     OAuthResolutionError,
@@ -28,6 +28,7 @@ from sessionkeeper.atproto.errors import (
 )
 from sessionkeeper.atproto.identity import IdentityResolver, is_did, verify_issuer_flow
 from sessionkeeper.atproto.oauth_client_auth import ClientCredentials
+from sessionkeeper.atproto.oauth_flows import dpop_post
 from sessionkeeper.atproto.oauth_metadata import (
     AuthServerMetadata,
     fetch_auth_server,
@@ -38,35 +39,16 @@ from sessionkeeper.atproto.oauth_pending import PendingAuthorization
 from sessionkeeper.atproto.oauth_pkce import new_verifier, s256_challenge
 from sessionkeeper.atproto.oauth_session import OAuthSession
 from sessionkeeper.atproto.xrpc import error_body
-from sessionkeeper.flow import Flow, NetworkFailure, Send
+from sessionkeeper.flow import Flow, NetworkFailure
 
 #: The scope every ATProto grant must contain.
 ATPROTO_SCOPE = "atproto"
 
 
-def signed_post(
-    signer: DpopSigner,
-    url: str,
-    form: Mapping[str, str],
-    credentials: ClientCredentials,
-    audience: str,
-    *,
-    what: str,
-) -> Flow[httpx.Response]:
-    """POST ``form`` with a DPoP proof and the client's credentials; follow one nonce request.
-
-    Each attempt carries a fresh client assertion (its ``jti`` is single use).
-    """
-
-    def prepare(nonce: str | None) -> Send:
-        body = {**form, **credentials.auth_fields(audience)}
-        return Send("POST", url, {"DPoP": signer.proof("POST", url, nonce=nonce)}, form=body)
-
-    response = yield from send_with_nonce(signer, url, prepare)
-    if isinstance(response, NetworkFailure):
-        raise OAuthTokenError(f"{what}: {url} unreachable ({response.reason})")
-    assert isinstance(response, httpx.Response)
-    return response
+def _reached(answer: httpx.Response | NetworkFailure, url: str, what: str) -> httpx.Response:
+    if isinstance(answer, NetworkFailure):
+        raise OAuthTokenError(f"{what}: {url} unreachable ({answer.reason})")
+    return answer
 
 
 def _refused(what: str, response: httpx.Response) -> OAuthTokenError:
@@ -133,9 +115,10 @@ def begin_authorization(
     if target.login_hint:
         form["login_hint"] = target.login_hint
     par_url = server.pushed_authorization_request_endpoint
-    response = yield from signed_post(
-        signer, par_url, form, credentials, server.issuer, what="pushed authorization request"
+    answer = yield from dpop_post(
+        signer, par_url, form, issuer=server.issuer, client_auth=credentials.auth_fields
     )
+    response = _reached(answer, par_url, "pushed authorization request")
     if response.status_code not in (200, 201):
         raise _refused("the pushed authorization request", response)
     request_uri = _json(response, "the pushed authorization request").get("request_uri")
@@ -224,9 +207,14 @@ def complete_authorization(
         "redirect_uri": pending.redirect_uri,
         "code_verifier": pending.verifier,
     }
-    response = yield from signed_post(
-        signer, pending.token_endpoint, form, credentials, pending.issuer, what="code exchange"
+    answer = yield from dpop_post(
+        signer,
+        pending.token_endpoint,
+        form,
+        issuer=pending.issuer,
+        client_auth=credentials.auth_fields,
     )
+    response = _reached(answer, pending.token_endpoint, "code exchange")
     if not response.is_success:
         raise _refused("the code exchange", response)
     body = _json(response, "the code exchange")

@@ -1,7 +1,9 @@
 """The OAuth flows after authorization, free of I/O: refresh a token set, revoke it.
 
-Both go through the one DPoP sender (:func:`~sessionkeeper.atproto.dpop.send_with_nonce`)
-and, for confidential clients, carry a client assertion. The refresh is the
+Both POST through :func:`dpop_post` (as do the sign-in flows of
+:mod:`~sessionkeeper.atproto.oauth_flow`), which uses the one DPoP sender
+(:func:`~sessionkeeper.atproto.dpop.send_with_nonce`) and, for confidential
+clients, signs a new client assertion for every attempt. The refresh is the
 core's single flight with :class:`OAuthRefresh` as its policy.
 """
 
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -39,13 +41,22 @@ IssuerCheck = Callable[[OAuthSession], Flow[None]]
 
 
 def dpop_post(
-    signer: DpopSigner, url: str, form: dict[str, str], headers: dict[str, str] | None = None
+    signer: DpopSigner,
+    url: str,
+    form: Mapping[str, str],
+    *,
+    issuer: str,
+    client_auth: ClientAuth | None = None,
 ) -> Flow[httpx.Response | NetworkFailure]:
-    """POST ``form`` to an authorization-server endpoint with a DPoP proof (nonce retry)."""
+    """POST ``form`` to an endpoint of ``issuer`` with a DPoP proof (nonce retry).
+
+    ``client_auth(issuer)`` is asked again for each attempt: a client assertion's
+    ``jti`` is single use, so the nonce retry carries a new one.
+    """
 
     def prepare(nonce: str | None) -> Send:
-        proof = signer.proof("POST", url, nonce=nonce)
-        return Send("POST", url, {**(headers or {}), "DPoP": proof}, form=form)
+        body = {**form, **(client_auth(issuer) if client_auth is not None else {})}
+        return Send("POST", url, {"DPoP": signer.proof("POST", url, nonce=nonce)}, form=body)
 
     answer: httpx.Response | NetworkFailure = yield from send_with_nonce(signer, url, prepare)
     return answer
@@ -93,9 +104,13 @@ class OAuthRefresh(TokenRefreshPolicy[OAuthSession]):
             "refresh_token": base.refresh_token,
             "client_id": base.client_id,
         }
-        if self._client_auth is not None:
-            form.update(self._client_auth(base.issuer))
-        answer = yield from dpop_post(self._signer, base.token_endpoint, form)
+        answer = yield from dpop_post(
+            self._signer,
+            base.token_endpoint,
+            form,
+            issuer=base.issuer,
+            client_auth=self._client_auth,
+        )
         if isinstance(answer, NetworkFailure):
             return Produced(Verdict.UNAVAILABLE, message=answer.reason)
         status = answer.status_code
@@ -156,9 +171,13 @@ def _revoke_locked(
     if current.revocation_endpoint:
         token = current.refresh_token or current.access_token
         form = {"token": token, "client_id": current.client_id}
-        if client_auth is not None:
-            form.update(client_auth(current.issuer))
-        answer = yield from dpop_post(signer, current.revocation_endpoint, form)
+        answer = yield from dpop_post(
+            signer,
+            current.revocation_endpoint,
+            form,
+            issuer=current.issuer,
+            client_auth=client_auth,
+        )
         _raise_unless_revoked(current, answer, "revocation endpoint")
         if check_url is not None:
             probe = yield from dpop_resource_get(signer, check_url, current.access_token)
