@@ -55,6 +55,23 @@ def atproto_cli_command(
     return [*command, *args], env
 
 
+def run_store_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``sessionkeeper store ARGS`` as a subprocess, without an inherited store URL."""
+    full_env = {k: v for k, v in os.environ.items() if k != "SESSIONKEEPER_STORE"}
+    full_env.update({"COLUMNS": "250", **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "sessionkeeper", "store", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=90,
+        check=False,
+    )
+
+
 def run_atproto_cli(
     session_dir: Path,
     *args: str,

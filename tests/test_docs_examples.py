@@ -11,7 +11,7 @@ public addresses the examples show are replaced by the fakes' before a block run
 - ``redis://localhost:6379`` becomes the redis-server's URL.
 
 A block that cannot run here (``make test`` itself, a Redis Cluster) is preceded by
-``<!-- skip: next "why" -->`` and reported as skipped with that reason.
+``<!-- skip: next "why" -->``, which states the reason in the page itself, and not run.
 """
 
 from __future__ import annotations

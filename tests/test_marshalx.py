@@ -348,7 +348,7 @@ def test_an_async_cold_start_cancelled_while_waiting_for_the_login_lock_leaves_i
 
     holder = threading.Thread(target=hold)
     holder.start()
-    taken.wait(10)
+    assert taken.wait(10), "the holder thread never took the lock"
 
     async def scenario() -> None:
         async with AsyncPersistentSessionManager(None, pds.url, store=store, clock=clock) as m:

@@ -7,8 +7,6 @@ slot; different names spread over the masters.
 from __future__ import annotations
 
 import secrets
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,6 +29,7 @@ from sessionkeeper.testing import FakePds
 from sessionkeeper.testing.redis_server import RedisClusterServers, RedisServer
 from sessionkeeper.testing.store_conformance import FRIENDLY_NAMES, SharedStoreConformance
 from tests.redis_fixture import require_redis_server
+from tests.support import run_store_cli
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(120)]
 
@@ -162,21 +161,12 @@ def test_store_migrate_moves_single_server_keys_onto_the_cluster(
             manager.login("move.test", "move password")
         sessions = dict(source.items())
         assert len(sessions) == 1
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "sessionkeeper",
-                "store",
-                "migrate",
-                "--from",
-                f"{single.url}?prefix=move:",
-                "--to",
-                f"{redis_cluster.url}?prefix=moved:",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=90,
+        done = run_store_cli(
+            "migrate",
+            "--from",
+            f"{single.url}?prefix=move:",
+            "--to",
+            f"{redis_cluster.url}?prefix=moved:",
             cwd=tmp_path,
         )
         source.close()

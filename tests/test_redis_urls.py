@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from sessionkeeper.stores.redis_url import parse_redis_url, redact_url
 from sessionkeeper.stores.url import open_store
 from sessionkeeper.testing.redis_server import RedisServer
 from tests.redis_fixture import require_redis_server
+from tests.support import run_store_cli
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -59,18 +59,11 @@ def test_an_unencoded_reserved_character_in_a_password_is_refused_without_showin
 def test_store_doctor_and_migrate_never_print_such_a_password(tmp_path: Path) -> None:
     # Every character at once; each one alone goes through the same display path above.
     url = f"redis://:{_password('#/?')}@127.0.0.1:6390/0"
-    env = {k: v for k, v in os.environ.items() if k != "SESSIONKEEPER_STORE"}
     for args in (
         ["doctor", "--store", url],
         ["migrate", "--from", f"dir:{tmp_path}", "--to", url],
     ):
-        result = subprocess.run(
-            [sys.executable, "-m", "sessionkeeper", "store", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-        )
+        result = run_store_cli(*args)
         assert result.returncode != 0
         assert not _leaks(result.stdout + result.stderr), result.stdout + result.stderr
 

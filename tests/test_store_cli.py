@@ -23,23 +23,12 @@ from sessionkeeper.stores import DirectoryStore, SqliteStore
 from sessionkeeper.stores.redis import RedisStore
 from sessionkeeper.testing.redis_server import RedisServer
 from tests.redis_fixture import require_redis_server
+from tests.support import run_store_cli
 
 pytestmark = pytest.mark.timeout(120)
 
 HOUR = 3600.0
 T = TypeVar("T")
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if k != "SESSIONKEEPER_STORE"}
-    full_env.update({"COLUMNS": "250", **(env or {})})
-    return subprocess.run(
-        [sys.executable, "-m", "sessionkeeper", "store", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=90,
-    )
 
 
 def hac_name(base_url: str, username: str, environment: str) -> str:
@@ -116,12 +105,12 @@ def test_migrate_copies_original_hac_cache_and_rust_sessions_and_skips_the_rest(
 ) -> None:
     hac_dir, rust_dir, sessions = legacy_caches
     target = f"sqlite:{tmp_path / 'all.db'}"
-    first = run_cli("migrate", "--from", f"dir:{hac_dir}", "--to", target)
+    first = run_store_cli("migrate", "--from", f"dir:{hac_dir}", "--to", target)
     assert first.returncode == 0, first.stderr
     assert "copied 2, skipped identical 0, conflicts 0, failed 0, ignored 1" in first.stdout
-    second = run_cli("migrate", "--from", f"dir:{rust_dir}", "--to", target)
+    second = run_store_cli("migrate", "--from", f"dir:{rust_dir}", "--to", target)
     assert "copied 1, skipped identical 0" in second.stdout
-    again = run_cli("migrate", "--from", f"dir:{hac_dir}", "--to", target)
+    again = run_store_cli("migrate", "--from", f"dir:{hac_dir}", "--to", target)
     assert "copied 0, skipped identical 2" in again.stdout
     store = SqliteStore(tmp_path / "all.db")
     assert {name: store.get(name) for name in store.names()} == sessions
@@ -131,7 +120,7 @@ def test_migrate_dry_run_writes_nothing(
     tmp_path: Path, legacy_caches: tuple[Path, Path, dict[str, bytes]]
 ) -> None:
     hac_dir, _rust, _sessions = legacy_caches
-    result = run_cli(
+    result = run_store_cli(
         "migrate", "--from", f"dir:{hac_dir}", "--to", f"dir:{tmp_path / 'new'}", "--dry-run"
     )
     assert result.returncode == 0, result.stderr
@@ -147,11 +136,11 @@ def test_migrate_keeps_a_different_destination_unless_told_to_overwrite(
     newer = atproto_session("did:plc:alice", refresh_expires_in=90 * 24 * HOUR)
     dest = DirectoryStore(tmp_path / "dest")
     dest.put(name, newer)
-    kept = run_cli("migrate", "--from", f"dir:{rust_dir}", "--to", f"dir:{dest.path}")
+    kept = run_store_cli("migrate", "--from", f"dir:{rust_dir}", "--to", f"dir:{dest.path}")
     assert kept.returncode == 0
     assert "conflicts 1" in kept.stdout
     assert dest.get(name) == newer
-    replaced = run_cli(
+    replaced = run_store_cli(
         "migrate", "--from", f"dir:{rust_dir}", "--to", f"dir:{dest.path}", "--overwrite"
     )
     assert "copied 1" in replaced.stdout
@@ -164,7 +153,7 @@ def test_migrate_reports_corrupt_sessions_as_failed_and_copies_the_others(
     hac_dir, _rust, _sessions = legacy_caches
     broken = hac_name("https://c:9002", "admin", "dev")
     write(hac_dir, broken, b'{"session_id": "half-writ')
-    result = run_cli("migrate", "--from", f"dir:{hac_dir}", "--to", f"dir:{tmp_path / 'd'}")
+    result = run_store_cli("migrate", "--from", f"dir:{hac_dir}", "--to", f"dir:{tmp_path / 'd'}")
     assert result.returncode == 1
     assert "copied 2, skipped identical 0, conflicts 0, failed 1" in result.stdout
     assert f"failed {broken} (hac session: it is not valid JSON" in result.stdout
@@ -176,14 +165,14 @@ def test_migrate_into_redis_shares_sessions_with_every_machine(
 ) -> None:
     hac_dir, _rust, sessions = legacy_caches
     url = f"{redis_server.url}?prefix=cli-migrate:"
-    result = run_cli("migrate", "--from", f"dir:{hac_dir}", "--to", url)
+    result = run_store_cli("migrate", "--from", f"dir:{hac_dir}", "--to", url)
     assert result.returncode == 0, result.stderr
     store = RedisStore(redis_server.url, prefix="cli-migrate:")
     assert store.names() == sorted(n for n in sessions if n.startswith("session_"))
 
 
 def test_migrate_refuses_a_missing_source_without_creating_it(tmp_path: Path) -> None:
-    result = run_cli("migrate", "--from", f"dir:{tmp_path / 'nope'}", "--to", "memory:")
+    result = run_store_cli("migrate", "--from", f"dir:{tmp_path / 'nope'}", "--to", "memory:")
     assert result.returncode == 1
     assert "does not exist" in result.stderr
     assert not (tmp_path / "nope").exists()
@@ -198,7 +187,7 @@ def test_migrate_to_the_same_store_is_a_usage_error(tmp_path: Path, spelling: st
     path = tmp_path / "sessions"
     path.mkdir()
     to_url = spelling.format(path=path, leaf=path.name)
-    result = run_cli("migrate", "--from", f"dir:{path}", "--to", to_url)
+    result = run_store_cli("migrate", "--from", f"dir:{path}", "--to", to_url)
     assert result.returncode == 2, result.stdout
     assert "same store" in result.stderr
 
@@ -231,14 +220,14 @@ def test_prune_dry_run_lists_dead_sessions_and_removes_nothing(mixed_store: Path
         return sorted(n for n in os.listdir(mixed_store) if not n.endswith(".lock"))
 
     before = listing()
-    result = run_cli("prune", "--store", f"dir:{mixed_store}", "--dry-run")
+    result = run_store_cli("prune", "--store", f"dir:{mixed_store}", "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "would remove 3 (1 idle HAC, 1 expired ATProto, 1 temp files); kept 2" in result.stdout
     assert listing() == before
 
 
 def test_prune_removes_idle_hac_expired_atproto_and_stale_temp_files(mixed_store: Path) -> None:
-    result = run_cli("prune", "--store", f"dir:{mixed_store}")
+    result = run_store_cli("prune", "--store", f"dir:{mixed_store}")
     assert result.returncode == 0, result.stderr
     assert "removed 3" in result.stdout
     assert sorted(os.listdir(mixed_store)) == sorted(
@@ -254,15 +243,17 @@ def test_prune_removes_idle_hac_expired_atproto_and_stale_temp_files(mixed_store
 def test_prune_idle_limit_is_configurable_and_store_comes_from_the_environment(
     mixed_store: Path,
 ) -> None:
-    result = run_cli("prune", "--idle", "30m", env={"SESSIONKEEPER_STORE": f"dir:{mixed_store}"})
+    result = run_store_cli(
+        "prune", "--idle", "30m", env={"SESSIONKEEPER_STORE": f"dir:{mixed_store}"}
+    )
     assert result.returncode == 0, result.stderr
     assert "(2 idle HAC, 1 expired ATProto, 1 temp files)" in result.stdout
     assert not (mixed_store / hac_name("https://h", "u", "idle1h")).exists()
 
 
 def test_prune_without_a_store_or_with_a_bad_duration_is_a_usage_error(tmp_path: Path) -> None:
-    assert run_cli("prune").returncode == 2
-    bad = run_cli("prune", "--store", f"dir:{tmp_path}", "--idle", "soon")
+    assert run_store_cli("prune").returncode == 2
+    bad = run_store_cli("prune", "--store", f"dir:{tmp_path}", "--idle", "soon")
     assert bad.returncode == 2
     assert "not a duration" in bad.stderr
 
@@ -276,7 +267,7 @@ def test_doctor_finds_every_problem_with_its_fix_and_changes_nothing(tmp_path: P
     os.utime(temp, (time.time() - 60, time.time() - 60))
     write(directory, ".gone.json.lock", b"")
     directory.chmod(0o755)
-    result = run_cli("doctor", "--store", f"dir:{directory}")
+    result = run_store_cli("doctor", "--store", f"dir:{directory}")
     assert result.returncode == 1
     out = result.stdout
     assert "directory is mode 0755; other users can list the sessions" in out
@@ -296,7 +287,7 @@ def test_doctor_passes_a_healthy_store(tmp_path: Path) -> None:
     store = DirectoryStore(tmp_path / "fine")
     store.put(hac_name("https://h", "u", "ok"), hac_session(idle=60))
     store.put(atproto_name("did:plc:ok"), atproto_session("did:plc:ok", refresh_expires_in=HOUR))
-    result = run_cli("doctor", "--store", f"dir:{store.path}")
+    result = run_store_cli("doctor", "--store", f"dir:{store.path}")
     assert result.returncode == 0, result.stdout
     assert "0 problems, 0 notes" in result.stdout
 
@@ -305,7 +296,7 @@ def test_doctor_reports_an_unreachable_redis_without_its_password() -> None:
     require_redis_server()
     with RedisServer(appendonly=False, password="doctor-secret") as server:
         url = server.url
-    result = run_cli("doctor", "--store", url)
+    result = run_store_cli("doctor", "--store", url)
     assert result.returncode == 1
     assert "unavailable" in result.stdout
     assert "doctor-secret" not in result.stdout + result.stderr
@@ -458,7 +449,7 @@ def test_a_store_path_that_is_a_file_is_a_clear_error_not_a_traceback(tmp_path: 
         ("prune", "--store", f"dir:{not_a_dir}"),
         ("migrate", "--from", f"dir:{source.path}", "--to", f"dir:{not_a_dir}"),
     ):
-        result = run_cli(*args)
+        result = run_store_cli(*args)
         assert result.returncode == 1, result.stderr
         assert "Traceback" not in result.stderr
         assert "cannot open" in result.stderr and "plain-file" in result.stderr
@@ -469,7 +460,7 @@ def test_a_store_path_that_is_a_file_is_a_clear_error_not_a_traceback(tmp_path: 
         "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
         "XDG_CACHE_HOME": str(not_a_dir),
     }
-    doctor = run_cli("doctor", "--store", "keyring:svc", env=keyring_env)
+    doctor = run_store_cli("doctor", "--store", "keyring:svc", env=keyring_env)
     assert doctor.returncode == 1, doctor.stderr
     assert "Traceback" not in doctor.stderr
     assert "cannot be opened" in doctor.stdout and "plain-file" in doctor.stdout

@@ -33,6 +33,7 @@ from sessionkeeper.stores import (
 )
 from sessionkeeper.stores.errors import StoreFullError, StoreIOError, UnsafeStoreError
 from sessionkeeper.testing.fake_pds import FakePds
+from tests.support import missing_component
 from tests.tmpfs_fixture import fill, remount_read_only, tiny_disk
 
 __all__ = ["tiny_disk"]
@@ -204,7 +205,7 @@ OTHER_UID = 54321
 @pytest.fixture
 def foreign_dir(tmp_path: Path) -> Path:
     if os.geteuid() != 0:
-        pytest.skip("giving a directory to another user needs root")
+        missing_component("giving a directory to another user needs root")
     directory = tmp_path / "theirs"
     directory.mkdir(mode=0o700)
     os.chown(directory, OTHER_UID, OTHER_UID)
@@ -218,7 +219,7 @@ def test_a_store_directory_owned_by_another_user_is_refused(foreign_dir: Path) -
 
 def test_a_sqlite_file_owned_by_another_user_is_refused(tmp_path: Path) -> None:
     if os.geteuid() != 0:
-        pytest.skip("giving a file to another user needs root")
+        missing_component("giving a file to another user needs root")
     SqliteStore(tmp_path / "s.db").close()
     os.chown(tmp_path / "s.db", OTHER_UID, OTHER_UID)
     with pytest.raises(UnsafeStoreError, match="another user"):
