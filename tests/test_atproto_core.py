@@ -16,6 +16,7 @@ from sessionkeeper.atproto.codec import decode_session, encode_session
 from sessionkeeper.atproto.core import (
     RefreshOutcome,
     is_due,
+    logout_flow,
     pds_endpoint,
     refresh_flow,
     refresh_verdict,
@@ -243,6 +244,27 @@ def test_refresh_flow_other_errors_raise_xrpc_error_and_keep_the_session() -> No
         "bad",
     )
     assert "did_plc_alice.json" in store
+
+
+def test_logout_sends_the_newest_refresh_token_stored_or_in_hand() -> None:
+    spent = session(NOW - 5, tag="spent")
+    ours = session(NOW + 7200, tag="ours")  # rotated here, but the store write failed
+    store = {"did_plc_alice.json": encode_session(spent)}
+    result, ops = run(logout_flow(ours, service_url="http://p"), store, [answer(200, {})])
+    send = next(op for op in ops if isinstance(op, Send))
+    assert send.url == "http://p/xrpc/com.atproto.server.deleteSession"
+    assert send.headers["Authorization"] == f"Bearer {ours.refresh_jwt}"
+    assert result == ours and store == {}
+
+
+def test_logout_prefers_a_newer_or_equal_stored_pair() -> None:
+    known = session(NOW - 5, tag="known")
+    for elsewhere in (session(NOW + 7200, tag="new"), session(NOW - 5, tag="same-second")):
+        store = {"did_plc_alice.json": encode_session(elsewhere)}
+        result, ops = run(logout_flow(known, service_url="http://p"), store, [answer(200, {})])
+        send = next(op for op in ops if isinstance(op, Send))
+        assert send.headers["Authorization"] == f"Bearer {elsewhere.refresh_jwt}"
+        assert result == elsewhere and store == {}
 
 
 def test_decode_result_json_empty_and_error() -> None:

@@ -19,7 +19,7 @@ import httpx
 from sessionkeeper.atproto.codec import encode_session, name_for_did
 from sessionkeeper.atproto.errors import SessionError, SessionNetworkError
 from sessionkeeper.atproto.jwt import token_expiry_or_none
-from sessionkeeper.atproto.kinds import PASSWORD, AtprotoKind, read_stored
+from sessionkeeper.atproto.kinds import PASSWORD, AtprotoKind, newest, read_stored
 from sessionkeeper.atproto.types import AtpSessionData
 from sessionkeeper.atproto.xrpc import (
     CREATE_SESSION,
@@ -187,9 +187,8 @@ class TokenRefreshPolicy(ABC, Generic[S]):
 
     def base(self, stored: S | None, known: S | None) -> S | None:
         """The newest set known, in the store, in this holder's hands or in memory."""
-        candidates = [s for s in (stored, known, self._in_memory) if s is not None]
-        candidates = [s for s in candidates if self.kind.account(s) == self.did]
-        return max(candidates, key=self.kind.issued, default=None)
+        ours = [s for s in (stored, known, self._in_memory) if s is not None]
+        return newest(self.kind, *(s for s in ours if self.kind.account(s) == self.did))
 
     @abstractmethod
     def produce(self, base: S | None) -> Flow[Produced[S]]:
@@ -277,10 +276,12 @@ def login_flow(
 
 
 def logout_flow(session: AtpSessionData, *, service_url: str) -> Flow[AtpSessionData]:
-    """Under the DID's lock: deleteSession with the newest stored refresh token, then remove it.
+    """Under the DID's lock: deleteSession with the newest refresh token, then remove the session.
 
-    The server revokes the refresh token; a network failure or an error answer
-    is logged and the session is removed locally all the same.
+    That is the stored pair, unless ``session`` is newer (a rotation whose store
+    write failed: the stored refresh token is spent). The server revokes the
+    refresh token; a network failure or an error answer is logged and the
+    session is removed locally all the same.
     """
     name = name_for_did(session.did)
     current: AtpSessionData = yield Locked(name, _logout_locked(session, name, service_url))
@@ -289,7 +290,8 @@ def logout_flow(session: AtpSessionData, *, service_url: str) -> Flow[AtpSession
 
 def _logout_locked(session: AtpSessionData, name: str, service_url: str) -> Flow[AtpSessionData]:
     stored = read_stored(PASSWORD, (yield Get(name)), name, session.did)
-    current = stored if stored is not None else session
+    # The stored pair, unless ours is newer (we rotated but could not store it).
+    current = newest(PASSWORD, stored, session) or session
     answer = yield Send("POST", xrpc_url(service_url, DELETE_SESSION), bearer(current.refresh_jwt))
     if isinstance(answer, NetworkFailure):
         logger.warning(

@@ -175,6 +175,15 @@ def read_stored(kind: AtprotoKind[S], raw: bytes | None, name: str, did: str) ->
     return stored
 
 
+def newest(kind: AtprotoKind[S], *sessions: S | None) -> S | None:
+    """The newest of ``sessions`` by ``kind.issued`` (``None`` ones skipped).
+
+    A tie goes to the one given first: callers name the stored set first, since
+    another holder may have rotated it within the same second.
+    """
+    return max((s for s in sessions if s is not None), key=kind.issued, default=None)
+
+
 # --- signing requests ----------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ import httpx
 from sessionkeeper.atproto.core import TokenRefreshPolicy
 from sessionkeeper.atproto.dpop import DpopSigner, send_with_nonce
 from sessionkeeper.atproto.errors import SessionError
-from sessionkeeper.atproto.kinds import OAUTH, read_stored, token_rejected
+from sessionkeeper.atproto.kinds import OAUTH, newest, read_stored, token_rejected
 from sessionkeeper.atproto.oauth_session import OAuthSession, refreshed
 from sessionkeeper.atproto.xrpc import error_body, retry_after
 from sessionkeeper.flow import Delete, Flow, Get, Locked, NetworkFailure, Send
@@ -144,7 +144,7 @@ def revoke_flow(
     client_auth: ClientAuth | None = None,
     check_url: str | None = None,
 ) -> Flow[OAuthSession]:
-    """Under the DID's lock: revoke the newest stored refresh token, prove it, remove it.
+    """Under the DID's lock: revoke the newest refresh token (stored or ours), prove it, remove it.
 
     The revocation endpoint answers 200 even when it revoked nothing, so the
     access token is then tried on the PDS (``check_url``): only a 401 there
@@ -166,8 +166,7 @@ def _revoke_locked(
     check_url: str | None,
 ) -> Flow[OAuthSession]:
     stored = read_stored(OAUTH, (yield Get(name)), name, session.did)
-    newer = stored is not None and OAUTH.issued(stored) >= OAUTH.issued(session)
-    current = stored if stored is not None and newer else session
+    current = newest(OAUTH, stored, session) or session
     if current.revocation_endpoint:
         token = current.refresh_token or current.access_token
         form = {"token": token, "client_id": current.client_id}
