@@ -19,7 +19,7 @@ import sys
 import webbrowser
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -57,12 +57,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_SCOPE = "atproto transition:generic"
 DEFAULT_REDIRECT_URI = "http://127.0.0.1/callback"
-
-
-def _with_port(redirect_uri: str, port_uri: str) -> str:
-    """``redirect_uri`` on the host and port of ``port_uri`` (the loopback receiver's)."""
-    ours, theirs = urlsplit(redirect_uri), urlsplit(port_uri)
-    return urlunsplit((ours.scheme, theirs.netloc, ours.path or "/", "", ""))
 
 
 class _ClientSettings:
@@ -234,8 +228,7 @@ class OAuthClient(_ClientFace, Closing):
         """Sign ``handle`` in through the browser and a loopback redirect on 127.0.0.1."""
         path = urlsplit(self._settings.credentials.redirect_uri).path or "/"
         with LoopbackReceiver(path) as receiver:
-            redirect = _with_port(self._settings.credentials.redirect_uri, receiver.redirect_uri)
-            url = self.authorize(handle, redirect_uri=redirect)
+            url = self.authorize(handle, redirect_uri=receiver.redirect_uri)
             announce(url)
             if open_browser:
                 webbrowser.open(url)
@@ -329,8 +322,7 @@ class AsyncOAuthClient(_ClientFace, AsyncClosing):
         """Sign ``handle`` in through the browser and a loopback redirect on 127.0.0.1."""
         path = urlsplit(self._settings.credentials.redirect_uri).path or "/"
         with LoopbackReceiver(path) as receiver:
-            redirect = _with_port(self._settings.credentials.redirect_uri, receiver.redirect_uri)
-            url = await self.authorize(handle, redirect_uri=redirect)
+            url = await self.authorize(handle, redirect_uri=receiver.redirect_uri)
             announce(url)
             if open_browser:
                 await asyncio.to_thread(webbrowser.open, url)
