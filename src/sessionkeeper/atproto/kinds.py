@@ -31,7 +31,8 @@ from sessionkeeper.atproto.oauth_session import (
     oauth_name_for_did,
 )
 from sessionkeeper.atproto.types import AtpSessionData
-from sessionkeeper.atproto.xrpc import error_body, is_rejected_access
+from sessionkeeper.atproto.xrpc import is_rejected_access
+from sessionkeeper.call_loop import can_replay
 from sessionkeeper.session_state import StateErrors
 from sessionkeeper.stores.base import Store
 
@@ -211,12 +212,12 @@ class SignerSource(Protocol):
 
 
 def token_rejected(response: httpx.Response) -> bool:
-    """Whether a resource server refused a DPoP access token as expired or invalid."""
-    if wants_nonce(response):
-        return False
-    if response.status_code == 401:
-        return True
-    return response.status_code == 400 and error_body(response)[0] == "ExpiredToken"
+    """Whether a resource server refused a DPoP access token as expired or invalid.
+
+    As for a bearer token (401 or 400 ExpiredToken), except that a request for a
+    DPoP nonce is no refusal of the token.
+    """
+    return not wants_nonce(response) and is_rejected_access(response)
 
 
 class DpopAuthorizer:
@@ -239,9 +240,8 @@ class DpopAuthorizer:
             )
             return request
 
-        replayable = isinstance(request.stream, httpx.ByteStream)
         response: httpx.Response = yield from send_with_nonce(
-            signer, url, sign, can_retry=replayable
+            signer, url, sign, can_retry=can_replay(request)
         )
         return response
 

@@ -22,13 +22,10 @@ from sessionkeeper.atproto.kinds import OAUTH, AtprotoKind, DpopAuthorizer
 from sessionkeeper.atproto.manager_base import AsyncManager, BlockingManager
 from sessionkeeper.atproto.oauth_flows import ClientAuth, IssuerCheck, OAuthRefresh, revoke_flow
 from sessionkeeper.atproto.oauth_session import OAuthSession
-from sessionkeeper.atproto.xrpc import xrpc_url
+from sessionkeeper.atproto.xrpc import GET_SESSION, xrpc_url
 from sessionkeeper.clock import Clock
 from sessionkeeper.session_state import SessionState
 from sessionkeeper.stores.base import Store
-
-#: Where a logout proves its revocation: the PDS must refuse the access token.
-SESSION_CHECK = "com.atproto.server.getSession"
 
 
 class OAuthSessions:
@@ -73,7 +70,8 @@ class OAuthSessions:
             session,
             signer=self.signer(session),
             client_auth=self._client_auth,
-            check_url=xrpc_url(session.pds_url, SESSION_CHECK),
+            # The revocation is proven by the PDS refusing the access token here.
+            check_url=xrpc_url(session.pds_url, GET_SESSION),
         )
 
     def _prunable(self, sessions: list[OAuthSession]) -> list[OAuthSession]:
