@@ -14,18 +14,18 @@ import pytest
 from sessionkeeper.atproto import AtpSessionData, SessionError, XrpcError
 from sessionkeeper.atproto.codec import decode_session, encode_session
 from sessionkeeper.atproto.core import (
-    RefreshOutcome,
-    is_due,
+    PasswordRefresh,
     logout_flow,
     pds_endpoint,
-    refresh_flow,
     refresh_verdict,
     session_from_answer,
-    should_adopt,
 )
+from sessionkeeper.atproto.kinds import ATPROTO_ERRORS, PASSWORD
 from sessionkeeper.atproto.xrpc import decode_result, is_rejected_access, retry_after, validate_nsid
+from sessionkeeper.clock import ManualClock
 from sessionkeeper.flow import Delete, Get, Locked, NetworkFailure, Op, Put, Send
-from sessionkeeper.singleflight import Verdict
+from sessionkeeper.session_state import SessionState
+from sessionkeeper.singleflight import Outcome, SingleFlightResult, Verdict, single_flight
 
 
 def b64(data: dict[str, Any]) -> str:
@@ -81,28 +81,58 @@ def run(
         return stop.value, seen
 
 
+def refresh_flow(
+    known: AtpSessionData, *, service_url: str, now: float
+) -> Generator[Op, Any, SingleFlightResult[AtpSessionData]]:
+    """The password managers' refresh: the single flight with their policy."""
+    return single_flight(PasswordRefresh(known, service_url=service_url, now=now), known)
+
+
+def state_at(now: float) -> SessionState[AtpSessionData]:
+    return SessionState(
+        PASSWORD,
+        refresh_margin=60.0,
+        auto_refresh=True,
+        clock=ManualClock(now),
+        errors=ATPROTO_ERRORS,
+    )
+
+
 def test_due_when_now_is_past_exp_minus_margin() -> None:
-    token = make_jwt(NOW + 100)
-    assert is_due(token, NOW, 120.0)
-    assert not is_due(token, NOW, 60.0)
-    assert is_due(token, NOW + 101, 0.0)
+    pair = session(NOW + 100)
+    assert state_at(NOW).is_due(pair, 120.0)
+    assert not state_at(NOW).is_due(pair, 60.0)
+    assert state_at(NOW + 101).is_due(pair, 0.0)
 
 
 def test_token_without_exp_is_never_proactively_due() -> None:
-    assert not is_due("not.a.jwt", NOW, 120.0)
+    pair = AtpSessionData(
+        refresh_jwt="not.a.jwt", access_jwt="not.a.jwt", handle="alice.test", did=DID
+    )
+    assert not state_at(NOW).is_due(pair, 120.0)
 
 
 def test_adopt_only_a_different_unexpired_pair_of_the_same_did() -> None:
     known = session(NOW - 10, tag="old")
+    policy = PasswordRefresh(known, service_url="http://p", now=NOW)
     fresh = session(NOW + 7200, tag="new")
-    assert should_adopt(fresh, known, NOW)
-    assert should_adopt(
-        session(NOW + 60, tag="new"), known, NOW
-    )  # inside the margin: still adopted
-    assert not should_adopt(session(NOW - 1, tag="new"), known, NOW)  # expired: refresh instead
-    assert not should_adopt(known, known, NOW)
-    assert not should_adopt(session(NOW + 7200, did="did:plc:bob", tag="b"), known, NOW)
-    assert not should_adopt(None, known, NOW)
+    assert policy.adoptable(fresh, known)
+    assert policy.adoptable(session(NOW + 60, tag="new"), known)  # inside the margin: adopted
+    assert not policy.adoptable(session(NOW - 1, tag="new"), known)  # expired: refresh instead
+    assert not policy.adoptable(known, known)
+    assert not policy.adoptable(session(NOW + 7200, did="did:plc:bob", tag="b"), known)
+    assert not policy.adoptable(session(NOW - 20, tag="older"), known)  # ours is newer
+
+
+def test_refresh_flow_with_nothing_stored_refreshes_what_it_holds() -> None:
+    known = session(NOW - 5, tag="held")
+    new = session(NOW + 7200, tag="new")
+    store: dict[str, bytes] = {}
+    reply = answer(200, new.to_json_dict())
+    result, ops = run(refresh_flow(known, service_url="http://p", now=NOW), store, [reply])
+    send = next(op for op in ops if isinstance(op, Send))
+    assert send.headers["Authorization"] == f"Bearer {known.refresh_jwt}"
+    assert result.outcome is Outcome.REFRESHED and result.session == new
 
 
 @pytest.mark.parametrize(
@@ -168,7 +198,7 @@ def test_refresh_flow_adopts_a_pair_refreshed_elsewhere_without_a_request() -> N
     elsewhere = session(NOW + 7200, tag="new")
     store = {"did_plc_alice.json": encode_session(elsewhere)}
     result, ops = run(refresh_flow(known, service_url="http://pds", now=NOW), store, [])
-    assert result.outcome is RefreshOutcome.ADOPTED
+    assert result.outcome is Outcome.ADOPTED
     assert result.session == elsewhere
     assert not any(isinstance(op, Send) for op in ops)
 
@@ -184,7 +214,7 @@ def test_refresh_flow_uses_the_stored_refresh_token_and_stores_the_new_pair() ->
     send = next(op for op in ops if isinstance(op, Send))
     assert send.headers["Authorization"] == f"Bearer {stored.refresh_jwt}"
     assert send.url == "http://pds/xrpc/com.atproto.server.refreshSession"
-    assert result.outcome is RefreshOutcome.REFRESHED
+    assert result.outcome is Outcome.REFRESHED
     assert decode_session(store["did_plc_alice.json"], name="x") == result.session
     assert result.session.email == "alice@example.com"
 
@@ -207,7 +237,7 @@ def test_refresh_flow_dead_verdict_deletes_the_stored_session() -> None:
     store = {"did_plc_alice.json": encode_session(known)}
     reply = answer(400, {"error": "ExpiredToken", "message": "Token has been revoked"})
     result, _ = run(refresh_flow(known, service_url="http://p", now=NOW), store, [reply])
-    assert result.outcome is RefreshOutcome.REMOVED
+    assert result.outcome is Outcome.REMOVED
     assert store == {}
 
 
@@ -223,7 +253,7 @@ def test_refresh_flow_transient_failures_keep_the_session(reply: Any) -> None:
     known = session(NOW - 5)
     store = {"did_plc_alice.json": encode_session(known)}
     result, _ = run(refresh_flow(known, service_url="http://p", now=NOW), store, [reply])
-    assert result.outcome is RefreshOutcome.UNAVAILABLE
+    assert result.outcome is Outcome.UNAVAILABLE
     assert "did_plc_alice.json" in store
     if isinstance(reply, httpx.Response) and reply.status_code == 429:
         assert result.retry_after == 7.0

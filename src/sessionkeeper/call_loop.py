@@ -132,9 +132,10 @@ class ThreadedSource(Generic[S]):
 
 
 class SessionAuth(httpx.Auth, Generic[S]):
-    """An ``httpx.Auth`` that carries, refreshes and retries with a manager's session."""
+    """An ``httpx.Auth`` that carries, refreshes and retries with a manager's session.
 
-    requires_response_body = True
+    Its own sync and async flows read every answer before the loop looks at it.
+    """
 
     def __init__(
         self,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
 from sessionkeeper.clock import Clock
@@ -235,6 +234,3 @@ class StateErrors:
         self.no_session = no_session
         self.expired = expired
         self.network = network
-
-
-SessionCallback = Callable[[SessionEvent, S | None], object]

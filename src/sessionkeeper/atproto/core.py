@@ -18,7 +18,6 @@ import httpx
 
 from sessionkeeper.atproto.codec import encode_session, name_for_did
 from sessionkeeper.atproto.errors import SessionError, SessionNetworkError
-from sessionkeeper.atproto.jwt import token_expiry_or_none
 from sessionkeeper.atproto.kinds import PASSWORD, AtprotoKind, newest, read_stored
 from sessionkeeper.atproto.types import AtpSessionData
 from sessionkeeper.atproto.xrpc import (
@@ -32,13 +31,7 @@ from sessionkeeper.atproto.xrpc import (
     xrpc_url,
 )
 from sessionkeeper.flow import Delete, Flow, Get, Locked, NetworkFailure, Put, Send
-from sessionkeeper.singleflight import (
-    Outcome,
-    Produced,
-    SingleFlightResult,
-    Verdict,
-    single_flight,
-)
+from sessionkeeper.singleflight import Produced, Verdict
 
 S = TypeVar("S")
 
@@ -51,29 +44,14 @@ DEAD_SESSION_ERRORS = frozenset({"ExpiredToken", "InvalidToken", "AccountTakedow
 # --- pure decisions ----------------------------------------------------------------------
 
 
-def is_due(access_jwt: str, now: float, margin: float) -> bool:
-    """Whether an access token should be refreshed: ``now > exp - margin``.
-
-    A token without a readable ``exp`` is never due here; the server's 401
-    or ExpiredToken then triggers the reactive refresh.
-    """
-    exp = token_expiry_or_none(access_jwt)
-    return exp is not None and now > exp - margin
-
-
-def should_adopt(stored: AtpSessionData | None, known: AtpSessionData, now: float) -> bool:
-    """Whether a stored pair, read under the lock, was refreshed by someone else and is usable.
-
-    Any different, newer pair that has not expired is adopted, even one inside
-    the refresh margin: otherwise a margin longer than the token's life would
-    make every waiting holder refresh again, once each. An older stored pair
-    (one this holder rotated but could not store) is never adopted.
-    """
-    return stored is not None and is_adoptable(PASSWORD, stored, known, now)
-
-
 def is_adoptable(kind: AtprotoKind[S], stored: S, known: S, now: float) -> bool:
-    """Whether ``stored`` is another holder's newer, unexpired set of ``known``'s account."""
+    """Whether ``stored`` is another holder's newer, unexpired set of ``known``'s account.
+
+    Any different, not older set that has not expired is adopted, even one inside
+    the refresh margin: otherwise a margin longer than the token's life would
+    make every waiting holder refresh again, once each. An older stored set (one
+    this holder rotated but could not store) is never adopted.
+    """
     exp = kind.expires_at(stored)
     return (
         kind.account(stored) == kind.account(known)
@@ -148,11 +126,6 @@ def _json_of(response: httpx.Response, where: str) -> object:
 
 
 # --- flows -------------------------------------------------------------------------------
-
-#: How a refresh ended (the single flight's outcomes, named for the ATProto flows).
-RefreshOutcome = Outcome
-#: What a refresh decided: outcome, the session it leaves, what the server said.
-RefreshResult = SingleFlightResult
 
 
 class TokenRefreshPolicy(ABC, Generic[S]):
@@ -241,16 +214,6 @@ class PasswordRefresh(TokenRefreshPolicy[AtpSessionData]):
             return Produced(verdict, None, status, error, message)
         raise_for_error(answer, REFRESH_SESSION, now=self.now)
         raise AssertionError("unreachable: a non-2xx answer raised")  # pragma: no cover
-
-
-def refresh_flow(
-    known: AtpSessionData, *, service_url: str, now: float
-) -> Flow[SingleFlightResult[AtpSessionData]]:
-    """Refresh ``known`` once among all holders: lock, re-read, adopt or refreshSession."""
-    result: SingleFlightResult[AtpSessionData] = yield from single_flight(
-        PasswordRefresh(known, service_url=service_url, now=now), known
-    )
-    return result
 
 
 def login_flow(

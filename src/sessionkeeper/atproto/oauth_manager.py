@@ -24,6 +24,7 @@ from sessionkeeper.atproto.oauth_flows import ClientAuth, IssuerCheck, OAuthRefr
 from sessionkeeper.atproto.oauth_session import OAuthSession
 from sessionkeeper.atproto.xrpc import GET_SESSION, xrpc_url
 from sessionkeeper.clock import Clock
+from sessionkeeper.flow import Flow
 from sessionkeeper.session_state import SessionState
 from sessionkeeper.stores.base import Store
 
@@ -65,7 +66,7 @@ class OAuthSessions:
             issuer_check=self._issuer_check,
         )
 
-    def _revoke(self, session: OAuthSession) -> object:
+    def _revoke(self, session: OAuthSession) -> Flow[OAuthSession]:
         return revoke_flow(
             session,
             signer=self.signer(session),
@@ -117,7 +118,7 @@ class OAuthSessionManager(OAuthSessions, BlockingManager[OAuthSession]):
         session when the revocation cannot be confirmed.
         """
         session = self._state.require()
-        self._driver.run(self._revoke(session))  # type: ignore[arg-type]
+        self._driver.run(self._revoke(session))
         self._cleared(session)
 
 
@@ -153,5 +154,5 @@ class AsyncOAuthSessionManager(OAuthSessions, AsyncManager[OAuthSession]):
     async def logout(self) -> None:
         """Revoke the session (DPoP nonce retry), prove the PDS refuses it, then clear it."""
         session = self._state.require()
-        await self._driver.run(self._revoke(session))  # type: ignore[arg-type]
+        await self._driver.run(self._revoke(session))
         self._cleared(session)
