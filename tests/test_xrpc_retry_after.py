@@ -6,7 +6,8 @@ import httpx
 import pytest
 
 from sessionkeeper.atproto.errors import XrpcError
-from sessionkeeper.atproto.xrpc import MAX_RETRY_AFTER, raise_for_error, retry_after
+from sessionkeeper.atproto.xrpc import raise_for_error, retry_after
+from sessionkeeper.session_state import MAX_RETRY_AFTER
 
 NOW = 1_800_000_000.0
 

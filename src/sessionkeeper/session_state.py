@@ -22,7 +22,8 @@ S = TypeVar("S")
 S_contra = TypeVar("S_contra", contravariant=True)
 
 #: The longest wait a server's Retry-After may impose on refreshes (1 hour): a hostile
-#: or broken answer must not block a long-running process forever.
+#: or broken answer (a ``Retry-After`` of 1e9) must not block a long-running process
+#: forever. XRPC answers are capped to it as they are read, and the gate again here.
 MAX_RETRY_AFTER = 3600.0
 
 

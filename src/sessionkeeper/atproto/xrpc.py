@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from sessionkeeper.atproto.errors import XrpcError
+from sessionkeeper.session_state import MAX_RETRY_AFTER
 
 CREATE_SESSION = "com.atproto.server.createSession"
 REFRESH_SESSION = "com.atproto.server.refreshSession"
@@ -69,11 +70,6 @@ def is_rejected_access(response: httpx.Response) -> bool:
     if response.status_code == 400:
         return error_body(response)[0] in EXPIRED_ACCESS_ERRORS
     return False
-
-
-#: Longest wait a server may impose: a ``Retry-After`` of 1e9 must not stop
-#: refreshes for the life of the process.
-MAX_RETRY_AFTER = 3600.0
 
 
 def _parse_wait(headers: Mapping[str, str], now: float) -> float | None:
