@@ -125,3 +125,21 @@ def test_unreadable_and_misnamed_oauth_entries_hide_no_other_session(
     whoami = run(fake, sessions, "whoami")  # the only readable session is picked
     assert whoami.returncode == 0, whoami.stderr
     assert DEFAULT_HANDLE in whoami.stdout
+
+
+def test_refresh_reverifies_the_issuer_and_keeps_the_session(
+    tmp_path: Path, fake: FakeOAuth
+) -> None:
+    sessions = tmp_path / "s"
+    signed_in(fake, sessions)
+    stored = (sessions / oauth_name_for_did(DEFAULT_DID)).read_bytes()
+    fake.named_issuer = "https://other-issuer.example"  # the account's PDS moved to another issuer
+    refused = run(fake, sessions, "refresh")
+    assert refused.returncode == 1, refused.stderr
+    assert "delegates to https://other-issuer" in refused.stderr
+    assert fake.counts["refresh"] == 0  # the refresh token never left
+    assert (sessions / oauth_name_for_did(DEFAULT_DID)).read_bytes() == stored
+    fake.named_issuer = None
+    again = run(fake, sessions, "refresh")
+    assert again.returncode == 0, again.stderr
+    assert fake.counts["refresh"] == 1

@@ -233,10 +233,9 @@ def _manager(ctx: typer.Context) -> Iterator[PersistentSessionManager | OAuthSes
     did = _pick_did(options, store)
     validate_did(did)  # a bad --did is a usage error before any look-up
     if not any(session.did == did for session in stored_sessions(store)):
-        oauth = open_oauth_manager(store, did)
-        if oauth is None:
-            raise NoSessionError(f"no stored session for {did}: log in first")
-        with oauth:
+        with open_oauth_manager(store, did) as oauth:
+            if oauth is None:
+                raise NoSessionError(f"no stored session for {did}: log in first")
             yield oauth
         return
     service = _session_service(options, store, did)

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sessionkeeper.atproto import OAuthClient, OAuthSession, OAuthSessionManager
+from sessionkeeper.atproto import NoSessionError, OAuthClient, OAuthSession, OAuthSessionManager
 from sessionkeeper.atproto.listing import stored_oauth_sessions
 from sessionkeeper.stores.base import Store
 
@@ -45,13 +47,21 @@ def oauth_login(store: Store, handle: str, *, open_browser: bool, timeout: float
         return session
 
 
-def open_oauth_manager(store: Store, did: str) -> OAuthSessionManager | None:
-    """A manager holding ``did``'s OAuth session, or ``None`` when it has none."""
-    manager = OAuthSessionManager(None, store=store)
-    if manager.load_session(did) is None:
-        manager.close()
-        return None
-    return manager
+@contextmanager
+def open_oauth_manager(store: Store, did: str) -> Iterator[OAuthSessionManager | None]:
+    """The CLI client's manager of ``did``'s OAuth session, or ``None`` when it has none.
+
+    Built by :meth:`OAuthClient.restore`, so every refresh re-verifies the
+    DID -> PDS -> issuer chain with the CLI's resolver settings first.
+    """
+    with oauth_client(store) as client:
+        try:
+            manager = client.restore(did)
+        except NoSessionError:
+            yield None
+            return
+        with manager:
+            yield manager
 
 
 def _when(moment: float | None) -> str:
