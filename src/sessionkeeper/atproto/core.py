@@ -8,7 +8,6 @@ app-password and OAuth kinds.
 
 from __future__ import annotations
 
-import json
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import replace
@@ -26,6 +25,7 @@ from sessionkeeper.atproto.xrpc import (
     REFRESH_SESSION,
     bearer,
     error_body,
+    json_value,
     raise_for_error,
     retry_after,
     xrpc_url,
@@ -120,8 +120,8 @@ def session_from_answer(
 
 def _json_of(response: httpx.Response, where: str) -> object:
     try:
-        return json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
+        return json_value(response.content)
+    except ValueError:
         raise SessionError(f"{where} answered HTTP {response.status_code} without JSON") from None
 
 

@@ -10,7 +10,6 @@ afresh) before anything is stored.
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -38,7 +37,7 @@ from sessionkeeper.atproto.oauth_metadata import (
 from sessionkeeper.atproto.oauth_pending import PendingAuthorization
 from sessionkeeper.atproto.oauth_pkce import new_verifier, s256_challenge
 from sessionkeeper.atproto.oauth_session import OAuthSession
-from sessionkeeper.atproto.xrpc import error_body
+from sessionkeeper.atproto.xrpc import error_body, json_object
 from sessionkeeper.flow import Flow, NetworkFailure
 
 #: The scope every ATProto grant must contain.
@@ -148,11 +147,8 @@ def _check_client_fits(server: AuthServerMetadata, credentials: ClientCredential
 
 
 def _json(response: httpx.Response, what: str) -> dict[str, Any]:
-    try:
-        body = json.loads(response.content)
-    except ValueError:
-        raise OAuthTokenError(f"{what} did not answer JSON", status=response.status_code) from None
-    if not isinstance(body, dict):
+    body = json_object(response)
+    if body is None:
         raise OAuthTokenError(f"{what} did not answer a JSON object", status=response.status_code)
     return body
 

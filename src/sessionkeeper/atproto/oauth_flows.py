@@ -9,7 +9,6 @@ core's single flight with :class:`OAuthRefresh` as its policy.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -22,7 +21,7 @@ from sessionkeeper.atproto.dpop import DpopSigner, send_with_nonce
 from sessionkeeper.atproto.errors import SessionError
 from sessionkeeper.atproto.kinds import OAUTH, newest, read_stored, token_rejected
 from sessionkeeper.atproto.oauth_session import OAuthSession, refreshed
-from sessionkeeper.atproto.xrpc import error_body, retry_after
+from sessionkeeper.atproto.xrpc import error_body, json_object, retry_after
 from sessionkeeper.flow import Delete, Flow, Get, Locked, NetworkFailure, Send
 from sessionkeeper.singleflight import Produced, Verdict
 
@@ -115,11 +114,8 @@ class OAuthRefresh(TokenRefreshPolicy[OAuthSession]):
             return Produced(Verdict.UNAVAILABLE, message=answer.reason)
         status = answer.status_code
         if answer.is_success:
-            try:
-                body = json.loads(answer.content)
-            except ValueError:
-                raise SessionError(f"token refresh for {self.did} answered without JSON") from None
-            if not isinstance(body, dict):
+            body = json_object(answer)
+            if body is None:
                 raise SessionError(f"token refresh for {self.did}: answer is not a JSON object")
             fresh = replace(refreshed(base, body, self.now), dpop_nonces=self._signer.nonces())
             return Produced(Verdict.FRESH, fresh)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sessionkeeper.atproto.errors import OAuthResolutionError
+from sessionkeeper.atproto.xrpc import json_object
 from sessionkeeper.flow import Call, Flow, NetworkFailure, Send
 
 #: Seconds a DNS lookup may take before the next resolution method is tried.
@@ -51,10 +52,7 @@ def fetch_json(url: str, what: str) -> Flow[dict[str, Any]]:
         raise OAuthResolutionError(f"{what}: {url} unreachable ({response.reason})")
     if response.status_code != 200:
         raise OAuthResolutionError(f"{what}: {url} answered HTTP {response.status_code}")
-    try:
-        body = response.json()
-    except (ValueError, RecursionError):
-        raise OAuthResolutionError(f"{what}: {url} did not answer JSON") from None
-    if not isinstance(body, dict):
+    body = json_object(response)
+    if body is None:
         raise OAuthResolutionError(f"{what}: {url} did not answer a JSON object")
     return body

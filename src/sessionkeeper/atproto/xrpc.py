@@ -47,13 +47,35 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def json_value(content: bytes) -> Any:
+    """Decode a server's JSON answer; :class:`ValueError` for anything that is not JSON.
+
+    That includes nesting too deep for the parser (``[[[[...``, a ``RecursionError``
+    inside :func:`json.loads`), so a hostile answer is an ordinary bad answer.
+    """
+    try:
+        return json.loads(content)
+    except RecursionError:
+        raise ValueError("the JSON nests too deeply") from None
+
+
+def json_object(response: httpx.Response) -> dict[str, Any] | None:
+    """The JSON object ``response`` carries; ``None`` for a body that is not one.
+
+    Not JSON, not UTF-8, nested too deeply, or another JSON value: each caller
+    names the refusal in its own error.
+    """
+    try:
+        document = json_value(response.content)
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None
+
+
 def error_body(response: httpx.Response) -> tuple[str | None, str | None]:
     """Return the ``(error, message)`` of an XRPC error body; ``(None, None)`` if there is none."""
-    try:
-        document = json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
-        return None, None
-    if not isinstance(document, dict):
+    document = json_object(response)
+    if document is None:
         return None, None
     error = document.get("error")
     message = document.get("message")
@@ -123,7 +145,7 @@ def decode_result(response: httpx.Response, nsid: str, *, now: float) -> Any:
     kind = response.headers.get("content-type", "")
     if "json" in kind or not kind:
         try:
-            return json.loads(content)
+            return json_value(content)
         except ValueError:
             if "json" in kind:
                 raise XrpcError(
