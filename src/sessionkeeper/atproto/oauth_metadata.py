@@ -10,17 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
+from sessionkeeper.atproto.dpop import origin
 from sessionkeeper.atproto.errors import OAuthResolutionError
 from sessionkeeper.atproto.oauth_io import fetch_json
 from sessionkeeper.flow import Flow
 
-
-def url_origin(url: str) -> str:
-    """``scheme://host[:port]`` of ``url`` (what ``resource`` and ``issuer`` must be)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
+#: ``scheme://host[:port]`` of a URL (what ``resource`` and ``issuer`` must be): the
+#: same origin DPoP keeps its nonces by.
+url_origin = origin
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ import httpx
 
 from sessionkeeper.http_limits.deadline import AsyncDeadlineBackend, DeadlineBackend, deadline_at
 from sessionkeeper.http_limits.errors import DeadlineExceededError, ResponseTooLargeError
+from sessionkeeper.redaction import origin
 
 MIB = 1024 * 1024
 #: Cap of a JSON or HTML answer: sessions, XRPC results and HAC pages are far smaller.
@@ -41,9 +42,7 @@ _COUNTED_ENCODINGS = frozenset({"gzip", "x-gzip", "deflate"})
 
 def _origin(request: httpx.Request) -> str:
     # Scheme, host and port only: paths and queries may carry session ids.
-    url = request.url
-    port = f":{url.port}" if url.port else ""
-    return f"{url.scheme}://{url.host}{port}"
+    return origin(str(request.url))
 
 
 class _DecodedSize:
