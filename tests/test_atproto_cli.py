@@ -194,3 +194,15 @@ def test_store_url_from_the_environment(tmp_path: Path, pds: FakePds) -> None:
     )
     assert who.returncode == 0, who.stderr
     assert "alice.test" in who.stdout
+
+
+def test_a_command_for_one_account_reads_no_other_session(tmp_path: Path, pds: FakePds) -> None:
+    logged = run(tmp_path, "login", "alice.test", "--service", pds.url, password="alice-pass")
+    assert logged.returncode == 0, logged.stderr
+    did = json.loads(run(tmp_path, "sessions", "list", "--json").stdout)[0]["did"]
+    (tmp_path / "did_plc_huge.json").write_bytes(b" " * (2 * 1024 * 1024))  # unreadable
+    (tmp_path / "oauth_did_plc_huge.json").write_bytes(b" " * (2 * 1024 * 1024))
+    who = run(tmp_path, "--did", did, "whoami")
+    assert who.returncode == 0, who.stderr
+    assert "alice.test" in who.stdout
+    assert "huge" not in who.stderr  # neither entry was read, so neither was warned about

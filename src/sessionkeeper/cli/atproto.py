@@ -25,6 +25,7 @@ from rich.table import Table
 
 from sessionkeeper.atproto import (
     AtpSessionData,
+    CorruptSessionError,
     NoSessionError,
     OAuthSessionManager,
     PersistentSessionManager,
@@ -32,7 +33,7 @@ from sessionkeeper.atproto import (
     SessionExpiredError,
     XrpcError,
 )
-from sessionkeeper.atproto.codec import validate_did
+from sessionkeeper.atproto.codec import name_for_did, validate_did
 from sessionkeeper.atproto.did_resolution import DidResolutionError, resolve_pds
 from sessionkeeper.atproto.interop import import_session_string
 from sessionkeeper.atproto.listing import stored_oauth_sessions, stored_sessions
@@ -74,6 +75,8 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 _META_KEY = "sessionkeeper.atproto"
+
+logger = logging.getLogger(__name__)
 
 
 class UsageError(Exception):
@@ -225,24 +228,48 @@ def _pick_did(options: Options, store: Store) -> str:
     )
 
 
+def _open_password_manager(
+    options: Options, store: Store, did: str
+) -> tuple[PersistentSessionManager, str] | None:
+    """A manager holding ``did``'s password session and its service; ``None`` if it has none.
+
+    Only ``did``'s own entry is read, and no service is looked up for a DID
+    without one (an OAuth account).
+    """
+    if name_for_did(did) not in store.names():
+        return None
+    service = _session_service(options, store, did)
+    manager = PersistentSessionManager(None, service, store=store)
+    try:
+        loaded = manager.load_session(did)
+    except CorruptSessionError as exc:
+        logger.warning("skipping %s", exc)
+        loaded = None
+    except BaseException:
+        manager.close()
+        raise
+    if loaded is None:
+        manager.close()
+        return None
+    return manager, service
+
+
 @contextmanager
 def _manager(ctx: typer.Context) -> Iterator[PersistentSessionManager | OAuthSessionManager]:
-    """A manager with the chosen account's session loaded (a password or an OAuth one)."""
+    """A manager with the chosen account's session loaded (a password one, else OAuth)."""
     options = _options(ctx)
     store = _store(options)
     did = _pick_did(options, store)
     validate_did(did)  # a bad --did is a usage error before any look-up
-    if not any(session.did == did for session in stored_sessions(store)):
+    password = _open_password_manager(options, store, did)
+    if password is None:
         with open_oauth_manager(store, did) as oauth:
             if oauth is None:
                 raise NoSessionError(f"no stored session for {did}: log in first")
             yield oauth
         return
-    service = _session_service(options, store, did)
-    manager = PersistentSessionManager(None, service, store=store)
+    manager, service = password
     try:
-        if manager.load_session(did) is None:
-            raise NoSessionError(f"no stored session for {did}: log in first")
         yield manager
     finally:
         manager.close()
