@@ -8,6 +8,7 @@ import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -143,3 +144,37 @@ def test_refresh_reverifies_the_issuer_and_keeps_the_session(
     again = run(fake, sessions, "refresh")
     assert again.returncode == 0, again.stderr
     assert fake.counts["refresh"] == 1
+
+
+def answering(fake: FakeOAuth, monkeypatch: pytest.MonkeyPatch, body: object) -> None:
+    """Make the fake's XRPC calls answer ``body`` (after its usual token checks)."""
+    real = fake.resource
+
+    def resource(*args: Any, **kwargs: Any) -> tuple[int, object, dict[str, str]]:
+        status, _, headers = real(*args, **kwargs)
+        return status, body, headers
+
+    monkeypatch.setattr(fake, "resource", resource)
+
+
+def test_whoami_names_a_get_session_answer_that_is_not_an_object(
+    tmp_path: Path, fake: FakeOAuth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sessions = tmp_path / "s"
+    signed_in(fake, sessions)
+    answering(fake, monkeypatch, ["not", "an", "object"])
+    who = run(fake, sessions, "whoami")
+    assert who.returncode == 1, who.stderr
+    assert "not a JSON object" in who.stderr
+    assert "Traceback" not in who.stderr
+
+
+def test_whoami_prints_what_the_pds_answers_literally(
+    tmp_path: Path, fake: FakeOAuth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sessions = tmp_path / "s"
+    signed_in(fake, sessions)
+    answering(fake, monkeypatch, {"handle": "[bold]alice.test[/bold]", "did": "did:plc:[red]x[/]"})
+    who = run(fake, sessions, "whoami")
+    assert who.returncode == 0, who.stderr
+    assert "[bold]alice.test[/bold] did:plc:[red]x[/] (OAuth)" in who.stdout

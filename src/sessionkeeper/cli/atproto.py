@@ -27,6 +27,7 @@ from sessionkeeper.atproto import (
     AtpSessionData,
     CorruptSessionError,
     NoSessionError,
+    OAuthSession,
     OAuthSessionManager,
     PersistentSessionManager,
     SessionError,
@@ -41,8 +42,6 @@ from sessionkeeper.cli.atproto_oauth import (
     oauth_login,
     oauth_rows,
     open_oauth_manager,
-    print_oauth_sessions,
-    print_oauth_whoami,
 )
 from sessionkeeper.cli.atproto_state import forget, load_state, remember, remember_service
 from sessionkeeper.redaction import install_log_redaction, origin, redact_url
@@ -349,9 +348,6 @@ def whoami(ctx: typer.Context) -> None:
     """Ask the server who the current session is (refreshing it if due)."""
     with _failures(), _manager(ctx) as manager:
         answer = manager.query("com.atproto.server.getSession")
-        if isinstance(manager, OAuthSessionManager):
-            print_oauth_whoami(out, manager, answer)
-            return
         session = manager.session
         if session is None:
             raise NoSessionError("the session was removed while asking the server")
@@ -360,11 +356,41 @@ def whoami(ctx: typer.Context) -> None:
                 f"com.atproto.server.getSession answered {type(answer).__name__}, "
                 "not a JSON object; is the service a PDS?"
             )
-        out.print(f"[bold]{escape(str(answer.get('handle')))}[/] {escape(str(answer.get('did')))}")
+        who = f"[bold]{escape(str(answer.get('handle')))}[/] {escape(str(answer.get('did')))}"
+        if isinstance(session, OAuthSession):
+            out.print(f"{who} (OAuth)")
+            pds, issuer = escape(redact_url(session.pds_url)), escape(redact_url(session.issuer))
+            out.print(f"PDS: {pds}  issuer: {issuer}")
+            out.print(f"scope: {escape(session.scope)}")
+            out.print(f"access token expires {_when(session.expires_at)}")
+            return
+        assert isinstance(manager, PersistentSessionManager)  # a password session's manager
+        out.print(who)
         out.print(f"PDS: {escape(redact_url(str(manager.pds_endpoint)))}")
         out.print(f"access token expires {_when(session.access_expires_at)}")
         out.print(f"refresh token expires {_when(session.refresh_expires_at)}")
         out.print(f"sessions: {escape(repr(manager.store))}")
+
+
+def _print_oauth_sessions(store: Store, current: str | None) -> bool:
+    """Print the OAuth sessions as a table; return whether there were any."""
+    rows = stored_oauth_sessions(store)
+    if not rows:
+        return False
+    table = Table(title="ATProto OAuth sessions")
+    for column in ("", "kind", "handle", "DID", "scope", "access expires"):
+        table.add_column(column, no_wrap=column == "DID")
+    for s in rows:
+        table.add_row(
+            "*" if s.did == current else "",
+            "oauth",
+            escape(s.handle or ""),
+            s.did,
+            escape(s.scope),
+            _when(s.expires_at),
+        )
+    out.print(table)
+    return True
 
 
 @sessions_app.command("list")
@@ -382,7 +408,7 @@ def sessions_list(
             rows = [{**_summary(s), "current": s.did == current} for s in found]
             typer.echo(json.dumps(rows + oauth_rows(store, current), indent=2))
             return
-        if not print_oauth_sessions(out, store, current) and not found:
+        if not _print_oauth_sessions(store, current) and not found:
             out.print("no stored sessions")
             return
         if not found:

@@ -10,15 +10,10 @@ resolve; by default DNS, ``https://<handle>/.well-known`` and plc.directory.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from sessionkeeper.atproto import NoSessionError, OAuthClient, OAuthSession, OAuthSessionManager
 from sessionkeeper.atproto.listing import stored_oauth_sessions
@@ -64,14 +59,6 @@ def open_oauth_manager(store: Store, did: str) -> Iterator[OAuthSessionManager |
             yield manager
 
 
-def _when(moment: float | None) -> str:
-    if moment is None:
-        return "unknown"
-    left = moment - dt.datetime.now(tz=dt.UTC).timestamp()
-    stamp = f"{dt.datetime.fromtimestamp(moment, tz=dt.UTC):%Y-%m-%d %H:%M} UTC"
-    return f"{stamp} (expired)" if left <= 0 else f"{stamp} (in {left / 60:.0f} min)"
-
-
 def oauth_rows(store: Store, current: str | None) -> list[dict[str, Any]]:
     """The ``sessions list --json`` rows of the OAuth sessions."""
     return [
@@ -86,34 +73,3 @@ def oauth_rows(store: Store, current: str | None) -> list[dict[str, Any]]:
         }
         for s in stored_oauth_sessions(store)
     ]
-
-
-def print_oauth_sessions(console: Console, store: Store, current: str | None) -> bool:
-    """Print the OAuth sessions as a table; return whether there were any."""
-    rows = stored_oauth_sessions(store)
-    if not rows:
-        return False
-    table = Table(title="ATProto OAuth sessions")
-    for column in ("", "kind", "handle", "DID", "scope", "access expires"):
-        table.add_column(column, no_wrap=column == "DID")
-    for s in rows:
-        table.add_row(
-            "*" if s.did == current else "",
-            "oauth",
-            escape(s.handle or ""),
-            s.did,
-            escape(s.scope),
-            _when(s.expires_at),
-        )
-    console.print(table)
-    return True
-
-
-def print_oauth_whoami(console: Console, manager: OAuthSessionManager, answer: Any) -> None:
-    """The ``whoami`` lines of an OAuth session."""
-    session = manager.session
-    assert session is not None
-    console.print(f"[bold]{escape(str(answer.get('handle')))}[/] {answer.get('did')} (OAuth)")
-    console.print(f"PDS: {session.pds_url}  issuer: {session.issuer}")
-    console.print(f"scope: {escape(session.scope)}")
-    console.print(f"access token expires {_when(session.expires_at)}")
