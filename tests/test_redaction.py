@@ -17,7 +17,7 @@ from sessionkeeper.hac.errors import HacClientError
 from sessionkeeper.hac.log_redaction import install_cookie_redaction
 from sessionkeeper.hac.models import SessionInfo
 from sessionkeeper.http_limits import bounded_client
-from sessionkeeper.redaction import redact_secret, redact_text, redact_url
+from sessionkeeper.redaction import origin, redact_secret, redact_text, redact_url
 from sessionkeeper.testing._server import LoopbackHandler, LoopbackServer
 
 SESSION_ID = "0123456789ABCDEF0123456789ABCDEF"
@@ -191,3 +191,8 @@ def test_verbose_cli_output_shows_no_session_id_and_no_url_password(
     assert ";jsessionid=***" in output
     assert SESSION_ID[6:] not in output  # ...without the session id
     assert "gate-pw-123" not in output and "nimda" not in output
+
+
+def test_an_origin_names_scheme_host_and_port_only_and_keeps_ipv6_brackets() -> None:
+    assert origin("https://user:pw@pds.example:8443/xrpc/x?token=t") == "https://pds.example:8443"
+    assert origin("http://[::1]:2583/oauth/token") == "http://[::1]:2583"

@@ -168,6 +168,7 @@ def origin(url: str) -> str:
     """``scheme://host[:port]`` of ``url``: what an error may name without any secret."""
     parts = urlsplit(url)
     host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host  # an IPv6 address keeps its brackets
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{host}{port}" if parts.scheme else redact_url(url)
 

@@ -20,9 +20,10 @@ from urllib.parse import quote, unquote, urlencode
 
 from sessionkeeper.atproto.codec import validate_did
 from sessionkeeper.atproto.core import pds_endpoint
+from sessionkeeper.atproto.dpop import origin
 from sessionkeeper.atproto.errors import OAuthResolutionError
 from sessionkeeper.atproto.oauth_io import fetch_json, txt_records
-from sessionkeeper.atproto.oauth_metadata import fetch_issuer_of, url_origin
+from sessionkeeper.atproto.oauth_metadata import fetch_issuer_of
 from sessionkeeper.flow import Flow, NetworkFailure, Send
 
 #: The handle syntax of the ATProto spec: DNS labels, a TLD that does not start with a digit.
@@ -182,7 +183,7 @@ def verify_issuer_flow(
     identity's handle is the document's unverified claim).
     """
     identity = yield from (resolver.resolve(did) if verify_handle else resolver.resolve_did(did))
-    if pds_url is not None and url_origin(identity.pds_url) != url_origin(pds_url):
+    if pds_url is not None and origin(identity.pds_url) != origin(pds_url):
         raise OAuthResolutionError(
             f"{did} is now hosted on {identity.pds_url}, not {pds_url}: authorize again"
         )

@@ -34,6 +34,7 @@ from sessionkeeper.atproto.xrpc import (
     DELETE_SESSION,
     REFRESH_SESSION,
     is_rejected_access,
+    json_value,
 )
 
 if TYPE_CHECKING:
@@ -120,7 +121,7 @@ def _answered_session(response: httpx.Response) -> AtpSessionData | None:
     if not response.is_success:
         return None
     try:
-        body = json.loads(response.content)
+        body = json_value(response.content)
         document = {key: value for key, value in body.items() if key != "didDoc"}
         return AtpSessionData.from_json_dict(document, where=CREATE_SESSION)
     except (ValueError, AttributeError, SessionError):

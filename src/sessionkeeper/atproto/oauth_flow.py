@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 
-from sessionkeeper.atproto.dpop import DpopSigner, generate_dpop_jwk
+from sessionkeeper.atproto.dpop import DpopSigner, generate_dpop_jwk, origin
 from sessionkeeper.atproto.errors import (
     OAuthCallbackError,
     OAuthResolutionError,
@@ -32,7 +32,6 @@ from sessionkeeper.atproto.oauth_metadata import (
     AuthServerMetadata,
     fetch_auth_server,
     fetch_issuer_of,
-    url_origin,
 )
 from sessionkeeper.atproto.oauth_pending import PendingAuthorization
 from sessionkeeper.atproto.oauth_pkce import new_verifier, s256_challenge
@@ -72,16 +71,16 @@ class Target:
 def discover(value: str, resolver: IdentityResolver) -> Flow[Target]:
     """The authorization server for a handle, a DID, or a PDS/entryway URL."""
     if value.startswith(("https://", "http://")):
-        origin = url_origin(value)
+        server = origin(value)
         try:
-            issuer = yield from fetch_issuer_of(origin)
+            issuer = yield from fetch_issuer_of(server)
         except OAuthResolutionError as not_a_pds:
             # An entryway is its own authorization server and no protected resource.
             try:
-                yield from fetch_auth_server(origin)
+                yield from fetch_auth_server(server)
             except OAuthResolutionError:
                 raise not_a_pds from None
-            issuer = origin
+            issuer = server
         return Target(issuer, None, None)
     identity = yield from resolver.resolve(value)
     issuer = yield from fetch_issuer_of(identity.pds_url)

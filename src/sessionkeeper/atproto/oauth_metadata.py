@@ -16,10 +16,6 @@ from sessionkeeper.atproto.errors import OAuthResolutionError
 from sessionkeeper.atproto.oauth_io import fetch_json
 from sessionkeeper.flow import Flow
 
-#: ``scheme://host[:port]`` of a URL (what ``resource`` and ``issuer`` must be): the
-#: same origin DPoP keeps its nonces by.
-url_origin = origin
-
 
 @dataclass(frozen=True, slots=True)
 class AuthServerMetadata:
@@ -67,7 +63,7 @@ class AuthServerMetadata:
             need(isinstance(value, str) and value.startswith(("https://", "http://")), f"{key}")
             assert isinstance(value, str)
             need(
-                url_origin(value) == issuer or key == "authorization_endpoint",
+                origin(value) == issuer or key == "authorization_endpoint",
                 f"{key} {value} is not on the issuer's origin",
             )
             endpoints[key] = value
@@ -89,7 +85,7 @@ class AuthServerMetadata:
 
 def fetch_issuer_of(pds_url: str) -> Flow[str]:
     """The one authorization server a PDS names in its protected-resource metadata."""
-    pds = url_origin(pds_url)
+    pds = origin(pds_url)
     body = yield from fetch_json(
         f"{pds}/.well-known/oauth-protected-resource", f"protected resource metadata of {pds}"
     )
@@ -100,7 +96,7 @@ def fetch_issuer_of(pds_url: str) -> Flow[str]:
     if not isinstance(servers, list) or len(servers) != 1 or not isinstance(servers[0], str):
         raise OAuthResolutionError(f"{where}: expected exactly one authorization server")
     issuer = servers[0]
-    if url_origin(issuer) != issuer:
+    if origin(issuer) != issuer:
         raise OAuthResolutionError(f"{where}: authorization server {issuer!r} is not an origin")
     return issuer
 
