@@ -47,6 +47,11 @@ def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     Console(width=140).print(table)
 
 
+def print_line(text: str) -> None:
+    """Print one line that may hold a :func:`verdict` (rich markup, shown as colour)."""
+    Console(width=140).print(text)
+
+
 def verdict(ok: bool) -> str:
     """A short mark for whether a target was met."""
     return "[green]met[/]" if ok else "[red]missed[/]"

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _table import print_table, verdict
+from _table import print_line, print_table, verdict
 from sessionkeeper.atproto import (
     OAuthClient,
     OAuthSession,
@@ -281,7 +281,7 @@ def main() -> int:
     )
     ours = results["ours"]
     met = all(t.refreshes == 1 and not t.lost and t.failed == 0 for t in ours)
-    print(f"target ours 1 refresh / 0 lost / 0 failed per trial: {verdict(met)}")
+    print_line(f"target ours 1 refresh / 0 lost / 0 failed per trial: {verdict(met)}")
     return 0
 
 
