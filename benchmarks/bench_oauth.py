@@ -35,7 +35,7 @@ from sessionkeeper.atproto import (
     SessionError,
     SessionExpiredError,
 )
-from sessionkeeper.atproto.oauth_session import decode_oauth, encode_oauth, oauth_name_for_did
+from sessionkeeper.atproto.oauth.session import decode_oauth, encode_oauth, oauth_name_for_did
 from sessionkeeper.stores.memory import MemoryStore
 from sessionkeeper.testing.oauth_consent import sign_in_and_consent
 from sessionkeeper.testing.reference_pds import ReferencePds, ReferencePdsUnavailable, is_installed

@@ -24,7 +24,7 @@ import redis
 
 from _table import paired, print_table, verdict
 from sessionkeeper.atproto import PersistentSessionManager
-from sessionkeeper.stores.redis import RedisStore
+from sessionkeeper.stores.redis.store import RedisStore
 from sessionkeeper.testing import FakePds
 from sessionkeeper.testing.redis_server import RedisServer
 
@@ -102,7 +102,7 @@ FLEET_WORKER = textwrap.dedent(
     """
     import json, sys, threading, time
     from sessionkeeper.atproto import PersistentSessionManager
-    from sessionkeeper.stores.redis import RedisStore
+    from sessionkeeper.stores.redis.store import RedisStore
 
     redis_url, prefix, pds_url, did = sys.argv[1:5]
     threads, rounds, spacing = int(sys.argv[5]), int(sys.argv[6]), float(sys.argv[7])

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from sessionkeeper.stores.redis import RedisStore
+from sessionkeeper.stores.redis.store import RedisStore
 from sessionkeeper.testing.redis_server import RedisServer
 from tests.support import missing_component
 

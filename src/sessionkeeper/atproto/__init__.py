@@ -5,9 +5,7 @@ Users import from here::
     from sessionkeeper.atproto import PersistentSessionManager
 """
 
-from sessionkeeper.atproto.async_manager import AsyncPersistentSessionManager
 from sessionkeeper.atproto.codec import name_for_did, validate_did
-from sessionkeeper.atproto.dpop import generate_dpop_jwk
 from sessionkeeper.atproto.errors import (
     CorruptSessionError,
     MalformedTokenError,
@@ -23,12 +21,14 @@ from sessionkeeper.atproto.errors import (
     XrpcNetworkError,
 )
 from sessionkeeper.atproto.interop import copy_sessions, import_session_dir, import_session_string
-from sessionkeeper.atproto.manager import PersistentSessionManager
-from sessionkeeper.atproto.oauth_client import AsyncOAuthClient, OAuthClient
-from sessionkeeper.atproto.oauth_manager import AsyncOAuthSessionManager, OAuthSessionManager
-from sessionkeeper.atproto.oauth_session import OAuthSession
+from sessionkeeper.atproto.oauth.client import AsyncOAuthClient, OAuthClient
+from sessionkeeper.atproto.oauth.dpop import generate_dpop_jwk
+from sessionkeeper.atproto.oauth.manager import AsyncOAuthSessionManager, OAuthSessionManager
+from sessionkeeper.atproto.oauth.session import OAuthSession
+from sessionkeeper.atproto.password.async_manager import AsyncPersistentSessionManager
+from sessionkeeper.atproto.password.manager import PersistentSessionManager
 from sessionkeeper.atproto.types import AtpSessionData, AtpSessionEvent
-from sessionkeeper.call_loop import SessionAuth
+from sessionkeeper.core.call_loop import SessionAuth
 
 __all__ = [
     "AsyncOAuthClient",

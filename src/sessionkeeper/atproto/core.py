@@ -1,8 +1,8 @@
 """The ATProto decisions and flows, free of I/O: refresh policy, login, logout.
 
-The flows yield the core's operations (:mod:`sessionkeeper.flow`) and run on
+The flows yield the core's operations (:mod:`sessionkeeper.core.flow`) and run on
 either driver; the refresh is the core's single flight
-(:mod:`sessionkeeper.singleflight`) with an ATProto policy, shared by the
+(:mod:`sessionkeeper.core.singleflight`) with an ATProto policy, shared by the
 app-password and OAuth kinds.
 """
 
@@ -30,8 +30,8 @@ from sessionkeeper.atproto.xrpc import (
     retry_after,
     xrpc_url,
 )
-from sessionkeeper.flow import Delete, Flow, Get, Locked, NetworkFailure, Put, Send
-from sessionkeeper.singleflight import Produced, Verdict
+from sessionkeeper.core.flow import Delete, Flow, Get, Locked, NetworkFailure, Put, Send
+from sessionkeeper.core.singleflight import Produced, Verdict
 
 S = TypeVar("S")
 

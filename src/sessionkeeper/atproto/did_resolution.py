@@ -12,7 +12,7 @@ import os
 
 from sessionkeeper.atproto.errors import OAuthResolutionError, SessionError
 from sessionkeeper.atproto.identity import IdentityResolver
-from sessionkeeper.flow import BlockingDriver
+from sessionkeeper.core.flow import BlockingDriver
 from sessionkeeper.http_limits import bounded_client
 from sessionkeeper.stores.memory import MemoryStore
 

@@ -12,9 +12,15 @@ from typing import TypeVar
 from sessionkeeper.atproto.codec import is_session_name, load_named_session
 from sessionkeeper.atproto.errors import CorruptSessionError
 from sessionkeeper.atproto.jwt import token_expiry_or_none
-from sessionkeeper.atproto.oauth_session import OAuthSession, is_oauth_name, load_named_oauth
+from sessionkeeper.atproto.oauth.session import OAuthSession, is_oauth_name, load_named_oauth
 from sessionkeeper.atproto.types import AtpSessionData
-from sessionkeeper.formats import ExpiryPolicy, FormatError, SessionFormat, hours, register
+from sessionkeeper.maintenance.formats import (
+    ExpiryPolicy,
+    FormatError,
+    SessionFormat,
+    hours,
+    register,
+)
 
 T = TypeVar("T")
 

@@ -6,7 +6,7 @@ DNS TXT ``_atproto.<handle>`` and then ``https://<handle>/.well-known/atproto-di
 A DID resolves through the PLC directory (``did:plc``) or its own host
 (``did:web``). The document must name the handle asked for (``alsoKnownAs``)
 and a ``#atproto_pds`` service. The steps are sans-I/O flows (see
-:mod:`sessionkeeper.flow`), so the blocking and the asyncio
+:mod:`sessionkeeper.core.flow`), so the blocking and the asyncio
 client share every decision.
 """
 
@@ -20,11 +20,11 @@ from urllib.parse import quote, unquote, urlencode
 
 from sessionkeeper.atproto.codec import validate_did
 from sessionkeeper.atproto.core import pds_endpoint
-from sessionkeeper.atproto.dpop import origin
 from sessionkeeper.atproto.errors import OAuthResolutionError
-from sessionkeeper.atproto.oauth_io import fetch_json, txt_records
-from sessionkeeper.atproto.oauth_metadata import fetch_issuer_of
-from sessionkeeper.flow import Flow, NetworkFailure, Send
+from sessionkeeper.atproto.oauth.discovery import fetch_json, txt_records
+from sessionkeeper.atproto.oauth.dpop import origin
+from sessionkeeper.atproto.oauth.metadata import fetch_issuer_of
+from sessionkeeper.core.flow import Flow, NetworkFailure, Send
 
 #: The handle syntax of the ATProto spec: DNS labels, a TLD that does not start with a digit.
 _HANDLE_RE = re.compile(

@@ -15,7 +15,6 @@ from typing import Protocol, TypeVar
 import httpx
 
 from sessionkeeper.atproto.codec import decode_session, encode_session, name_for_did
-from sessionkeeper.atproto.dpop import DpopSigner, send_with_nonce, wants_nonce
 from sessionkeeper.atproto.errors import (
     CorruptSessionError,
     NoSessionError,
@@ -24,7 +23,8 @@ from sessionkeeper.atproto.errors import (
 )
 from sessionkeeper.atproto.jwt import token_expiry_or_none
 from sessionkeeper.atproto.listing import stored_oauth_sessions, stored_sessions
-from sessionkeeper.atproto.oauth_session import (
+from sessionkeeper.atproto.oauth.dpop import DpopSigner, send_with_nonce, wants_nonce
+from sessionkeeper.atproto.oauth.session import (
     OAuthSession,
     decode_oauth,
     encode_oauth,
@@ -32,8 +32,8 @@ from sessionkeeper.atproto.oauth_session import (
 )
 from sessionkeeper.atproto.types import AtpSessionData
 from sessionkeeper.atproto.xrpc import is_rejected_access
-from sessionkeeper.call_loop import can_replay
-from sessionkeeper.session_state import StateErrors
+from sessionkeeper.core.call_loop import can_replay
+from sessionkeeper.core.state import StateErrors
 from sessionkeeper.stores.base import Store
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from sessionkeeper.atproto.codec import is_session_name, load_named_session
 from sessionkeeper.atproto.errors import CorruptSessionError
-from sessionkeeper.atproto.oauth_session import OAuthSession, is_oauth_name, load_named_oauth
+from sessionkeeper.atproto.oauth.session import OAuthSession, is_oauth_name, load_named_oauth
 from sessionkeeper.atproto.types import AtpSessionData
 from sessionkeeper.stores.base import Store, readable_items
 

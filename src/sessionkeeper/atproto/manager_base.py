@@ -2,8 +2,8 @@
 
 The blocking and the asyncio shells differ only in their driver: each
 operation is a flow (or the core's single flight) that
-:class:`~sessionkeeper.flow.BlockingDriver` or
-:class:`~sessionkeeper.async_flow.AsyncDriver` performs. The app-password and the
+:class:`~sessionkeeper.core.flow.BlockingDriver` or
+:class:`~sessionkeeper.core.async_flow.AsyncDriver` performs. The app-password and the
 OAuth managers differ only in their kind, their refresh policy and how they
 sign requests.
 """
@@ -17,20 +17,20 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
-from sessionkeeper.async_flow import AsyncDriver
 from sessionkeeper.atproto.core import TokenRefreshPolicy
 from sessionkeeper.atproto.errors import SessionNetworkError, XrpcNetworkError
 from sessionkeeper.atproto.home import default_store
 from sessionkeeper.atproto.kinds import ATPROTO_ERRORS, AtprotoKind, read_stored
 from sessionkeeper.atproto.xrpc import decode_result, validate_nsid, xrpc_url
-from sessionkeeper.call_loop import Authorizer, SessionAuth, ThreadedSource
 from sessionkeeper.clock import SYSTEM_CLOCK, Clock
+from sessionkeeper.core.async_flow import AsyncDriver
+from sessionkeeper.core.call_loop import Authorizer, SessionAuth, ThreadedSource
+from sessionkeeper.core.flow import BlockingDriver, Call, Delete, Flow, Get, Locked, Put
+from sessionkeeper.core.singleflight import single_flight
+from sessionkeeper.core.state import SessionState
 from sessionkeeper.events import SessionEvent
-from sessionkeeper.flow import BlockingDriver, Call, Delete, Flow, Get, Locked, Put
 from sessionkeeper.http_limits import bounded_async_client, bounded_client
 from sessionkeeper.lifecycle import AsyncClosing, Closing
-from sessionkeeper.session_state import SessionState
-from sessionkeeper.singleflight import single_flight
 from sessionkeeper.stores.base import Store
 from sessionkeeper.stores.directory import DirectoryStore
 from sessionkeeper.stores.errors import StoreError

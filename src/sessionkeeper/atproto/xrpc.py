@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from sessionkeeper.atproto.errors import XrpcError
-from sessionkeeper.session_state import MAX_RETRY_AFTER
+from sessionkeeper.core.state import MAX_RETRY_AFTER
 
 CREATE_SESSION = "com.atproto.server.createSession"
 REFRESH_SESSION = "com.atproto.server.refreshSession"

@@ -45,7 +45,7 @@ def _root(
 
 def build_app(groups: tuple[str, ...] = GROUPS) -> typer.Typer:
     """The root command with the named groups registered."""
-    from sessionkeeper.cli.hac_params import PlainGroup
+    from sessionkeeper.cli.hac.params import PlainGroup
 
     root = typer.Typer(
         cls=PlainGroup,
@@ -57,11 +57,11 @@ def build_app(groups: tuple[str, ...] = GROUPS) -> typer.Typer:
     root.callback()(_root)
     for group in groups:
         if group == "hac":
-            from sessionkeeper.cli.hac import app as hac_app
+            from sessionkeeper.cli.hac.app import app as hac_app
 
             root.add_typer(hac_app, name="hac")
         elif group == "atproto":
-            from sessionkeeper.cli.atproto import app as atproto_app
+            from sessionkeeper.cli.atproto.app import app as atproto_app
 
             root.add_typer(atproto_app, name="atproto")
         else:

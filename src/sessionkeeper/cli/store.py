@@ -11,9 +11,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sessionkeeper.doctor import Severity, diagnose, display_url, has_problems
-from sessionkeeper.migrate import CopyOutcome, CopyResult, migrate
-from sessionkeeper.prune import HAC_IDLE_TIMEOUT, PruneReason, prune
+from sessionkeeper.maintenance.doctor import Severity, diagnose, display_url, has_problems
+from sessionkeeper.maintenance.migrate import CopyOutcome, CopyResult, migrate
+from sessionkeeper.maintenance.prune import HAC_IDLE_TIMEOUT, PruneReason, prune
 from sessionkeeper.stores.base import Store
 from sessionkeeper.stores.encrypted import generate_key
 from sessionkeeper.stores.errors import StoreError

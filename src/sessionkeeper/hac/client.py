@@ -21,7 +21,8 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from sessionkeeper.flow import BlockingDriver
+from sessionkeeper.core.flow import BlockingDriver
+from sessionkeeper.core.singleflight import Outcome, single_flight
 from sessionkeeper.hac import operations as ops
 from sessionkeeper.hac.auth import AuthHandler
 from sessionkeeper.hac.cookies import ROUTE_COOKIE, SESSION_COOKIE, CookieJar, route_cookie_string
@@ -52,7 +53,6 @@ from sessionkeeper.hac.transport import (
 from sessionkeeper.hac.urls import HacUrls
 from sessionkeeper.lifecycle import Closing
 from sessionkeeper.redaction import without_userinfo
-from sessionkeeper.singleflight import Outcome, single_flight
 from sessionkeeper.stores.base import Store
 from sessionkeeper.stores.errors import StoreError
 

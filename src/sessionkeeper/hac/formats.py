@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from sessionkeeper.formats import (
+from sessionkeeper.hac.session import (
+    SessionFileError,
+    SessionMetadata,
+    is_session_name,
+    parse_session,
+)
+from sessionkeeper.maintenance.formats import (
     ExpiryPolicy,
     FormatError,
     PruneReason,
     SessionFormat,
     hours,
     register,
-)
-from sessionkeeper.hac.session import (
-    SessionFileError,
-    SessionMetadata,
-    is_session_name,
-    parse_session,
 )
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from sessionkeeper.flow import Call, Flow
+from sessionkeeper.core.flow import Call, Flow
+from sessionkeeper.core.singleflight import Produced, Verdict
 from sessionkeeper.hac.errors import HacAuthenticationError
 from sessionkeeper.hac.login import LoginResult
 from sessionkeeper.hac.session import (
@@ -23,7 +24,6 @@ from sessionkeeper.hac.session import (
     session_key,
     session_name,
 )
-from sessionkeeper.singleflight import Produced, Verdict
 
 
 class HacRelogin:

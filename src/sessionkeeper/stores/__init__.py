@@ -20,7 +20,7 @@ from sessionkeeper.stores.memory import MemoryStore
 if TYPE_CHECKING:
     from sessionkeeper.stores.encrypted import EncryptedStore, generate_key
     from sessionkeeper.stores.keyring import KeyringStore
-    from sessionkeeper.stores.redis import RedisStore
+    from sessionkeeper.stores.redis.store import RedisStore
     from sessionkeeper.stores.sqlite import SqliteStore
     from sessionkeeper.stores.url import STORE_ENV, StoreUrlError, open_store, resolve_store
 
@@ -30,7 +30,7 @@ _LAZY = {
     "EncryptedStore": "sessionkeeper.stores.encrypted",
     "generate_key": "sessionkeeper.stores.encrypted",
     "KeyringStore": "sessionkeeper.stores.keyring",
-    "RedisStore": "sessionkeeper.stores.redis",
+    "RedisStore": "sessionkeeper.stores.redis.store",
     "SqliteStore": "sessionkeeper.stores.sqlite",
     "STORE_ENV": "sessionkeeper.stores.url",
     "StoreUrlError": "sessionkeeper.stores.url",

@@ -2,7 +2,7 @@
 
 ``dir:PATH``, ``sqlite:PATH``, ``memory:[NAME]``, ``redis://...``, ``rediss://...``,
 ``redis+cluster://...``, ``redis+sentinel://...`` (forms and options in
-:mod:`sessionkeeper.stores.redis_url`), ``keyring:SERVICE``; any of them with
+:mod:`sessionkeeper.stores.redis.url`), ``keyring:SERVICE``; any of them with
 ``?encrypt=1`` is wrapped in :class:`EncryptedStore`, keyed by ``SESSIONKEEPER_KEY``
 or, failing that, the key saved in the OS keyring.
 """
@@ -21,7 +21,7 @@ from sessionkeeper.stores.directory import DirectoryStore
 from sessionkeeper.stores.encrypted import KEY_ENV, EncryptedStore
 from sessionkeeper.stores.errors import MissingKeyError, StoreUrlError
 from sessionkeeper.stores.memory import MemoryStore
-from sessionkeeper.stores.redis_url import is_redis_url, parse_redis_url, redact_url
+from sessionkeeper.stores.redis.url import is_redis_url, parse_redis_url, redact_url
 from sessionkeeper.stores.sqlite import SqliteStore
 
 STORE_ENV = "SESSIONKEEPER_STORE"
@@ -115,7 +115,7 @@ def open_store(url: str) -> Store:
     elif scheme == "memory":
         store = _memory(body)
     elif is_redis_url(url):
-        from sessionkeeper.stores.redis import RedisStore
+        from sessionkeeper.stores.redis.store import RedisStore
 
         # Parsed strictly: a password holding '?' or '#' is refused, never split into
         # options. Once it parses, the plain split above found ``encrypt`` right.

@@ -17,8 +17,8 @@ import threading
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
-from sessionkeeper.atproto.dpop import jwk_thumbprint, public_jwk
-from sessionkeeper.atproto.oauth_pkce import s256_challenge
+from sessionkeeper.atproto.oauth.dpop import jwk_thumbprint, public_jwk
+from sessionkeeper.atproto.oauth.pkce import s256_challenge
 from sessionkeeper.clock import SYSTEM_CLOCK, Clock
 from sessionkeeper.testing._server import LoopbackServer
 from sessionkeeper.testing.fake_oauth._grants import CodeGrant, Grant, PushedRequest

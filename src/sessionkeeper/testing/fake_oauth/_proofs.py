@@ -10,8 +10,8 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
-from sessionkeeper.atproto.dpop import access_token_hash, jwk_thumbprint
-from sessionkeeper.atproto.oauth_client_auth import ASSERTION_TYPE
+from sessionkeeper.atproto.oauth.client_auth import ASSERTION_TYPE
+from sessionkeeper.atproto.oauth.dpop import access_token_hash, jwk_thumbprint
 
 #: Seconds a proof's or an assertion's ``iat`` may differ from the server's time.
 IAT_TOLERANCE = 180

@@ -1,0 +1,2 @@
+"""ATProto OAuth: sign-in (PAR, PKCE, DPoP), token refresh and revocation, the
+OAuth session kind and its managers."""

@@ -1,0 +1,241 @@
+"""The authorization code flow of ATProto OAuth as sans-I/O steps.
+
+:func:`begin_authorization` discovers the account's authorization server
+(handle or DID -> PDS -> issuer, or a PDS/entryway URL), pushes the request
+(PAR with PKCE S256 and DPoP) and returns the browser URL with the pending
+authorization to keep. :func:`complete_authorization` exchanges the code,
+checks the granted scope and re-verifies ``sub`` (DID -> PDS -> issuer,
+afresh) before anything is stored.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import httpx
+
+from sessionkeeper.atproto.errors import (
+    OAuthCallbackError,
+    OAuthResolutionError,
+    OAuthTokenError,
+    SessionError,
+)
+from sessionkeeper.atproto.identity import IdentityResolver, is_did, verify_issuer_flow
+from sessionkeeper.atproto.oauth.client_auth import ClientCredentials
+from sessionkeeper.atproto.oauth.dpop import DpopSigner, generate_dpop_jwk, origin
+from sessionkeeper.atproto.oauth.metadata import (
+    AuthServerMetadata,
+    fetch_auth_server,
+    fetch_issuer_of,
+)
+from sessionkeeper.atproto.oauth.pending import PendingAuthorization
+from sessionkeeper.atproto.oauth.pkce import new_verifier, s256_challenge
+from sessionkeeper.atproto.oauth.session import OAuthSession
+from sessionkeeper.atproto.oauth.tokens import dpop_post
+from sessionkeeper.atproto.xrpc import error_body, json_object
+from sessionkeeper.core.flow import Flow, NetworkFailure
+
+#: The scope every ATProto grant must contain.
+ATPROTO_SCOPE = "atproto"
+
+
+def _reached(answer: httpx.Response | NetworkFailure, url: str, what: str) -> httpx.Response:
+    if isinstance(answer, NetworkFailure):
+        raise OAuthTokenError(f"{what}: {url} unreachable ({answer.reason})")
+    return answer
+
+
+def _refused(what: str, response: httpx.Response) -> OAuthTokenError:
+    error, message = error_body(response)
+    detail = f"{error}" + (f": {message}" if message else "") if error else "no error given"
+    return OAuthTokenError(
+        f"{what} refused with HTTP {response.status_code} ({detail})",
+        error=error,
+        status=response.status_code,
+    )
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where an authorization goes: the issuer, and the account when known."""
+
+    issuer: str
+    login_hint: str | None
+    expected_did: str | None
+
+
+def discover(value: str, resolver: IdentityResolver) -> Flow[Target]:
+    """The authorization server for a handle, a DID, or a PDS/entryway URL."""
+    if value.startswith(("https://", "http://")):
+        server = origin(value)
+        try:
+            issuer = yield from fetch_issuer_of(server)
+        except OAuthResolutionError as not_a_pds:
+            # An entryway is its own authorization server and no protected resource.
+            try:
+                yield from fetch_auth_server(server)
+            except OAuthResolutionError:
+                raise not_a_pds from None
+            issuer = server
+        return Target(issuer, None, None)
+    identity = yield from resolver.resolve(value)
+    issuer = yield from fetch_issuer_of(identity.pds_url)
+    hint = value.strip().removeprefix("@") if not is_did(value) else identity.did
+    return Target(issuer, hint, identity.did)
+
+
+def begin_authorization(
+    value: str,
+    *,
+    resolver: IdentityResolver,
+    credentials: ClientCredentials,
+    redirect_uri: str,
+    now: float,
+) -> Flow[tuple[str, PendingAuthorization]]:
+    """Discover, push the authorization request; return (browser URL, pending authorization)."""
+    target = yield from discover(value, resolver)
+    server = yield from fetch_auth_server(target.issuer)
+    _check_client_fits(server, credentials)
+    verifier, state, key = new_verifier(), secrets.token_urlsafe(24), generate_dpop_jwk()
+    signer = DpopSigner(key)
+    form = {
+        "response_type": "code",
+        "redirect_uri": redirect_uri,
+        "scope": credentials.scope,
+        "state": state,
+        "code_challenge": s256_challenge(verifier),
+        "code_challenge_method": "S256",
+    }
+    if target.login_hint:
+        form["login_hint"] = target.login_hint
+    par_url = server.pushed_authorization_request_endpoint
+    answer = yield from dpop_post(
+        signer, par_url, form, issuer=server.issuer, client_auth=credentials.auth_fields
+    )
+    response = _reached(answer, par_url, "pushed authorization request")
+    if response.status_code not in (200, 201):
+        raise _refused("the pushed authorization request", response)
+    request_uri = _json(response, "the pushed authorization request").get("request_uri")
+    if not isinstance(request_uri, str) or not request_uri:
+        raise OAuthTokenError("the pushed authorization request answered no request_uri")
+    pending = PendingAuthorization(
+        state=state,
+        issuer=server.issuer,
+        token_endpoint=server.token_endpoint,
+        revocation_endpoint=server.revocation_endpoint,
+        redirect_uri=redirect_uri,
+        verifier=verifier,
+        dpop_jwk=key,
+        created_at=now,
+        nonce=signer.nonce(server.token_endpoint),
+        expected_did=target.expected_did,
+    )
+    query = urlencode({"client_id": credentials.client_id, "request_uri": request_uri})
+    return f"{server.authorization_endpoint}?{query}", pending
+
+
+def _check_client_fits(server: AuthServerMetadata, credentials: ClientCredentials) -> None:
+    if credentials.auth_method not in server.auth_methods:
+        raise OAuthResolutionError(
+            f"{server.issuer} does not accept client authentication {credentials.auth_method}"
+        )
+
+
+def _json(response: httpx.Response, what: str) -> dict[str, Any]:
+    body = json_object(response)
+    if body is None:
+        raise OAuthTokenError(f"{what} did not answer a JSON object", status=response.status_code)
+    return body
+
+
+def callback_params(redirect: str | Mapping[str, str]) -> dict[str, str]:
+    """The parameters of a redirect: a full URL, a query string, or a mapping."""
+    if not isinstance(redirect, str):
+        return {str(k): str(v) for k, v in redirect.items()}
+    query = urlsplit(redirect).query if "://" in redirect else redirect.lstrip("?")
+    return dict(parse_qsl(query, keep_blank_values=True))
+
+
+def check_redirect(params: Mapping[str, str], pending: PendingAuthorization) -> str:
+    """Check a redirect against its pending authorization; return the code."""
+    issuer = params.get("iss")
+    if issuer is not None and issuer != pending.issuer:
+        raise OAuthCallbackError(
+            f"the redirect's iss {issuer!r} is not the issuer asked ({pending.issuer}): "
+            "refusing a possible mix-up"
+        )
+    error = params.get("error")
+    if error:
+        description = params.get("error_description")
+        declined = " (the user declined)" if error == "access_denied" else ""
+        raise OAuthCallbackError(
+            f"the authorization server answered {error}{declined}"
+            + (f": {description}" if description else ""),
+            error=error,
+        )
+    if issuer is None:
+        raise OAuthCallbackError("the redirect has no iss parameter; ATProto servers send it")
+    code = params.get("code")
+    if not code:
+        raise OAuthCallbackError("the redirect carries neither a code nor an error")
+    return code
+
+
+def complete_authorization(
+    pending: PendingAuthorization,
+    code: str,
+    *,
+    resolver: IdentityResolver,
+    credentials: ClientCredentials,
+    now: float,
+) -> Flow[OAuthSession]:
+    """Exchange ``code``; check scope and ``sub``; return the session to store."""
+    signer = DpopSigner(pending.dpop_jwk)
+    signer.remember_nonce(pending.token_endpoint, pending.nonce, sent=None)
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": pending.redirect_uri,
+        "code_verifier": pending.verifier,
+    }
+    answer = yield from dpop_post(
+        signer,
+        pending.token_endpoint,
+        form,
+        issuer=pending.issuer,
+        client_auth=credentials.auth_fields,
+    )
+    response = _reached(answer, pending.token_endpoint, "code exchange")
+    if not response.is_success:
+        raise _refused("the code exchange", response)
+    body = _json(response, "the code exchange")
+    scope = body.get("scope")
+    if not isinstance(scope, str) or ATPROTO_SCOPE not in scope.split():
+        raise OAuthTokenError(f"the granted scope {scope!r} does not contain {ATPROTO_SCOPE!r}")
+    sub = body.get("sub")
+    if not isinstance(sub, str) or not is_did(sub):
+        raise OAuthTokenError("the token answer has no DID in 'sub'")
+    if pending.expected_did is not None and sub != pending.expected_did:
+        raise OAuthResolutionError(
+            f"the tokens are for {sub}, but the authorization was for {pending.expected_did}"
+        )
+    identity = yield from verify_issuer_flow(resolver, sub, pending.issuer, verify_handle=True)
+    try:
+        session = OAuthSession.from_token_response(
+            body,
+            issuer=pending.issuer,
+            token_endpoint=pending.token_endpoint,
+            pds_url=identity.pds_url,
+            client_id=credentials.client_id,
+            dpop_jwk=pending.dpop_jwk,
+            now=now,
+            handle=identity.handle,
+            revocation_endpoint=pending.revocation_endpoint,
+        )
+    except SessionError as exc:
+        raise OAuthTokenError(f"the code exchange answered an unusable token set: {exc}") from None
+    return replace(session, dpop_nonces=signer.nonces())

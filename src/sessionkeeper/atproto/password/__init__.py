@@ -1,0 +1,1 @@
+"""App-password sessions: their kind, their login/refresh/logout flows and the managers."""

@@ -1,0 +1,140 @@
+"""PersistentSessionManager: app-password sessions, persisted, refreshed exactly once."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import httpx
+
+from sessionkeeper.atproto import core
+from sessionkeeper.atproto.core import PasswordRefresh, TokenRefreshPolicy
+from sessionkeeper.atproto.kinds import PASSWORD, AtprotoKind, BearerAuthorizer
+from sessionkeeper.atproto.manager_base import (
+    DEFAULT_TIMEOUT,
+    EARLY_REFRESH_FAILURES,
+    BlockingManager,
+    resolve_store,
+)
+from sessionkeeper.atproto.types import AtpSessionData, AtpSessionEvent
+from sessionkeeper.clock import Clock
+from sessionkeeper.core.state import SessionState
+from sessionkeeper.redaction import redact_url
+from sessionkeeper.stores.base import Store
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "EARLY_REFRESH_FAILURES",
+    "PasswordSessions",
+    "PersistentSessionManager",
+    "resolve_store",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class PasswordSessions:
+    """What both password shells add to the shared machinery: the service and its PDS."""
+
+    _kind: AtprotoKind[AtpSessionData] = PASSWORD
+    _state: SessionState[AtpSessionData]
+    _service_url: str
+    _endpoints: dict[str, str]
+
+    def _where(self) -> str:
+        return f"{redact_url(self._service_url)!r}, "
+
+    @property
+    def service_url(self) -> str:
+        """The service (entryway or PDS) that creates and refreshes sessions."""
+        return self._service_url
+
+    @property
+    def pds_endpoint(self) -> str:
+        """Where XRPC calls of the current session go (didDoc's PDS, else the service)."""
+        session = self._state.session
+        return self._xrpc_base(session) if session is not None else self._service_url
+
+    def _xrpc_base(self, session: AtpSessionData) -> str:
+        return self._endpoints.get(session.did, self._service_url)
+
+    def _remember(self, session: AtpSessionData, endpoint: str | None) -> None:
+        if endpoint:
+            self._endpoints[session.did] = endpoint
+
+    def _policy(self, known: AtpSessionData) -> PasswordRefresh:
+        state = self._state
+        return PasswordRefresh(
+            known, service_url=self._service_url, now=state.clock.time(), in_memory=state.session
+        )
+
+    def _after_refresh(self, policy: TokenRefreshPolicy[AtpSessionData]) -> None:
+        if isinstance(policy, PasswordRefresh) and policy.endpoint:
+            self._endpoints[policy.did] = policy.endpoint
+
+    def _prunable(self, sessions: list[AtpSessionData]) -> list[AtpSessionData]:
+        """Sessions whose refresh token is past its exp: no refresh can revive them."""
+        now = self._state.clock.time()
+        return [
+            s for s in sessions if s.refresh_expires_at is not None and now >= s.refresh_expires_at
+        ]
+
+
+class PersistentSessionManager(PasswordSessions, BlockingManager[AtpSessionData]):
+    """Keeps one current ATProto session, persisted in a store, refreshed exactly once.
+
+    Sessions live in the store under ``did_<method>_<id>.json``. Refreshes are
+    single-flight across threads and processes (store lock, re-read, adopt),
+    proactive (``refresh_margin`` seconds before the access token's exp) and
+    reactive (on 400 ExpiredToken or 401, once). Thread-safe.
+    """
+
+    def __init__(
+        self,
+        session_dir: str | os.PathLike[str] | None,
+        service_url: str,
+        *,
+        store: Store | None = None,
+        refresh_margin: float = 120.0,
+        auto_refresh: bool = True,
+        http: httpx.Client | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self._service_url = service_url.rstrip("/")
+        self._endpoints = {}
+        super().__init__(
+            session_dir,
+            store=store,
+            refresh_margin=refresh_margin,
+            auto_refresh=auto_refresh,
+            http=http,
+            clock=clock,
+            authorizer=BearerAuthorizer(),
+        )
+
+    def login(
+        self, identifier: str, password: str, *, auth_factor_token: str | None = None
+    ) -> AtpSessionData:
+        """Create a session with createSession (always), store it and make it current."""
+        flow = core.login_flow(
+            identifier,
+            password,
+            auth_factor_token=auth_factor_token,
+            service_url=self._service_url,
+            now=self._state.clock.time(),
+        )
+        try:
+            session, endpoint = self._driver.run(flow)
+        except Exception:
+            self._state.emit(AtpSessionEvent.CREATE_FAILED, None)
+            raise
+        self._remember(session, endpoint)
+        logger.info("logged in as %s (%s)", session.handle, session.did)
+        return self._loaded(session)
+
+    def logout(self) -> None:
+        """Revoke the session on the server (deleteSession), then clear it locally."""
+        session = self._state.require()
+        self._driver.run(core.logout_flow(session, service_url=self._service_url))
+        logger.info("logged out %s", session.did)
+        self._cleared(session)

@@ -1,0 +1,1 @@
+"""``sessionkeeper atproto``: login, sessions, whoami, logout."""

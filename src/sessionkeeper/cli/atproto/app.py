@@ -1,0 +1,528 @@
+"""``sessionkeeper atproto ...``: log in once, then call any XRPC method with a kept session.
+
+Exit codes: 0 ok, 1 the operation failed (network, server error), 2 usage,
+3 authentication (wrong password, expired or missing session).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import platformdirs
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from sessionkeeper.atproto import (
+    AtpSessionData,
+    CorruptSessionError,
+    NoSessionError,
+    OAuthSession,
+    OAuthSessionManager,
+    PersistentSessionManager,
+    SessionError,
+    SessionExpiredError,
+    XrpcError,
+)
+from sessionkeeper.atproto.codec import name_for_did, validate_did
+from sessionkeeper.atproto.did_resolution import DidResolutionError, resolve_pds
+from sessionkeeper.atproto.interop import import_session_string
+from sessionkeeper.atproto.listing import stored_oauth_sessions, stored_sessions
+from sessionkeeper.cli.atproto.oauth import (
+    oauth_login,
+    oauth_rows,
+    open_oauth_manager,
+)
+from sessionkeeper.cli.atproto.state import forget, load_state, remember, remember_service
+from sessionkeeper.redaction import install_log_redaction, origin, redact_url
+from sessionkeeper.stores.base import Store
+from sessionkeeper.stores.directory import DirectoryStore
+from sessionkeeper.stores.errors import StoreError
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_AUTH = 3
+
+PASSWORD_ENV = "ATP_PASSWORD"
+SERVICE_ENV = "ATP_SERVICE"
+DEFAULT_SERVICE = "https://bsky.social"
+#: Login errors that mean "these credentials do not get you in".
+AUTH_ERRORS = frozenset(
+    {"AuthenticationRequired", "AuthFactorTokenRequired", "AccountTakedown", "InvalidToken"}
+)
+
+app = typer.Typer(
+    name="atproto",
+    help="Bluesky / ATProto sessions: log in once, refresh exactly once, call XRPC.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+sessions_app = typer.Typer(help="Stored sessions.", no_args_is_help=True)
+app.add_typer(sessions_app, name="sessions")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+_META_KEY = "sessionkeeper.atproto"
+
+logger = logging.getLogger(__name__)
+
+
+class UsageError(Exception):
+    """A command line that cannot work (exit code 2)."""
+
+
+def default_session_dir() -> Path:
+    """``<user config dir>/sessionkeeper/atproto``."""
+    return platformdirs.user_config_path("sessionkeeper") / "atproto"
+
+
+@dataclass(frozen=True)
+class Options:
+    """The group's options."""
+
+    session_dir: Path | None
+    store_url: str | None
+    did: str | None
+    service: str | None
+
+
+@app.callback()
+def _group(
+    ctx: typer.Context,
+    session_dir: Annotated[
+        Path | None,
+        typer.Option("--session-dir", help="Session directory (default: user config dir)."),
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Session store URL (dir:, sqlite:, redis://, ...; default $SESSIONKEEPER_STORE).",
+        ),
+    ] = None,
+    did: Annotated[
+        str | None, typer.Option("--did", help="Account to use (default: the current one).")
+    ] = None,
+    service: Annotated[
+        str | None,
+        typer.Option(
+            "--service",
+            help=(
+                "PDS or entryway URL (default: the one the account logged in to, else its "
+                f"DID document's PDS, else ${SERVICE_ENV}; bsky.social for login)."
+            ),
+        ),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log what happens (no secrets).")
+    ] = False,
+) -> None:
+    """Bluesky / ATProto sessions kept across runs and processes."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
+    if verbose:
+        logging.getLogger("sessionkeeper").setLevel(logging.INFO)
+    ctx.meta[_META_KEY] = Options(session_dir, store, did, service)
+
+
+def _options(ctx: typer.Context) -> Options:
+    options = ctx.meta.get(_META_KEY)
+    if not isinstance(options, Options):
+        raise UsageError("internal: atproto options missing")
+    return options
+
+
+@contextmanager
+def _failures() -> Iterator[None]:
+    """Turn library errors into a message and the documented exit code."""
+    try:
+        yield
+    except (SessionExpiredError, NoSessionError) as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(EXIT_AUTH) from None
+    except XrpcError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        auth = exc.error in AUTH_ERRORS and exc.nsid.endswith("createSession")
+        raise typer.Exit(EXIT_AUTH if auth else EXIT_FAILED) from None
+    except (UsageError, ValueError) as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(EXIT_USAGE) from None
+    except (SessionError, StoreError, OSError) as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(EXIT_FAILED) from None
+
+
+def _store(options: Options) -> Store:
+    """``--store``, else ``--session-dir``, else ``$SESSIONKEEPER_STORE``, else the default dir."""
+    from sessionkeeper.stores.url import resolve_store
+
+    if options.session_dir is not None and not options.store_url:
+        return DirectoryStore(options.session_dir)
+    return resolve_store(options.store_url, lambda: DirectoryStore(default_session_dir()))
+
+
+def _login_service(options: Options) -> str:
+    """Where a login goes: --service, else $ATP_SERVICE, else bsky.social."""
+    return options.service or os.environ.get(SERVICE_ENV) or DEFAULT_SERVICE
+
+
+def _session_service(options: Options, store: Store, did: str) -> str:
+    """The host that issued ``did``'s tokens: the only one they may be sent to.
+
+    --service, else the service the account logged in to, else the PDS its DID
+    document names (remembered from then on), else $ATP_SERVICE; never a default
+    host, which did not issue them and whose "InvalidToken" would delete them.
+    """
+    known = load_state(store).services.get(did)
+    if options.service:
+        if known and origin(known) != origin(options.service):
+            raise UsageError(
+                f"the session of {did} was issued by {redact_url(known)}; --service "
+                f"{redact_url(options.service)} would send its tokens to another host "
+                "(log in there instead)"
+            )
+        return options.service
+    if known:
+        return known
+    try:
+        resolved = resolve_pds(did)
+    except DidResolutionError as exc:
+        fallback = os.environ.get(SERVICE_ENV)
+        if fallback:
+            return fallback
+        raise UsageError(
+            f"no service is known for {did} and its PDS could not be found ({exc}); "
+            "name it with --service URL"
+        ) from None
+    remember_service(store, did, resolved)
+    return resolved
+
+
+def _pick_did(options: Options, store: Store) -> str:
+    """The account to act for: --did, else the current one, else the only one."""
+    if options.did:
+        return options.did
+    stored = [session.did for session in stored_sessions(store)]
+    stored += [s.did for s in stored_oauth_sessions(store) if s.did not in stored]
+    current = load_state(store).current
+    if current in stored:
+        return current
+    if len(stored) == 1:
+        return stored[0]
+    if not stored:
+        raise NoSessionError("no stored ATProto session: run `sessionkeeper atproto login` first")
+    raise UsageError(
+        f"{len(stored)} sessions are stored; choose one with --did ({', '.join(stored)})"
+    )
+
+
+def _open_password_manager(
+    options: Options, store: Store, did: str
+) -> tuple[PersistentSessionManager, str] | None:
+    """A manager holding ``did``'s password session and its service; ``None`` if it has none.
+
+    Only ``did``'s own entry is read, and no service is looked up for a DID
+    without one (an OAuth account).
+    """
+    if name_for_did(did) not in store.names():
+        return None
+    service = _session_service(options, store, did)
+    manager = PersistentSessionManager(None, service, store=store)
+    try:
+        loaded = manager.load_session(did)
+    except CorruptSessionError as exc:
+        logger.warning("skipping %s", exc)
+        loaded = None
+    except BaseException:
+        manager.close()
+        raise
+    if loaded is None:
+        manager.close()
+        return None
+    return manager, service
+
+
+@contextmanager
+def _manager(ctx: typer.Context) -> Iterator[PersistentSessionManager | OAuthSessionManager]:
+    """A manager with the chosen account's session loaded (a password one, else OAuth)."""
+    options = _options(ctx)
+    store = _store(options)
+    did = _pick_did(options, store)
+    validate_did(did)  # a bad --did is a usage error before any look-up
+    password = _open_password_manager(options, store, did)
+    if password is None:
+        with open_oauth_manager(store, did) as oauth:
+            if oauth is None:
+                raise NoSessionError(f"no stored session for {did}: log in first")
+            yield oauth
+        return
+    manager, service = password
+    try:
+        yield manager
+    finally:
+        manager.close()
+    if manager.session is not None:  # the call went through (and was no logout)
+        remember_service(store, did, service)
+
+
+def _when(exp: float | None) -> str:
+    if exp is None:
+        return "unknown"
+    moment = dt.datetime.fromtimestamp(exp, tz=dt.UTC)
+    left = exp - dt.datetime.now(tz=dt.UTC).timestamp()
+    if left <= 0:
+        return f"{moment:%Y-%m-%d %H:%M} UTC (expired)"
+    if left < 3600:
+        return f"{moment:%Y-%m-%d %H:%M} UTC (in {left / 60:.0f} min)"
+    if left < 86400 * 2:
+        return f"{moment:%Y-%m-%d %H:%M} UTC (in {left / 3600:.1f} h)"
+    return f"{moment:%Y-%m-%d %H:%M} UTC (in {left / 86400:.0f} d)"
+
+
+def _summary(session: AtpSessionData) -> dict[str, Any]:
+    return {
+        "handle": session.handle,
+        "did": session.did,
+        "active": session.active,
+        "status": session.status,
+        "access_expires_at": session.access_expires_at,
+        "refresh_expires_at": session.refresh_expires_at,
+    }
+
+
+def _password() -> str:
+    password = os.environ.get(PASSWORD_ENV)
+    if password:
+        return password
+    if not sys.stdin.isatty():
+        raise UsageError(f"no password: set {PASSWORD_ENV} or run in a terminal to be asked")
+    return str(typer.prompt("App password", hide_input=True))
+
+
+# -- commands ----------------------------------------------------------------------------
+
+
+@app.command()
+def login(
+    ctx: typer.Context,
+    identifier: Annotated[str, typer.Argument(help="Handle, DID or e-mail.")],
+    service: Annotated[str | None, typer.Option("--service", help="PDS or entryway URL.")] = None,
+    auth_factor_token: Annotated[
+        str | None, typer.Option("--auth-factor-token", help="E-mailed sign-in code.")
+    ] = None,
+    oauth: Annotated[bool, typer.Option("--oauth", help="Sign in with OAuth (browser).")] = False,
+    no_browser: Annotated[
+        bool, typer.Option("--no-browser", help="With --oauth: only print the URL.")
+    ] = False,
+) -> None:
+    """Log in (password from $ATP_PASSWORD or a hidden prompt, or --oauth) and store it."""
+    with _failures():
+        options = _options(ctx)
+        store = _store(options)
+        if oauth:
+            signed = oauth_login(store, identifier, open_browser=not no_browser, timeout=300)
+            remember(store, signed.did)
+            out.print(f"logged in as [bold]{escape(signed.handle or signed.did)}[/] with OAuth")
+            return
+        url = service or _login_service(options)
+        password = _password()
+        with PersistentSessionManager(None, url, store=store) as manager:
+            session = manager.login(identifier, password, auth_factor_token=auth_factor_token)
+        remember(store, session.did, url)
+        out.print(f"logged in as [bold]{escape(session.handle)}[/] ({session.did})")
+
+
+@app.command()
+def whoami(ctx: typer.Context) -> None:
+    """Ask the server who the current session is (refreshing it if due)."""
+    with _failures(), _manager(ctx) as manager:
+        answer = manager.query("com.atproto.server.getSession")
+        session = manager.session
+        if session is None:
+            raise NoSessionError("the session was removed while asking the server")
+        if not isinstance(answer, dict):
+            raise SessionError(
+                f"com.atproto.server.getSession answered {type(answer).__name__}, "
+                "not a JSON object; is the service a PDS?"
+            )
+        who = f"[bold]{escape(str(answer.get('handle')))}[/] {escape(str(answer.get('did')))}"
+        if isinstance(session, OAuthSession):
+            out.print(f"{who} (OAuth)")
+            pds, issuer = escape(redact_url(session.pds_url)), escape(redact_url(session.issuer))
+            out.print(f"PDS: {pds}  issuer: {issuer}")
+            out.print(f"scope: {escape(session.scope)}")
+            out.print(f"access token expires {_when(session.expires_at)}")
+            return
+        assert isinstance(manager, PersistentSessionManager)  # a password session's manager
+        out.print(who)
+        out.print(f"PDS: {escape(redact_url(str(manager.pds_endpoint)))}")
+        out.print(f"access token expires {_when(session.access_expires_at)}")
+        out.print(f"refresh token expires {_when(session.refresh_expires_at)}")
+        out.print(f"sessions: {escape(repr(manager.store))}")
+
+
+def _print_oauth_sessions(store: Store, current: str | None) -> bool:
+    """Print the OAuth sessions as a table; return whether there were any."""
+    rows = stored_oauth_sessions(store)
+    if not rows:
+        return False
+    table = Table(title="ATProto OAuth sessions")
+    for column in ("", "kind", "handle", "DID", "scope", "access expires"):
+        table.add_column(column, no_wrap=column == "DID")
+    for s in rows:
+        table.add_row(
+            "*" if s.did == current else "",
+            "oauth",
+            escape(s.handle or ""),
+            s.did,
+            escape(s.scope),
+            _when(s.expires_at),
+        )
+    out.print(table)
+    return True
+
+
+@sessions_app.command("list")
+def sessions_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List stored sessions with their expiry dates (no network)."""
+    with _failures():
+        options = _options(ctx)
+        store = _store(options)
+        found = stored_sessions(store)
+        current = load_state(store).current
+        if as_json:
+            rows = [{**_summary(s), "current": s.did == current} for s in found]
+            typer.echo(json.dumps(rows + oauth_rows(store, current), indent=2))
+            return
+        if not _print_oauth_sessions(store, current) and not found:
+            out.print("no stored sessions")
+            return
+        if not found:
+            return
+        table = Table(title="ATProto sessions")
+        table.add_column("")
+        table.add_column("handle")
+        table.add_column("DID", no_wrap=True)
+        table.add_column("access expires")
+        table.add_column("refresh expires")
+        for s in found:
+            table.add_row(
+                "*" if s.did == current else "",
+                escape(s.handle),
+                s.did,
+                _when(s.access_expires_at),
+                _when(s.refresh_expires_at),
+            )
+        out.print(table)
+
+
+@app.command()
+def refresh(ctx: typer.Context) -> None:
+    """Refresh the session now (or adopt a pair another process refreshed)."""
+    with _failures(), _manager(ctx) as manager:
+        session = manager.refresh_token()
+        expires = (
+            session.access_expires_at if isinstance(session, AtpSessionData) else session.expires_at
+        )
+        out.print(f"refreshed {session.did}; access token expires {_when(expires)}")
+
+
+def _params(values: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for value in values:
+        key, sep, item = value.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--param takes key=value, not {value!r}")
+        if key in params:
+            existing = params[key]
+            params[key] = [*existing, item] if isinstance(existing, list) else [existing, item]
+        else:
+            params[key] = item
+    return params
+
+
+@app.command()
+def call(
+    ctx: typer.Context,
+    nsid: Annotated[str, typer.Argument(help="Method, e.g. com.atproto.repo.listRecords.")],
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="Query parameter key=value.")
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option("--data", "-d", help="JSON body (makes it a procedure); - reads stdin."),
+    ] = None,
+    post: Annotated[bool, typer.Option("--post", help="Call as a procedure (POST).")] = False,
+) -> None:
+    """Call an XRPC method with the session and print the JSON answer."""
+    with _failures():
+        params = _params(param or [])
+        body: Any = None
+        if data is not None:
+            text = sys.stdin.read() if data == "-" else data
+            try:
+                body = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise UsageError(f"--data is not valid JSON: {exc}") from None
+        with _manager(ctx) as manager:
+            if data is None and not post:
+                result = manager.query(nsid, params or None)
+            else:
+                if params:
+                    raise UsageError("--param applies to queries; put procedure input in --data")
+                result = manager.procedure(nsid, body)
+        if isinstance(result, bytes):
+            sys.stdout.buffer.write(result)
+        elif result is not None:
+            typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+
+
+@app.command()
+def logout(ctx: typer.Context) -> None:
+    """Revoke the session on the server and remove it locally."""
+    with _failures(), _manager(ctx) as manager:
+        session = manager.session
+        assert session is not None
+        manager.logout()
+        forget(manager.store, session.did)
+        out.print(f"logged out {session.did}")
+
+
+@app.command("import-session-string")
+def import_string(
+    ctx: typer.Context,
+    text: Annotated[
+        str, typer.Argument(help="handle:::did:::access:::refresh[:::pds], or - for stdin.")
+    ],
+) -> None:
+    """Store a session exported by MarshalX's atproto (``export_session_string``)."""
+    with _failures():
+        options = _options(ctx)
+        store = _store(options)
+        raw = sys.stdin.read() if text == "-" else text
+        session, endpoint = import_session_string(raw.strip(), store)
+        remember(store, session.did, options.service or endpoint)
+        out.print(f"imported the session of [bold]{escape(session.handle)}[/] ({session.did})")
+
+
+def main() -> None:
+    """Run the ``atproto`` command group on its own."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The ``hac`` command (a drop-in for hac-client-cli) and ``sessionkeeper hac``."""

@@ -1,0 +1,201 @@
+"""What every ``hac`` command shares: the chosen endpoint, its session, and the client.
+
+A command names an environment and endpoint (``-e``/``-n``, else the config's
+defaults); the session is the one cached under ``ENV/ENDPOINT`` for that URL,
+whoever started it (this CLI or hac-client-cli 0.3.2), so no username is
+needed. When there is none, a login happens on demand if a username and
+password are at hand; else the command fails as the original does.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from sessionkeeper.cli.hac.config import config_path, load_config
+from sessionkeeper.cli.hac.credentials import find_password, username_from_env
+from sessionkeeper.cli.hac.errors import CliError
+from sessionkeeper.redaction import without_userinfo
+
+if TYPE_CHECKING:
+    from sessionkeeper.hac.client import HacClient
+    from sessionkeeper.hac.session import SessionManager, SessionMetadata
+
+META_KEY = "sessionkeeper.hac.options"
+#: ``sessionkeeper.stores.url.STORE_ENV``, spelled here so a plain run does not load that module.
+STORE_ENV = "SESSIONKEEPER_STORE"
+
+
+@dataclass(frozen=True)
+class Options:
+    """Options given before the command (ours; the original has none there)."""
+
+    config: Path | None = None
+    environment: str | None = None
+    url: str | None = None
+    username: str | None = None
+    password: str | None = None
+    store: str | None = None
+    timeout: int | None = None
+    ignore_ssl: bool | None = None
+    verbose: bool = False
+
+
+@dataclass(frozen=True)
+class Target:
+    """Which HAC, under which session key (``ENV/ENDPOINT``), with which settings."""
+
+    url: str
+    environment: str
+    endpoint: str
+    timeout: int
+    ignore_ssl: bool
+    username: str | None = None  #: ``-u``, a variable or the config; else the session's
+
+    @property
+    def session_url(self) -> str:
+        """The base URL as session files hold it: no user part, no trailing slash."""
+        return without_userinfo(self.url).rstrip("/")
+
+    @property
+    def key(self) -> str:
+        """The session key hac-client-cli uses: ``ENV/ENDPOINT``."""
+        return f"{self.environment}/{self.endpoint}"
+
+
+def group_options(ctx: typer.Context) -> Options:
+    """The options stored by the ``hac`` callback (defaults when run without it)."""
+    root = ctx.find_root()
+    options = root.meta.get(META_KEY)
+    return options if isinstance(options, Options) else Options()
+
+
+def resolve_target(
+    options: Options,
+    environment: str | None = None,
+    endpoint: str | None = None,
+    username: str | None = None,
+) -> Target:
+    """The endpoint chosen by the command's ``-e``/``-n`` (else the group's, else defaults)."""
+    env = environment or options.environment
+    if options.url:
+        env_name, ep_name = env or "local", endpoint or "hac"
+        target = Target(options.url, env_name, ep_name, 30, False)
+    else:
+        config = load_config(config_path(options.config))
+        env_name, ep_name, found = config.endpoint(env, endpoint)
+        target = Target(
+            found.url, env_name, ep_name, found.timeout, found.ignore_ssl, found.username
+        )
+    user = username or options.username or username_from_env(target.environment, target.endpoint)
+    return replace(
+        target,
+        timeout=options.timeout or target.timeout,
+        ignore_ssl=target.ignore_ssl if options.ignore_ssl is None else options.ignore_ssl,
+        username=user or target.username,
+    )
+
+
+def session_manager(options: Options) -> SessionManager:
+    """Sessions in ``--store`` or ``$SESSIONKEEPER_STORE``, else ``~/.cache/hac-client/``."""
+    from sessionkeeper.hac.session import SessionManager
+
+    chosen = options.store or os.environ.get(STORE_ENV)
+    if not chosen:
+        return SessionManager()
+    # Only now: the store URL module loads every store kind (cryptography, sqlite3).
+    from sessionkeeper.stores.url import open_store
+
+    return SessionManager(store=open_store(chosen))
+
+
+def find_session(manager: SessionManager, target: Target) -> SessionMetadata | None:
+    """The session cached under ``target.key`` for its URL (any user, like the original)."""
+    if target.username:
+        session = manager.load_session(target.session_url, target.username, target.key)
+        if session is not None:
+            return session
+    url = target.session_url
+    for session in manager.list_sessions():
+        if session.environment == target.key and session.base_url.rstrip("/") == url:
+            return session
+    return None
+
+
+def no_session_error(target: Target) -> CliError:
+    """The original's message when a command finds no session to use."""
+    env, ep = target.environment, target.endpoint
+    return CliError(
+        f"No active session for '{target.key}'\n\nStart a session:\n"
+        f"  hac session start {env} --endpoint {ep} --username <user>\n\n"
+        "Or import existing session:\n"
+        f"  hac session import {env} --endpoint {ep} --username <user> "
+        "--session-id <id> --csrf-token <token>"
+    )
+
+
+@contextmanager
+def open_client(
+    ctx: typer.Context,
+    environment: str | None = None,
+    endpoint: str | None = None,
+    *,
+    quiet: bool = True,
+) -> Iterator[HacClient]:
+    """A client on the chosen endpoint's session; logs in on demand when it can."""
+    from sessionkeeper.cli.hac.lazy_auth import LazyPasswordAuth
+    from sessionkeeper.hac.client import HacClient
+
+    options = group_options(ctx)
+    target = resolve_target(options, environment, endpoint)
+    manager = session_manager(options)
+    session = find_session(manager, target)
+    username = session.username if session is not None else target.username
+    preset: str | None = None
+    if session is None:
+        preset = (
+            find_password(options.password, target.environment, username, target.endpoint)
+            if username
+            else None
+        )
+        if not username or not preset:
+            raise no_session_error(target)
+    assert username is not None
+
+    def password() -> str | None:
+        return preset or find_password(
+            options.password, target.environment, username, target.endpoint
+        )
+
+    client = HacClient(
+        target.url,
+        LazyPasswordAuth(username, password),
+        environment=target.key,
+        timeout=target.timeout,
+        ignore_ssl=target.ignore_ssl,
+        quiet=quiet and not options.verbose,
+        session_manager=manager,
+    )
+    if session is not None:
+        client.use_session(session)
+    with client:
+        yield client
+
+
+__all__ = [
+    "META_KEY",
+    "Options",
+    "Target",
+    "find_session",
+    "group_options",
+    "no_session_error",
+    "open_client",
+    "resolve_target",
+    "session_manager",
+]

@@ -1,0 +1,321 @@
+"""``hac env list|show|add|remove|set-default`` and ``hac endpoint ...``: the config file.
+
+Output and messages are hac-client-cli 0.3.2's. Unlike it, both groups read
+the same file (``env`` there ignores ``HAC_CLIENT_CONFIG_PATH``), errors go to
+stderr, and the file is replaced atomically.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from sessionkeeper.cli.hac import output as out
+from sessionkeeper.cli.hac.config import ConfigError, Environment, config_path, parse_config
+from sessionkeeper.cli.hac.config_edit import ConfigFile
+from sessionkeeper.cli.hac.context import group_options
+from sessionkeeper.cli.hac.errors import CliError, reported
+from sessionkeeper.cli.hac.params import PlainCommand, PlainGroup, QuietNames
+
+env_app = typer.Typer(
+    cls=PlainGroup, help="Manage HAC environments", no_args_is_help=True, rich_markup_mode=None
+)
+endpoint_app = typer.Typer(
+    cls=PlainGroup, help="Manage HAC endpoints", no_args_is_help=True, rich_markup_mode=None
+)
+
+Format = Annotated[str, typer.Option("--format", "-f", help="Output format: table, json")]
+NoHeaders = Annotated[bool, typer.Option("--no-headers", help="Suppress column headers")]
+EnvName = Annotated[str, typer.Argument(help="Environment name")]
+EndpointArg = Annotated[str, typer.Argument(help="Endpoint name")]
+
+
+def _file(ctx: typer.Context) -> ConfigFile:
+    return ConfigFile(config_path(group_options(ctx).config))
+
+
+def _all_environments(file: ConfigFile) -> tuple[list[Environment], str | None]:
+    """Every environment, placeholders included, sorted by name; and the default."""
+    parsed = parse_config(file.data, file.path)
+    environments = []
+    for name in sorted(file.environments):
+        env = parsed.environments.get(name)
+        raw = file.environments[name]
+        default_ep = raw.get("default_endpoint") if isinstance(raw, dict) else None
+        environments.append(env or Environment(name, {}, default_ep))
+    return environments, file.data.get("default_environment")
+
+
+@env_app.command("list", cls=PlainCommand)
+def list_environments(
+    ctx: typer.Context,
+    format: Format = "table",
+    no_headers: NoHeaders = False,
+    quiet: QuietNames = False,
+) -> None:
+    """List all configured environments."""
+    with reported():
+        environments, default = _all_environments(_file(ctx))
+        if not environments:
+            if format == "json":
+                out.line("[]")
+                return
+            out.markup("[yellow]No environments configured[/yellow]")
+            out.markup("\nAdd an environment with endpoints:")
+            out.markup("  hac env add local")
+            out.markup("  hac endpoint add local hac --url https://localhost:9002")
+            return
+        if format == "json":
+            out.emit_json([env.as_json(default) for env in environments])
+        elif quiet:
+            for env in environments:
+                out.line(env.name)
+        else:
+            out.table(
+                [
+                    ("NAME", {"style": "cyan"}),
+                    ("ENDPOINTS", {"justify": "right"}),
+                    ("DEFAULT-ENDPOINT", {}),
+                    ("DEFAULT", {"justify": "center"}),
+                ],
+                [
+                    [
+                        env.name,
+                        str(len(env.endpoints)),
+                        env.default_endpoint or "-",
+                        "✓" if env.name == default else "",
+                    ]
+                    for env in environments
+                ],
+                show_header=not no_headers,
+            )
+
+
+def _environment(file: ConfigFile, name: str) -> tuple[Environment, str | None]:
+    environments, default = _all_environments(file)
+    for env in environments:
+        if env.name == name:
+            return env, default
+    raise CliError(f"Environment '{name}' not found")
+
+
+@env_app.command("show", cls=PlainCommand)
+def show_environment(
+    ctx: typer.Context,
+    name: EnvName,
+    json_output: Annotated[bool, typer.Option("--json", help="Output as JSON")] = False,
+) -> None:
+    """Show details of a specific environment with all endpoints."""
+    with reported():
+        env, default = _environment(_file(ctx), name)
+        if json_output:
+            out.emit_json(env.as_json(default))
+            return
+        out.line(f"Environment: {env.name}{' (default)' if env.name == default else ''}")
+        out.line()
+        if not env.endpoints:
+            out.line("  No endpoints configured")
+            out.line(f"\n  Add an endpoint: hac endpoint add {env.name} hac --url https://...")
+            return
+        out.line(f"  Endpoints ({len(env.endpoints)}):")
+        out.line()
+        for ep_name, ep in sorted(env.endpoints.items()):
+            marker = " (default)" if ep_name == env.default_endpoint else ""
+            out.line(f"    {ep_name}{marker}")
+            out.line(f"      URL:        {ep.url}")
+            out.line(f"      Ignore SSL: {ep.ignore_ssl}")
+            out.line(f"      Timeout:    {ep.timeout}s")
+            out.line()
+        chosen = "" if env.default_endpoint else " --endpoint <endpoint-name>"
+        out.line(f"  Start session: hac session start {env.name}{chosen} --username <user>")
+
+
+@env_app.command("add", cls=PlainCommand)
+def add_environment(
+    ctx: typer.Context,
+    name: EnvName,
+    set_default: Annotated[
+        bool, typer.Option("--set-default", "-d", help="Set as default environment")
+    ] = False,
+) -> None:
+    """Add a new environment (add endpoints separately with 'hac endpoint add')."""
+    with reported():
+        file = _file(ctx)
+        file.add_environment(name, set_default=set_default)
+        file.save()
+        out.line(f"Environment '{name}' added{' (set as default)' if set_default else ''}")
+        out.line("\nNext: Add endpoints to this environment")
+        out.line(f"  hac endpoint add {name} <endpoint-name> --url https://...")
+
+
+@env_app.command("remove", cls=PlainCommand)
+def remove_environment(ctx: typer.Context, name: EnvName) -> None:
+    """Remove an environment."""
+    with reported():
+        file = _file(ctx)
+        file.remove_environment(name)
+        file.save()
+        out.line(f"Environment '{name}' removed")
+
+
+@env_app.command("set-default", cls=PlainCommand)
+def set_default_environment(ctx: typer.Context, name: EnvName) -> None:
+    """Set the default environment."""
+    with reported():
+        file = _file(ctx)
+        file.set_default_environment(name)
+        file.save()
+        out.line(f"Default environment set to '{name}'")
+
+
+@endpoint_app.command("list", cls=PlainCommand)
+def list_endpoints(
+    ctx: typer.Context,
+    environment: EnvName,
+    format: Format = "table",
+    no_headers: NoHeaders = False,
+    quiet: QuietNames = False,
+) -> None:
+    """List all endpoints in an environment."""
+    with reported():
+        env, _ = _environment(_file(ctx), environment)
+        endpoints = sorted(env.endpoints.items())
+        if not endpoints:
+            if format == "json":
+                out.line("[]")
+            else:
+                out.markup(
+                    f"[yellow]No endpoints configured for environment '{environment}'[/yellow]"
+                )
+            return
+        if format == "json":
+            out.emit_json(
+                [
+                    {"name": name, **ep.as_json(), "is_default": name == env.default_endpoint}
+                    for name, ep in endpoints
+                ]
+            )
+        elif quiet:
+            for name, _ep in endpoints:
+                out.line(name)
+        else:
+            out.table(
+                [
+                    ("NAME", {"style": "cyan"}),
+                    ("URL", {}),
+                    ("SSL", {}),
+                    ("TIMEOUT", {"justify": "right"}),
+                    ("DEFAULT", {"justify": "center"}),
+                ],
+                [
+                    [
+                        name,
+                        ep.url,
+                        "[yellow]ignore[/yellow]" if ep.ignore_ssl else "[green]verify[/green]",
+                        f"{ep.timeout}s",
+                        "✓" if name == env.default_endpoint else "",
+                    ]
+                    for name, ep in endpoints
+                ],
+                show_header=not no_headers,
+            )
+
+
+@endpoint_app.command("show", cls=PlainCommand)
+def show_endpoint(ctx: typer.Context, environment: EnvName, endpoint: EndpointArg) -> None:
+    """Show details of a specific endpoint."""
+    with reported():
+        env, _ = _environment(_file(ctx), environment)
+        ep = env.endpoints.get(endpoint)
+        if ep is None:
+            raise ConfigError(f"Endpoint '{endpoint}' not found in environment '{environment}'")
+        out.line(f"Endpoint: {environment}/{endpoint}")
+        if endpoint == env.default_endpoint:
+            out.line("Status: default")
+        out.line()
+        out.line(f"URL:        {ep.url}")
+        out.line(f"Ignore SSL: {ep.ignore_ssl}")
+        out.line(f"Timeout:    {ep.timeout}s")
+
+
+@endpoint_app.command("add", cls=PlainCommand)
+def add_endpoint(
+    ctx: typer.Context,
+    environment: EnvName,
+    endpoint: EndpointArg,
+    url: Annotated[str, typer.Option("--url", "-u", help="HAC base URL")],
+    ignore_ssl: Annotated[
+        bool, typer.Option("--ignore-ssl", help="Ignore SSL certificate errors")
+    ] = False,
+    timeout: Annotated[int, typer.Option("--timeout", help="HTTP timeout in seconds")] = 30,
+    set_default: Annotated[
+        bool, typer.Option("--set-default", help="Set as default endpoint")
+    ] = False,
+) -> None:
+    """Add a new endpoint to an environment."""
+    with reported():
+        file = _file(ctx)
+        file.add_endpoint(
+            environment,
+            endpoint,
+            url,
+            ignore_ssl=ignore_ssl,
+            timeout=timeout,
+            set_default=set_default,
+        )
+        file.save()
+        marker = " (set as default)" if set_default else ""
+        out.line(f"Added endpoint '{endpoint}' to environment '{environment}'{marker}")
+        out.line(
+            f"\nStart session: hac session start {environment} --endpoint {endpoint} "
+            "--username <user>"
+        )
+
+
+@endpoint_app.command("update", cls=PlainCommand)
+def update_endpoint(
+    ctx: typer.Context,
+    environment: EnvName,
+    endpoint: EndpointArg,
+    url: Annotated[str | None, typer.Option("--url", "-u", help="HAC base URL")] = None,
+    ignore_ssl: Annotated[
+        bool | None, typer.Option("--ignore-ssl/--no-ignore-ssl", help="Ignore SSL errors")
+    ] = None,
+    timeout: Annotated[
+        int | None, typer.Option("--timeout", help="HTTP timeout in seconds")
+    ] = None,
+) -> None:
+    """Update an existing endpoint."""
+    with reported():
+        file = _file(ctx)
+        file.update_endpoint(environment, endpoint, url=url, ignore_ssl=ignore_ssl, timeout=timeout)
+        file.save()
+        out.line(f"Updated endpoint '{endpoint}' in environment '{environment}'")
+
+
+@endpoint_app.command("remove", cls=PlainCommand)
+def remove_endpoint(ctx: typer.Context, environment: EnvName, endpoint: EndpointArg) -> None:
+    """Remove an endpoint from an environment."""
+    with reported():
+        file = _file(ctx)
+        file.remove_endpoint(environment, endpoint)
+        file.save()
+        out.line(f"Removed endpoint '{endpoint}' from environment '{environment}'")
+
+
+@endpoint_app.command("set-default", cls=PlainCommand)
+def set_default_endpoint(
+    ctx: typer.Context,
+    environment: EnvName,
+    endpoint: Annotated[str, typer.Argument(help="Endpoint name to set as default")],
+) -> None:
+    """Set the default endpoint for an environment."""
+    with reported():
+        file = _file(ctx)
+        file.set_default_endpoint(environment, endpoint)
+        file.save()
+        out.line(f"Set '{endpoint}' as default endpoint for environment '{environment}'")
+
+
+__all__ = ["endpoint_app", "env_app"]

@@ -1,0 +1,2 @@
+"""Store maintenance over every protocol's sessions: the formats registry, doctor,
+migrate and prune."""
