@@ -13,14 +13,10 @@ import pytest
 
 from sessionkeeper.atproto import AtpSessionData, SessionError, XrpcError
 from sessionkeeper.atproto.codec import decode_session, encode_session
-from sessionkeeper.atproto.core import (
-    PasswordRefresh,
-    logout_flow,
-    pds_endpoint,
-    refresh_verdict,
-    session_from_answer,
-)
-from sessionkeeper.atproto.kinds import ATPROTO_ERRORS, PASSWORD
+from sessionkeeper.atproto.kinds import ATPROTO_ERRORS
+from sessionkeeper.atproto.password.flows import PasswordRefresh, logout_flow, session_from_answer
+from sessionkeeper.atproto.password.kind import PASSWORD
+from sessionkeeper.atproto.refresh import pds_endpoint, refresh_verdict
 from sessionkeeper.atproto.xrpc import decode_result, is_rejected_access, retry_after, validate_nsid
 from sessionkeeper.clock import ManualClock
 from sessionkeeper.core.flow import Delete, Get, Locked, NetworkFailure, Op, Put, Send

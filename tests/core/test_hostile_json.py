@@ -9,7 +9,6 @@ import httpx
 import pytest
 
 from sessionkeeper.atproto import OAuthTokenError, SessionError, XrpcError
-from sessionkeeper.atproto.core import login_flow
 from sessionkeeper.atproto.identity import IdentityResolver
 from sessionkeeper.atproto.oauth.authorize import complete_authorization
 from sessionkeeper.atproto.oauth.client_auth import ClientCredentials
@@ -17,6 +16,7 @@ from sessionkeeper.atproto.oauth.dpop import DpopSigner, generate_dpop_jwk, want
 from sessionkeeper.atproto.oauth.pending import PendingAuthorization
 from sessionkeeper.atproto.oauth.session import OAuthSession
 from sessionkeeper.atproto.oauth.tokens import OAuthRefresh
+from sessionkeeper.atproto.password.flows import login_flow
 from sessionkeeper.atproto.xrpc import decode_result, error_body
 from sessionkeeper.core.flow import Op, Send
 

@@ -17,10 +17,10 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
-from sessionkeeper.atproto.core import TokenRefreshPolicy
 from sessionkeeper.atproto.errors import SessionNetworkError, XrpcNetworkError
 from sessionkeeper.atproto.home import default_store
 from sessionkeeper.atproto.kinds import ATPROTO_ERRORS, AtprotoKind, read_stored
+from sessionkeeper.atproto.refresh import TokenRefreshPolicy
 from sessionkeeper.atproto.xrpc import decode_result, validate_nsid, xrpc_url
 from sessionkeeper.clock import SYSTEM_CLOCK, Clock
 from sessionkeeper.core.async_flow import AsyncDriver

@@ -17,9 +17,10 @@ import threading
 
 import httpx
 
-from sessionkeeper.atproto.kinds import OAUTH, AtprotoKind, DpopAuthorizer
+from sessionkeeper.atproto.kinds import AtprotoKind
 from sessionkeeper.atproto.manager_base import AsyncManager, BlockingManager
 from sessionkeeper.atproto.oauth.dpop import DpopSigner, jwk_thumbprint, public_jwk
+from sessionkeeper.atproto.oauth.kind import OAUTH, DpopAuthorizer
 from sessionkeeper.atproto.oauth.session import OAuthSession
 from sessionkeeper.atproto.oauth.tokens import ClientAuth, IssuerCheck, OAuthRefresh, revoke_flow
 from sessionkeeper.atproto.xrpc import GET_SESSION, xrpc_url

@@ -16,11 +16,12 @@ from typing import Any
 
 import httpx
 
-from sessionkeeper.atproto.core import TokenRefreshPolicy
 from sessionkeeper.atproto.errors import SessionError
-from sessionkeeper.atproto.kinds import OAUTH, newest, read_stored, token_rejected
+from sessionkeeper.atproto.kinds import newest, read_stored
 from sessionkeeper.atproto.oauth.dpop import DpopSigner, send_with_nonce
+from sessionkeeper.atproto.oauth.kind import OAUTH, token_rejected
 from sessionkeeper.atproto.oauth.session import OAuthSession, refreshed
+from sessionkeeper.atproto.refresh import TokenRefreshPolicy
 from sessionkeeper.atproto.xrpc import error_body, json_object, retry_after
 from sessionkeeper.core.flow import Delete, Flow, Get, Locked, NetworkFailure, Send
 from sessionkeeper.core.singleflight import Produced, Verdict

@@ -13,9 +13,9 @@ import os
 
 import httpx
 
-from sessionkeeper.atproto import core
-from sessionkeeper.atproto.kinds import BearerAuthorizer
 from sessionkeeper.atproto.manager_base import AsyncManager
+from sessionkeeper.atproto.password import flows
+from sessionkeeper.atproto.password.kind import BearerAuthorizer
 from sessionkeeper.atproto.password.manager import PasswordSessions
 from sessionkeeper.atproto.types import AtpSessionData, AtpSessionEvent
 from sessionkeeper.clock import Clock
@@ -58,7 +58,7 @@ class AsyncPersistentSessionManager(PasswordSessions, AsyncManager[AtpSessionDat
         self, identifier: str, password: str, *, auth_factor_token: str | None = None
     ) -> AtpSessionData:
         """Create a session with createSession (always), store it and make it current."""
-        flow = core.login_flow(
+        flow = flows.login_flow(
             identifier,
             password,
             auth_factor_token=auth_factor_token,
@@ -77,6 +77,6 @@ class AsyncPersistentSessionManager(PasswordSessions, AsyncManager[AtpSessionDat
     async def logout(self) -> None:
         """Revoke the session on the server (deleteSession), then clear it locally."""
         session = self._state.require()
-        await self._driver.run(core.logout_flow(session, service_url=self._service_url))
+        await self._driver.run(flows.logout_flow(session, service_url=self._service_url))
         logger.info("logged out %s", session.did)
         self._cleared(session)

@@ -7,15 +7,17 @@ import os
 
 import httpx
 
-from sessionkeeper.atproto import core
-from sessionkeeper.atproto.core import PasswordRefresh, TokenRefreshPolicy
-from sessionkeeper.atproto.kinds import PASSWORD, AtprotoKind, BearerAuthorizer
+from sessionkeeper.atproto.kinds import AtprotoKind
 from sessionkeeper.atproto.manager_base import (
     DEFAULT_TIMEOUT,
     EARLY_REFRESH_FAILURES,
     BlockingManager,
     resolve_store,
 )
+from sessionkeeper.atproto.password import flows
+from sessionkeeper.atproto.password.flows import PasswordRefresh
+from sessionkeeper.atproto.password.kind import PASSWORD, BearerAuthorizer
+from sessionkeeper.atproto.refresh import TokenRefreshPolicy
 from sessionkeeper.atproto.types import AtpSessionData, AtpSessionEvent
 from sessionkeeper.clock import Clock
 from sessionkeeper.core.state import SessionState
@@ -116,7 +118,7 @@ class PersistentSessionManager(PasswordSessions, BlockingManager[AtpSessionData]
         self, identifier: str, password: str, *, auth_factor_token: str | None = None
     ) -> AtpSessionData:
         """Create a session with createSession (always), store it and make it current."""
-        flow = core.login_flow(
+        flow = flows.login_flow(
             identifier,
             password,
             auth_factor_token=auth_factor_token,
@@ -135,6 +137,6 @@ class PersistentSessionManager(PasswordSessions, BlockingManager[AtpSessionData]
     def logout(self) -> None:
         """Revoke the session on the server (deleteSession), then clear it locally."""
         session = self._state.require()
-        self._driver.run(core.logout_flow(session, service_url=self._service_url))
+        self._driver.run(flows.logout_flow(session, service_url=self._service_url))
         logger.info("logged out %s", session.did)
         self._cleared(session)

@@ -1,23 +1,24 @@
-"""The ATProto decisions and flows, free of I/O: refresh policy, login, logout.
+"""App-password flows, free of I/O: createSession, refreshSession, deleteSession.
 
 The flows yield the core's operations (:mod:`sessionkeeper.core.flow`) and run on
-either driver; the refresh is the core's single flight
-(:mod:`sessionkeeper.core.singleflight`) with an ATProto policy, shared by the
-app-password and OAuth kinds.
+either driver.
 """
 
 from __future__ import annotations
 
-import logging
-from abc import ABC, abstractmethod
 from dataclasses import replace
-from typing import Generic, TypeVar
-
-import httpx
 
 from sessionkeeper.atproto.codec import encode_session, name_for_did
 from sessionkeeper.atproto.errors import SessionError, SessionNetworkError
-from sessionkeeper.atproto.kinds import PASSWORD, AtprotoKind, newest, read_stored
+from sessionkeeper.atproto.kinds import newest, read_stored
+from sessionkeeper.atproto.password.kind import PASSWORD
+from sessionkeeper.atproto.refresh import (
+    TokenRefreshPolicy,
+    _json_of,
+    logger,
+    pds_endpoint,
+    refresh_verdict,
+)
 from sessionkeeper.atproto.types import AtpSessionData
 from sessionkeeper.atproto.xrpc import (
     CREATE_SESSION,
@@ -25,69 +26,12 @@ from sessionkeeper.atproto.xrpc import (
     REFRESH_SESSION,
     bearer,
     error_body,
-    json_value,
     raise_for_error,
     retry_after,
     xrpc_url,
 )
 from sessionkeeper.core.flow import Delete, Flow, Get, Locked, NetworkFailure, Put, Send
 from sessionkeeper.core.singleflight import Produced, Verdict
-
-S = TypeVar("S")
-
-logger = logging.getLogger(__name__)
-
-#: Refresh errors that mean the refresh token (and so the session) is dead.
-DEAD_SESSION_ERRORS = frozenset({"ExpiredToken", "InvalidToken", "AccountTakedown"})
-
-
-# --- pure decisions ----------------------------------------------------------------------
-
-
-def is_adoptable(kind: AtprotoKind[S], stored: S, known: S, now: float) -> bool:
-    """Whether ``stored`` is another holder's newer, unexpired set of ``known``'s account.
-
-    Any different, not older set that has not expired is adopted, even one inside
-    the refresh margin: otherwise a margin longer than the token's life would
-    make every waiting holder refresh again, once each. An older stored set (one
-    this holder rotated but could not store) is never adopted.
-    """
-    exp = kind.expires_at(stored)
-    return (
-        kind.account(stored) == kind.account(known)
-        and not kind.same(stored, known)
-        and kind.issued(stored) >= kind.issued(known)
-        and not (exp is not None and now >= exp)
-    )
-
-
-def refresh_verdict(status: int, error: str | None) -> Verdict | None:
-    """Classify a refreshSession answer; ``None`` for an error that says nothing of the session."""
-    if 200 <= status < 300:
-        return Verdict.FRESH
-    if status == 429 or status >= 500:
-        return Verdict.UNAVAILABLE
-    if status == 401 or error in DEAD_SESSION_ERRORS:
-        return Verdict.DEAD
-    return None
-
-
-def pds_endpoint(did_doc: object) -> str | None:
-    """Return the ``#atproto_pds`` service endpoint of a DID document, if it has one."""
-    if not isinstance(did_doc, dict):
-        return None
-    services = did_doc.get("service")
-    if not isinstance(services, list):
-        return None
-    for service in services:
-        if not isinstance(service, dict):
-            continue
-        ident = service.get("id")
-        if isinstance(ident, str) and ident.endswith("#atproto_pds"):
-            endpoint = service.get("serviceEndpoint")
-            if isinstance(endpoint, str) and endpoint.startswith(("http://", "https://")):
-                return endpoint.rstrip("/")
-    return None
 
 
 def session_from_answer(
@@ -116,56 +60,6 @@ def session_from_answer(
             ),
         )
     return session, pds_endpoint(body.get("didDoc"))
-
-
-def _json_of(response: httpx.Response, where: str) -> object:
-    try:
-        return json_value(response.content)
-    except ValueError:
-        raise SessionError(f"{where} answered HTTP {response.status_code} without JSON") from None
-
-
-# --- flows -------------------------------------------------------------------------------
-
-
-class TokenRefreshPolicy(ABC, Generic[S]):
-    """The single-flight policy both ATProto kinds share; subclasses say how to refresh.
-
-    A stored set is adopted when another holder refreshed it (different, not
-    older, not expired). Otherwise the newest set known is refreshed: the
-    stored one, unless it is older than ours (we rotated but could not store),
-    or the one in memory when another thread here rotated it meanwhile.
-    """
-
-    def __init__(
-        self, kind: AtprotoKind[S], known: S, *, now: float, in_memory: S | None = None
-    ) -> None:
-        self.kind = kind
-        self.did = kind.account(known)
-        self.name = kind.name(self.did)
-        self.now = now
-        self._in_memory = in_memory
-
-    def decode(self, raw: bytes | None) -> S | None:
-        """The stored set of this DID, or ``None``."""
-        return read_stored(self.kind, raw, self.name, self.did)
-
-    def encode(self, value: S) -> bytes:
-        """Serialise a new set."""
-        return self.kind.encode(value)
-
-    def adoptable(self, stored: S, known: S | None) -> bool:
-        """Another holder's newer, unexpired set."""
-        return known is None or is_adoptable(self.kind, stored, known, self.now)
-
-    def base(self, stored: S | None, known: S | None) -> S | None:
-        """The newest set known, in the store, in this holder's hands or in memory."""
-        ours = [s for s in (stored, known, self._in_memory) if s is not None]
-        return newest(self.kind, *(s for s in ours if self.kind.account(s) == self.did))
-
-    @abstractmethod
-    def produce(self, base: S | None) -> Flow[Produced[S]]:
-        """Refresh ``base`` with the server and classify the answer."""
 
 
 class PasswordRefresh(TokenRefreshPolicy[AtpSessionData]):
