@@ -19,6 +19,7 @@ from sessionkeeper.atproto.errors import (
     SessionExpiredError,
     SessionNetworkError,
 )
+from sessionkeeper.core.lifetime import Lifetime
 from sessionkeeper.core.state import StateErrors
 from sessionkeeper.stores.base import Store
 
@@ -50,6 +51,9 @@ class AtprotoKind(Protocol[S]):
 
     def expires_at(self, session: S) -> float | None:
         """When the access token expires."""
+
+    def lifetime(self, session: S) -> Lifetime:
+        """When the session's access token, refresh token and whole session end."""
 
     def issued(self, session: S) -> float:
         """Orders two sets of one account: a larger value is a newer rotation."""

@@ -26,6 +26,7 @@ from sessionkeeper.clock import SYSTEM_CLOCK, Clock
 from sessionkeeper.core.async_flow import AsyncDriver
 from sessionkeeper.core.call_loop import Authorizer, SessionAuth, ThreadedSource
 from sessionkeeper.core.flow import BlockingDriver, Call, Delete, Flow, Get, Locked, Put
+from sessionkeeper.core.lifetime import Lifetime
 from sessionkeeper.core.singleflight import single_flight
 from sessionkeeper.core.state import SessionState
 from sessionkeeper.events import SessionEvent
@@ -123,6 +124,12 @@ class _ManagerState(Generic[S]):
     def session(self) -> S | None:
         """The current session, or ``None``."""
         return self._state.session
+
+    @property
+    def lifetime(self) -> Lifetime | None:
+        """When the current session's tokens and the session end; ``None`` without one."""
+        session = self._state.session
+        return self._kind.lifetime(session) if session is not None else None
 
     @property
     def refresh_margin(self) -> float:

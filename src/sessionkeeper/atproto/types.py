@@ -7,6 +7,7 @@ from typing import Any
 
 from sessionkeeper.atproto.errors import CorruptSessionError
 from sessionkeeper.atproto.jwt import redact, token_expiry_or_none
+from sessionkeeper.core.lifetime import Lifetime
 from sessionkeeper.events import SessionEvent
 
 #: The file format's keys, in the order the Rust SDK writes them.
@@ -73,6 +74,11 @@ class AtpSessionData:
     def refresh_expires_at(self) -> float | None:
         """Unix time the refresh token expires, or ``None`` if it cannot be decoded."""
         return token_expiry_or_none(self.refresh_jwt)
+
+    @property
+    def lifetime(self) -> Lifetime:
+        """The JWTs' ``exp``; an app-password session has no absolute end of its own."""
+        return Lifetime(self.access_expires_at, self.refresh_expires_at, None)
 
     def to_json_dict(self) -> dict[str, Any]:
         """Return the camelCase document of the file format: all nine keys, ``None`` as null.

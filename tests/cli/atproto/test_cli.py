@@ -48,6 +48,7 @@ def test_login_call_whoami_list_refresh_logout(tmp_path: Path, pds: FakePds) -> 
     assert [(r["handle"], r["current"]) for r in rows] == [("alice.test", True)]
     did = rows[0]["did"]
     assert rows[0]["access_expires_at"] < rows[0]["refresh_expires_at"]
+    assert rows[0]["session_ends_at"] is None  # an app-password session has no absolute end
 
     table = run(sessions, "sessions", "list")
     assert table.returncode == 0 and "alice.test" in table.stdout and did in table.stdout

@@ -76,12 +76,16 @@ def test_login_with_oauth_then_list_whoami_call_logout(tmp_path: Path, fake: Fak
     (row,) = json.loads(listed.stdout)
     assert row["kind"] == "oauth" and row["did"] == DEFAULT_DID
     assert row["scope"] == "atproto transition:generic" and row["access_expires_at"] > 0
+    # A loopback (public) client: the refresh token and the session end 2 weeks after sign-in.
+    assert row["refresh_expires_at"] == row["session_ends_at"]
+    assert row["session_ends_at"] - row["access_expires_at"] == pytest.approx(14 * 86400 - 3600)
     table = run(fake, sessions, "sessions", "list")
     assert "oauth" in table.stdout and DEFAULT_DID in table.stdout
 
     whoami = run(fake, sessions, "whoami")
     assert whoami.returncode == 0, whoami.stderr
     assert "alice.test" in whoami.stdout and "(OAuth)" in whoami.stdout
+    assert "refresh token expires" in whoami.stdout and "session ends" in whoami.stdout
     called = run(fake, sessions, "call", "com.atproto.server.getSession")
     assert called.returncode == 0 and json.loads(called.stdout)["did"] == DEFAULT_DID
 

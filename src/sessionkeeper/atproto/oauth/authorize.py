@@ -27,6 +27,7 @@ from sessionkeeper.atproto.errors import (
 from sessionkeeper.atproto.identity import IdentityResolver, is_did, verify_issuer_flow
 from sessionkeeper.atproto.oauth.client_auth import ClientCredentials
 from sessionkeeper.atproto.oauth.dpop import DpopSigner, generate_dpop_jwk, origin
+from sessionkeeper.atproto.oauth.lifetimes import limits_for
 from sessionkeeper.atproto.oauth.metadata import (
     AuthServerMetadata,
     fetch_auth_server,
@@ -235,6 +236,7 @@ def complete_authorization(
             now=now,
             handle=identity.handle,
             revocation_endpoint=pending.revocation_endpoint,
+            limits=limits_for(confidential=credentials.confidential),
         )
     except SessionError as exc:
         raise OAuthTokenError(f"the code exchange answered an unusable token set: {exc}") from None

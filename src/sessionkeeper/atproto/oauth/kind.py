@@ -17,6 +17,7 @@ from sessionkeeper.atproto.oauth.session import (
 )
 from sessionkeeper.atproto.xrpc import is_rejected_access
 from sessionkeeper.core.call_loop import can_replay
+from sessionkeeper.core.lifetime import Lifetime
 from sessionkeeper.stores.base import Store
 
 
@@ -37,6 +38,10 @@ class OAuthKind:
     def expires_at(self, session: OAuthSession) -> float | None:
         """When the access token expires, from the token answer's ``expires_in``."""
         return session.expires_at
+
+    def lifetime(self, session: OAuthSession) -> Lifetime:
+        """``expires_in`` and the provider's limits recorded at sign-in."""
+        return session.lifetime
 
     def issued(self, session: OAuthSession) -> float:
         """Access tokens of one server live as long: a later expiry is a newer set."""

@@ -16,6 +16,8 @@ from typing import Any
 from sessionkeeper.atproto.codec import check_name, did_name, parse_json_document, validate_did
 from sessionkeeper.atproto.errors import CorruptSessionError, SessionError
 from sessionkeeper.atproto.jwt import redact
+from sessionkeeper.atproto.oauth.lifetimes import ProviderLimits, refresh_end
+from sessionkeeper.core.lifetime import Lifetime
 
 OAUTH_PREFIX = "oauth_"
 OAUTH_SUFFIX = ".json"
@@ -36,7 +38,12 @@ _KEYS: tuple[tuple[str, str], ...] = (
     ("expires_at", "expiresAt"),
     ("dpop_jwk", "dpopJwk"),
     ("dpop_nonces", "dpopNonces"),
+    ("refresh_lifetime", "refreshLifetime"),
+    ("refresh_expires_at", "refreshExpiresAt"),
+    ("session_ends_at", "sessionEndsAt"),
 )
+#: Keys holding Unix times or durations in seconds (documents from before they existed load).
+_NUMBERS = ("expires_at", "refresh_lifetime", "refresh_expires_at", "session_ends_at")
 _REQUIRED = ("did", "issuer", "tokenEndpoint", "pdsUrl", "clientId", "accessToken", "dpopJwk")
 
 
@@ -70,6 +77,12 @@ class OAuthSession:
     #: The latest DPoP nonce of each origin when the set was stored: a new process
     #: signs its first request with it instead of paying a ``use_dpop_nonce`` round trip.
     dpop_nonces: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    #: The provider's refresh-token lifetime for this client type, recorded at sign-in.
+    refresh_lifetime: float | None = None
+    #: When the current refresh token lapses unless used (``None``: not recorded).
+    refresh_expires_at: float | None = None
+    #: The session's absolute end, fixed at sign-in (``None``: not recorded).
+    session_ends_at: float | None = None
 
     def __repr__(self) -> str:
         return (
@@ -77,6 +90,11 @@ class OAuthSession:
             f"access_token={redact(self.access_token)!r}, "
             f"refresh_token={redact(self.refresh_token)!r}, expires_at={self.expires_at!r})"
         )
+
+    @property
+    def lifetime(self) -> Lifetime:
+        """When the access token, the refresh token and the session end."""
+        return Lifetime(self.expires_at, self.refresh_expires_at, self.session_ends_at)
 
     @classmethod
     def from_token_response(
@@ -91,8 +109,13 @@ class OAuthSession:
         now: float,
         handle: str | None = None,
         revocation_endpoint: str | None = None,
+        limits: ProviderLimits | None = None,
     ) -> OAuthSession:
-        """Build a session from a token endpoint answer (``sub`` must be a DID, type DPoP)."""
+        """Build a session from a token endpoint answer (``sub`` must be a DID, type DPoP).
+
+        ``limits`` are the provider's rules for this client type: the session's end
+        and the refresh token's lifetime are recorded from them at this sign-in.
+        """
         return _apply_token_answer(
             cls(
                 did=_answer_did(body),
@@ -104,6 +127,8 @@ class OAuthSession:
                 dpop_jwk=dict(dpop_jwk),
                 handle=handle,
                 revocation_endpoint=revocation_endpoint,
+                refresh_lifetime=limits.refresh_lifetime if limits else None,
+                session_ends_at=now + limits.session_lifetime if limits else None,
             ),
             body,
             now,
@@ -135,13 +160,14 @@ class OAuthSession:
             raise CorruptSessionError(
                 f"{where}: dpopNonces is not an object of strings", name=where
             )
-        expires = values.get("expires_at")
-        if expires is not None and (
-            isinstance(expires, bool) or not isinstance(expires, int | float)
-        ):
-            raise CorruptSessionError(f"{where}: expiresAt is not a number", name=where)
+        for attr, key in _KEYS:
+            number = values.get(attr) if attr in _NUMBERS else None
+            if number is not None and (
+                isinstance(number, bool) or not isinstance(number, int | float)
+            ):
+                raise CorruptSessionError(f"{where}: {key} is not a number", name=where)
         for attr, value in values.items():
-            if attr not in ("dpop_jwk", "dpop_nonces", "expires_at") and not isinstance(value, str):
+            if attr not in ("dpop_jwk", "dpop_nonces", *_NUMBERS) and not isinstance(value, str):
                 raise CorruptSessionError(f"{where}: {attr} is not a string", name=where)
         try:
             validate_did(values["did"])
@@ -188,10 +214,17 @@ def _apply_token_answer(session: OAuthSession, body: dict[str, Any], now: float)
     refresh = body.get("refresh_token")
     expires_in = body.get("expires_in")
     scope = body.get("scope")
+    rotated = isinstance(refresh, str)
     return replace(
         session,
         access_token=access,
-        refresh_token=refresh if isinstance(refresh, str) else session.refresh_token,
+        refresh_token=refresh if rotated else session.refresh_token,
+        # A new refresh token lives the provider's lifetime from now, within the session.
+        refresh_expires_at=(
+            refresh_end(now, session.refresh_lifetime, session.session_ends_at)
+            if rotated
+            else session.refresh_expires_at
+        ),
         expires_at=(
             now + float(expires_in)
             if isinstance(expires_in, int | float) and not isinstance(expires_in, bool)

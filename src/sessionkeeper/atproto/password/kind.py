@@ -11,6 +11,7 @@ from sessionkeeper.atproto.jwt import token_expiry_or_none
 from sessionkeeper.atproto.listing import stored_sessions
 from sessionkeeper.atproto.types import AtpSessionData
 from sessionkeeper.atproto.xrpc import is_rejected_access
+from sessionkeeper.core.lifetime import Lifetime
 from sessionkeeper.stores.base import Store
 
 
@@ -31,6 +32,10 @@ class PasswordKind:
     def expires_at(self, session: AtpSessionData) -> float | None:
         """The access token's ``exp``."""
         return token_expiry_or_none(session.access_jwt)
+
+    def lifetime(self, session: AtpSessionData) -> Lifetime:
+        """The JWTs' ``exp``; no absolute end (every refresh issues a full-length token)."""
+        return session.lifetime
 
     def issued(self, session: AtpSessionData) -> float:
         """The refresh token's exp: every refresh token of a server lives as long."""

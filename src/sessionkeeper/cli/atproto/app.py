@@ -44,6 +44,7 @@ from sessionkeeper.cli.atproto.oauth import (
     open_oauth_manager,
 )
 from sessionkeeper.cli.atproto.state import forget, load_state, remember, remember_service
+from sessionkeeper.core.lifetime import Lifetime
 from sessionkeeper.redaction import install_log_redaction, origin, redact_url
 from sessionkeeper.stores.base import Store
 from sessionkeeper.stores.directory import DirectoryStore
@@ -298,6 +299,7 @@ def _summary(session: AtpSessionData) -> dict[str, Any]:
         "status": session.status,
         "access_expires_at": session.access_expires_at,
         "refresh_expires_at": session.refresh_expires_at,
+        "session_ends_at": session.lifetime.session_ends_at,
     }
 
 
@@ -362,14 +364,21 @@ def whoami(ctx: typer.Context) -> None:
             pds, issuer = escape(redact_url(session.pds_url)), escape(redact_url(session.issuer))
             out.print(f"PDS: {pds}  issuer: {issuer}")
             out.print(f"scope: {escape(session.scope)}")
-            out.print(f"access token expires {_when(session.expires_at)}")
+            _print_lifetime(session.lifetime)
             return
         assert isinstance(manager, PersistentSessionManager)  # a password session's manager
         out.print(who)
         out.print(f"PDS: {escape(redact_url(str(manager.pds_endpoint)))}")
-        out.print(f"access token expires {_when(session.access_expires_at)}")
-        out.print(f"refresh token expires {_when(session.refresh_expires_at)}")
+        _print_lifetime(session.lifetime)
         out.print(f"sessions: {escape(repr(manager.store))}")
+
+
+def _print_lifetime(lifetime: Lifetime) -> None:
+    """The three ends of a session, each line only where the server told it."""
+    out.print(f"access token expires {_when(lifetime.access_expires_at)}")
+    out.print(f"refresh token expires {_when(lifetime.refresh_expires_at)}")
+    if lifetime.session_ends_at is not None:
+        out.print(f"session ends {_when(lifetime.session_ends_at)} (sign in again then)")
 
 
 def _print_oauth_sessions(store: Store, current: str | None) -> bool:
@@ -378,7 +387,8 @@ def _print_oauth_sessions(store: Store, current: str | None) -> bool:
     if not rows:
         return False
     table = Table(title="ATProto OAuth sessions")
-    for column in ("", "kind", "handle", "DID", "scope", "access expires"):
+    columns = ("", "kind", "handle", "DID", "scope", "access expires", "refresh expires")
+    for column in (*columns, "session ends"):
         table.add_column(column, no_wrap=column == "DID")
     for s in rows:
         table.add_row(
@@ -388,6 +398,8 @@ def _print_oauth_sessions(store: Store, current: str | None) -> bool:
             s.did,
             escape(s.scope),
             _when(s.expires_at),
+            _when(s.refresh_expires_at),
+            _when(s.session_ends_at),
         )
     out.print(table)
     return True

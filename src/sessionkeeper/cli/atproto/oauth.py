@@ -69,6 +69,8 @@ def oauth_rows(store: Store, current: str | None) -> list[dict[str, Any]]:
             "scope": s.scope,
             "issuer": s.issuer,
             "access_expires_at": s.expires_at,
+            "refresh_expires_at": s.refresh_expires_at,
+            "session_ends_at": s.session_ends_at,
             "current": s.did == current,
         }
         for s in stored_oauth_sessions(store)

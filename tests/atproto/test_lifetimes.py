@@ -1,0 +1,153 @@
+"""Every session kind knows when its access token, its refresh token and the session end."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from sessionkeeper.atproto import CorruptSessionError, OAuthClient, PersistentSessionManager
+from sessionkeeper.atproto.oauth.dpop import generate_dpop_jwk
+from sessionkeeper.atproto.oauth.lifetimes import CONFIDENTIAL_CLIENT, DAY, PUBLIC_CLIENT
+from sessionkeeper.atproto.oauth.session import decode_oauth, oauth_name_for_did
+from sessionkeeper.clock import ManualClock
+from sessionkeeper.core.lifetime import Lifetime
+from sessionkeeper.stores.memory import MemoryStore
+from sessionkeeper.testing.fake_oauth import DEFAULT_DID, DEFAULT_HANDLE, FakeOAuth
+from sessionkeeper.testing.fake_pds import FakePds
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def fake(clock: ManualClock) -> Iterator[FakeOAuth]:
+    with FakeOAuth(clock) as server:
+        yield server
+
+
+def sign_in(fake: FakeOAuth, clock: ManualClock, store: MemoryStore, **kw: Any) -> OAuthClient:
+    client = OAuthClient(
+        store=store, handle_resolver=fake.url, plc_directory=fake.url, clock=clock, **kw
+    )
+    if "client_key" in kw:
+        fake.register_client(client.client_metadata)
+    url = client.authorize(DEFAULT_HANDLE)
+    client.callback(httpx.get(url).headers["location"])
+    return client
+
+
+def test_app_password_lifetime_is_the_jwts_exp(
+    pds: FakePds,
+    alice: str,
+    clock: ManualClock,
+) -> None:
+    with PersistentSessionManager(None, pds.url, store=MemoryStore(), clock=clock) as manager:
+        assert [manager.lifetime] == [None]  # no session yet
+        session = manager.login("alice.test", "alice-pass")
+        now = clock.time()
+        lifetime = manager.lifetime
+        assert lifetime is not None
+        assert lifetime == Lifetime(session.access_expires_at, session.refresh_expires_at, None)
+        assert lifetime.access_expires_at == pytest.approx(now + 7200, abs=2)
+        assert lifetime.refresh_expires_at == pytest.approx(now + 90 * DAY, abs=2)
+        assert lifetime.lapses_at == lifetime.refresh_expires_at
+        clock.advance(DAY)
+        manager.refresh_token()  # every refresh token lives its full 90 days
+        assert manager.lifetime is not None
+        assert manager.lifetime.refresh_expires_at == pytest.approx(now + 91 * DAY, abs=2)
+
+
+def test_a_public_client_session_ends_two_weeks_after_sign_in_however_refreshed(
+    fake: FakeOAuth,
+    clock: ManualClock,
+) -> None:
+    store = MemoryStore()
+    signed_in = clock.time()
+    with sign_in(fake, clock, store) as client, client.restore(DEFAULT_DID) as manager:
+        assert manager.lifetime == Lifetime(
+            signed_in + 3600, signed_in + 14 * DAY, signed_in + PUBLIC_CLIENT.session_lifetime
+        )
+        clock.advance(3 * DAY)
+        manager.refresh_token()
+        lifetime = manager.lifetime
+        assert lifetime is not None
+        assert lifetime.access_expires_at == signed_in + 3 * DAY + 3600
+        # The refresh token would live 2 weeks from now, but the session ends sooner.
+        assert lifetime.refresh_expires_at == lifetime.session_ends_at == signed_in + 14 * DAY
+    # Recorded in the stored document, so another process reads the same ends.
+    stored = decode_oauth(store.get(oauth_name_for_did(DEFAULT_DID)) or b"", name="x")
+    assert stored.lifetime == lifetime
+
+
+def test_a_confidential_client_refresh_token_lives_three_months_from_its_last_use(
+    fake: FakeOAuth,
+    clock: ManualClock,
+) -> None:
+    store = MemoryStore()
+    signed_in = clock.time()
+    key = {**generate_dpop_jwk(), "kid": "key-1"}
+    with sign_in(
+        fake,
+        clock,
+        store,
+        client_id="https://app.example/client-metadata.json",
+        redirect_uri="https://app.example/callback",
+        client_key=key,
+    ) as client:
+        manager = client.restore(DEFAULT_DID)
+        assert manager.lifetime is not None
+        assert manager.lifetime.refresh_expires_at == signed_in + 90 * DAY
+        assert manager.lifetime.session_ends_at == signed_in + 730 * DAY
+        clock.advance(10 * DAY)
+        manager.refresh_token()
+        assert manager.lifetime == Lifetime(
+            signed_in + 10 * DAY + 3600,
+            signed_in + 10 * DAY + CONFIDENTIAL_CLIENT.refresh_lifetime,
+            signed_in + 730 * DAY,
+        )
+        manager.close()
+
+
+def test_an_oauth_document_stored_before_lifetimes_loads_with_them_unknown(
+    fake: FakeOAuth,
+    clock: ManualClock,
+) -> None:
+    store = MemoryStore()
+    name = oauth_name_for_did(DEFAULT_DID)
+    sign_in(fake, clock, store).close()
+    document = json.loads(store.get(name) or b"")
+    for key in ("refreshLifetime", "refreshExpiresAt", "sessionEndsAt"):
+        del document[key]
+    store.put(name, json.dumps(document).encode())
+    with OAuthClient(store=store, handle_resolver=fake.url, plc_directory=fake.url) as client:
+        manager = client.restore(DEFAULT_DID)
+        lifetime = manager.lifetime
+        assert lifetime is not None and lifetime.access_expires_at is not None
+        assert (lifetime.refresh_expires_at, lifetime.session_ends_at) == (None, None)
+        assert lifetime.lapses_at is None
+        manager.close()
+
+
+def test_a_stored_lifetime_that_is_not_a_number_is_named(
+    fake: FakeOAuth,
+    clock: ManualClock,
+) -> None:
+    store = MemoryStore()
+    name = oauth_name_for_did(DEFAULT_DID)
+    sign_in(fake, clock, store).close()
+    document = json.loads(store.get(name) or b"")
+    document["sessionEndsAt"] = "soon"
+    with pytest.raises(CorruptSessionError, match="sessionEndsAt is not a number"):
+        decode_oauth(json.dumps(document).encode(), name=name)
+
+
+def test_lifetime_as_json_is_iso_8601() -> None:
+    lifetime = Lifetime(0.0, 86400.0, None)
+    assert lifetime.as_json() == {
+        "access_expires_at": "1970-01-01T00:00:00+00:00",
+        "refresh_expires_at": "1970-01-02T00:00:00+00:00",
+        "session_ends_at": None,
+    }
