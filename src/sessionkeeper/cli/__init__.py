@@ -1,4 +1,4 @@
-"""The ``sessionkeeper`` command: one group per protocol, plus store maintenance.
+"""The ``sessionkeeper`` command: one group per protocol, store maintenance, and keepalive.
 
 Only the group a command line names is imported: ``sessionkeeper hac ...``
 never loads the ATProto stack. ``app`` (every group) is built on first use.
@@ -19,7 +19,7 @@ from sessionkeeper import __version__
 # command's process only (httpx then falls back to a stub ``httpx.main``).
 sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
-GROUPS = ("hac", "atproto", "store")
+GROUPS = ("hac", "atproto", "store", "keepalive")
 
 
 def _show_version(value: bool) -> None:
@@ -64,6 +64,10 @@ def build_app(groups: tuple[str, ...] = GROUPS) -> typer.Typer:
             from sessionkeeper.cli.atproto.app import app as atproto_app
 
             root.add_typer(atproto_app, name="atproto")
+        elif group == "keepalive":
+            from sessionkeeper.cli.keepalive import keepalive_command
+
+            root.command("keepalive")(keepalive_command)
         else:
             from sessionkeeper.cli.store import app as store_app
 

@@ -1,0 +1,269 @@
+"""Keep every stored session alive: refresh what would lapse soon, name what needs a person.
+
+A bot that runs monthly, or a fleet paused for a holiday, finds its refresh
+token lapsed. :func:`keepalive` (run from cron or a systemd timer by
+``sessionkeeper keepalive``) reads each stored ATProto session's
+:class:`~sessionkeeper.core.lifetime.Lifetime` and:
+
+- leaves a session whose refresh token outlives the window alone (no request);
+- refreshes one whose refresh token lapses within the window, through its
+  manager's single flight, so a bot crossing its own expiry at the same moment
+  causes no second refresh (whoever takes the lock second adopts the first's
+  pair);
+- reports as needing a sign-in a session whose absolute end falls inside the
+  window (no refresh extends it), one already lapsed, and one the server
+  declares dead when asked.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sessionkeeper.clock import SYSTEM_CLOCK, Clock
+from sessionkeeper.core.lifetime import Lifetime, iso
+from sessionkeeper.stores.base import Store
+from sessionkeeper.stores.errors import StoreError
+
+if TYPE_CHECKING:  # the HTTP stack loads only when a session is due
+    import httpx
+
+    from sessionkeeper.atproto.kinds import AtprotoKind
+    from sessionkeeper.atproto.manager_base import BlockingManager
+    from sessionkeeper.atproto.oauth.client import OAuthClient
+    from sessionkeeper.atproto.oauth.session import OAuthSession
+    from sessionkeeper.atproto.types import AtpSessionData
+
+logger = logging.getLogger(__name__)
+
+S = TypeVar("S")
+
+#: The default window: refresh what would lapse within a week (a weekly timer keeps all).
+DEFAULT_WITHIN = 7 * 86400.0
+
+
+class Action(enum.Enum):
+    """What keepalive did with one session."""
+
+    REFRESHED = "refreshed"  #: it was due and is renewed (here, or by another holder meanwhile)
+    FINE = "fine"  #: it outlives the window; nothing was sent
+    NEEDS_SIGN_IN = "needs-sign-in"  #: it ends inside the window or is dead: a person signs in
+    FAILED = "failed"  #: it was due but could not be refreshed now (network, store); kept
+
+
+@dataclass(frozen=True, slots=True)
+class KeptAlive:
+    """One session's line in a keepalive report."""
+
+    kind: str  #: ``password`` or ``oauth``
+    account: str  #: the DID
+    handle: str | None
+    action: Action
+    lifetime: Lifetime
+    detail: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        """The report object: kind, account, action and the ends as ISO 8601 (or null)."""
+        return {
+            "kind": self.kind,
+            "account": self.account,
+            "handle": self.handle,
+            "action": self.action.value,
+            **self.lifetime.as_json(),
+            "detail": self.detail,
+        }
+
+
+def judge(lifetime: Lifetime, now: float, within: float) -> Action | None:
+    """``None`` when the session is due for a refresh now, else what keepalive reports.
+
+    The absolute end decides first: a refresh cannot move it, so a session that
+    ends inside the window needs a sign-in whatever its refresh token says. A
+    session whose ends are unknown (stored before they were recorded) is left alone.
+    """
+    end = lifetime.session_ends_at
+    if end is not None and end - now <= within:
+        return Action.NEEDS_SIGN_IN
+    lapses = lifetime.refresh_expires_at
+    if lapses is None:
+        return Action.FINE
+    if lapses <= now:
+        return Action.NEEDS_SIGN_IN
+    return None if lapses - now <= within else Action.FINE
+
+
+def keepalive(
+    store: Store,
+    *,
+    within: float = DEFAULT_WITHIN,
+    service: str | None = None,
+    services: Mapping[str, str] | None = None,
+    oauth_client: OAuthClient | None = None,
+    clock: Clock | None = None,
+    http: httpx.Client | None = None,
+) -> list[KeptAlive]:
+    """Refresh every stored session that would lapse within ``within`` seconds; report all.
+
+    App-password sessions are refreshed with the service that issued them
+    (``services[did]``, else ``service``: tokens go to no other host); OAuth
+    sessions through ``oauth_client`` (default: a loopback public client on
+    ``store``; a confidential app passes its own, which holds its key).
+    """
+    if within < 0:
+        raise ValueError(f"within must be >= 0 seconds, not {within}")
+    from sessionkeeper.atproto.listing import stored_oauth_sessions, stored_sessions
+
+    clock = clock or SYSTEM_CLOCK
+    services = services or {}
+    report: list[KeptAlive] = []
+    with _Refresher(store, clock, http, oauth_client) as refresher:
+        for password in stored_sessions(store):
+            row = KeptAlive(
+                "password", password.did, password.handle, Action.FINE, password.lifetime
+            )
+            issuer = services.get(password.did) or service
+            refresh = partial(refresher.password, password, issuer)
+            report.append(_keep(row, clock.time(), within, refresh))
+        for oauth in stored_oauth_sessions(store):
+            row = KeptAlive("oauth", oauth.did, oauth.handle, Action.FINE, oauth.lifetime)
+            report.append(_keep(row, clock.time(), within, partial(refresher.oauth, oauth)))
+    return report
+
+
+def _keep(
+    row: KeptAlive, now: float, within: float, refresh: Callable[[], Lifetime | None]
+) -> KeptAlive:
+    """Judge ``row``; when due, refresh and turn every outcome into the row's action."""
+    from sessionkeeper.atproto.errors import SessionError, SessionExpiredError
+
+    verdict = judge(row.lifetime, now, within)
+    if verdict is not None:
+        detail = "" if verdict is Action.FINE else _why(row.lifetime, now)
+        return _with(row, verdict, row.lifetime, detail)
+    logger.info(
+        "refreshing the %s session of %s: its refresh token lapses at %s",
+        row.kind,
+        row.account,
+        iso(row.lifetime.refresh_expires_at),
+    )
+    try:
+        renewed = refresh()
+    except SessionExpiredError as exc:  # the server's verdict: the session was removed
+        return _with(row, Action.NEEDS_SIGN_IN, row.lifetime, str(exc))
+    except (SessionError, StoreError, OSError) as exc:
+        logger.warning("keepalive could not refresh %s: %s", row.account, exc)
+        return _with(row, Action.FAILED, row.lifetime, str(exc))
+    if renewed is None:
+        return _with(row, Action.NEEDS_SIGN_IN, row.lifetime, "removed from the store meanwhile")
+    return _with(row, Action.REFRESHED, renewed)
+
+
+def _with(row: KeptAlive, action: Action, lifetime: Lifetime, detail: str = "") -> KeptAlive:
+    return KeptAlive(row.kind, row.account, row.handle, action, lifetime, detail)
+
+
+def _why(lifetime: Lifetime, now: float) -> str:
+    end = lifetime.session_ends_at
+    if end is not None and (
+        lifetime.refresh_expires_at is None or end <= lifetime.refresh_expires_at
+    ):
+        verb = "ended" if end <= now else "ends"
+        return f"the session {verb} at {iso(end)}; no refresh extends it: sign in again"
+    return f"the refresh token lapsed at {iso(lifetime.refresh_expires_at)}: sign in again"
+
+
+class _Refresher:
+    """Opens managers for due sessions only, sharing one HTTP client and one OAuth client."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        http: httpx.Client | None,
+        oauth_client: OAuthClient | None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._http = http
+        self._owns_http = False
+        self._oauth_client = oauth_client
+        self._owns_oauth = False
+
+    def __enter__(self) -> _Refresher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._owns_oauth and self._oauth_client is not None:
+            self._oauth_client.close()
+        if self._owns_http and self._http is not None:
+            self._http.close()
+
+    def _client(self) -> httpx.Client:
+        if self._http is None:
+            from sessionkeeper.atproto.manager_base import DEFAULT_TIMEOUT
+            from sessionkeeper.http_limits import bounded_client
+
+            self._http, self._owns_http = bounded_client(DEFAULT_TIMEOUT), True
+        return self._http
+
+    def password(self, listed: AtpSessionData, service: str | None) -> Lifetime | None:
+        """Refresh the ``listed`` app-password session with ``service``; its new lifetime."""
+        from sessionkeeper.atproto.errors import SessionError
+        from sessionkeeper.atproto.password.kind import PASSWORD
+        from sessionkeeper.atproto.password.manager import PersistentSessionManager
+
+        did = listed.did
+        if service is None:
+            raise SessionError(
+                f"no service is known for {did}: name the PDS that issued it (--service URL)"
+            )
+        manager = PersistentSessionManager(
+            None, service, store=self._store, clock=self._clock, http=self._client()
+        )
+        with manager:
+            return _renew(manager, PASSWORD, manager.load_session(did), listed)
+
+    def oauth(self, listed: OAuthSession) -> Lifetime | None:
+        """Refresh the ``listed`` OAuth session through the OAuth client; its new lifetime."""
+        from sessionkeeper.atproto.errors import NoSessionError
+        from sessionkeeper.atproto.oauth.kind import OAUTH
+
+        if self._oauth_client is None:
+            from sessionkeeper.atproto.oauth.client import OAuthClient
+
+            self._oauth_client = OAuthClient(store=self._store, clock=self._clock)
+            self._owns_oauth = True
+        try:
+            manager = self._oauth_client.restore(listed.did)
+        except NoSessionError:
+            return None
+        with manager:
+            return _renew(manager, OAUTH, manager.session, listed)
+
+
+def _renew(
+    manager: BlockingManager[S], kind: AtprotoKind[S], loaded: S | None, listed: S
+) -> Lifetime | None:
+    """Refresh ``listed`` through ``manager``'s single flight; the lifetime it leaves.
+
+    A pair other than the one judged due was written meanwhile (a bot crossed its
+    expiry between the listing and now): it is taken as is, with no request. Later
+    on, the single flight does the same under the DID's lock.
+    """
+    if loaded is None:
+        return None
+    if kind.same(loaded, listed):
+        manager.refresh_token()
+    return manager.lifetime
+
+
+def exit_code(report: list[KeptAlive]) -> int:
+    """0 when every session is alive, 3 when any needs a sign-in, else 1 on failures."""
+    actions = {row.action for row in report}
+    if Action.NEEDS_SIGN_IN in actions:
+        return 3
+    return 1 if Action.FAILED in actions else 0
