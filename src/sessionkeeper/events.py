@@ -57,3 +57,4 @@ class SessionEvent(enum.Enum):
     EXPIRED = "expired"  #: the server declared the refresh token dead; session removed
     DELETE = "delete"  #: cleared or logged out
     NETWORK_ERROR = "network-error"  #: refresh failed on network, 5xx or 429; session kept
+    EXPIRING = "expiring"  #: the session's absolute end is near; sign in again before it

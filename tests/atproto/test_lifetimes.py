@@ -9,7 +9,13 @@ from typing import Any
 import httpx
 import pytest
 
-from sessionkeeper.atproto import CorruptSessionError, OAuthClient, PersistentSessionManager
+from sessionkeeper.atproto import (
+    AtpSessionEvent,
+    CorruptSessionError,
+    OAuthClient,
+    OAuthSessionManager,
+    PersistentSessionManager,
+)
 from sessionkeeper.atproto.oauth.dpop import generate_dpop_jwk
 from sessionkeeper.atproto.oauth.lifetimes import CONFIDENTIAL_CLIENT, DAY, PUBLIC_CLIENT
 from sessionkeeper.atproto.oauth.session import decode_oauth, oauth_name_for_did
@@ -20,6 +26,8 @@ from sessionkeeper.testing.fake_oauth import DEFAULT_DID, DEFAULT_HANDLE, FakeOA
 from sessionkeeper.testing.fake_pds import FakePds
 
 pytestmark = pytest.mark.timeout(60)
+
+GET_SESSION = "com.atproto.server.getSession"
 
 
 @pytest.fixture
@@ -151,3 +159,45 @@ def test_lifetime_as_json_is_iso_8601() -> None:
         "refresh_expires_at": "1970-01-02T00:00:00+00:00",
         "session_ends_at": None,
     }
+
+
+def test_expiring_is_emitted_once_when_the_session_end_comes_within_the_window(
+    fake: FakeOAuth, clock: ManualClock
+) -> None:
+    store = MemoryStore()
+    signed_in = clock.time()
+    events: list[tuple[AtpSessionEvent, str | None]] = []
+    with sign_in(fake, clock, store) as client, client.restore(DEFAULT_DID) as manager:
+        manager.on_session_event(lambda event, s: events.append((event, s.did if s else None)))
+        manager.expiring_within = 2 * DAY
+        clock.advance(11 * DAY)  # 3 days before the end: outside the window
+        manager.query(GET_SESSION)
+        assert AtpSessionEvent.EXPIRING not in [event for event, _ in events]
+        clock.advance(1.5 * DAY)
+        manager.query(GET_SESSION)
+        manager.query(GET_SESSION)  # warned once per end, not on every call
+        assert [e for e in events if e[0] is AtpSessionEvent.EXPIRING] == [
+            (AtpSessionEvent.EXPIRING, DEFAULT_DID)
+        ]
+        assert manager.lifetime is not None
+        assert manager.lifetime.session_ends_at == signed_in + 14 * DAY
+        with pytest.raises(ValueError, match="expiring_within"):
+            manager.expiring_within = -1
+    # A new process warns as soon as it loads a session that ends soon.
+    loaded: list[AtpSessionEvent] = []
+    with OAuthSessionManager(None, store=store, clock=clock) as again:
+        again.on_session_event(lambda event, _s: loaded.append(event))
+        again.load_session(DEFAULT_DID)
+    assert loaded == [AtpSessionEvent.CREATE, AtpSessionEvent.EXPIRING]
+
+
+def test_app_password_sessions_never_warn_of_an_end(
+    pds: FakePds, alice: str, clock: ManualClock
+) -> None:
+    events: list[AtpSessionEvent] = []
+    with PersistentSessionManager(None, pds.url, store=MemoryStore(), clock=clock) as manager:
+        manager.on_session_event(lambda event, _s: events.append(event))
+        manager.expiring_within = 365 * DAY
+        manager.login("alice.test", "alice-pass")
+        manager.query(GET_SESSION)
+    assert AtpSessionEvent.EXPIRING not in events

@@ -132,6 +132,17 @@ class _ManagerState(Generic[S]):
         return self._kind.lifetime(session) if session is not None else None
 
     @property
+    def expiring_within(self) -> float:
+        """Seconds before the session's absolute end at which ``expiring`` is emitted."""
+        return self._state.expiring_within
+
+    @expiring_within.setter
+    def expiring_within(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError(f"expiring_within must be >= 0 seconds, not {seconds}")
+        self._state.expiring_within = float(seconds)
+
+    @property
     def refresh_margin(self) -> float:
         """Seconds before the access token's expiry at which it is refreshed."""
         return self._state.refresh_margin
@@ -182,6 +193,7 @@ class _ManagerState(Generic[S]):
     def _loaded(self, session: S) -> S:
         self._state.become_current(session)
         self._state.emit(SessionEvent.CREATE, session)
+        self._state.warn_if_ending(session)
         return session
 
     def _cleared(self, session: S) -> None:
@@ -297,6 +309,7 @@ class BlockingManager(_ManagerState[S], Closing):
                     "proactive refresh failed (%s); using the current token until it expires",
                     type(exc).__name__,
                 )
+        self._state.warn_if_ending(session)
         return session
 
     def refresh_rejected(self, used: S) -> S:
@@ -422,6 +435,7 @@ class AsyncManager(_ManagerState[S], AsyncClosing):
                     "proactive refresh failed (%s); using the current token until it expires",
                     type(exc).__name__,
                 )
+        self._state.warn_if_ending(session)
         return session
 
     async def refresh_rejected(self, used: S) -> S:

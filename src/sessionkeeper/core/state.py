@@ -13,6 +13,7 @@ import threading
 from typing import Generic, Protocol, TypeVar
 
 from sessionkeeper.clock import Clock
+from sessionkeeper.core.lifetime import Lifetime, iso
 from sessionkeeper.core.singleflight import Outcome, SingleFlightResult
 from sessionkeeper.events import EventBus, SessionEvent
 
@@ -25,6 +26,9 @@ S_contra = TypeVar("S_contra", contravariant=True)
 #: or broken answer (a ``Retry-After`` of 1e9) must not block a long-running process
 #: forever. XRPC answers are capped to it as they are read, and the gate again here.
 MAX_RETRY_AFTER = 3600.0
+
+#: How long before a session's absolute end the ``expiring`` event warns (3 days).
+DEFAULT_EXPIRING_WITHIN = 3 * 86400.0
 
 
 class SessionKind(Protocol[S_contra]):
@@ -41,6 +45,9 @@ class SessionKind(Protocol[S_contra]):
 
     def expires_at(self, session: S_contra) -> float | None:
         """When the access token expires (``None``: unknown, then never proactively due)."""
+
+    def lifetime(self, session: S_contra) -> Lifetime:
+        """When the access token, the refresh token and the whole session end."""
 
 
 class SessionState(Generic[S]):
@@ -66,6 +73,9 @@ class SessionState(Generic[S]):
         self._session: S | None = None
         self._not_before: dict[str, float] = {}
         self._guard = threading.Lock()
+        #: Warn with ``expiring`` once the session's absolute end is this close (seconds).
+        self.expiring_within = DEFAULT_EXPIRING_WITHIN
+        self._warned: set[tuple[str, float]] = set()
 
     # -- reading ------------------------------------------------------------------------
 
@@ -119,6 +129,29 @@ class SessionState(Generic[S]):
         who = self.kind.account(session) if session is not None else None
         logger.debug("session event %s for %s", event.value, who)
         self.events.emit(event, session)
+
+    def warn_if_ending(self, session: S) -> None:
+        """Emit ``expiring`` (once per session end) when the absolute end is near.
+
+        No refresh moves that end, so the warning is the app's cue to have its
+        user sign in again before it; sessions without one never warn.
+        """
+        end = self.kind.lifetime(session).session_ends_at
+        if end is None or end - self.clock.time() > self.expiring_within:
+            return
+        account = self.kind.account(session)
+        with self._guard:
+            if (account, end) in self._warned:
+                return
+            self._warned.add((account, end))
+        logger.warning(
+            "the %s of %s ends at %s; %s before then",
+            self.kind.label,
+            account,
+            iso(end),
+            self.kind.remedy,
+        )
+        self.emit(SessionEvent.EXPIRING, session)
 
     # -- refresh ------------------------------------------------------------------------
 
