@@ -270,4 +270,5 @@ def test_event_values_are_the_documented_strings() -> None:
         "EXPIRED": "expired",
         "DELETE": "delete",
         "NETWORK_ERROR": "network-error",
+        "EXPIRING": "expiring",  # additive: the absolute end is near
     }
