@@ -18,7 +18,7 @@ from sessionkeeper.atproto.oauth.session import OAuthSession
 from sessionkeeper.atproto.oauth.tokens import OAuthRefresh
 from sessionkeeper.atproto.password.flows import login_flow
 from sessionkeeper.atproto.xrpc import decode_result, error_body
-from sessionkeeper.core.flow import Op, Send
+from sessionkeeper.core.flow import Get, Locked, Op, Send
 
 NOW = 1_800_000_000.0
 DID = "did:plc:alice"
@@ -33,11 +33,17 @@ def deep(status: int = 200) -> httpx.Response:
 
 
 def answer_with(flow: Generator[Op, Any, Any], response: httpx.Response) -> Any:
-    """Run ``flow``, answering every ``Send`` with ``response`` (no store, no locks)."""
+    """Run ``flow``, answering every ``Send`` with ``response`` (an empty store, no locks)."""
     reply: Any = None
     try:
         while True:
             op = flow.send(reply)
+            if isinstance(op, Get):  # e.g. the fleet backoff record: none here
+                reply = None
+                continue
+            if isinstance(op, Locked):
+                reply = answer_with(op.flow, response)
+                continue
             assert isinstance(op, Send), op
             reply = response
     except StopIteration as stop:

@@ -13,12 +13,20 @@ from typing import Generic, TypeVar
 
 import httpx
 
+from sessionkeeper.atproto.backoff import (
+    clear_wait,
+    read_wait,
+    record_wait,
+    refresh_wait_name,
+    remaining,
+)
 from sessionkeeper.atproto.errors import SessionError
 from sessionkeeper.atproto.kinds import AtprotoKind, newest, read_stored
 from sessionkeeper.atproto.xrpc import (
     json_value,
 )
 from sessionkeeper.core.flow import Flow
+from sessionkeeper.core.lifetime import iso
 from sessionkeeper.core.singleflight import Produced, Verdict
 
 S = TypeVar("S")
@@ -119,6 +127,32 @@ class TokenRefreshPolicy(ABC, Generic[S]):
         ours = [s for s in (stored, known, self._in_memory) if s is not None]
         return newest(self.kind, *(s for s in ours if self.kind.account(s) == self.did))
 
-    @abstractmethod
     def produce(self, base: S | None) -> Flow[Produced[S]]:
+        """Refresh ``base`` unless a wait another holder recorded still runs (fleet backoff).
+
+        Runs under the session's lock, so one holder per window asks the server; a
+        429 answer's wait is recorded for every process sharing the store.
+        """
+        name = refresh_wait_name(self.name, self.did)
+        seen = yield from read_wait(name)
+        left = remaining(seen, self.now)
+        if seen is not None and left is not None:
+            return Produced(
+                Verdict.UNAVAILABLE,
+                message=f"not sent: the server asked every client to wait until "
+                f"{iso(seen.until)} ({seen.reason}); {left:.0f} s more",
+                retry_after=left,
+            )
+        produced: Produced[S] = yield from self.renew(base)
+        if produced.status == 429 and produced.retry_after:
+            reason = f"HTTP 429 {produced.error or ''} on the refresh of {self.did}".replace(
+                "  ", " "
+            )
+            yield from record_wait(name, self.now, produced.retry_after, reason)
+        elif produced.verdict is Verdict.FRESH:
+            yield from clear_wait(name, seen)
+        return produced
+
+    @abstractmethod
+    def renew(self, base: S | None) -> Flow[Produced[S]]:
         """Refresh ``base`` with the server and classify the answer."""

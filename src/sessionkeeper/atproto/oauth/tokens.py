@@ -93,7 +93,7 @@ class OAuthRefresh(TokenRefreshPolicy[OAuthSession]):
         self._client_auth = client_auth
         self._issuer_check = issuer_check
 
-    def produce(self, base: OAuthSession | None) -> Flow[Produced[OAuthSession]]:
+    def renew(self, base: OAuthSession | None) -> Flow[Produced[OAuthSession]]:
         """Verify the issuer, POST the refresh grant, and classify the answer."""
         if base is None or not base.refresh_token:
             raise SessionError(f"the OAuth session of {self.did} has no refresh token")

@@ -8,6 +8,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import httpx
+
+from sessionkeeper.atproto.backoff import (
+    clear_wait,
+    login_wait_name,
+    read_wait,
+    record_wait,
+    remaining,
+)
 from sessionkeeper.atproto.codec import encode_session, name_for_did
 from sessionkeeper.atproto.errors import SessionError, SessionNetworkError
 from sessionkeeper.atproto.kinds import newest, read_stored
@@ -31,6 +40,7 @@ from sessionkeeper.atproto.xrpc import (
     xrpc_url,
 )
 from sessionkeeper.core.flow import Delete, Flow, Get, Locked, NetworkFailure, Put, Send
+from sessionkeeper.core.lifetime import iso
 from sessionkeeper.core.singleflight import Produced, Verdict
 
 
@@ -77,7 +87,7 @@ class PasswordRefresh(TokenRefreshPolicy[AtpSessionData]):
         self.service_url = service_url
         self.endpoint: str | None = None  #: the PDS learnt from the answer's didDoc
 
-    def produce(self, base: AtpSessionData | None) -> Flow[Produced[AtpSessionData]]:
+    def renew(self, base: AtpSessionData | None) -> Flow[Produced[AtpSessionData]]:
         """POST refreshSession with the refresh token and classify the answer."""
         if base is None:  # pragma: no cover - a refresh always has a session
             raise SessionError(f"no session of {self.did} to refresh")
@@ -122,14 +132,43 @@ def login_flow(
     body: dict[str, str] = {"identifier": identifier, "password": password}
     if auth_factor_token is not None:
         body["authFactorToken"] = auth_factor_token
-    answer = yield Send("POST", xrpc_url(service_url, CREATE_SESSION), {}, json=body)
-    if isinstance(answer, NetworkFailure):
-        raise SessionNetworkError(f"{CREATE_SESSION} for {identifier!r} failed: {answer.reason}")
-    raise_for_error(answer, CREATE_SESSION, now=now)
+    # Fleet backoff, under the lock of the identifier's wait record: one process at a
+    # time asks, so after a 429 every other process sharing the store reads the wait
+    # instead of spending one more attempt of the account's budget.
+    wait_name = login_wait_name(service_url, identifier)
+    answer: httpx.Response = yield Locked(
+        wait_name, _create_session(identifier, body, wait_name, service_url, now)
+    )
     where = f"{CREATE_SESSION} for {identifier!r}"
     session, endpoint = session_from_answer(_json_of(answer, where), where=where)
     yield Put(name_for_did(session.did), encode_session(session))
     return session, endpoint
+
+
+def _create_session(
+    identifier: str, body: dict[str, str], wait_name: str, service_url: str, now: float
+) -> Flow[httpx.Response]:
+    seen = yield from read_wait(wait_name)
+    left = remaining(seen, now)
+    if seen is not None and left is not None:
+        raise SessionNetworkError(
+            f"{CREATE_SESSION} for {identifier!r} not sent: the server asked every client to "
+            f"wait until {iso(seen.until)} ({seen.reason}); {left:.0f} s more",
+            status=429,
+            retry_after=left,
+        )
+    answer: httpx.Response | NetworkFailure = yield Send(
+        "POST", xrpc_url(service_url, CREATE_SESSION), {}, json=body
+    )
+    if isinstance(answer, NetworkFailure):
+        raise SessionNetworkError(f"{CREATE_SESSION} for {identifier!r} failed: {answer.reason}")
+    if answer.status_code == 429:
+        wait = retry_after(answer.headers, now)
+        if wait:
+            yield from record_wait(wait_name, now, wait, f"HTTP 429 on {CREATE_SESSION}")
+    raise_for_error(answer, CREATE_SESSION, now=now)
+    yield from clear_wait(wait_name, seen)
+    return answer
 
 
 def logout_flow(session: AtpSessionData, *, service_url: str) -> Flow[AtpSessionData]:
