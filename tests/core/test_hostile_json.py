@@ -18,7 +18,7 @@ from sessionkeeper.atproto.oauth.session import OAuthSession
 from sessionkeeper.atproto.oauth.tokens import OAuthRefresh
 from sessionkeeper.atproto.password.flows import login_flow
 from sessionkeeper.atproto.xrpc import decode_result, error_body
-from sessionkeeper.core.flow import Get, Locked, Op, Send
+from sessionkeeper.core.flow import Get, Locked, Op, Put, Send
 
 NOW = 1_800_000_000.0
 DID = "did:plc:alice"
@@ -38,7 +38,7 @@ def answer_with(flow: Generator[Op, Any, Any], response: httpx.Response) -> Any:
     try:
         while True:
             op = flow.send(reply)
-            if isinstance(op, Get):  # e.g. the fleet backoff record: none here
+            if isinstance(op, Get | Put):  # the backoff and intent records: an empty store
                 reply = None
                 continue
             if isinstance(op, Locked):

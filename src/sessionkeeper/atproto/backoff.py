@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from sessionkeeper.atproto.codec import did_name
 from sessionkeeper.core.flow import Delete, Flow, Get, Put
 from sessionkeeper.core.state import MAX_RETRY_AFTER
+from sessionkeeper.stores.errors import StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +103,10 @@ def record_wait(name: str, now: float, seconds: float, reason: str) -> Flow[None
         seconds,
         reason,
     )
-    yield Put(name, encode_wait(Wait(until, reason)))
+    try:
+        yield Put(name, encode_wait(Wait(until, reason)))
+    except (StoreError, OSError) as exc:  # this process still waits (its own gate)
+        logger.warning("could not store the wait in %s (%s)", name, exc)
 
 
 def clear_wait(name: str, seen: Wait | None) -> Flow[None]:

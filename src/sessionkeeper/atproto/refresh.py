@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from dataclasses import replace
 from typing import Generic, TypeVar
 
 import httpx
@@ -21,11 +22,12 @@ from sessionkeeper.atproto.backoff import (
     remaining,
 )
 from sessionkeeper.atproto.errors import SessionError
+from sessionkeeper.atproto.intent import Intent, begin_refresh, intent_name
 from sessionkeeper.atproto.kinds import AtprotoKind, newest, read_stored
 from sessionkeeper.atproto.xrpc import (
     json_value,
 )
-from sessionkeeper.core.flow import Flow
+from sessionkeeper.core.flow import Delete, Flow
 from sessionkeeper.core.lifetime import iso
 from sessionkeeper.core.singleflight import Produced, Verdict
 
@@ -143,7 +145,16 @@ class TokenRefreshPolicy(ABC, Generic[S]):
                 f"{iso(seen.until)} ({seen.reason}); {left:.0f} s more",
                 retry_after=left,
             )
+        token = self.refresh_secret(base)
+        lost = None
+        intent = intent_name(self.name, self.did)
+        if token is not None:
+            lost = yield from begin_refresh(intent, token, self.now)
         produced: Produced[S] = yield from self.renew(base)
+        if lost is not None:
+            produced = self._after_lost_answer(produced, lost)
+        if produced.verdict is Verdict.DEAD and token is not None:
+            yield Delete(intent)  # the session goes (the single flight removes it); so does this
         if produced.status == 429 and produced.retry_after:
             reason = f"HTTP 429 {produced.error or ''} on the refresh of {self.did}".replace(
                 "  ", " "
@@ -152,6 +163,33 @@ class TokenRefreshPolicy(ABC, Generic[S]):
         elif produced.verdict is Verdict.FRESH:
             yield from clear_wait(name, seen)
         return produced
+
+    def _after_lost_answer(self, produced: Produced[S], lost: Intent) -> Produced[S]:
+        """Name a lost answer in the verdict on the token it left spent (or log the recovery)."""
+        when = iso(lost.at)
+        if produced.verdict is Verdict.FRESH:
+            logger.warning(
+                "recovered the %s of %s: a refresh's answer was lost at %s, and the server "
+                "answered the same token again",
+                self.kind.label,
+                self.did,
+                when,
+            )
+        elif produced.verdict is Verdict.DEAD:
+            logger.warning(
+                "the %s of %s is lost: a refresh's answer was lost at %s",
+                self.kind.label,
+                self.did,
+                when,
+            )
+            lost_at = f"a refresh's answer was lost at {when}"
+            said = f"{produced.message}; {lost_at}" if produced.message else lost_at
+            return replace(produced, message=said)
+        return produced
+
+    @abstractmethod
+    def refresh_secret(self, base: S | None) -> str | None:
+        """The refresh token a refresh of ``base`` spends (recorded only as a digest)."""
 
     @abstractmethod
     def renew(self, base: S | None) -> Flow[Produced[S]]:

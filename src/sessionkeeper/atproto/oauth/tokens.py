@@ -93,6 +93,10 @@ class OAuthRefresh(TokenRefreshPolicy[OAuthSession]):
         self._client_auth = client_auth
         self._issuer_check = issuer_check
 
+    def refresh_secret(self, base: OAuthSession | None) -> str | None:
+        """The refresh token."""
+        return base.refresh_token if base is not None else None
+
     def renew(self, base: OAuthSession | None) -> Flow[Produced[OAuthSession]]:
         """Verify the issuer, POST the refresh grant, and classify the answer."""
         if base is None or not base.refresh_token:

@@ -87,6 +87,10 @@ class PasswordRefresh(TokenRefreshPolicy[AtpSessionData]):
         self.service_url = service_url
         self.endpoint: str | None = None  #: the PDS learnt from the answer's didDoc
 
+    def refresh_secret(self, base: AtpSessionData | None) -> str | None:
+        """The refresh JWT."""
+        return base.refresh_jwt if base is not None else None
+
     def renew(self, base: AtpSessionData | None) -> Flow[Produced[AtpSessionData]]:
         """POST refreshSession with the refresh token and classify the answer."""
         if base is None:  # pragma: no cover - a refresh always has a session
