@@ -35,6 +35,7 @@ from sessionkeeper.atproto.oauth.metadata import (
 )
 from sessionkeeper.atproto.oauth.pending import PendingAuthorization
 from sessionkeeper.atproto.oauth.pkce import new_verifier, s256_challenge
+from sessionkeeper.atproto.oauth.scopes import check_granted
 from sessionkeeper.atproto.oauth.session import OAuthSession
 from sessionkeeper.atproto.oauth.tokens import dpop_post
 from sessionkeeper.atproto.xrpc import error_body, json_object
@@ -217,6 +218,7 @@ def complete_authorization(
     scope = body.get("scope")
     if not isinstance(scope, str) or ATPROTO_SCOPE not in scope.split():
         raise OAuthTokenError(f"the granted scope {scope!r} does not contain {ATPROTO_SCOPE!r}")
+    check_granted(credentials.scope, scope)
     sub = body.get("sub")
     if not isinstance(sub, str) or not is_did(sub):
         raise OAuthTokenError("the token answer has no DID in 'sub'")

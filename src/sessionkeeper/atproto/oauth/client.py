@@ -44,6 +44,7 @@ from sessionkeeper.atproto.oauth.pending import (
     save_pending,
     take_pending,
 )
+from sessionkeeper.atproto.oauth.scopes import check_requested
 from sessionkeeper.atproto.oauth.session import OAuthSession
 from sessionkeeper.atproto.password.manager import DEFAULT_TIMEOUT, resolve_store
 from sessionkeeper.clock import SYSTEM_CLOCK, Clock
@@ -77,6 +78,7 @@ class _ClientSettings:
     ) -> None:
         self.store = resolve_store(session_dir, store)
         check_redirect_uri(redirect_uri, loopback=client_id is None)
+        check_requested(scope)
         self.credentials = ClientCredentials(
             client_id=client_id or loopback_client_id(redirect_uri, scope),
             redirect_uri=redirect_uri,

@@ -107,6 +107,10 @@ class FakeOAuth(LoopbackServer):
         self.answer_body: Any = None
         #: Grant this scope instead of the one asked (a server that narrows the grant).
         self.granted_scope: str | None = None
+        #: Permission sets this server can resolve: NSID -> the permissions it grants.
+        #: A requested ``include:<nsid>`` is expanded into them in the granted scope,
+        #: as the reference provider does; an unknown set is refused (invalid_scope).
+        self.permission_sets: dict[str, list[str]] = {}
         #: The issuer the protected-resource document names (default: this server).
         self.named_issuer: str | None = None
         self._dpop_replays = ReplayGuard()
@@ -137,6 +141,7 @@ class FakeOAuth(LoopbackServer):
     def _issue(
         self, did: str, jkt: str, session: str, client_id: str, scope: str
     ) -> dict[str, Any]:
+        scope = self.expand(scope)
         access, refresh = "at-" + secrets.token_urlsafe(24), "ref-" + secrets.token_urlsafe(24)
         now = self.clock.time()
         self.access[access] = Grant(
@@ -151,6 +156,16 @@ class FakeOAuth(LoopbackServer):
             "scope": scope,
             "sub": self.answer_sub or did,
         }
+
+    def expand(self, scope: str) -> str:
+        """``scope`` with each ``include:`` replaced by the permissions of its set."""
+        entries: list[str] = []
+        for entry in scope.split():
+            if entry.startswith("include:"):
+                entries += self.permission_sets.get(_set_of(entry), [])
+            elif entry not in entries:
+                entries.append(entry)
+        return " ".join(entries)
 
     def session_alive(self, token: str) -> bool:
         """Whether the session of an access or refresh token is neither revoked nor spent."""
@@ -300,7 +315,12 @@ class FakeOAuth(LoopbackServer):
             )
         scope = form.get("scope", "")
         declared = set(str(client.get("scope", "")).split())
-        if "atproto" not in scope.split() or not set(scope.split()) <= declared:
+        unknown = [
+            entry
+            for entry in scope.split()
+            if entry.startswith("include:") and _set_of(entry) not in self.permission_sets
+        ]
+        if "atproto" not in scope.split() or not set(scope.split()) <= declared or unknown:
             return 400, {"error": "invalid_scope", "error_description": f"scope {scope!r}"}, nonce
         request_uri = "urn:ietf:params:oauth:request_uri:req-" + secrets.token_hex(16)
         self.pushed[request_uri] = PushedRequest(
@@ -507,6 +527,11 @@ class FakeOAuth(LoopbackServer):
                 {"did": grant.did, "handle": self.accounts.get(grant.did, DEFAULT_HANDLE)},
                 nonce,
             )
+
+
+def _set_of(entry: str) -> str:
+    """The NSID of an ``include:<nsid>[?aud=...]`` scope entry."""
+    return entry[len("include:") :].partition("?")[0]
 
 
 def thumbprint_of(private_jwk: dict[str, str]) -> str:
