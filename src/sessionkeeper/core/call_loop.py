@@ -13,7 +13,6 @@ answers mean "this access token was refused".
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncGenerator, Generator
 from dataclasses import dataclass
@@ -132,10 +131,14 @@ class ThreadedSource(Generic[S]):
 
     async def session_for_call(self) -> S:
         """Run the blocking ``session_for_call`` off the event loop."""
+        import asyncio  # here: blocking users of the loop (HAC scripts) never load asyncio
+
         return await asyncio.to_thread(self._inner.session_for_call)
 
     async def refresh_rejected(self, used: S) -> S | None:
         """Run the blocking ``refresh_rejected`` off the event loop."""
+        import asyncio
+
         return await asyncio.to_thread(self._inner.refresh_rejected, used)
 
 
