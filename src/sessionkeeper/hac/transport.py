@@ -115,13 +115,6 @@ def session_cookies(info: SessionInfo | SessionMetadata) -> CookieJar:
     return cookies
 
 
-def authenticated_headers(
-    info: SessionInfo | SessionMetadata, extra: Mapping[str, str]
-) -> dict[str, str]:
-    """Headers of an AJAX request made with ``info``'s CSRF token."""
-    return {"X-CSRF-TOKEN": info.csrf_token, "X-Requested-With": "XMLHttpRequest", **extra}
-
-
 def is_dead_session(response: httpx.Response, result_marker: str | None = None) -> bool:
     """True when HAC answered with its verdict that the session (or CSRF token) is dead.
 
@@ -247,7 +240,6 @@ __all__ = [
     "REDIRECTS",
     "HacGate",
     "HacTransport",
-    "authenticated_headers",
     "basic_authorization",
     "body_cap",
     "is_dead_session",
