@@ -95,8 +95,14 @@ def begin_authorization(
     credentials: ClientCredentials,
     redirect_uri: str,
     now: float,
+    app_state: str | None = None,
 ) -> Flow[tuple[str, PendingAuthorization]]:
-    """Discover, push the authorization request; return (browser URL, pending authorization)."""
+    """Discover, push the authorization request; return (browser URL, pending authorization).
+
+    ``app_state`` is the app's own opaque value, kept with the pending
+    authorization and never sent to the server (the server sees only our
+    random ``state``).
+    """
     target = yield from discover(value, resolver)
     server = yield from fetch_auth_server(target.issuer)
     _check_client_fits(server, credentials)
@@ -133,6 +139,7 @@ def begin_authorization(
         created_at=now,
         nonce=signer.nonce(server.token_endpoint),
         expected_did=target.expected_did,
+        app_state=app_state,
     )
     query = urlencode({"client_id": credentials.client_id, "request_uri": request_uri})
     return f"{server.authorization_endpoint}?{query}", pending

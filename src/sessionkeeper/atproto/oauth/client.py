@@ -18,7 +18,7 @@ import os
 import sys
 import webbrowser
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Generic, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -40,6 +40,7 @@ from sessionkeeper.atproto.oauth.loopback import LoopbackReceiver
 from sessionkeeper.atproto.oauth.manager import AsyncOAuthSessionManager, OAuthSessionManager
 from sessionkeeper.atproto.oauth.pending import (
     PendingAuthorization,
+    check_app_state,
     prune_pending,
     save_pending,
     take_pending,
@@ -57,6 +58,20 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_SCOPE = "atproto transition:generic"
 DEFAULT_REDIRECT_URI = "http://127.0.0.1/callback"
+
+M = TypeVar("M")
+
+
+class CallbackResult(NamedTuple, Generic[M]):
+    """What a callback hands back: the new session's manager and the app's own state.
+
+    ``state`` is the value the app passed to ``authorize(..., state=...)``
+    (``None`` if it passed none): compare it with what the browser that
+    delivered the redirect carries (a cookie) to refuse a login CSRF.
+    """
+
+    manager: M
+    state: str | None
 
 
 class _ClientSettings:
@@ -102,13 +117,16 @@ class _ClientSettings:
         """The public JWK set (what a web client serves at its ``jwks_uri``)."""
         return self.credentials.jwks
 
-    def begin(self, value: str, redirect_uri: str | None) -> Flow[tuple[str, PendingAuthorization]]:
+    def begin(
+        self, value: str, redirect_uri: str | None, app_state: str | None
+    ) -> Flow[tuple[str, PendingAuthorization]]:
         return begin_authorization(
             value,
             resolver=self.resolver,
             credentials=self.credentials,
             redirect_uri=redirect_uri or self.credentials.redirect_uri,
             now=self.clock.time(),
+            app_state=check_app_state(app_state),
         )
 
     def take(self, params: Mapping[str, str]) -> tuple[PendingAuthorization, str]:
@@ -193,26 +211,41 @@ class OAuthClient(_ClientFace, Closing):
         if self._owns_http:
             self._http.close()
 
-    def authorize(self, handle_or_did_or_url: str, *, redirect_uri: str | None = None) -> str:
+    def authorize(
+        self,
+        handle_or_did_or_url: str,
+        *,
+        redirect_uri: str | None = None,
+        state: str | None = None,
+    ) -> str:
         """Start signing in ``handle_or_did_or_url``; return the URL to open in a browser.
 
         The pushed authorization request is made and the pending state stored
         (10 minutes); ``redirect_uri`` overrides the configured one (a loopback
-        port, for instance).
+        port, for instance). ``state`` is the app's own opaque value (at most
+        2048 characters), kept with the pending authorization, never sent to
+        the server, and handed back by :meth:`callback_with_state`.
         """
-        url, pending = self._driver.run(self._settings.begin(handle_or_did_or_url, redirect_uri))
+        flow = self._settings.begin(handle_or_did_or_url, redirect_uri, state)
+        url, pending = self._driver.run(flow)
         prune_pending(self.store, self._settings.clock.time())  # abandoned sign-ins
         save_pending(self.store, pending)
         return url
 
     def callback(self, redirect_url_or_params: str | Mapping[str, str]) -> OAuthSessionManager:
         """Finish an authorization from its redirect; return the manager of the new session."""
+        return self.callback_with_state(redirect_url_or_params).manager
+
+    def callback_with_state(
+        self, redirect_url_or_params: str | Mapping[str, str]
+    ) -> CallbackResult[OAuthSessionManager]:
+        """Finish an authorization; return the new session's manager and the app's state."""
         pending, code = self._settings.take(callback_params(redirect_url_or_params))
         session = self._driver.run(self._settings.complete(pending, code))
         manager = self._manager()
         manager.store_session(session)
         logger.info("signed in %s with OAuth", session.did)
-        return manager
+        return CallbackResult(manager, pending.app_state)
 
     def restore(self, did: str) -> OAuthSessionManager:
         """The manager of ``did``'s stored OAuth session; :class:`NoSessionError` if none."""
@@ -287,9 +320,15 @@ class AsyncOAuthClient(_ClientFace, AsyncClosing):
         if self._owns_http:
             await self._http.aclose()
 
-    async def authorize(self, handle_or_did_or_url: str, *, redirect_uri: str | None = None) -> str:
+    async def authorize(
+        self,
+        handle_or_did_or_url: str,
+        *,
+        redirect_uri: str | None = None,
+        state: str | None = None,
+    ) -> str:
         """Start signing in ``handle_or_did_or_url``; return the URL to open in a browser."""
-        flow = self._settings.begin(handle_or_did_or_url, redirect_uri)
+        flow = self._settings.begin(handle_or_did_or_url, redirect_uri, state)
         url, pending = await self._driver.run(flow)
         # Store calls block (files, sockets): a worker thread keeps the loop free.
         await asyncio.to_thread(prune_pending, self.store, self._settings.clock.time())
@@ -300,13 +339,19 @@ class AsyncOAuthClient(_ClientFace, AsyncClosing):
         self, redirect_url_or_params: str | Mapping[str, str]
     ) -> AsyncOAuthSessionManager:
         """Finish an authorization from its redirect; return the manager of the new session."""
+        return (await self.callback_with_state(redirect_url_or_params)).manager
+
+    async def callback_with_state(
+        self, redirect_url_or_params: str | Mapping[str, str]
+    ) -> CallbackResult[AsyncOAuthSessionManager]:
+        """Finish an authorization; return the new session's manager and the app's state."""
         params = callback_params(redirect_url_or_params)
         pending, code = await asyncio.to_thread(self._settings.take, params)
         session: OAuthSession = await self._driver.run(self._settings.complete(pending, code))
         manager = self._manager()
         await manager.store_session(session)
         logger.info("signed in %s with OAuth", session.did)
-        return manager
+        return CallbackResult(manager, pending.app_state)
 
     async def restore(self, did: str) -> AsyncOAuthSessionManager:
         """The manager of ``did``'s stored OAuth session; :class:`NoSessionError` if none."""
