@@ -167,6 +167,35 @@ def callback_params(redirect: str | Mapping[str, str]) -> dict[str, str]:
     return dict(parse_qsl(query, keep_blank_values=True))
 
 
+def own_redirect(pasted: str, pending: PendingAuthorization) -> dict[str, str]:
+    """The parameters of a redirect URL pasted by the user, if it is ``pending``'s own.
+
+    It must be a URL on ``pending``'s redirect URI (scheme, host and path; a
+    loopback port may differ) carrying ``pending``'s ``state``: a stray or
+    stale URL is refused by name and leaves other sign-ins in the store alone.
+    """
+    url = pasted.strip()
+    parts, expected = urlsplit(url), urlsplit(pending.redirect_uri)
+    if (parts.scheme, parts.hostname, parts.path or "/") != (
+        expected.scheme,
+        expected.hostname,
+        expected.path or "/",
+    ):
+        shown = f"{parts.scheme}://{parts.hostname}{parts.path}" if parts.scheme else "no URL"
+        raise OAuthCallbackError(
+            f"the pasted text is {shown}, not a redirect to {pending.redirect_uri}: paste the "
+            "whole address the browser was sent to after you signed in"
+        )
+    params = callback_params(url)
+    state = params.get("state", "")
+    if not secrets.compare_digest(state.encode(), pending.state.encode()):
+        raise OAuthCallbackError(
+            "the pasted URL is not the redirect of this sign-in (its state differs): "
+            "paste the address from the browser window of the URL printed above"
+        )
+    return params
+
+
 def check_redirect(params: Mapping[str, str], pending: PendingAuthorization) -> str:
     """Check a redirect against its pending authorization; return the code."""
     issuer = params.get("iss")
