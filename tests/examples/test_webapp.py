@@ -11,6 +11,7 @@ document the app serves. The browser-and-reference-PDS run is
 from __future__ import annotations
 
 import json
+import secrets
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sessionkeeper.atproto.listing import stored_oauth_sessions
+from sessionkeeper.stores.url import open_store
 from sessionkeeper.testing.fake_oauth import DEFAULT_DID, DEFAULT_HANDLE, FakeOAuth
+from sessionkeeper.testing.redis_server import RedisServer
 from tests.examples.webapp_process import Browser, run_worker, running_app
 
 pytestmark = pytest.mark.timeout(120)
@@ -124,3 +128,42 @@ def test_sign_in_errors_are_pages_that_name_the_problem(app: str, fake: FakeOAut
     empty = browser.post("/login", {"handle": " "})
     assert empty.status_code == 400 and "Enter your handle" in empty.text
     browser.close()
+
+
+def test_the_one_command_development_mode_signs_in_on_the_bundled_fake(tmp_path: Path) -> None:
+    """``python -m examples.webapp --fake``: a loopback client on the fake in the same process."""
+    with running_app(
+        {"WEBAPP_DATA": str(tmp_path / "data")}, tmp_path / "app.log", "--fake"
+    ) as app:
+        browser = Browser(app)
+        start = browser.post("/login", {"handle": DEFAULT_HANDLE})
+        assert start.status_code == 303, start.text
+        back = httpx.get(start.headers["location"]).headers["location"]
+        assert back.startswith(f"{app}/oauth/callback?")  # the app is its own redirect target
+        assert browser.get(back).status_code == 303
+        assert f"Signed in as {DEFAULT_HANDLE}" in browser.get("/").text
+        assert httpx.get(f"{app}/client-metadata.json").status_code == 404  # loopback: none
+        browser.close()
+    assert (tmp_path / "data" / "sessions.db").exists()  # SqliteStore by default
+
+
+@pytest.mark.redis
+def test_one_variable_moves_the_app_and_the_worker_to_redis(
+    fake: FakeOAuth, tmp_path: Path, redis_server: RedisServer
+) -> None:
+    prefix = f"web{secrets.token_hex(3)}:"
+    env = {**env_for(fake, tmp_path), "WEBAPP_STORE": f"{redis_server.url}?prefix={prefix}"}
+    with running_app(env, tmp_path / "app.log") as app:
+        fake.register_client(httpx.get(f"{app}/client-metadata.json").json())
+        browser = Browser(app)
+        assert browser.get(start_sign_in(browser)).status_code == 303
+        browser.close()
+    assert not (tmp_path / "data" / "sessions.db").exists()
+    store = open_store(env["WEBAPP_STORE"])
+    try:
+        assert [s.did for s in stored_oauth_sessions(store)] == [DEFAULT_DID]
+    finally:
+        store.close()  # type: ignore[attr-defined]
+    worker = run_worker(env, "--once")
+    assert worker.returncode == 0, worker.stdout + worker.stderr
+    assert json.loads(worker.stdout.splitlines()[-1])["did"] == DEFAULT_DID

@@ -34,13 +34,13 @@ def app_env(extra: dict[str, str]) -> dict[str, str]:
 
 
 @contextmanager
-def running_app(env: dict[str, str], log: Path) -> Iterator[str]:
-    """Serve ``python -m examples.webapp``; yield its local base URL until the block ends."""
+def running_app(env: dict[str, str], log: Path, *args: str) -> Iterator[str]:
+    """Serve ``python -m examples.webapp ARGS``; yield its local base URL until the block ends."""
     port = free_port()
     local = f"http://127.0.0.1:{port}"
     with log.open("wb") as out:
         app = subprocess.Popen(
-            [sys.executable, "-m", "examples.webapp"],
+            [sys.executable, "-m", "examples.webapp", *args],
             cwd=REPO,
             env=app_env({"WEBAPP_URL": local, **env, "WEBAPP_LISTEN": f"127.0.0.1:{port}"}),
             stdout=out,

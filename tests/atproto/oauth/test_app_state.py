@@ -139,3 +139,11 @@ def test_one_state_is_taken_by_one_of_many_racing_callbacks(
         thread.join()
     assert (len(won), len(refused)) == (1, 5)
     assert fake.counts["exchange"] == 1
+
+
+def test_a_refused_authorization_request_says_the_servers_reason(
+    tmp_path: Path, fake: FakeOAuth
+) -> None:
+    refused = pytest.raises(OAuthError, match=r"invalid_request: redirect_uri not registered")
+    with client_for(fake, tmp_path / "s") as client, refused:
+        client.authorize(DEFAULT_HANDLE, redirect_uri="http://127.0.0.1/elsewhere")

@@ -51,6 +51,10 @@ def _reached(answer: httpx.Response | NetworkFailure, url: str, what: str) -> ht
 
 def _refused(what: str, response: httpx.Response) -> OAuthTokenError:
     error, message = error_body(response)
+    # OAuth servers explain a refusal in error_description (RFC 6749 §5.2), not XRPC's message.
+    description = (json_object(response) or {}).get("error_description")
+    if isinstance(description, str) and description:
+        message = description[:500]
     detail = f"{error}" + (f": {message}" if message else "") if error else "no error given"
     return OAuthTokenError(
         f"{what} refused with HTTP {response.status_code} ({detail})",
