@@ -30,6 +30,7 @@ import httpx
 import jwt as pyjwt
 import platformdirs
 
+from sessionkeeper.errors import SessionkeeperError
 from sessionkeeper.lifecycle import Running
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ _MARKER_NSID = "_health"
 _INHERITED_PREFIXES = ("PDS_", "LOG_", "NODE_OPTIONS")
 
 
-class ReferencePdsError(RuntimeError):
+class ReferencePdsError(SessionkeeperError, RuntimeError):
     """The reference PDS refused or failed something the harness asked of it."""
 
 
