@@ -5,8 +5,9 @@ Users import from here::
     from sessionkeeper.atproto import PersistentSessionManager
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from sessionkeeper._lazy import lazy_names
 
 if TYPE_CHECKING:
     from sessionkeeper.atproto.codec import name_for_did, validate_did
@@ -73,13 +74,7 @@ _MODULE_OF = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, globals(), _MODULE_OF)
 
 
 __all__ = [
