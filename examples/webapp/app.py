@@ -217,6 +217,9 @@ class WebApp:
         logger.warning("%s: %s", title, exc)
         response = HTMLResponse(error_page(title, message), status)
         if status == 401:
+            did = self._signed_in_did(request)
+            if did is not None:
+                await self._forget(did)  # its manager holds a session that is gone
             response.delete_cookie(USER_COOKIE)
         return response
 
