@@ -76,6 +76,16 @@ class Cdp:
                     raise RuntimeError(f"{method}: {message['error']}")
                 result: dict[str, Any] = message.get("result", {})
                 return result
+            if message.get("method") == "Fetch.requestPaused":
+                # A request matching a ``Fetch.enable`` pattern: the browser cannot load it
+                # (a held one would stall the page, and every evaluate with it).
+                request_id = message["params"]["requestId"]
+                failed = {"requestId": request_id, "errorReason": "BlockedByClient"}
+                self._ws.send(
+                    json.dumps(
+                        {"id": next(self._ids), "method": "Fetch.failRequest", "params": failed}
+                    )
+                )
             self.events.append(message)
 
     def evaluate(self, expression: str) -> Any:

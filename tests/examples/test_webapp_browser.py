@@ -130,3 +130,44 @@ def test_the_example_app_in_chromium_against_the_reference_pds(
         wait_for(cdp, "!!document.querySelector('input[name=handle]')", "the sign-in form again")
     assert access_refused(before)
     assert refresh_refused(before)
+
+
+def test_an_attackers_redirect_opened_in_another_chromium_is_refused(
+    reference_pds: ReferencePds, tmp_path: Path
+) -> None:
+    """Login CSRF in real browsers: the attacker stops at their redirect; the victim opens it."""
+    from tests.chromium_cdp import chromium_binary, chromium_page, sign_in_and_consent_in_page
+
+    if chromium_binary() is None:
+        missing_component("chromium-headless-shell is not installed (scripts/install-chromium.sh)")
+    _, handle = reference_pds.create_account(f"ak{secrets.token_hex(4)}.test", PASSWORD)
+    data = tmp_path / "data"
+    env = {
+        "WEBAPP_DATA": str(data),
+        "ATP_HANDLE_RESOLVER": reference_pds.url,
+        "ATP_PLC_DIRECTORY": reference_pds.plc_url,
+    }
+    with running_app(env, tmp_path / "app.log") as local:
+        with chromium_page() as attacker:
+            # The attacker's browser never loads its own redirect back to the app: the
+            # request is intercepted (Fetch) and failed.
+            attacker.call("Fetch.enable", patterns=[{"urlPattern": f"{local}/oauth/callback*"}])
+            attacker.call("Page.navigate", url=f"{local}/")
+            wait_for(attacker, "!!document.querySelector('input[name=handle]')", "the form")
+            attacker.type_into("input[name=handle]", handle)
+            attacker.click_button("Sign in")
+            redirect = sign_in_and_consent_in_page(
+                attacker, handle, PASSWORD, f"{local}/oauth/callback"
+            )
+        with chromium_page() as victim:
+            victim.call("Page.navigate", url=f"{local}/")
+            wait_for(victim, "!!document.querySelector('input[name=handle]')", "the form")
+            victim.call("Page.navigate", url=redirect)
+            wait_for(victim, "document.title === 'Sign-in refused'", "the refusal page")
+            text = victim.evaluate("document.body.innerText")
+            assert "not started in this browser" in text
+            victim.call("Page.navigate", url=f"{local}/")
+            wait_for(victim, "!!document.querySelector('input[name=handle]')", "the form again")
+        # Nobody is signed in, and the sign-in the attacker started was revoked and removed.
+        with OAuthSessionManager(None, store=open_store(f"sqlite:{data / 'sessions.db'}")) as m:
+            assert m.list_sessions() == []
