@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ class Settings:
         listen = env.get("WEBAPP_LISTEN")
         if listen:
             host, _, port = listen.rpartition(":")
+            host = host.strip("[]")  # [::1]:8000
         elif parts.scheme == "http":
             host, port = parts.hostname, str(parts.port or 80)
         else:
@@ -112,7 +114,7 @@ class Settings:
         return bytes.fromhex(made["key"])
 
 
-def secret_json(path: Path, make: Any) -> dict[str, str]:
+def secret_json(path: Path, make: Callable[[], dict[str, str]]) -> dict[str, str]:
     """The JSON object in ``path``; made by ``make()`` and written 0600 if there is none."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not path.exists():

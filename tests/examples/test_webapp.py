@@ -167,3 +167,17 @@ def test_one_variable_moves_the_app_and_the_worker_to_redis(
     worker = run_worker(env, "--once")
     assert worker.returncode == 0, worker.stdout + worker.stderr
     assert json.loads(worker.stdout.splitlines()[-1])["did"] == DEFAULT_DID
+
+
+def test_settings_come_from_the_environment_with_named_errors(tmp_path: Path) -> None:
+    from examples.webapp.settings import Settings
+
+    plain = Settings.from_env({"WEBAPP_DATA": str(tmp_path)})
+    assert plain.public_url == "http://127.0.0.1:8000" and not plain.confidential
+    assert plain.listen == ("127.0.0.1", 8000)
+    assert plain.store_url == f"sqlite:{tmp_path / 'sessions.db'}"
+    web = Settings.from_env({"WEBAPP_URL": "https://app.example/", "WEBAPP_LISTEN": "[::1]:9000"})
+    assert web.confidential and web.redirect_uri == "https://app.example/oauth/callback"
+    assert web.listen == ("::1", 9000)
+    with pytest.raises(ValueError, match=r"WEBAPP_URL 'app\.example' is not an http"):
+        Settings.from_env({"WEBAPP_URL": "app.example"})
