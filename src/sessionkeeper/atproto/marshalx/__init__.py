@@ -39,11 +39,11 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from sessionkeeper.atproto.errors import NoSessionError
+from sessionkeeper.atproto.manager_base import DEFAULT_TIMEOUT
 from sessionkeeper.atproto.marshalx.transport import AsyncSessionTransport, SessionTransport
 from sessionkeeper.atproto.types import AtpSessionData
+from sessionkeeper.http_limits import bounded_async_client, bounded_client
 
 if TYPE_CHECKING:
     from sessionkeeper.atproto.password.async_manager import AsyncPersistentSessionManager
@@ -193,7 +193,9 @@ def persistent_client(
     kwargs, inner_kwargs, inner = _split_kwargs(request_kwargs)
     _check_margin(manager.refresh_margin)
     session = _resolve_session(manager, identifier, password, did)
-    transport = SessionTransport(manager, inner or httpx.Client(**inner_kwargs))
+    if inner is None and inner_kwargs:
+        inner = bounded_client(DEFAULT_TIMEOUT, **inner_kwargs)
+    transport = SessionTransport(manager, inner)
     endpoint = manager.pds_endpoint
     client = atproto.Client(
         base_url=endpoint, request=atproto.Request(transport=transport, **kwargs)
@@ -267,7 +269,9 @@ async def async_persistent_client(
     kwargs, inner_kwargs, inner = _split_kwargs(request_kwargs)
     _check_margin(manager.refresh_margin)
     session = await _resolve_session_async(manager, identifier, password, did)
-    transport = AsyncSessionTransport(manager, inner or httpx.AsyncClient(**inner_kwargs))
+    if inner is None and inner_kwargs:
+        inner = bounded_async_client(DEFAULT_TIMEOUT, **inner_kwargs)
+    transport = AsyncSessionTransport(manager, inner)
     endpoint = manager.pds_endpoint
     client = atproto.AsyncClient(
         base_url=endpoint, request=atproto.AsyncRequest(transport=transport, **kwargs)
