@@ -22,7 +22,6 @@ from the manager's single flight.
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import TYPE_CHECKING
 
 import httpx
@@ -54,8 +53,6 @@ from sessionkeeper.http_limits.transport import ACCEPT_ENCODING
 if TYPE_CHECKING:
     from sessionkeeper.atproto.password.async_manager import AsyncPersistentSessionManager
     from sessionkeeper.atproto.password.manager import PersistentSessionManager
-
-logger = logging.getLogger(__name__)
 
 _BEARER = BearerAuthorizer()
 
