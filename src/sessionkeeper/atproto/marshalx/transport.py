@@ -22,7 +22,7 @@ from the manager's single flight.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import httpx
 
@@ -56,6 +56,8 @@ if TYPE_CHECKING:
 
 _BEARER = BearerAuthorizer()
 
+M = TypeVar("M", bound="PersistentSessionManager | AsyncPersistentSessionManager")
+
 
 def servers(
     manager: PersistentSessionManager | AsyncPersistentSessionManager,
@@ -64,9 +66,9 @@ def servers(
     return frozenset({server_of(manager.service_url), server_of(manager.pds_endpoint)})
 
 
-def held(current: AtpSessionData | None, did: str) -> AtpSessionData | None:
+def held(current: AtpSessionData | None, did: str | None) -> AtpSessionData | None:
     """The manager's current session if it is ``did``'s (the newest this process knows)."""
-    return current if current is not None and current.did == did else None
+    return current if current is not None and did is not None and current.did == did else None
 
 
 def stored(raw: bytes | None, did: str) -> AtpSessionData | None:
@@ -81,16 +83,15 @@ def _prepared(request: httpx.Request) -> httpx.Request:
     return request
 
 
-class _AccountSource:
-    """The call loop's session source for one account of a blocking manager.
+class _Pinned(Generic[M]):
+    """What a call loop's source for one account holds: its manager and its session.
 
     The session is the one the request's account has now (the manager's
-    current one, else the stored one); a refused token is refreshed by the
-    manager's single flight, which leaves another account's current session
-    alone.
+    current one, else the stored one). There is no proactive refresh here:
+    MarshalX refreshes on its own schedule.
     """
 
-    def __init__(self, manager: PersistentSessionManager, session: AtpSessionData) -> None:
+    def __init__(self, manager: M, session: AtpSessionData) -> None:
         self._manager = manager
         self._session = session
 
@@ -99,33 +100,29 @@ class _AccountSource:
         """The manager's switch: off, a refused call comes back as it was."""
         return self._manager.auto_refresh
 
+
+class _AccountSource(_Pinned["PersistentSessionManager"]):
+    """The call loop's session source for one account of a blocking manager."""
+
     def session_for_call(self) -> AtpSessionData:
-        """The account's newest session (MarshalX refreshes proactively itself)."""
+        """The account's newest session."""
         return self._session
 
     def refresh_rejected(self, used: AtpSessionData) -> AtpSessionData:
-        """Refresh, or adopt what another holder refreshed, through the manager."""
+        """Refresh, or adopt what another holder refreshed, by the manager's single flight
+        (which leaves another account's current session alone)."""
         return self._manager.refresh_rejected(used)
 
 
-class _AsyncAccountSource:
+class _AsyncAccountSource(_Pinned["AsyncPersistentSessionManager"]):
     """The asyncio twin of :class:`_AccountSource`."""
 
-    def __init__(self, manager: AsyncPersistentSessionManager, session: AtpSessionData) -> None:
-        self._manager = manager
-        self._session = session
-
-    @property
-    def auto_refresh(self) -> bool:
-        """The manager's switch: off, a refused call comes back as it was."""
-        return self._manager.auto_refresh
-
     async def session_for_call(self) -> AtpSessionData:
-        """The account's newest session (MarshalX refreshes proactively itself)."""
+        """The account's newest session."""
         return self._session
 
     async def refresh_rejected(self, used: AtpSessionData) -> AtpSessionData:
-        """Refresh, or adopt what another holder refreshed, through the manager."""
+        """Refresh, or adopt what another holder refreshed, by the manager's single flight."""
         return await self._manager.refresh_rejected(used)
 
 
@@ -190,12 +187,10 @@ class SessionTransport(httpx.BaseTransport):
 
     def _session_of(self, where: Route) -> AtpSessionData | None:
         did = where.account
-        if did is None:
-            return None
-        current = held(self.manager.session, did)
-        if current is not None:
-            return current
-        return stored(self.manager.store.get(PASSWORD.name(did)), did)
+        found = held(self.manager.session, did)
+        if found is None and did is not None:
+            found = stored(self.manager.store.get(PASSWORD.name(did)), did)
+        return found
 
 
 class AsyncSessionTransport(httpx.AsyncBaseTransport):
@@ -251,14 +246,10 @@ class AsyncSessionTransport(httpx.AsyncBaseTransport):
 
     async def _session_of(self, where: Route) -> AtpSessionData | None:
         did = where.account
-        if did is None:
-            return None
-        current = held(self.manager.session, did)
-        if current is not None:
-            return current
-        # A store read is blocking I/O: off the event loop.
-        raw = await asyncio.to_thread(self.manager.store.get, PASSWORD.name(did))
-        return stored(raw, did)
+        found = held(self.manager.session, did)
+        if found is None and did is not None:  # a store read is blocking I/O: off the loop
+            found = stored(await asyncio.to_thread(self.manager.store.get, PASSWORD.name(did)), did)
+        return found
 
 
 __all__ = ["AsyncSessionTransport", "SessionTransport", "servers"]
