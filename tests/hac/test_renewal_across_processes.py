@@ -1,7 +1,8 @@
-"""Processes sharing one cached HAC session renew it once between them, even when one dies.
+"""Holders of one HAC session renew it once between them, even when one dies.
 
-Each worker is a real process with its own HacClient on one cache directory;
-the server is the bundled FakeHac on 127.0.0.1, which counts every request.
+Each worker is a real process with its own HacClient on one cache directory
+(threads of one client without a cache share its private store instead); the
+server is the bundled FakeHac on 127.0.0.1, which counts every request.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -184,3 +186,28 @@ def test_a_process_killed_while_logging_in_leaves_the_others_working(
     renewed = SessionManager(cache).load_session(fake.url, "admin", "local")
     assert renewed is not None and renewed.session_id != dead
     assert _lock_holder(lock_file) is None
+
+
+def test_threads_of_a_client_without_a_cache_renew_a_dead_session_once(fake: FakeHac) -> None:
+    with HacClient(
+        fake.url, BasicAuthHandler("admin", "nimda"), session_persistence=False
+    ) as client:
+        client.login()
+        fake.kill_all_sessions()
+        fake.latency = 0.02  # so the threads meet the dead session together
+        errors: list[BaseException] = []
+
+        def work(n: int) -> None:
+            try:
+                assert client.execute_groovy(f"return {n}").execution_result == str(n)
+            except BaseException as exc:  # collected and re-raised in the main thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert errors == []
+    assert fake.logins == 2  # the first login and exactly one renewal, kept in memory only
+    assert len(fake.groovy_runs) == 6
