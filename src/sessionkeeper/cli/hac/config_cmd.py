@@ -147,7 +147,7 @@ def _show_environment(config: HacConfig, name: str, json_output: bool) -> None:
     for ep_name, ep in env.endpoints.items():
         default = " (default)" if ep_name == env.default_endpoint else ""
         out.line(f"  Endpoint: {ep_name}{default}")
-        out.line(f"    URL: {ep.url}")
+        out.line(f"    URL: {ep.shown_url}")
         out.line(f"    Ignore SSL: {ep.ignore_ssl}")
         out.line(f"    Timeout: {ep.timeout}s")
 
@@ -189,7 +189,7 @@ def _show_all(config: HacConfig, json_output: bool) -> None:
         for ep_name, ep in env.endpoints.items():
             default = " (default)" if ep_name == env.default_endpoint else ""
             ssl = "ignore" if ep.ignore_ssl else "verify"
-            out.line(f"    {ep_name}{default}: {ep.url} (SSL: {ssl}, timeout {ep.timeout}s)")
+            out.line(f"    {ep_name}{default}: {ep.shown_url} (SSL: {ssl}, timeout {ep.timeout}s)")
     out.line("\nCommands:")
     out.line("  hac config -l          # List environments")
     out.line("  hac config -e local    # Show environment details")

@@ -123,7 +123,7 @@ def show_environment(
         for ep_name, ep in sorted(env.endpoints.items()):
             marker = " (default)" if ep_name == env.default_endpoint else ""
             out.line(f"    {ep_name}{marker}")
-            out.line(f"      URL:        {ep.url}")
+            out.line(f"      URL:        {ep.shown_url}")
             out.line(f"      Ignore SSL: {ep.ignore_ssl}")
             out.line(f"      Timeout:    {ep.timeout}s")
             out.line()
@@ -211,7 +211,7 @@ def list_endpoints(
                 [
                     [
                         name,
-                        ep.url,
+                        ep.shown_url,
                         "[yellow]ignore[/yellow]" if ep.ignore_ssl else "[green]verify[/green]",
                         f"{ep.timeout}s",
                         "✓" if name == env.default_endpoint else "",
@@ -234,7 +234,7 @@ def show_endpoint(ctx: typer.Context, environment: EnvName, endpoint: EndpointAr
         if endpoint == env.default_endpoint:
             out.line("Status: default")
         out.line()
-        out.line(f"URL:        {ep.url}")
+        out.line(f"URL:        {ep.shown_url}")
         out.line(f"Ignore SSL: {ep.ignore_ssl}")
         out.line(f"Timeout:    {ep.timeout}s")
 

@@ -135,9 +135,14 @@ def import_session(
         options = group_options(ctx)
         target = resolve_target(options, environment, endpoint, username)
         user = target.username
+        piped = ""
         if (not session_id or not csrf_token or not user) and not sys.stdin.isatty():
+            piped = sys.stdin.read()
+        # Empty stdin is what every CI job has (a pipe or /dev/null, never a
+        # terminal): it means "use the options and variables", not bad JSON.
+        if piped.strip():
             try:
-                data: Any = json.load(sys.stdin)
+                data: Any = json.loads(piped)
             except ValueError as exc:
                 raise CliError(f"stdin is not the JSON of a session: {exc}") from None
             if not isinstance(data, dict):
