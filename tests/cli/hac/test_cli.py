@@ -477,6 +477,7 @@ def test_the_hac_group_builds_only_the_command_a_line_names() -> None:
         "flexsearch",
         "impex",
         "logout",
+        "status",
         "env",
         "endpoint",
         "session",

@@ -14,7 +14,7 @@ import typer
 from sessionkeeper.cli.hac import output as out
 from sessionkeeper.cli.hac.config import ConfigError, Environment, config_path, parse_config
 from sessionkeeper.cli.hac.config_edit import ConfigFile
-from sessionkeeper.cli.hac.context import group_options
+from sessionkeeper.cli.hac.context import group_options, quoted
 from sessionkeeper.cli.hac.errors import CliError, reported
 from sessionkeeper.cli.hac.params import PlainCommand, PlainGroup, QuietNames
 
@@ -55,16 +55,19 @@ def list_environments(
     quiet: QuietNames = False,
 ) -> None:
     """List all configured environments."""
-    with reported():
+    with reported(json_output=format == "json"):
         environments, default = _all_environments(_file(ctx))
         if not environments:
             if format == "json":
                 out.line("[]")
                 return
+            options = group_options(ctx)
             out.markup("[yellow]No environments configured[/yellow]")
             out.markup("\nAdd an environment with endpoints:")
-            out.markup("  hac env add local")
-            out.markup("  hac endpoint add local hac --url https://localhost:9002")
+            out.markup(f"  {options.command('env add local')}")
+            out.markup(
+                f"  {options.command('endpoint add local hac --url https://localhost:9002')}"
+            )
             return
         if format == "json":
             out.emit_json([env.as_json(default) for env in environments])
@@ -107,7 +110,8 @@ def show_environment(
     json_output: Annotated[bool, typer.Option("--json", help="Output as JSON")] = False,
 ) -> None:
     """Show details of a specific environment with all endpoints."""
-    with reported():
+    with reported(json_output=json_output):
+        options = group_options(ctx)
         env, default = _environment(_file(ctx), name)
         if json_output:
             out.emit_json(env.as_json(default))
@@ -116,7 +120,8 @@ def show_environment(
         out.line()
         if not env.endpoints:
             out.line("  No endpoints configured")
-            out.line(f"\n  Add an endpoint: hac endpoint add {env.name} hac --url https://...")
+            added = options.command(f"endpoint add {quoted(env.name)} hac --url https://...")
+            out.line(f"\n  Add an endpoint: {added}")
             return
         out.line(f"  Endpoints ({len(env.endpoints)}):")
         out.line()
@@ -128,7 +133,8 @@ def show_environment(
             out.line(f"      Timeout:    {ep.timeout}s")
             out.line()
         chosen = "" if env.default_endpoint else " --endpoint <endpoint-name>"
-        out.line(f"  Start session: hac session start {env.name}{chosen} --username <user>")
+        start = options.command(f"session start {quoted(env.name)}{chosen} --username <user>")
+        out.line(f"  Start session: {start}")
 
 
 @env_app.command("add", cls=PlainCommand)
@@ -146,7 +152,10 @@ def add_environment(
         file.save()
         out.line(f"Environment '{name}' added{' (set as default)' if set_default else ''}")
         out.line("\nNext: Add endpoints to this environment")
-        out.line(f"  hac endpoint add {name} <endpoint-name> --url https://...")
+        options = group_options(ctx)
+        out.line(
+            f"  {options.command(f'endpoint add {quoted(name)} <endpoint-name> --url https://...')}"
+        )
 
 
 @env_app.command("remove", cls=PlainCommand)
@@ -178,7 +187,7 @@ def list_endpoints(
     quiet: QuietNames = False,
 ) -> None:
     """List all endpoints in an environment."""
-    with reported():
+    with reported(json_output=format == "json"):
         env, _ = _environment(_file(ctx), environment)
         endpoints = sorted(env.endpoints.items())
         if not endpoints:
@@ -223,13 +232,28 @@ def list_endpoints(
 
 
 @endpoint_app.command("show", cls=PlainCommand)
-def show_endpoint(ctx: typer.Context, environment: EnvName, endpoint: EndpointArg) -> None:
+def show_endpoint(
+    ctx: typer.Context,
+    environment: EnvName,
+    endpoint: EndpointArg,
+    json_output: Annotated[bool, typer.Option("--json", help="Output as JSON")] = False,
+) -> None:
     """Show details of a specific endpoint."""
-    with reported():
+    with reported(json_output=json_output):
         env, _ = _environment(_file(ctx), environment)
         ep = env.endpoints.get(endpoint)
         if ep is None:
             raise ConfigError(f"Endpoint '{endpoint}' not found in environment '{environment}'")
+        if json_output:
+            out.emit_json(
+                {
+                    "environment": environment,
+                    "name": endpoint,
+                    **ep.as_json(),
+                    "is_default": endpoint == env.default_endpoint,
+                }
+            )
+            return
         out.line(f"Endpoint: {environment}/{endpoint}")
         if endpoint == env.default_endpoint:
             out.line("Status: default")
@@ -267,10 +291,10 @@ def add_endpoint(
         file.save()
         marker = " (set as default)" if set_default else ""
         out.line(f"Added endpoint '{endpoint}' to environment '{environment}'{marker}")
-        out.line(
-            f"\nStart session: hac session start {environment} --endpoint {endpoint} "
-            "--username <user>"
+        start = group_options(ctx).command(
+            f"session start {quoted(environment)} --endpoint {quoted(endpoint)} --username <user>"
         )
+        out.line(f"\nStart session: {start}")
 
 
 @endpoint_app.command("update", cls=PlainCommand)
