@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support import REPO
+from tests.support import REPO, missing_component
 
 
 def hac_env(home: Path, env: dict[str, str] | None = None) -> dict[str, str]:
@@ -27,15 +27,23 @@ def hac_env(home: Path, env: dict[str, str] | None = None) -> dict[str, str]:
     return clean
 
 
+#: The ``hac`` console script of this environment (``make install`` puts it there).
+HAC_SCRIPT = Path(sys.executable).parent / "hac"
+
+
 def run_hac(
     home: Path,
     *args: str,
     env: dict[str, str] | None = None,
     stdin: str | None = None,
+    script: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m sessionkeeper hac ARGS`` with a clean environment."""
+    """Run ``python -m sessionkeeper hac ARGS`` (or the ``hac`` script) in a clean environment."""
+    if script and not HAC_SCRIPT.exists():
+        missing_component("the hac console script is not installed in this environment")
+    argv = [str(HAC_SCRIPT)] if script else [sys.executable, "-m", "sessionkeeper", "hac"]
     return subprocess.run(
-        [sys.executable, "-m", "sessionkeeper", "hac", *args],
+        [*argv, *args],
         env=hac_env(home, env),
         input=stdin if stdin is not None else "",
         capture_output=True,
