@@ -147,6 +147,17 @@ def test_json_failures_are_one_error_object_on_stdout(
     assert report["message"] in done.stderr  # people still read stderr
 
 
+def test_session_show_without_a_session_answers_json_and_exits_0_as_the_original(
+    fake: FakeHac, home: Path
+) -> None:
+    done = run_hac(home, "--url", fake.url, "session", "show", "local", "--json")
+    assert done.returncode == 0
+    assert json.loads(done.stdout) == {
+        "error": "no_session",
+        "message": "No active session for environment 'local/hac'",
+    }
+
+
 def test_a_config_failure_is_json_too(home: Path) -> None:
     done = run_hac(home, "groovy", "return 1", "--json", "-e", "nope")
     assert done.returncode == 1

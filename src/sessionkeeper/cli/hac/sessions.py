@@ -281,7 +281,12 @@ def show_session(
         target = resolve_target(options, environment, endpoint)
         session = find_session(session_manager(options), target)
         if session is None:
-            out.line(f"No active session for environment '{target.key}'")
+            message = f"No active session for environment '{target.key}'"
+            # Exit 0 as the original does; with --json the answer is still JSON.
+            if json_output:
+                out.emit_json({"error": "no_session", "message": message})
+            else:
+                out.line(message)
             return
         if json_output:
             out.emit_json(
