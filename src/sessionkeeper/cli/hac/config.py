@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sessionkeeper.errors import SessionkeeperError
 from sessionkeeper.redaction import redact_url
 
 CONFIG_ENV = "HAC_CONFIG"
@@ -39,7 +40,7 @@ DEFAULT_ENDPOINT = "hac"
 MISSING_FILE_URL = "https://localhost:9002"
 
 
-class ConfigError(ValueError):
+class ConfigError(SessionkeeperError, ValueError):
     """A configuration file or choice that cannot be used; the message names the fix."""
 
 

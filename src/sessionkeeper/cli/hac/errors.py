@@ -14,11 +14,13 @@ from contextlib import contextmanager
 
 import typer
 
+from sessionkeeper.errors import SessionkeeperError
+
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
-class CliError(Exception):
+class CliError(SessionkeeperError):
     """A failure to report as ``ERROR: message``, with ``code`` as exit code.
 
     ``kind`` is the ``error`` of the ``--json`` object; ``shown`` says the
