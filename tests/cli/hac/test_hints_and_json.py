@@ -196,3 +196,38 @@ def test_a_dead_session_without_a_password_names_the_whole_start_command(
         f"run `hac --url {fake.url} --store {store} session start local --endpoint hac "
         "--username admin` again"
     ) in dead.stderr
+
+
+def test_every_edit_and_session_command_answers_one_json_object(fake: FakeHac, home: Path) -> None:
+    write_config(home, "")
+    steps: list[tuple[list[str], dict[str, object]]] = [
+        (["env", "add", "qa", "--json"], {"added": "qa", "default_environment": "local"}),
+        (["env", "set-default", "qa", "--json"], {"default_environment": "qa"}),
+        (
+            ["endpoint", "add", "qa", "n1", "--url", fake.url, "--json"],
+            {"environment": "qa", "added": "n1", "default_endpoint": "n1"},
+        ),
+        (
+            ["endpoint", "update", "qa", "n1", "--timeout", "60", "--json"],
+            {"environment": "qa", "updated": "n1"},
+        ),
+        (
+            ["endpoint", "set-default", "qa", "n1", "--json"],
+            {"environment": "qa", "default_endpoint": "n1"},
+        ),
+        (["session", "clear", "qa", "--json"], {"environment": "qa/n1", "cleared": False}),
+        (
+            ["session", "start", "qa", "-u", "admin", "--json"],
+            {"started": "qa/n1", "username": "admin", "url": fake.url},
+        ),
+        (["session", "clear", "qa", "--json"], {"environment": "qa/n1", "cleared": True}),
+        (["session", "clear-all", "-f", "--json"], {"cleared": 0}),
+        (["endpoint", "remove", "qa", "n1", "--json"], {"environment": "qa", "removed": "n1"}),
+    ]
+    for args, expected in steps:
+        done = run_hac(home, *args, stdin="nimda\n")
+        assert done.returncode == 0, (args, done.stderr)
+        assert json.loads(done.stdout) == expected, args
+    refused = run_hac(home, "session", "clear-all", "--json")
+    assert refused.returncode == 2
+    assert json.loads(refused.stdout)["error"] == "usage"

@@ -7,7 +7,7 @@ stderr, and the file is replaced atomically.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -16,7 +16,7 @@ from sessionkeeper.cli.hac.config import ConfigError, Environment, config_path, 
 from sessionkeeper.cli.hac.config_edit import ConfigFile
 from sessionkeeper.cli.hac.context import group_options, quoted
 from sessionkeeper.cli.hac.errors import CliError, reported
-from sessionkeeper.cli.hac.params import PlainCommand, PlainGroup, QuietNames
+from sessionkeeper.cli.hac.params import JsonOutput, PlainCommand, PlainGroup, QuietNames
 
 env_app = typer.Typer(
     cls=PlainGroup, help="Manage HAC environments", no_args_is_help=True, rich_markup_mode=None
@@ -29,6 +29,14 @@ Format = Annotated[str, typer.Option("--format", "-f", help="Output format: tabl
 NoHeaders = Annotated[bool, typer.Option("--no-headers", help="Suppress column headers")]
 EnvName = Annotated[str, typer.Argument(help="Environment name")]
 EndpointArg = Annotated[str, typer.Argument(help="Endpoint name")]
+
+
+def _done(json_output: bool, payload: dict[str, Any], text: str) -> None:
+    """An edit's outcome: ``payload`` as JSON with ``--json``, else the original's line."""
+    if json_output:
+        out.emit_json(payload)
+    else:
+        out.line(text)
 
 
 def _file(ctx: typer.Context) -> ConfigFile:
@@ -144,12 +152,16 @@ def add_environment(
     set_default: Annotated[
         bool, typer.Option("--set-default", "-d", help="Set as default environment")
     ] = False,
+    json_output: JsonOutput = False,
 ) -> None:
     """Add a new environment (add endpoints separately with 'hac endpoint add')."""
-    with reported():
+    with reported(json_output=json_output):
         file = _file(ctx)
         file.add_environment(name, set_default=set_default)
         file.save()
+        if json_output:
+            out.emit_json({"added": name, "default_environment": file.data["default_environment"]})
+            return
         out.line(f"Environment '{name}' added{' (set as default)' if set_default else ''}")
         out.line("\nNext: Add endpoints to this environment")
         options = group_options(ctx)
@@ -159,23 +171,25 @@ def add_environment(
 
 
 @env_app.command("remove", cls=PlainCommand)
-def remove_environment(ctx: typer.Context, name: EnvName) -> None:
+def remove_environment(ctx: typer.Context, name: EnvName, json_output: JsonOutput = False) -> None:
     """Remove an environment."""
-    with reported():
+    with reported(json_output=json_output):
         file = _file(ctx)
         file.remove_environment(name)
         file.save()
-        out.line(f"Environment '{name}' removed")
+        _done(json_output, {"removed": name}, f"Environment '{name}' removed")
 
 
 @env_app.command("set-default", cls=PlainCommand)
-def set_default_environment(ctx: typer.Context, name: EnvName) -> None:
+def set_default_environment(
+    ctx: typer.Context, name: EnvName, json_output: JsonOutput = False
+) -> None:
     """Set the default environment."""
-    with reported():
+    with reported(json_output=json_output):
         file = _file(ctx)
         file.set_default_environment(name)
         file.save()
-        out.line(f"Default environment set to '{name}'")
+        _done(json_output, {"default_environment": name}, f"Default environment set to '{name}'")
 
 
 @endpoint_app.command("list", cls=PlainCommand)
@@ -276,9 +290,10 @@ def add_endpoint(
     set_default: Annotated[
         bool, typer.Option("--set-default", help="Set as default endpoint")
     ] = False,
+    json_output: JsonOutput = False,
 ) -> None:
     """Add a new endpoint to an environment."""
-    with reported():
+    with reported(json_output=json_output):
         file = _file(ctx)
         file.add_endpoint(
             environment,
@@ -289,6 +304,12 @@ def add_endpoint(
             set_default=set_default,
         )
         file.save()
+        if json_output:
+            default = file.environment(environment).get("default_endpoint")
+            out.emit_json(
+                {"environment": environment, "added": endpoint, "default_endpoint": default}
+            )
+            return
         marker = " (set as default)" if set_default else ""
         out.line(f"Added endpoint '{endpoint}' to environment '{environment}'{marker}")
         start = group_options(ctx).command(
@@ -309,23 +330,37 @@ def update_endpoint(
     timeout: Annotated[
         int | None, typer.Option("--timeout", help="HTTP timeout in seconds")
     ] = None,
+    json_output: JsonOutput = False,
 ) -> None:
     """Update an existing endpoint."""
-    with reported():
+    with reported(json_output=json_output):
         file = _file(ctx)
         file.update_endpoint(environment, endpoint, url=url, ignore_ssl=ignore_ssl, timeout=timeout)
         file.save()
-        out.line(f"Updated endpoint '{endpoint}' in environment '{environment}'")
+        _done(
+            json_output,
+            {"environment": environment, "updated": endpoint},
+            f"Updated endpoint '{endpoint}' in environment '{environment}'",
+        )
 
 
 @endpoint_app.command("remove", cls=PlainCommand)
-def remove_endpoint(ctx: typer.Context, environment: EnvName, endpoint: EndpointArg) -> None:
+def remove_endpoint(
+    ctx: typer.Context,
+    environment: EnvName,
+    endpoint: EndpointArg,
+    json_output: JsonOutput = False,
+) -> None:
     """Remove an endpoint from an environment."""
-    with reported():
+    with reported(json_output=json_output):
         file = _file(ctx)
         file.remove_endpoint(environment, endpoint)
         file.save()
-        out.line(f"Removed endpoint '{endpoint}' from environment '{environment}'")
+        _done(
+            json_output,
+            {"environment": environment, "removed": endpoint},
+            f"Removed endpoint '{endpoint}' from environment '{environment}'",
+        )
 
 
 @endpoint_app.command("set-default", cls=PlainCommand)
@@ -333,13 +368,18 @@ def set_default_endpoint(
     ctx: typer.Context,
     environment: EnvName,
     endpoint: Annotated[str, typer.Argument(help="Endpoint name to set as default")],
+    json_output: JsonOutput = False,
 ) -> None:
     """Set the default endpoint for an environment."""
-    with reported():
+    with reported(json_output=json_output):
         file = _file(ctx)
         file.set_default_endpoint(environment, endpoint)
         file.save()
-        out.line(f"Set '{endpoint}' as default endpoint for environment '{environment}'")
+        _done(
+            json_output,
+            {"environment": environment, "default_endpoint": endpoint},
+            f"Set '{endpoint}' as default endpoint for environment '{environment}'",
+        )
 
 
 __all__ = ["endpoint_app", "env_app"]

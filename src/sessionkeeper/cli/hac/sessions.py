@@ -28,7 +28,7 @@ from sessionkeeper.cli.hac.credentials import (
     password_from_env,
     save_keyring_password,
 )
-from sessionkeeper.cli.hac.errors import CliError, reported
+from sessionkeeper.cli.hac.errors import EXIT_USAGE, CliError, reported
 from sessionkeeper.cli.hac.params import PlainCommand, PlainGroup
 
 app = typer.Typer(
@@ -322,19 +322,25 @@ def show_session(
 
 @app.command("clear", cls=PlainCommand)
 def clear_session(
-    ctx: typer.Context, environment: EnvName, endpoint: EndpointOption = None
+    ctx: typer.Context,
+    environment: EnvName,
+    endpoint: EndpointOption = None,
+    json_output: JsonOutput = False,
 ) -> None:
     """Clear session for a specific environment."""
-    with reported():
+    with reported(json_output=json_output):
         options = group_options(ctx)
         target = resolve_target(options, environment, endpoint)
         manager = session_manager(options)
         session = find_session(manager, target)
-        if session is None:
+        if session is not None:
+            manager.remove_session(session.base_url, session.username, target.key)
+        if json_output:
+            out.emit_json({"environment": target.key, "cleared": session is not None})
+        elif session is None:
             out.line(f"No active session for environment '{target.key}'")
-            return
-        manager.remove_session(session.base_url, session.username, target.key)
-        out.line(f"Session cleared for environment '{target.key}'")
+        else:
+            out.line(f"Session cleared for environment '{target.key}'")
 
 
 @app.command("clear-all", cls=PlainCommand)
@@ -343,14 +349,21 @@ def clear_all_sessions(
     force: Annotated[
         bool, typer.Option("--force", "-f", help="Force without confirmation")
     ] = False,
+    json_output: JsonOutput = False,
 ) -> None:
     """Clear all sessions."""
-    if not force and not typer.confirm("Clear all sessions?"):
-        out.line("Cancelled")
-        return
-    with reported():
+    with reported(json_output=json_output):
+        if json_output and not force:
+            # A prompt would land in the JSON on stdout.
+            raise CliError("--json clears without asking only with --force", EXIT_USAGE)
+        if not force and not typer.confirm("Clear all sessions?"):
+            out.line("Cancelled")
+            return
         count = session_manager(group_options(ctx)).clear_all_sessions()
-        out.line(f"Cleared {count} session(s)")
+        if json_output:
+            out.emit_json({"cleared": count})
+        else:
+            out.line(f"Cleared {count} session(s)")
 
 
 __all__ = ["app"]
