@@ -231,3 +231,12 @@ def test_every_edit_and_session_command_answers_one_json_object(fake: FakeHac, h
     refused = run_hac(home, "session", "clear-all", "--json")
     assert refused.returncode == 2
     assert json.loads(refused.stdout)["error"] == "usage"
+
+
+def test_a_hint_never_repeats_a_password_given_in_the_url(fake: FakeHac, home: Path) -> None:
+    url = fake.url.replace("http://", "http://gate:s3cret-gate@")
+    done = run_hac(home, "--url", url, "groovy", "return 1", "--json")
+    assert done.returncode == 1
+    assert "s3cret-gate" not in done.stdout + done.stderr
+    pasted = _hint(json.loads(done.stdout)["message"], "hac ")
+    assert pasted[:3] == ["hac", "--url", fake.url.replace("http://", "http://gate:***@")]

@@ -22,7 +22,7 @@ import typer
 from sessionkeeper.cli.hac.config import config_path, load_config
 from sessionkeeper.cli.hac.credentials import find_password, username_from_env
 from sessionkeeper.cli.hac.errors import CliError
-from sessionkeeper.redaction import without_userinfo
+from sessionkeeper.redaction import redact_url, without_userinfo
 
 if TYPE_CHECKING:
     from sessionkeeper.hac.client import HacClient
@@ -52,13 +52,14 @@ class Options:
 
         The options that choose the HAC and the store (``--config``, ``--url``,
         ``--store``, ``--timeout``, ``--ignore-ssl``) are repeated so the hint
-        reaches the same endpoint and session; a password never is.
+        reaches the same endpoint and session; a password never is: one in a
+        URL's user part or query shows as ``***`` (hints land in CI logs).
         """
         words = ["hac"]
         for flag, value in (
             ("--config", self.config),
-            ("--url", self.url),
-            ("--store", self.store),
+            ("--url", redact_url(self.url) if self.url else None),
+            ("--store", redact_url(self.store) if self.store else None),
             ("--timeout", self.timeout),
         ):
             if value is not None:
