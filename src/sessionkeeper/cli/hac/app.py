@@ -3,7 +3,9 @@
 Same commands, options, short flags, defaults, config file, session key and
 output as the original; exit 0 on success, 1 when the operation fails, 2 on a
 usage error. Ours on top: logins on demand, a dead session healed once,
-``--store``/``--url`` and friends before the command, stdin scripts.
+``--store``/``--url`` and friends before the command (or after it, where that
+is unambiguous), stdin scripts, ``--json`` on every outcome, ``hac status``,
+``--version`` and shell completion.
 
 Start-up matters for shell loops, so this module imports only typer: the HAC
 client loads when a command talks to HAC, rich only when a table is drawn, and
