@@ -21,7 +21,7 @@ pytestmark = pytest.mark.timeout(120)
 
 LOGIN = {"HAC_USERNAME": "admin", "HAC_PASSWORD": "nimda"}
 #: Longer than the status line's one-second delay, with a margin for a loaded machine.
-SLOW = 1.6
+SLOW = 1.8
 
 
 @pytest.fixture
