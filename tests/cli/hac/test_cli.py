@@ -529,3 +529,15 @@ def test_session_start_keeps_the_urls_basic_login_for_a_gate_in_front_of_hac(
     assert "pw@" not in started.stdout + started.stderr
     sent = {request.headers.get("authorization") for request in fake.recent_requests}
     assert sent == {"Basic Z2F0ZTpwdw=="}  # base64 of gate:pw, on every request
+
+
+def test_session_start_replaces_a_cached_session_hac_dropped(fake: FakeHac, home: Path) -> None:
+    argv = ["--url", fake.url, "session", "start", "local", "-u", "admin"]
+    assert run_hac(home, *argv, stdin="nimda\n").returncode == 0
+    fake.kill_all_sessions()
+    again = run_hac(home, *argv, stdin="nimda\n")
+    assert again.returncode == 0, again.stderr
+    assert fake.logins == 2  # the dead session was seen as dead, and replaced
+    # So the next command runs on it without a password.
+    used = run_hac(home, "--url", fake.url, "groovy", "return 'alive'")
+    assert (used.returncode, used.stdout) == (0, "alive\n"), used.stderr

@@ -111,9 +111,11 @@ def start_session(
                 client.login(force=True)  # a password kept in the keyring has been checked
             else:
                 # Like the original: a cached session that still works is kept. One
-                # light request proves it (a dead one is replaced by a fresh login).
+                # read-only request that needs a session proves it (a dead one is
+                # replaced by a fresh login); the update log would not: HAC serves
+                # it without a session while it initialises.
                 client.use_session(cached)
-                client.get_update_log()
+                client.get_update_data()
         if save_password:
             save_keyring_password(target.environment, user, secret)
         if json_output:
