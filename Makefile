@@ -5,20 +5,22 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# The reference PDS of this checkout: installed, tested and benchmarked from here.
+export PDS_TOOLS_DIR ?= $(CURDIR)/.tools/pds
 
 .PHONY: install lint typecheck test docs demo bench system-deps redis-server reference-pds orig-hac chromium oauth-client-node clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[redis,keyring,dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[redis,keyring,dev,examples]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks demo
-	$(BIN)/ruff format --check src tests benchmarks demo
+	$(BIN)/ruff check src tests benchmarks demo examples
+	$(BIN)/ruff format --check src tests benchmarks demo examples
 
 typecheck: install
 	$(BIN)/mypy
@@ -27,7 +29,7 @@ redis-server:
 	./scripts/install-redis.sh
 
 reference-pds:
-	./scripts/pds/install.sh
+	bash src/sessionkeeper/testing/reference_pds/install.sh
 
 orig-hac:
 	./scripts/orig-hac-cli-venv.sh >/dev/null

@@ -17,6 +17,9 @@ from rich.table import Table
 
 from sessionkeeper.maintenance.keepalive import Action, KeptAlive
 
+#: The command as its own app, imported by the root only when a command line names it.
+app = typer.Typer(name="keepalive", pretty_exceptions_enable=False, rich_markup_mode=None)
+
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -31,6 +34,7 @@ _STYLE = {
 }
 
 
+@app.command("keepalive")
 def keepalive_command(
     store_url: Annotated[
         str | None,

@@ -45,6 +45,7 @@ from sessionkeeper.cli.atproto.oauth import (
 )
 from sessionkeeper.cli.atproto.state import forget, load_state, remember, remember_service
 from sessionkeeper.core.lifetime import Lifetime
+from sessionkeeper.errors import SessionkeeperError
 from sessionkeeper.redaction import install_log_redaction, origin, redact_url
 from sessionkeeper.stores.base import Store
 from sessionkeeper.stores.directory import DirectoryStore
@@ -79,7 +80,7 @@ _META_KEY = "sessionkeeper.atproto"
 logger = logging.getLogger(__name__)
 
 
-class UsageError(Exception):
+class UsageError(SessionkeeperError):
     """A command line that cannot work (exit code 2)."""
 
 
@@ -327,13 +328,25 @@ def login(
     no_browser: Annotated[
         bool, typer.Option("--no-browser", help="With --oauth: only print the URL.")
     ] = False,
+    remote: Annotated[
+        bool,
+        typer.Option(
+            "--remote",
+            help="With --oauth: sign in with a browser on another machine, then paste "
+            "the address it could not open on stdin.",
+        ),
+    ] = False,
 ) -> None:
     """Log in (password from $ATP_PASSWORD or a hidden prompt, or --oauth) and store it."""
     with _failures():
         options = _options(ctx)
         store = _store(options)
+        if remote and not oauth:
+            raise UsageError("--remote signs in with OAuth: use it with --oauth")
         if oauth:
-            signed = oauth_login(store, identifier, open_browser=not no_browser, timeout=300)
+            signed = oauth_login(
+                store, identifier, open_browser=not no_browser, timeout=300, remote=remote
+            )
             remember(store, signed.did)
             out.print(f"logged in as [bold]{escape(signed.handle or signed.did)}[/] with OAuth")
             return
