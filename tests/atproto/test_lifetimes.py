@@ -201,3 +201,16 @@ def test_app_password_sessions_never_warn_of_an_end(
         manager.login("alice.test", "alice-pass")
         manager.query(GET_SESSION)
     assert AtpSessionEvent.EXPIRING not in events
+
+
+def test_an_oauth_session_past_its_recorded_end_is_pruned(
+    fake: FakeOAuth, clock: ManualClock
+) -> None:
+    store = MemoryStore()
+    sign_in(fake, clock, store).close()
+    with OAuthSessionManager(None, store=store, clock=clock) as manager:
+        clock.advance(13 * DAY)
+        assert manager.prune_expired_sessions() == []
+        clock.advance(1 * DAY)  # two weeks after sign-in: a public client's session ended
+        assert manager.prune_expired_sessions() == [DEFAULT_DID]
+    assert store.get(oauth_name_for_did(DEFAULT_DID)) is None

@@ -63,7 +63,8 @@ class OAuthKind:
 
     def dead(self, session: OAuthSession, now: float) -> str | None:
         """Dead once no token can be used: an expired access token without a refresh token,
-        or a refresh token whose readable ``exp`` has passed (opaque ones carry no date)."""
+        a refresh token whose readable ``exp`` has passed (opaque ones carry no date), or
+        the refresh token's or the session's end recorded at sign-in passed."""
         if session.refresh_token is None:
             if session.expires_at is not None and session.expires_at <= now:
                 return (
@@ -73,6 +74,9 @@ class OAuthKind:
         expires = token_expiry_or_none(session.refresh_token)
         if expires is not None and expires <= now:
             return f"refresh token expired {hours(now - expires)} ago"
+        lapsed = session.lifetime.lapses_at
+        if lapsed is not None and lapsed <= now:
+            return f"the session or its refresh token ended {hours(now - lapsed)} ago"
         return None
 
     def stored(self, store: Store) -> list[OAuthSession]:
