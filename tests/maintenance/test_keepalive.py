@@ -16,11 +16,12 @@ import pytest
 from sessionkeeper.atproto import OAuthClient, PersistentSessionManager, name_for_did
 from sessionkeeper.atproto.oauth.dpop import generate_dpop_jwk
 from sessionkeeper.atproto.oauth.lifetimes import DAY
+from sessionkeeper.atproto.oauth.session import oauth_name_for_did
 from sessionkeeper.clock import ManualClock
 from sessionkeeper.maintenance.keepalive import Action, KeptAlive, exit_code, keepalive
 from sessionkeeper.stores.directory import DirectoryStore
 from sessionkeeper.stores.memory import MemoryStore
-from sessionkeeper.testing.fake_oauth import DEFAULT_HANDLE, FakeOAuth
+from sessionkeeper.testing.fake_oauth import DEFAULT_DID, DEFAULT_HANDLE, FakeOAuth
 from sessionkeeper.testing.fake_pds import FakePds
 from tests.atproto.password.test_processes import spawn
 
@@ -137,6 +138,14 @@ def test_oauth_sessions_are_refreshed_within_their_end_and_named_at_it(
         assert web_row.lifetime.refresh_expires_at == clock.time() + 90 * DAY
         assert web_row.lifetime.session_ends_at == signed_in + 730 * DAY
         assert oauth_fake.counts["refresh"] == 1
+
+    # Without its app's client (and key), a confidential session is not sent anywhere.
+    clock.advance(85 * DAY)
+    before = confidential.get(oauth_name_for_did(DEFAULT_DID))
+    (foreign,) = keepalive(confidential, clock=clock)
+    assert foreign.action is Action.FAILED and "refresh it with that app" in foreign.detail
+    assert oauth_fake.counts["refresh"] == 1
+    assert confidential.get(oauth_name_for_did(DEFAULT_DID)) == before
 
     # The public client's session ended 2 weeks after sign-in: nothing to refresh.
     (public_row,) = keepalive(public, clock=clock)

@@ -237,12 +237,32 @@ class _Refresher:
 
             self._oauth_client = OAuthClient(store=self._store, clock=self._clock)
             self._owns_oauth = True
+        _check_client(listed, self._oauth_client.client_metadata)
         try:
             manager = self._oauth_client.restore(listed.did)
         except NoSessionError:
             return None
         with manager:
             return _renew(manager, OAUTH, manager.session, listed)
+
+
+def _check_client(session: OAuthSession, metadata: dict[str, Any]) -> None:
+    """Refuse to refresh a confidential client's session with another client.
+
+    A loopback (public) session needs no client authentication, so any loopback
+    client refreshes it with the session's own client_id and key. A confidential
+    one must be refreshed by its app, which signs the client assertion: sent by
+    another client, the refresh would be refused, and a refusal may end the session.
+    """
+    from sessionkeeper.atproto.errors import SessionError
+
+    public = session.client_id.startswith("http://localhost")
+    ours = metadata.get("client_id")
+    if not (public and str(ours).startswith("http://localhost")) and ours != session.client_id:
+        raise SessionError(
+            f"the OAuth session of {session.did} belongs to the client {session.client_id}; "
+            "refresh it with that app's OAuthClient (keepalive(..., oauth_client=...))"
+        )
 
 
 def _renew(
