@@ -18,9 +18,12 @@ from sessionkeeper.atproto.oauth.dpop import generate_dpop_jwk
 from sessionkeeper.atproto.oauth.lifetimes import DAY
 from sessionkeeper.atproto.oauth.session import oauth_name_for_did
 from sessionkeeper.clock import ManualClock
+from sessionkeeper.hac import BasicAuthHandler, HacClient
+from sessionkeeper.hac.session import SessionManager
 from sessionkeeper.maintenance.keepalive import Action, KeptAlive, exit_code, keepalive
 from sessionkeeper.stores.directory import DirectoryStore
 from sessionkeeper.stores.memory import MemoryStore
+from sessionkeeper.testing.fake_hac import FakeHac
 from sessionkeeper.testing.fake_oauth import DEFAULT_DID, DEFAULT_HANDLE, FakeOAuth
 from sessionkeeper.testing.fake_pds import FakePds
 from tests.atproto.password.test_processes import spawn
@@ -218,3 +221,34 @@ def test_cli_keepalive_exit_codes_and_table(tmp_path: Path, pds: FakePds, alice:
     assert due.returncode == 1 and "failed" in due.stdout
     bad = subprocess.run([*command, "--within", "soon"], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "not a duration" in bad.stderr
+
+
+def test_hac_sessions_are_kept_alive_by_one_request_and_never_logged_in(tmp_path: Path) -> None:
+    clock = ManualClock()
+    store = DirectoryStore(tmp_path / "hac")
+    with FakeHac(clock=clock) as fake:
+        manager = SessionManager(store=store, clock=clock)
+        with HacClient(
+            fake.url, BasicAuthHandler("admin", "nimda"), session_manager=manager, clock=clock
+        ) as client:
+            client.login()
+        clock.advance(3600)  # an hour idle: HAC drops it in one more
+        fake.reset_counts()
+
+        (row,) = keepalive(store, clock=clock)
+        assert row.kind == "hac" and row.account == "admin@local"
+        assert row.action is Action.REFRESHED
+        assert row.lifetime.refresh_expires_at == clock.time() + 7200  # idle timer restarted
+        assert fake.total_requests == 1 and fake.logins == 0
+
+        fake.kill_all_sessions()  # a restart: the session is gone on the server
+        (dropped,) = keepalive(store, clock=clock)
+        assert dropped.action is Action.NEEDS_SIGN_IN and "no longer accepts" in dropped.detail
+        assert fake.logins == 0  # keepalive holds no credentials and never logs in
+
+        clock.advance(3 * 3600)  # idle past the timeout: nothing to ask
+        fake.reset_counts()
+        (lapsed,) = keepalive(store, clock=clock)
+        assert lapsed.action is Action.NEEDS_SIGN_IN and "idle too long" in lapsed.detail
+        assert fake.total_requests == 0
+        assert exit_code([row, dropped]) == 3

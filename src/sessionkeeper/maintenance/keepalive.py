@@ -2,8 +2,10 @@
 
 A bot that runs monthly, or a fleet paused for a holiday, finds its refresh
 token lapsed. :func:`keepalive` (run from cron or a systemd timer by
-``sessionkeeper keepalive``) reads each stored ATProto session's
-:class:`~sessionkeeper.core.lifetime.Lifetime` and:
+``sessionkeeper keepalive``) reads the
+:class:`~sessionkeeper.core.lifetime.Lifetime` of each stored session (ATProto
+app-password and OAuth; HAC, whose "refresh" is one request that restarts the
+server's idle timer, never a login) and:
 
 - leaves a session whose refresh token outlives the window alone (no request);
 - refreshes one whose refresh token lapses within the window, through its
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sessionkeeper.clock import SYSTEM_CLOCK, Clock
 from sessionkeeper.core.lifetime import Lifetime, iso
+from sessionkeeper.errors import SessionkeeperError
 from sessionkeeper.stores.base import Store
 from sessionkeeper.stores.errors import StoreError
 
@@ -37,6 +40,7 @@ if TYPE_CHECKING:  # the HTTP stack loads only when a session is due
     from sessionkeeper.atproto.oauth.client import OAuthClient
     from sessionkeeper.atproto.oauth.session import OAuthSession
     from sessionkeeper.atproto.types import AtpSessionData
+    from sessionkeeper.hac.session import SessionMetadata
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +120,8 @@ def keepalive(
     if within < 0:
         raise ValueError(f"within must be >= 0 seconds, not {within}")
     from sessionkeeper.atproto.listing import stored_oauth_sessions, stored_sessions
+    from sessionkeeper.hac.kind import HAC_KIND
+    from sessionkeeper.hac.session import SessionManager
 
     clock = clock or SYSTEM_CLOCK
     services = services or {}
@@ -131,6 +137,10 @@ def keepalive(
         for oauth in stored_oauth_sessions(store):
             row = KeptAlive("oauth", oauth.did, oauth.handle, Action.FINE, oauth.lifetime)
             report.append(_keep(row, clock.time(), within, partial(refresher.oauth, oauth)))
+        for hac in SessionManager(store=store, clock=clock).list_sessions():
+            account = f"{hac.username}@{hac.environment}"
+            row = KeptAlive("hac", account, None, Action.FINE, HAC_KIND.lifetime(hac))
+            report.append(_keep(row, clock.time(), within, partial(refresher.hac, hac)))
     return report
 
 
@@ -138,11 +148,11 @@ def _keep(
     row: KeptAlive, now: float, within: float, refresh: Callable[[], Lifetime | None]
 ) -> KeptAlive:
     """Judge ``row``; when due, refresh and turn every outcome into the row's action."""
-    from sessionkeeper.atproto.errors import SessionError, SessionExpiredError
+    from sessionkeeper.atproto.errors import SessionExpiredError
 
     verdict = judge(row.lifetime, now, within)
     if verdict is not None:
-        detail = "" if verdict is Action.FINE else _why(row.lifetime, now)
+        detail = "" if verdict is Action.FINE else _why(row, now)
         return _with(row, verdict, row.lifetime, detail)
     logger.info(
         "refreshing the %s session of %s: its refresh token lapses at %s",
@@ -152,9 +162,9 @@ def _keep(
     )
     try:
         renewed = refresh()
-    except SessionExpiredError as exc:  # the server's verdict: the session was removed
+    except (SessionExpiredError, NotAcceptedError) as exc:  # the server's verdict
         return _with(row, Action.NEEDS_SIGN_IN, row.lifetime, str(exc))
-    except (SessionError, StoreError, OSError) as exc:
+    except (SessionkeeperError, StoreError, OSError) as exc:
         logger.warning("keepalive could not refresh %s: %s", row.account, exc)
         return _with(row, Action.FAILED, row.lifetime, str(exc))
     if renewed is None:
@@ -166,7 +176,13 @@ def _with(row: KeptAlive, action: Action, lifetime: Lifetime, detail: str = "") 
     return KeptAlive(row.kind, row.account, row.handle, action, lifetime, detail)
 
 
-def _why(lifetime: Lifetime, now: float) -> str:
+def _why(row: KeptAlive, now: float) -> str:
+    lifetime = row.lifetime
+    if row.kind == "hac":
+        return (
+            f"HAC dropped it at {iso(lifetime.refresh_expires_at)} (idle too long); "
+            "the next hac command with credentials logs in again"
+        )
     end = lifetime.session_ends_at
     if end is not None and (
         lifetime.refresh_expires_at is None or end <= lifetime.refresh_expires_at
@@ -174,6 +190,10 @@ def _why(lifetime: Lifetime, now: float) -> str:
         verb = "ended" if end <= now else "ends"
         return f"the session {verb} at {iso(end)}; no refresh extends it: sign in again"
     return f"the refresh token lapsed at {iso(lifetime.refresh_expires_at)}: sign in again"
+
+
+class NotAcceptedError(SessionkeeperError):
+    """The server no longer takes a session that keepalive cannot renew by itself."""
 
 
 class _Refresher:
@@ -244,6 +264,38 @@ class _Refresher:
             return None
         with manager:
             return _renew(manager, OAUTH, manager.session, listed)
+
+    def hac(self, listed: SessionMetadata) -> Lifetime | None:
+        """Keep a HAC session alive: one read-only request with it, never a login.
+
+        HAC restarts a session's idle timer on every request it takes, so that is
+        its "refresh"; a session HAC dropped needs a login, which needs credentials
+        that keepalive does not hold (the next ``hac`` command has them).
+        """
+        from sessionkeeper.hac.client import HacClient
+        from sessionkeeper.hac.kind import HAC_KIND
+        from sessionkeeper.hac.probe import NoLoginAuth, still_accepted
+        from sessionkeeper.hac.session import SessionManager
+
+        manager = SessionManager(store=self._store, clock=self._clock)
+        key = (listed.base_url, listed.username, listed.environment)
+        with HacClient(
+            listed.base_url,
+            NoLoginAuth(listed.username),
+            environment=listed.environment,
+            session_manager=manager,
+            clock=self._clock,
+            quiet=True,
+        ) as client:
+            client.use_session(listed)
+            if not still_accepted(client):
+                raise NotAcceptedError(
+                    "HAC no longer accepts the session; the next hac command with "
+                    "credentials logs in again"
+                )
+        manager.touch_session(*key)  # the server's idle timer restarted just now
+        fresh = manager.load_session(*key)
+        return HAC_KIND.lifetime(fresh) if fresh is not None else None
 
 
 def _check_client(session: OAuthSession, metadata: dict[str, Any]) -> None:

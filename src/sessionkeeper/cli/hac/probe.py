@@ -4,33 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sessionkeeper.errors import SessionkeeperError
-from sessionkeeper.hac.auth import AuthHandler
+from sessionkeeper.hac.probe import LoginNeededError, NoLoginAuth, still_accepted
 
 if TYPE_CHECKING:
-    import httpx
-
     from sessionkeeper.cli.hac.context import Options, Target
     from sessionkeeper.hac.session import SessionManager, SessionMetadata
-
-
-class LoginNeededError(SessionkeeperError):
-    """The client wanted to log in: the server no longer accepts the cached session."""
-
-
-class NoLoginAuth(AuthHandler):
-    """An auth handler that refuses to log in, so the probe can only observe."""
-
-    def __init__(self, username: str) -> None:
-        self.username = username
-
-    def apply_auth(self, request: httpx.Request) -> httpx.Request:
-        """Nothing per request: the session cookie carries the login."""
-        return request
-
-    def get_initial_credentials(self) -> dict[str, str]:
-        """Called only when a login would happen: stop there."""
-        raise LoginNeededError("the session is no longer accepted")
 
 
 def accepted(
@@ -61,11 +39,7 @@ def accepted(
         watched(client, session.username),
     ):
         client.use_session(session)
-        try:
-            client.get_update_data()
-        except LoginNeededError:
-            return False
-    return True
+        return still_accepted(client)
 
 
 __all__ = ["LoginNeededError", "NoLoginAuth", "accepted"]
