@@ -232,6 +232,8 @@ def test_hac_sessions_are_kept_alive_by_one_request_and_never_logged_in(tmp_path
             fake.url, BasicAuthHandler("admin", "nimda"), session_manager=manager, clock=clock
         ) as client:
             client.login()
+            assert client.lifetime is not None
+            assert client.lifetime.refresh_expires_at == clock.time() + 7200
         clock.advance(3600)  # an hour idle: HAC drops it in one more
         fake.reset_counts()
 

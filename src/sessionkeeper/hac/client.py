@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from sessionkeeper.clock import SYSTEM_CLOCK, Clock
 from sessionkeeper.core.flow import BlockingDriver
+from sessionkeeper.core.lifetime import Lifetime
 from sessionkeeper.core.singleflight import Outcome, single_flight
 from sessionkeeper.core.state import SessionState
 from sessionkeeper.events import SessionEvent
@@ -201,6 +202,12 @@ class HacClient(Closing):
         if isinstance(username, str):
             return username
         return self.auth_handler.get_initial_credentials().get("j_username", "")
+
+    @property
+    def lifetime(self) -> Lifetime | None:
+        """When the live session lapses unless used (HAC's idle timeout); ``None`` without one."""
+        session = self._state.session
+        return HAC_KIND.lifetime(session) if session is not None else None
 
     @property
     def session_info(self) -> SessionInfo | None:
