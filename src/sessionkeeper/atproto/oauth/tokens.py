@@ -16,20 +16,17 @@ from typing import Any
 
 import httpx
 
-from sessionkeeper.atproto.errors import SessionError
+from sessionkeeper.atproto.errors import OAuthResolutionError, OAuthTokenError, SessionError
 from sessionkeeper.atproto.kinds import newest, read_stored
 from sessionkeeper.atproto.oauth.dpop import DpopSigner, send_with_nonce
 from sessionkeeper.atproto.oauth.kind import OAUTH, token_rejected
 from sessionkeeper.atproto.oauth.session import OAuthSession, refreshed
-from sessionkeeper.atproto.refresh import TokenRefreshPolicy
+from sessionkeeper.atproto.refresh import TokenRefreshPolicy, refresh_verdict
 from sessionkeeper.atproto.xrpc import error_body, json_object, retry_after
 from sessionkeeper.core.flow import Delete, Flow, Get, Locked, NetworkFailure, Send
 from sessionkeeper.core.singleflight import Produced, Verdict
 
 logger = logging.getLogger(__name__)
-
-#: Token endpoint errors that mean the refresh token (and the session) is dead.
-DEAD_GRANT_ERRORS = frozenset({"invalid_grant", "invalid_token", "unauthorized_client"})
 
 #: Extra form fields that authenticate a confidential client to an issuer
 #: (``client_assertion`` and its type); public clients send none.
@@ -98,7 +95,14 @@ class OAuthRefresh(TokenRefreshPolicy[OAuthSession]):
         if base is None or not base.refresh_token:
             raise SessionError(f"the OAuth session of {self.did} has no refresh token")
         if self._issuer_check is not None:
-            yield from self._issuer_check(base)
+            try:
+                yield from self._issuer_check(base)
+            except OAuthResolutionError as exc:
+                if not exc.unavailable:
+                    raise  # the account moved, or its PDS names another issuer
+                # The PLC directory or a did:web host is away for a while: like a network
+                # error, the session is kept and a still-valid access token goes on working.
+                return Produced(Verdict.UNAVAILABLE, message=str(exc))
         form = {
             "grant_type": "refresh_token",
             "refresh_token": base.refresh_token,
@@ -121,16 +125,19 @@ class OAuthRefresh(TokenRefreshPolicy[OAuthSession]):
             fresh = replace(refreshed(base, body, self.now), dpop_nonces=self._signer.nonces())
             return Produced(Verdict.FRESH, fresh)
         error, message = error_body(answer)
-        if status == 429 or status >= 500:
+        verdict = refresh_verdict(status, error, oauth=True)
+        if verdict is Verdict.UNAVAILABLE:
             # A 500 may come from the server's own race after it rotated: the session is
             # kept and nobody else retries it meanwhile (the lock holder alone decides).
             wait = retry_after(answer.headers, self.now)
             return Produced(Verdict.UNAVAILABLE, None, status, error, message, wait)
-        if error in DEAD_GRANT_ERRORS or status == 401:
+        if verdict is Verdict.DEAD:
             return Produced(Verdict.DEAD, None, status, error, message)
-        raise SessionError(
+        raise OAuthTokenError(
             f"token refresh for {self.did} failed with HTTP {status} {error or ''}"
-            f"{': ' + message if message else ''}; the session was kept"
+            f"{': ' + message if message else ''}; the session was kept",
+            error=error,
+            status=status,
         )
 
 
