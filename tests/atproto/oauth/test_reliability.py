@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sessionkeeper.atproto import OAuthTokenError, SessionNetworkError
+from sessionkeeper.atproto import OAuthTokenError, SessionError, SessionNetworkError
 from sessionkeeper.atproto.identity import IdentityResolver, issuer_check
 from sessionkeeper.atproto.oauth.dpop import generate_dpop_jwk
 from sessionkeeper.atproto.oauth.manager import OAuthSessionManager
@@ -62,6 +62,8 @@ class Server(FakeOAuth):
         self.expires_in: Any = AS_IS
         #: ``(status, error)`` the token endpoint answers instead of working.
         self.refuse_client: tuple[int, str] | None = None
+        #: The revocation endpoint answers 200 and revokes nothing (RFC 7009 allows silence).
+        self.ignore_revocation = False
 
     def _issue(
         self, did: str, jkt: str, session: str, client_id: str, scope: str
@@ -79,6 +81,12 @@ class Server(FakeOAuth):
             self.count("refused-client")
             return status, {"error": error, "error_description": "client refused"}, {}
         return super().token(form, proof)
+
+    def _revoke(self, form: dict[str, str], proof: str | None) -> tuple[int, Any, dict[str, str]]:
+        if self.ignore_revocation:
+            self.count("revoke-ignored")
+            return 200, {}, self._nonce_header()
+        return super()._revoke(form, proof)
 
 
 class FlakyStore(MemoryStore):
@@ -115,6 +123,7 @@ def authorized(server: Server, now: float) -> OAuthSession:
         dpop_jwk=key,
         now=now,
         handle="alice.test",
+        revocation_endpoint=f"{server.url}/oauth/revoke",
     )
 
 
@@ -338,3 +347,45 @@ def test_an_unusable_expires_in_never_loses_the_rotated_set(
         m.refresh_token()  # and the rotated set refreshes like any other
     assert server.counts["refresh"] == 2 and server.counts["replay"] == 0
     assert all("10000000000" not in record.getMessage() for record in caplog.records)
+
+
+# -- logout proves the revocation, or says it could not ------------------------------------
+
+
+def test_logout_proves_the_revocation_with_a_token_the_pds_accepted(
+    tmp_path: Path, server: Server, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    session = authorized(server, clock.time())
+    with OAuthSessionManager(tmp_path, clock=clock) as m, caplog.at_level(logging.WARNING):
+        m.store_session(session)
+        m.logout()
+        assert m.list_sessions() == []
+    assert server.counts[RESOURCE] - server.counts["resource-nonce"] == 2  # before, after
+    assert not server.session_alive(str(session.refresh_token))
+    assert not [r for r in caplog.records if "could not be verified" in r.getMessage()]
+
+
+def test_logout_with_an_expired_access_token_says_the_revocation_could_not_be_verified(
+    tmp_path: Path, server: Server, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    session = authorized(server, clock.time())
+    server.ignore_revocation = True  # answers success, revokes nothing
+    with OAuthSessionManager(tmp_path, clock=clock) as m, caplog.at_level(logging.WARNING):
+        m.store_session(session)
+        clock.advance(3601)  # the PDS refuses the access token now, revoked or not
+        m.logout()
+    assert server.session_alive(str(session.refresh_token))  # a 401 would have proven nothing
+    warned = [r.getMessage() for r in caplog.records if "could not be verified" in r.getMessage()]
+    assert len(warned) == 1 and DID in warned[0]
+    assert str(session.access_token) not in warned[0]
+
+
+def test_logout_keeps_a_session_the_pds_still_accepts_after_the_revocation(
+    tmp_path: Path, server: Server, clock: ManualClock
+) -> None:
+    server.ignore_revocation = True
+    with OAuthSessionManager(tmp_path, clock=clock) as m:
+        m.store_session(authorized(server, clock.time()))
+        with pytest.raises(SessionError, match="still accepts"):
+            m.logout()
+        assert m.list_sessions() == [DID] and m.session is not None

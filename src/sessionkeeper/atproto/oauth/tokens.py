@@ -151,9 +151,12 @@ def revoke_flow(
     """Under the DID's lock: revoke the newest refresh token (stored or ours), prove it, remove it.
 
     The revocation endpoint answers 200 even when it revoked nothing, so the
-    access token is then tried on the PDS (``check_url``): only a 401 there
-    proves the session ended, and only then is it removed locally. A network
-    failure or a PDS that still accepts the token raises and keeps the session.
+    access token is tried on the PDS (``check_url``) before and after: a refusal
+    after an acceptance proves the session ended, and only then is it removed
+    locally. A network failure or a PDS that still accepts the token raises and
+    keeps the session. A token the PDS refused already before (expired) proves
+    nothing: the session is removed and the log says the revocation could not be
+    verified.
     """
     name = OAUTH.name(session.did)
     result: OAuthSession = yield Locked(
@@ -172,6 +175,12 @@ def _revoke_locked(
     stored = read_stored(OAUTH, (yield Get(name)), name, session.did)
     current = newest(OAUTH, stored, session) or session
     if current.revocation_endpoint:
+        verifiable = check_url is not None
+        if check_url is not None:
+            # A 401 after the revocation proves it only if the token worked before it: an
+            # access token that merely expired is refused either way.
+            before = yield from dpop_resource_get(signer, check_url, current.access_token)
+            verifiable = isinstance(before, NetworkFailure) or not token_rejected(before)
         token = current.refresh_token or current.access_token
         form = {"token": token, "client_id": current.client_id}
         answer = yield from dpop_post(
@@ -182,9 +191,15 @@ def _revoke_locked(
             client_auth=client_auth,
         )
         _raise_unless_revoked(current, answer, "revocation endpoint")
-        if check_url is not None:
+        if check_url is not None and verifiable:
             probe = yield from dpop_resource_get(signer, check_url, current.access_token)
             _raise_unless_refused(current, probe)
+        elif check_url is not None:
+            logger.warning(
+                "logout of %s: the revocation could not be verified (the PDS refused the access "
+                "token already, before it); the issuer answered success, the session was removed",
+                current.did,
+            )
     else:
         logger.warning("the issuer of %s has no revocation endpoint; clearing locally", current.did)
     yield Delete(name)
