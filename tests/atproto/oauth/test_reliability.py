@@ -7,6 +7,7 @@ PDS over HTTP on 127.0.0.1; what the server saw is counted by the server.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -20,7 +21,7 @@ import pytest
 from sessionkeeper.atproto import OAuthTokenError, SessionError, SessionNetworkError
 from sessionkeeper.atproto.identity import IdentityResolver, issuer_check
 from sessionkeeper.atproto.oauth.dpop import generate_dpop_jwk
-from sessionkeeper.atproto.oauth.manager import OAuthSessionManager
+from sessionkeeper.atproto.oauth.manager import AsyncOAuthSessionManager, OAuthSessionManager
 from sessionkeeper.atproto.oauth.session import OAuthSession, oauth_name_for_did
 from sessionkeeper.clock import ManualClock
 from sessionkeeper.stores.errors import StoreUnavailableError
@@ -210,6 +211,22 @@ def test_a_set_that_could_not_be_stored_is_written_back_by_the_next_call(
         other.refresh_token()
         assert other.query(GET_SESSION)["did"] == DID
     assert server.counts["refresh"] == 2 and server.counts["replay"] == 0
+
+
+def test_the_asyncio_manager_writes_back_a_set_it_could_not_store(
+    server: Server, clock: ManualClock
+) -> None:
+    async def scenario() -> None:
+        store = FlakyStore()
+        async with AsyncOAuthSessionManager(None, store=store, clock=clock) as m:
+            await m.store_session(authorized(server, clock.time()))
+            store.down = True
+            kept = await m.refresh_token()
+            store.down = False
+            assert (await m.query(GET_SESSION))["did"] == DID
+            assert stored_refresh_token(store) == kept.refresh_token
+
+    asyncio.run(scenario())
 
 
 def test_a_write_back_never_replaces_a_newer_sign_in(server: Server, clock: ManualClock) -> None:
