@@ -308,16 +308,17 @@ def race_worker(directory: str, did: str, spec: str) -> int:
     """One holder of the race: each round restore, wait at the barrier, refresh, call."""
     go, rounds, skew, pds_url, plc_url = spec.split("|")
     for round_ in range(int(rounds)):
-        Path(f"{go}-{round_}.ready-{os.getpid()}").touch()
-        while not os.path.exists(f"{go}-{round_}"):
-            time.sleep(0.002)
         with OAuthClient(
             directory,
             handle_resolver=pds_url,
             plc_directory=plc_url,
             clock=SkewedClock(float(skew)),
         ) as client:
+            # Restored before the barrier, so all six hold the same set when they force.
             manager = client.restore(did)
+            Path(f"{go}-{round_}.ready-{os.getpid()}").touch()
+            while not os.path.exists(f"{go}-{round_}"):
+                time.sleep(0.002)
             manager.refresh_token()
             answer = manager.query(GET_SESSION)
             session = manager.session

@@ -9,7 +9,7 @@ import httpx
 
 from sessionkeeper.atproto.jwt import token_expiry_or_none
 from sessionkeeper.atproto.listing import stored_oauth_sessions
-from sessionkeeper.atproto.oauth.dpop import DpopSigner, origin, send_with_nonce, wants_nonce
+from sessionkeeper.atproto.oauth.dpop import DpopSigner, send_with_nonce, wants_nonce
 from sessionkeeper.atproto.oauth.session import (
     OAuthSession,
     decode_oauth,
@@ -20,6 +20,7 @@ from sessionkeeper.atproto.oauth.session import (
 from sessionkeeper.atproto.xrpc import is_rejected_access
 from sessionkeeper.core.call_loop import can_replay
 from sessionkeeper.maintenance.formats import hours
+from sessionkeeper.redaction import origin
 from sessionkeeper.stores.base import Store
 
 
