@@ -175,7 +175,7 @@ def _revoke_locked(
     stored = read_stored(OAUTH, (yield Get(name)), name, session.did)
     current = newest(OAUTH, stored, session) or session
     if current.revocation_endpoint:
-        verifiable = check_url is not None
+        verifiable = False
         if check_url is not None:
             # A 401 after the revocation proves it only if the token worked before it: an
             # access token that merely expired is refused either way.
