@@ -128,6 +128,11 @@ def authorized(server: Server, now: float) -> OAuthSession:
     )
 
 
+def stored_refresh_token_at(directory: Path) -> str:
+    token: str = json.loads((directory / oauth_name_for_did(DID)).read_text())["refreshToken"]
+    return token
+
+
 def stored_refresh_token(store: MemoryStore) -> str:
     raw = store.get(oauth_name_for_did(DID))
     assert raw is not None
@@ -382,19 +387,49 @@ def test_logout_proves_the_revocation_with_a_token_the_pds_accepted(
     assert not [r for r in caplog.records if "could not be verified" in r.getMessage()]
 
 
-def test_logout_with_an_expired_access_token_says_the_revocation_could_not_be_verified(
+def test_logout_with_an_expired_access_token_proves_the_revocation_with_a_renewed_one(
     tmp_path: Path, server: Server, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     session = authorized(server, clock.time())
-    server.ignore_revocation = True  # answers success, revokes nothing
     with OAuthSessionManager(tmp_path, clock=clock) as m, caplog.at_level(logging.WARNING):
         m.store_session(session)
         clock.advance(3601)  # the PDS refuses the access token now, revoked or not
         m.logout()
-    assert server.session_alive(str(session.refresh_token))  # a 401 would have proven nothing
+        assert m.list_sessions() == []
+    assert server.counts["refresh"] == 1 and server.counts["revoked"] == 1
+    assert not server.session_alive(str(session.refresh_token))
+    assert not [r for r in caplog.records if "could not be verified" in r.getMessage()]
+
+
+def test_logout_with_an_expired_token_and_a_revocation_that_did_nothing_keeps_the_session(
+    tmp_path: Path, server: Server, clock: ManualClock
+) -> None:
+    session = authorized(server, clock.time())
+    server.ignore_revocation = True  # answers success, revokes nothing
+    with OAuthSessionManager(tmp_path, clock=clock) as m:
+        m.store_session(session)
+        clock.advance(3601)  # a 401 now would "prove" a revocation that never happened
+        with pytest.raises(SessionError, match="still accepts"):
+            m.logout()
+        assert m.list_sessions() == [DID]
+    # The renewed set the probe used is the stored one: nothing was lost.
+    assert server.session_alive(stored_refresh_token_at(tmp_path))
+
+
+def test_logout_says_the_revocation_could_not_be_verified_when_no_valid_token_can_be_had(
+    tmp_path: Path, server: Server, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    session = authorized(server, clock.time())
+    with OAuthSessionManager(tmp_path, clock=clock) as m, caplog.at_level(logging.WARNING):
+        m.store_session(session)
+        clock.advance(3601)
+        server.refuse_client = (401, "invalid_client")  # no renewal to probe with
+        m.logout()
+        assert m.list_sessions() == []
     warned = [r.getMessage() for r in caplog.records if "could not be verified" in r.getMessage()]
     assert len(warned) == 1 and DID in warned[0]
     assert str(session.access_token) not in warned[0]
+    assert not server.session_alive(str(session.refresh_token))  # revoked all the same
 
 
 def test_logout_keeps_a_session_the_pds_still_accepts_after_the_revocation(

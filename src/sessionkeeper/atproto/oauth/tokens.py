@@ -23,7 +23,7 @@ from sessionkeeper.atproto.oauth.kind import OAUTH, token_rejected
 from sessionkeeper.atproto.oauth.session import OAuthSession, refreshed
 from sessionkeeper.atproto.refresh import TokenRefreshPolicy, refresh_verdict
 from sessionkeeper.atproto.xrpc import error_body, json_object, retry_after
-from sessionkeeper.core.flow import Delete, Flow, Get, Locked, NetworkFailure, Send
+from sessionkeeper.core.flow import Delete, Flow, Get, Locked, NetworkFailure, Put, Send
 from sessionkeeper.core.singleflight import Produced, Verdict
 
 logger = logging.getLogger(__name__)
@@ -141,12 +141,17 @@ class OAuthRefresh(TokenRefreshPolicy[OAuthSession]):
         )
 
 
+#: Renews a set (the refresh policy's ``produce``): how logout gets a token to probe with.
+Renewal = Callable[[OAuthSession], Flow[Produced[OAuthSession]]]
+
+
 def revoke_flow(
     session: OAuthSession,
     *,
     signer: DpopSigner,
     client_auth: ClientAuth | None = None,
     check_url: str | None = None,
+    renew: Renewal | None = None,
 ) -> Flow[OAuthSession]:
     """Under the DID's lock: revoke the newest refresh token (stored or ours), prove it, remove it.
 
@@ -154,13 +159,15 @@ def revoke_flow(
     access token is tried on the PDS (``check_url``) before and after: a refusal
     after an acceptance proves the session ended, and only then is it removed
     locally. A network failure or a PDS that still accepts the token raises and
-    keeps the session. A token the PDS refused already before (expired) proves
-    nothing: the session is removed and the log says the revocation could not be
-    verified.
+    keeps the session. An access token the PDS refuses already (expired) would
+    prove nothing, so the set is first renewed (``renew``) and the new token
+    probed; a grant the issuer declares dead has ended already. When no valid
+    token can be had, the session is removed and the log says the revocation
+    could not be verified.
     """
     name = OAUTH.name(session.did)
     result: OAuthSession = yield Locked(
-        name, _revoke_locked(session, name, signer, client_auth, check_url)
+        name, _revoke_locked(session, name, signer, client_auth, check_url, renew)
     )
     return result
 
@@ -171,38 +178,72 @@ def _revoke_locked(
     signer: DpopSigner,
     client_auth: ClientAuth | None,
     check_url: str | None,
+    renew: Renewal | None,
 ) -> Flow[OAuthSession]:
     stored = read_stored(OAUTH, (yield Get(name)), name, session.did)
     current = newest(OAUTH, stored, session) or session
-    if current.revocation_endpoint:
-        verifiable = False
-        if check_url is not None:
-            # A 401 after the revocation proves it only if the token worked before it: an
-            # access token that merely expired is refused either way.
-            before = yield from dpop_resource_get(signer, check_url, current.access_token)
-            verifiable = isinstance(before, NetworkFailure) or not token_rejected(before)
-        token = current.refresh_token or current.access_token
-        form = {"token": token, "client_id": current.client_id}
-        answer = yield from dpop_post(
-            signer,
-            current.revocation_endpoint,
-            form,
-            issuer=current.issuer,
-            client_auth=client_auth,
-        )
-        _raise_unless_revoked(current, answer, "revocation endpoint")
-        if check_url is not None and verifiable:
-            probe = yield from dpop_resource_get(signer, check_url, current.access_token)
-            _raise_unless_refused(current, probe)
-        elif check_url is not None:
-            logger.warning(
-                "logout of %s: the revocation could not be verified (the PDS refused the access "
-                "token already, before it); the issuer answered success, the session was removed",
-                current.did,
-            )
-    else:
+    endpoint = current.revocation_endpoint
+    if not endpoint:
         logger.warning("the issuer of %s has no revocation endpoint; clearing locally", current.did)
+        yield Delete(name)
+        return current
+    verifiable = False
+    if check_url is not None:
+        # A 401 after the revocation proves it only if the token worked before it: an
+        # access token that merely expired is refused either way.
+        verifiable = yield from _accepted(signer, check_url, current)
+        if not verifiable and renew is not None:
+            renewed = yield from _renewed(current, name, renew)
+            if renewed is None:  # the issuer declared the grant dead: it has ended
+                yield Delete(name)
+                return current
+            if renewed is not current:
+                current = renewed
+                verifiable = yield from _accepted(signer, check_url, current)
+    token = current.refresh_token or current.access_token
+    form = {"token": token, "client_id": current.client_id}
+    answer = yield from dpop_post(
+        signer,
+        endpoint,
+        form,
+        issuer=current.issuer,
+        client_auth=client_auth,
+    )
+    _raise_unless_revoked(current, answer, "revocation endpoint")
+    if check_url is not None and verifiable:
+        probe = yield from dpop_resource_get(signer, check_url, current.access_token)
+        _raise_unless_refused(current, probe)
+    elif check_url is not None:
+        logger.warning(
+            "logout of %s: the revocation could not be verified (no access token the PDS "
+            "accepts could be had); the issuer answered success, the session was removed",
+            current.did,
+        )
     yield Delete(name)
+    return current
+
+
+def _accepted(signer: DpopSigner, check_url: str, session: OAuthSession) -> Flow[bool]:
+    """Whether the PDS takes ``session``'s access token now (unreachable counts as yes:
+    the probe after the revocation then decides, and raises)."""
+    answer = yield from dpop_resource_get(signer, check_url, session.access_token)
+    return isinstance(answer, NetworkFailure) or not token_rejected(answer)
+
+
+def _renewed(current: OAuthSession, name: str, renew: Renewal) -> Flow[OAuthSession | None]:
+    """A renewed set to probe with (stored first, so a failure later loses nothing);
+    ``current`` when none could be had; ``None`` when the grant is dead."""
+    try:
+        produced: Produced[OAuthSession] = yield from renew(current)
+    except SessionError as exc:  # e.g. the client's credentials refused: cannot verify
+        logger.info("logout of %s: no renewal to verify with (%s)", current.did, exc)
+        return current
+    if produced.verdict is Verdict.DEAD:
+        logger.info("logout of %s: the issuer says the grant has ended already", current.did)
+        return None
+    if produced.verdict is Verdict.FRESH and produced.value is not None:
+        yield Put(name, OAUTH.encode(produced.value))
+        return produced.value
     return current
 
 
