@@ -214,14 +214,20 @@ def test_six_processes_forcing_a_refresh_round_after_round_lose_nothing(
         )
         for skew in SKEWS
     ]
-    for round_ in range(RACE_ROUNDS):
-        wait_for(tmp_path, len(SKEWS), f"go-{round_}.ready-*", workers)
-        (tmp_path / f"go-{round_}").touch()
     reports: list[dict[str, Any]] = []
-    for worker in workers:
-        out, err = worker.communicate(timeout=120)
-        assert worker.returncode == 0, err
-        reports.extend(json.loads(line) for line in out.splitlines() if line.startswith("{"))
+    try:
+        for round_ in range(RACE_ROUNDS):
+            wait_for(tmp_path, len(SKEWS), f"go-{round_}.ready-*", workers)
+            (tmp_path / f"go-{round_}").touch()
+        for worker in workers:
+            out, err = worker.communicate(timeout=120)
+            assert worker.returncode == 0, err
+            reports.extend(json.loads(line) for line in out.splitlines() if line.startswith("{"))
+    finally:
+        for worker in workers:  # a failed round leaves the others waiting at the barrier
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
     assert len(reports) == RACE_ROUNDS * len(SKEWS)
     # A spent refresh token would have ended the session: a worker's call would fail.
     assert successful_refreshes(reference_pds) == RACE_ROUNDS  # one rotation per round
@@ -317,7 +323,10 @@ def race_worker(directory: str, did: str, spec: str) -> int:
             # Restored before the barrier, so all six hold the same set when they force.
             manager = client.restore(did)
             Path(f"{go}-{round_}.ready-{os.getpid()}").touch()
+            deadline = time.monotonic() + 120  # never outlive a test that gave up
             while not os.path.exists(f"{go}-{round_}"):
+                if time.monotonic() > deadline:
+                    return 3
                 time.sleep(0.002)
             manager.refresh_token()
             answer = manager.query(GET_SESSION)
