@@ -20,7 +20,11 @@ from sessionkeeper.maintenance.formats import (
     SessionFormat,
     hours,
     register,
+    register_lock_name,
 )
+
+#: The store lock every password login takes (it guards no entry of its own).
+LOGIN_LOCK = register_lock_name("atproto-login")
 
 T = TypeVar("T")
 
@@ -73,4 +77,4 @@ ATPROTO_OAUTH_SESSION = register(
     )
 )
 
-__all__ = ["ATPROTO_OAUTH_SESSION", "ATPROTO_SESSION"]
+__all__ = ["ATPROTO_OAUTH_SESSION", "ATPROTO_SESSION", "LOGIN_LOCK"]

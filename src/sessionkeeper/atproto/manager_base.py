@@ -49,8 +49,8 @@ DEFAULT_TIMEOUT = 30.0
 
 
 def resolve_store(session_dir: str | os.PathLike[str] | None, store: Store | None) -> Store:
-    """The store to use: ``store``, else a DirectoryStore on ``session_dir``, else the
-    per-user default (:func:`sessionkeeper.atproto.home.default_session_dir`, 0700)."""
+    """The store to use: ``store``, else a DirectoryStore on ``session_dir``, else
+    ``$SESSIONKEEPER_STORE``, else the per-user default (the CLI's choice too)."""
     if store is not None:
         return store
     if session_dir is None:

@@ -55,6 +55,9 @@ def build_app(groups: tuple[str, ...] = GROUPS) -> typer.Typer:
         pretty_exceptions_enable=False,
     )
     root.callback()(_root)
+    from sessionkeeper.cli.where import where
+
+    root.command("where")(where)
     for group in groups:
         if group == "hac":
             from sessionkeeper.cli.hac.app import app as hac_app
@@ -75,6 +78,8 @@ def _named_group(argv: list[str]) -> tuple[str, ...]:
     """The one group ``argv`` runs, or every group (for help and errors)."""
     for arg in argv:
         if not arg.startswith("-"):
+            if arg == "where":
+                return ()
             return (arg,) if arg in GROUPS else GROUPS
     return GROUPS
 

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sessionkeeper.maintenance.formats import FormatError, format_of
+from sessionkeeper.maintenance.formats import FormatError, format_of, is_lock_name
 from sessionkeeper.maintenance.prune import HAC_IDLE_TIMEOUT, prune_verdict
 from sessionkeeper.stores.base import MAX_VALUE_BYTES, Store
 from sessionkeeper.stores.directory import (
@@ -161,7 +161,7 @@ def _hidden_findings(
         return []
     if name.endswith(LOCK_SUFFIX):
         owner = name[1 : -len(LOCK_SUFFIX)]
-        if owner not in names and not flock_is_held(path):
+        if owner not in names and not is_lock_name(owner) and not flock_is_held(path):
             return [
                 _note(
                     where,

@@ -73,6 +73,7 @@ def never_dies(entry: object, now: float, policy: ExpiryPolicy) -> str | None:
 
 
 _registry: dict[str, SessionFormat] = {}
+_lock_names: set[str] = set()
 _loaded = False
 _guard = threading.Lock()
 
@@ -85,6 +86,20 @@ def register(session_format: SessionFormat) -> SessionFormat:
             raise ValueError(f"session format {session_format.name!r} is already registered")
         _registry[session_format.name] = session_format
     return session_format
+
+
+def register_lock_name(name: str) -> str:
+    """Declare a store name a protocol locks without storing anything under it; return it."""
+    with _guard:
+        _lock_names.add(name)
+    return name
+
+
+def is_lock_name(name: str) -> bool:
+    """Whether ``name`` is a registered lock-only name (its lock file is expected)."""
+    _load_entry_points()
+    with _guard:
+        return name in _lock_names
 
 
 def _load_entry_points() -> None:
@@ -130,7 +145,9 @@ __all__ = [
     "SessionFormat",
     "format_of",
     "hours",
+    "is_lock_name",
     "never_dies",
     "register",
+    "register_lock_name",
     "registered_formats",
 ]
