@@ -1,6 +1,6 @@
 """The registry of session formats: what each protocol stores, declared once by the protocol.
 
-A :class:`SessionFormat` says which store names are its entries, how to load
+A `SessionFormat` says which store names are its entries, how to load
 one (the protocol's own loader, so a file loads if and only if ``store
 doctor`` calls it valid) and when a loaded entry is dead (for ``store
 prune``). ``store migrate``, ``prune`` and ``doctor`` work on every
@@ -10,7 +10,7 @@ The core imports no protocol package. Protocols register their formats from
 their own module; the tools find those modules through the
 ``sessionkeeper.maintenance.formats`` entry point group (``pyproject.toml``), loaded on
 the first lookup. Entry points, not an import in the CLI: a library caller of
-:func:`sessionkeeper.maintenance.migrate.migrate` gets every format too (a registry that
+`sessionkeeper.maintenance.migrate.migrate` gets every format too (a registry that
 only the CLI filled would make ``migrate()`` skip every session as foreign),
 and a third-party protocol plugs in the same way.
 """
@@ -53,7 +53,7 @@ class SessionFormat:
 
     ``matches(name)``: whether a store name is this format's.
     ``load(name, data)``: the protocol's loader; returns the decoded entry or
-    raises :class:`FormatError` saying why it is unusable.
+    raises `FormatError` saying why it is unusable.
     ``dead(entry, now, policy)``: ``None`` while the entry may still be used,
     else a short reason (``"refresh token expired 3.0 h ago"``).
     ``prune_reason``: the category a dead entry is reported under.

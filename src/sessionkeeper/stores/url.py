@@ -2,8 +2,8 @@
 
 ``dir:PATH``, ``sqlite:PATH``, ``memory:[NAME]``, ``redis://...``, ``rediss://...``,
 ``redis+cluster://...``, ``redis+sentinel://...`` (forms and options in
-:mod:`sessionkeeper.stores.redis.url`), ``keyring:SERVICE``; any of them with
-``?encrypt=1`` is wrapped in :class:`EncryptedStore`, keyed by ``SESSIONKEEPER_KEY``
+`sessionkeeper.stores.redis.url`), ``keyring:SERVICE``; any of them with
+``?encrypt=1`` is wrapped in `EncryptedStore`, keyed by ``SESSIONKEEPER_KEY``
 or, failing that, the key saved in the OS keyring.
 """
 
@@ -33,7 +33,8 @@ _memory_stores: dict[str, MemoryStore] = {}
 _memory_guard = threading.Lock()
 
 
-def _encryption_key() -> str:
+def encryption_key() -> str:
+    """The key ``?encrypt=1`` uses: ``SESSIONKEEPER_KEY``, else the one saved in the keyring."""
     key = os.environ.get(KEY_ENV)
     if key:
         return key
@@ -85,7 +86,7 @@ def parse_store_url(url: str) -> StoreUrl:
 
 
 def open_store(url: str) -> Store:
-    """Open the store a URL names; raise :class:`StoreUrlError` naming what is wrong."""
+    """Open the store a URL names; raise `StoreUrlError` naming what is wrong."""
     if not isinstance(url, str) or not url.strip():
         raise StoreUrlError("store URL is empty; use dir:PATH, sqlite:PATH, redis://..., ...")
     url = url.strip()
@@ -130,7 +131,7 @@ def open_store(url: str) -> Store:
             "use dir:, sqlite:, memory:, redis://, redis+cluster://, redis+sentinel://, "
             "keyring:"
         )
-    return EncryptedStore(store, _encryption_key()) if encrypt else store
+    return EncryptedStore(store, encryption_key()) if encrypt else store
 
 
 def resolve_store(url: str | None, default: Callable[[], Store]) -> Store:
@@ -145,6 +146,7 @@ __all__ = [
     "STORE_ENV",
     "StoreUrl",
     "StoreUrlError",
+    "encryption_key",
     "open_store",
     "parse_store_url",
     "redact_url",
