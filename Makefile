@@ -42,7 +42,7 @@ oauth-client-node: reference-pds
 system-deps: redis-server reference-pds orig-hac chromium
 
 docs: install
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site  # no --quiet: it hides the warnings --strict counts
 
 test: install lint typecheck system-deps docs
 	$(BIN)/python -m pytest -q -p no:cacheprovider

@@ -33,7 +33,7 @@ def _b64url_decode(part: str) -> bytes:
 
 
 def decode_claims(token: str) -> dict[str, Any]:
-    """Return the payload of ``token`` as a dict, or raise :class:`MalformedTokenError`."""
+    """Return the payload of ``token`` as a dict, or raise `MalformedTokenError`."""
     if not isinstance(token, str):
         raise MalformedTokenError(f"a JWT is a string, not {type(token).__name__}")
     if len(token) > MAX_TOKEN_CHARS:

@@ -1,7 +1,7 @@
 """Find an account's PDS from its DID document, so tokens go only to the host that holds them.
 
 A thin blocking face over the identity resolution OAuth sign-in uses
-(:class:`~sessionkeeper.atproto.identity.IdentityResolver`): ``did:plc``
+(`IdentityResolver`): ``did:plc``
 documents come from the PLC directory, ``did:web`` ones from the host's
 ``/.well-known/did.json``; the PDS is the ``#atproto_pds`` service.
 """

@@ -31,7 +31,7 @@ ATPROTO_SUBDIR = "atproto"
 #: The variable naming the store, read by the CLI and the library alike.
 STORE_ENV = "SESSIONKEEPER_STORE"
 
-#: Why a store was chosen, as :func:`choose_store` reports it.
+#: Why a store was chosen, as `choose_store` reports it.
 FROM_FLAG = "flag"
 FROM_VARIABLE = "variable"
 FROM_DEFAULT = "default"

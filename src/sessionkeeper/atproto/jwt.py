@@ -1,7 +1,7 @@
-"""ATProto's view of the core's JWT decoding (:mod:`sessionkeeper.jwt`).
+"""ATProto's view of the core's JWT decoding (`sessionkeeper.jwt`).
 
 The decoding lives once in the core; here its errors become the ATProto
-package's :class:`~sessionkeeper.atproto.errors.MalformedTokenError`, so
+package's `MalformedTokenError`, so
 ``except SessionError`` keeps catching them.
 """
 
@@ -17,7 +17,7 @@ from sessionkeeper.redaction import redact_secret as redact
 
 
 def decode_claims(token: str) -> dict[str, Any]:
-    """Return the payload of ``token`` as a dict, or raise :class:`MalformedTokenError`."""
+    """Return the payload of ``token`` as a dict, or raise `MalformedTokenError`."""
     try:
         return _core.decode_claims(token)
     except _core.MalformedTokenError as exc:

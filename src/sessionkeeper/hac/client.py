@@ -6,7 +6,7 @@ Session rules (why each request is there):
   one operation is one request.
 - Cold: under the session's cross-process lock, re-read the cache (another
   process may have logged in while we waited: adopt its session); otherwise
-  log in (three requests, see :mod:`sessionkeeper.hac.login`) and save.
+  log in (three requests, see `sessionkeeper.hac.login`) and save.
 - Dead session (302 to the login page, 401/403/405, or the login page in a
   200 body): the request did not run on the server, so log in again once
   (same lock and re-read rule, adopting a session that differs from the dead
@@ -454,7 +454,7 @@ class HacClient(Closing):
         legacy_mode: bool = False,
         max_threads: int = 1,
     ) -> ImpexResult:
-        """Validate Impex without importing it (same form as :meth:`import_impex`)."""
+        """Validate Impex without importing it (same form as `import_impex`)."""
         form = ops.impex_form(
             impex_content,
             validation_mode,

@@ -51,7 +51,7 @@ def login_failed(root: str, username: str, detail: str | None = None) -> HacAuth
 def _send(
     transport: HacTransport, method: str, url: str, cookies: CookieJar, **kwargs: Any
 ) -> httpx.Response:
-    """One login request; a server fault (5xx) is a :class:`HacClientError`, not a verdict
+    """One login request; a server fault (5xx) is a `HacClientError`, not a verdict
     on the credentials, so callers retry later instead of checking a password."""
     response = transport.send(method, url, OPERATION, cookies, **kwargs)
     if response.status_code >= 500:

@@ -80,7 +80,7 @@ class HacRelogin:
         return None
 
     def produce(self, base: SessionMetadata | None) -> Flow[Produced[SessionMetadata]]:
-        """Log in (three requests, see :mod:`sessionkeeper.hac.login`) and build the session."""
+        """Log in (three requests, see `sessionkeeper.hac.login`) and build the session."""
         try:
             result: LoginResult = yield Call(self._login)
         except HacAuthenticationError as exc:

@@ -1,4 +1,4 @@
-"""HAC session persistence: the seed's ``SessionManager`` on any :class:`Store`.
+"""HAC session persistence: the seed's ``SessionManager`` on any `Store`.
 
 Files are the original hac-client-core's: ``session_<md5>.json`` holding the nine
 ``SessionMetadata`` fields, so an existing ``~/.cache/hac-client/`` loads here and
@@ -104,7 +104,7 @@ class SessionFileError(ValueError):
 
 
 def parse_session(data: bytes) -> SessionMetadata:
-    """Parse a session file; raise :class:`SessionFileError` saying why it is not a session.
+    """Parse a session file; raise `SessionFileError` saying why it is not a session.
 
     Non-UTF-8 bytes, non-JSON, non-objects, missing fields, wrong types and
     timestamps outside 0 to the year 3000 are all corrupt. Unknown extra keys
@@ -206,7 +206,7 @@ class SessionManager:
     """Manages persisted HAC sessions (API of hac-client-core's ``SessionManager``).
 
     ``cache_dir`` defaults to ``~/.cache/hac-client/``; ``store`` replaces the
-    directory with any :class:`Store` (SQLite, Redis, encrypted, ...).
+    directory with any `Store` (SQLite, Redis, encrypted, ...).
     """
 
     def __init__(self, cache_dir: Path | None = None, *, store: Store | None = None) -> None:

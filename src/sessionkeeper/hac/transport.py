@@ -1,7 +1,7 @@
 """One HTTP exchange with HAC: cookies we manage, the auth hook, and the dead-session verdict.
 
 The HTTP stack (httpx, httpcore and the bounded client on them) loads when the
-first :class:`HacTransport` is built, as httpx itself defers httpcore: code
+first `HacTransport` is built, as httpx itself defers httpcore: code
 that imports ``hac_client_core`` and exits before sending anything (a script's
 ``--help``, a bad argument, test collection) never pays for it.
 """

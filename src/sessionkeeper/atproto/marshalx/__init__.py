@@ -8,14 +8,14 @@ A bot keeps its ``client.send_post(...)`` code and gets one login per fleet::
     client = persistent_client(manager, "bot.bsky.social", os.environ["APP_PASSWORD"])
     client.send_post("hello")
 
-The client talks through a :class:`SessionTransport` (MarshalX documents the
+The client talks through a `SessionTransport` (MarshalX documents the
 ``Request(transport=...)`` hook), which
 
 * answers MarshalX's ``refreshSession`` from the manager: lock, re-read,
   adopt or refresh, so one refresh serves every thread, process and machine
   on the store, and MarshalX installs the pair and fires its own ``REFRESH``;
 * stores a successful ``createSession`` and sends ``deleteSession`` through
-  :meth:`~sessionkeeper.atproto.PersistentSessionManager.logout`;
+  `logout`;
 * puts the manager's newer access token on a call that carries an older one
   of the same account, and adds the reactive refresh MarshalX lacks: a call
   refused with 400 ExpiredToken or 401 is refreshed once and replayed once
@@ -261,7 +261,7 @@ async def async_persistent_client(
 ) -> Any:
     """A logged-in MarshalX ``atproto.AsyncClient`` whose session lives in ``manager``'s store.
 
-    The asyncio twin of :func:`persistent_client`, with the same arguments.
+    The asyncio twin of `persistent_client`, with the same arguments.
     """
     atproto = _import_atproto()
     kwargs, inner_kwargs, inner = _split_kwargs(request_kwargs)

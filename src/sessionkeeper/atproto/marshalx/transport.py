@@ -1,9 +1,9 @@
 """The httpx transports that put a MarshalX ``atproto`` client's session in a manager.
 
-Every request goes through one sans-I/O flow, :func:`exchange`, which yields
+Every request goes through one sans-I/O flow, `exchange`, which yields
 what it needs done (send, load, store, rotate, log out) and receives the
-results; :class:`SessionTransport` performs those with blocking calls,
-:class:`AsyncSessionTransport` with awaits. So what a refreshSession,
+results; `SessionTransport` performs those with blocking calls,
+`AsyncSessionTransport` with awaits. So what a refreshSession,
 deleteSession, createSession or refused call means is decided once.
 """
 
@@ -165,7 +165,7 @@ class Rotate:
 
     Performed under a per-manager lock of this process, so threads or coroutines
     refused with one token refresh once. A failure is thrown into the flow as the
-    manager's :class:`SessionError`.
+    manager's `SessionError`.
     """
 
     access_jwt: str | None = None
@@ -200,7 +200,7 @@ def exchange(
     """Answer one request of a MarshalX client whose manager holds ``session``.
 
     Only requests to ``servers`` (the manager's service and PDS, as
-    :func:`origin`) are the session's: anything else is sent as it is, so the
+    `origin`) are the session's: anything else is sent as it is, so the
     manager's tokens never reach a host that did not issue them.
     """
     nsid = _nsid(request)
@@ -282,7 +282,7 @@ def _sync_lock(manager: object) -> threading.Lock:
 
 
 def _async_lock(manager: object) -> asyncio.Lock:
-    """The asyncio twin of :func:`_sync_lock`."""
+    """The asyncio twin of `_sync_lock`."""
     with _LOCKS_GUARD:
         return _ASYNC_LOCKS.setdefault(manager, asyncio.Lock())
 
@@ -344,7 +344,7 @@ class SessionTransport(httpx.BaseTransport):
 
 
 class AsyncSessionTransport(httpx.AsyncBaseTransport):
-    """The asyncio twin of :class:`SessionTransport`, for MarshalX's ``AsyncClient``."""
+    """The asyncio twin of `SessionTransport`, for MarshalX's ``AsyncClient``."""
 
     def __init__(
         self,

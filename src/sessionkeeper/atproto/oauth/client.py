@@ -5,9 +5,9 @@ request; the browser signs in; ``callback`` checks the redirect, exchanges the
 code, re-verifies the account and stores the session; ``restore`` picks a
 stored session up in any later process; ``login`` does it all through a
 loopback redirect on 127.0.0.1. Sessions are handed to an
-:class:`OAuthSessionManager`, which refreshes them exactly once across
-threads, processes and machines. :class:`AsyncOAuthClient` is the same on
-``httpx.AsyncClient``; both share every decision (:mod:`.oauth_flow`).
+`OAuthSessionManager`, which refreshes them exactly once across
+threads, processes and machines. `AsyncOAuthClient` is the same on
+``httpx.AsyncClient``; both share every decision (`.oauth_flow`).
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ class OAuthClient(_ClientFace, Closing):
         return manager
 
     def restore(self, did: str) -> OAuthSessionManager:
-        """The manager of ``did``'s stored OAuth session; :class:`NoSessionError` if none."""
+        """The manager of ``did``'s stored OAuth session; `NoSessionError` if none."""
         manager = self._manager()
         if manager.load_session(did) is None:
             manager.close()
@@ -247,7 +247,7 @@ class OAuthClient(_ClientFace, Closing):
 
 
 class AsyncOAuthClient(_ClientFace, AsyncClosing):
-    """The asyncio twin of :class:`OAuthClient`: the same names, I/O as coroutines."""
+    """The asyncio twin of `OAuthClient`: the same names, I/O as coroutines."""
 
     def __init__(
         self,
@@ -309,7 +309,7 @@ class AsyncOAuthClient(_ClientFace, AsyncClosing):
         return manager
 
     async def restore(self, did: str) -> AsyncOAuthSessionManager:
-        """The manager of ``did``'s stored OAuth session; :class:`NoSessionError` if none."""
+        """The manager of ``did``'s stored OAuth session; `NoSessionError` if none."""
         manager = self._manager()
         if await manager.load_session(did) is None:
             await manager.aclose()

@@ -77,7 +77,7 @@ class LoopbackReceiver:
             self._received.set()
 
     def wait(self, timeout: float) -> dict[str, str]:
-        """The redirect's parameters; :class:`OAuthCallbackError` after ``timeout`` seconds."""
+        """The redirect's parameters; `OAuthCallbackError` after ``timeout`` seconds."""
         if not self._received.wait(timeout):
             raise OAuthCallbackError(
                 f"no redirect from the authorization server within {timeout:.0f} s "

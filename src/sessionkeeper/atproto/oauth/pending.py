@@ -79,8 +79,8 @@ def save_pending(store: Store, pending: PendingAuthorization) -> None:
 def take_pending(store: Store, state: str, now: float) -> PendingAuthorization:
     """Remove and return the pending authorization of ``state``.
 
-    Raises :class:`OAuthCallbackError` when the state is unknown, already used
-    or older than :data:`PENDING_LIFETIME` (an expired one is removed too).
+    Raises `OAuthCallbackError` when the state is unknown, already used
+    or older than `PENDING_LIFETIME` (an expired one is removed too).
     """
     name = pending_name(state)
     # Read and delete under the lock: two callbacks with one state cannot both win.

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 
 class AsyncPersistentSessionManager(PasswordSessions, AsyncManager[AtpSessionData]):
-    """The asyncio twin of :class:`PersistentSessionManager`: same names, coroutines for I/O.
+    """The asyncio twin of `PersistentSessionManager`: same names, coroutines for I/O.
 
     ``session``, ``needs_refresh``, ``on_session_event`` and the auto-refresh
     switches stay synchronous because they do no I/O.

@@ -1,6 +1,6 @@
 """App-password flows, free of I/O: createSession, refreshSession, deleteSession.
 
-The flows yield the core's operations (:mod:`sessionkeeper.core.flow`) and run on
+The flows yield the core's operations (`sessionkeeper.core.flow`) and run on
 either driver.
 """
 

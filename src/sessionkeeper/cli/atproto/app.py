@@ -187,7 +187,7 @@ def _failures(as_json: bool = False) -> Iterator[Attempt]:
 def _store(options: Options) -> Store:
     """``--store``, else ``--session-dir``, else ``$SESSIONKEEPER_STORE``, else the default dir.
 
-    The same choice as the library's (:func:`sessionkeeper.atproto.home.choose_store`),
+    The same choice as the library's (`sessionkeeper.atproto.home.choose_store`),
     so a login made here is the session a script finds.
     """
     return choose_store(options.store_url, options.session_dir).open()

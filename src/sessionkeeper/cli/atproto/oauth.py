@@ -46,7 +46,7 @@ def oauth_login(store: Store, handle: str, *, open_browser: bool, timeout: float
 def open_oauth_manager(store: Store, did: str) -> Iterator[OAuthSessionManager | None]:
     """The CLI client's manager of ``did``'s OAuth session, or ``None`` when it has none.
 
-    Built by :meth:`OAuthClient.restore`, so every refresh re-verifies the
+    Built by `OAuthClient.restore`, so every refresh re-verifies the
     DID -> PDS -> issuer chain with the CLI's resolver settings first.
     """
     with oauth_client(store) as client:

@@ -82,7 +82,7 @@ class ConfigFile:
         return envs
 
     def environment(self, name: str) -> dict[str, Any]:
-        """The raw table of environment ``name``; :class:`ConfigError` if absent."""
+        """The raw table of environment ``name``; `ConfigError` if absent."""
         env = self.environments.get(name)
         if not isinstance(env, dict):
             raise ConfigError(f"Environment '{name}' not found")
@@ -96,7 +96,7 @@ class ConfigFile:
         return endpoints
 
     def endpoint(self, env_name: str, endpoint_name: str) -> dict[str, Any]:
-        """The raw table of one endpoint; :class:`ConfigError` if absent."""
+        """The raw table of one endpoint; `ConfigError` if absent."""
         endpoint = self.endpoints(env_name).get(endpoint_name)
         if not isinstance(endpoint, dict):
             raise ConfigError(f"Endpoint '{endpoint_name}' not found in environment '{env_name}'")

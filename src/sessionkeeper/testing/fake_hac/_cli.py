@@ -1,4 +1,4 @@
-"""The fake HAC as its own process: options, ``main`` and :func:`spawn`.
+"""The fake HAC as its own process: options, ``main`` and `spawn`.
 
 ``python -m sessionkeeper.testing.fake_hac [--port N] [--latency S] [--route NODE]
 [--mode 2211|legacy] [--web-root /hac] [--session-timeout S] [--user NAME:PASSWORD]``
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def spawn(*args: str) -> tuple[subprocess.Popen[str], str]:
-    """Start the fake as its own process with ``args`` (the options of :func:`main`).
+    """Start the fake as its own process with ``args`` (the options of `main`).
 
     Returns the process and its URL; stop it with ``terminate()`` then ``wait()``.
     """

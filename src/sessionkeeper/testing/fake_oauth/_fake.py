@@ -238,7 +238,7 @@ class FakeOAuth(LoopbackServer):
         return {"DPoP-Nonce": self.nonce}
 
     def _client(self, form: dict[str, str]) -> tuple[str, dict[str, Any]]:
-        """The calling client and its metadata, authenticated; raise :class:`ProofError`."""
+        """The calling client and its metadata, authenticated; raise `ProofError`."""
         client_id = form.get("client_id", "")
         loopback = _loopback_client(client_id)
         if loopback is not None:

@@ -1,4 +1,4 @@
-"""Run a :class:`FakePds` as its own process, for tests that need one outside Python."""
+"""Run a `FakePds` as its own process, for tests that need one outside Python."""
 
 from __future__ import annotations
 
