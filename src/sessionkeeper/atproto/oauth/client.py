@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from sessionkeeper.atproto import variables
 from sessionkeeper.atproto.errors import NoSessionError, OAuthCallbackError
 from sessionkeeper.atproto.identity import IdentityResolver, issuer_check
 from sessionkeeper.atproto.oauth.authorize import (
@@ -83,7 +84,10 @@ class _ClientSettings:
             scope=scope,
             key=client_key,
         )
-        self.resolver = IdentityResolver(handle_resolver, plc_directory)
+        # Unset or the public default: the variables the CLI reads point the library too.
+        self.resolver = IdentityResolver(
+            variables.handle_resolver(handle_resolver), variables.plc_directory(plc_directory)
+        )
         self.clock = clock or SYSTEM_CLOCK
         self.refresh_margin = float(refresh_margin)
 

@@ -42,6 +42,7 @@ from sessionkeeper.atproto.interop import import_session_string
 from sessionkeeper.atproto.listing import stored_oauth_sessions, stored_sessions
 from sessionkeeper.atproto.password.flows import reusable
 from sessionkeeper.atproto.password.kind import PASSWORD
+from sessionkeeper.atproto.variables import SERVICE_ENV
 from sessionkeeper.cli.atproto.oauth import (
     oauth_login,
     oauth_rows,
@@ -58,7 +59,6 @@ EXIT_USAGE = 2
 EXIT_AUTH = 3
 
 PASSWORD_ENV = "ATP_PASSWORD"
-SERVICE_ENV = "ATP_SERVICE"
 DEFAULT_SERVICE = "https://bsky.social"
 #: Login errors that mean "these credentials do not get you in".
 AUTH_ERRORS = frozenset(

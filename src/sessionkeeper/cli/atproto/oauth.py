@@ -10,7 +10,6 @@ resolve; by default DNS, ``https://<handle>/.well-known`` and plc.directory.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,18 +18,10 @@ from sessionkeeper.atproto import NoSessionError, OAuthClient, OAuthSession, OAu
 from sessionkeeper.atproto.listing import stored_oauth_sessions
 from sessionkeeper.stores.base import Store
 
-HANDLE_RESOLVER_ENV = "ATP_HANDLE_RESOLVER"
-PLC_DIRECTORY_ENV = "ATP_PLC_DIRECTORY"
-DEFAULT_PLC = "https://plc.directory"
-
 
 def oauth_client(store: Store) -> OAuthClient:
     """The CLI's loopback OAuth client on ``store``."""
-    return OAuthClient(
-        store=store,
-        handle_resolver=os.environ.get(HANDLE_RESOLVER_ENV) or None,
-        plc_directory=os.environ.get(PLC_DIRECTORY_ENV) or DEFAULT_PLC,
-    )
+    return OAuthClient(store=store)  # it reads $ATP_HANDLE_RESOLVER and $ATP_PLC_DIRECTORY
 
 
 def oauth_login(store: Store, handle: str, *, open_browser: bool, timeout: float) -> OAuthSession:
