@@ -46,9 +46,13 @@ def _root(
 def build_app(groups: tuple[str, ...] = GROUPS) -> typer.Typer:
     """The root command with the named groups registered."""
     from sessionkeeper.cli.hac.params import PlainGroup
+    from sessionkeeper.cli.hoisting import HoistingGroup
+
+    class RootGroup(HoistingGroup, PlainGroup):
+        """Plain option parsing; ``-v`` accepted after the subcommand too."""
 
     root = typer.Typer(
-        cls=PlainGroup,
+        cls=RootGroup,
         name="sessionkeeper",
         help="Keep authenticated API sessions alive across runs, processes and machines.",
         no_args_is_help=True,

@@ -20,7 +20,7 @@ _PLAIN_HTTP_SIGNS = ("WRONG_VERSION_NUMBER", "record layer failure", "wrong vers
 def unreachable(reason: str, url: str, *, default_of: str | None = None) -> str:
     """A connection failure that names the URL, says when it was a default, and hints at http://."""
     shown = redact_url(url)
-    message = f"cannot reach {shown}: {reason}"
+    message = reason if shown in reason else f"cannot reach {shown}: {reason}"
     if default_of:
         message += f" ({shown} is the default service; {default_of})"
     if url.lower().startswith("https://") and any(s in reason for s in _PLAIN_HTTP_SIGNS):

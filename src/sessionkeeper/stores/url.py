@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl
 from sessionkeeper.stores.base import Store
 from sessionkeeper.stores.directory import DirectoryStore
 from sessionkeeper.stores.encrypted import KEY_ENV, EncryptedStore
-from sessionkeeper.stores.errors import MissingKeyError, StoreUrlError
+from sessionkeeper.stores.errors import DecryptionError, MissingKeyError, StoreUrlError
 from sessionkeeper.stores.memory import MemoryStore
 from sessionkeeper.stores.redis.url import is_redis_url, parse_redis_url, redact_url
 from sessionkeeper.stores.sqlite import SqliteStore
@@ -52,6 +52,27 @@ def encryption_key() -> str:
             f"(service {KEYRING_KEY_SERVICE!r}, user {KEYRING_KEY_USER!r})"
         )
     return str(saved)
+
+
+def verify_key(store: Store) -> None:
+    """Fail once, clearly, when an encrypted store's key opens none of what it holds.
+
+    One entry is tried (the first that is encrypted); a key that cannot open it
+    raises [DecryptionError][sessionkeeper.stores.DecryptionError] naming where
+    the key came from, instead of a warning for every entry that follows.
+    """
+    if not isinstance(store, EncryptedStore):
+        return
+    for name in store.names():
+        try:
+            store.get(name)
+        except DecryptionError:
+            source = KEY_ENV if os.environ.get(KEY_ENV) else "the keyring's key"
+            raise DecryptionError(
+                f"the encryption key ({source}) does not open this store: {name!r} was "
+                f"encrypted with another key; set {KEY_ENV} to the key it was written with"
+            ) from None
+        return
 
 
 def _memory(name: str) -> MemoryStore:
@@ -151,4 +172,5 @@ __all__ = [
     "parse_store_url",
     "redact_url",
     "resolve_store",
+    "verify_key",
 ]

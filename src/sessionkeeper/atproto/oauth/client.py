@@ -16,6 +16,7 @@ import asyncio
 import logging
 import os
 import sys
+import time
 import webbrowser
 from collections.abc import Mapping
 from typing import Any
@@ -152,9 +153,22 @@ class _ClientFace:
         return self._settings.jwks
 
 
-def announce(url: str) -> None:
-    """Show the authorization URL to the person at the terminal (stderr; it is no secret)."""
+def announce(url: str, redirect_uri: str | None = None, timeout: float | None = None) -> None:
+    """Show the authorization URL to the person at the terminal (stderr; it is no secret).
+
+    On a terminal it also says what it waits for and until when, since nothing
+    else moves until the browser comes back.
+    """
     print(f"Open this URL in a browser to sign in:\n  {url}", file=sys.stderr, flush=True)
+    if redirect_uri is None or timeout is None or not sys.stderr.isatty():
+        return
+    until = time.strftime("%H:%M:%S", time.localtime(time.time() + timeout))
+    where = urlsplit(redirect_uri).netloc
+    print(
+        f"waiting for the browser's redirect on {where} until {until} ({timeout:.0f} s)...",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 class OAuthClient(_ClientFace, Closing):
@@ -233,7 +247,7 @@ class OAuthClient(_ClientFace, Closing):
         path = urlsplit(self._settings.credentials.redirect_uri).path or "/"
         with LoopbackReceiver(path) as receiver:
             url = self.authorize(handle, redirect_uri=receiver.redirect_uri)
-            announce(url)
+            announce(url, receiver.redirect_uri, timeout)
             if open_browser:
                 webbrowser.open(url)
             params = receiver.wait(timeout)
@@ -327,7 +341,7 @@ class AsyncOAuthClient(_ClientFace, AsyncClosing):
         path = urlsplit(self._settings.credentials.redirect_uri).path or "/"
         with LoopbackReceiver(path) as receiver:
             url = await self.authorize(handle, redirect_uri=receiver.redirect_uri)
-            announce(url)
+            announce(url, receiver.redirect_uri, timeout)
             if open_browser:
                 await asyncio.to_thread(webbrowser.open, url)
             params = await asyncio.to_thread(receiver.wait, timeout)

@@ -49,7 +49,8 @@ from sessionkeeper.cli.atproto.oauth import (
     open_oauth_manager,
 )
 from sessionkeeper.cli.atproto.state import forget, load_state, remember, remember_service
-from sessionkeeper.cli.hints import json_error, unreachable
+from sessionkeeper.cli.hints import command, json_error, store_option, unreachable
+from sessionkeeper.cli.hoisting import HoistingGroup
 from sessionkeeper.redaction import install_log_redaction, origin, redact_url
 from sessionkeeper.stores.base import Store
 from sessionkeeper.stores.errors import StoreError
@@ -66,6 +67,7 @@ AUTH_ERRORS = frozenset(
 )
 
 app = typer.Typer(
+    cls=HoistingGroup,
     name="atproto",
     help="Bluesky / ATProto sessions: log in once, refresh exactly once, call XRPC.",
     no_args_is_help=True,
@@ -190,7 +192,11 @@ def _store(options: Options) -> Store:
     The same choice as the library's (`sessionkeeper.atproto.home.choose_store`),
     so a login made here is the session a script finds.
     """
-    return choose_store(options.store_url, options.session_dir).open()
+    from sessionkeeper.stores.url import verify_key
+
+    store = choose_store(options.store_url, options.session_dir).open()
+    verify_key(store)  # a wrong key: one error, not a warning per entry first
+    return store
 
 
 def _login_service(options: Options, attempt: Attempt | None = None) -> str:
@@ -203,7 +209,17 @@ def _login_service(options: Options, attempt: Attempt | None = None) -> str:
     return chosen or DEFAULT_SERVICE
 
 
-def _same_issuer(store: Store, did: str, url: str, *, explicit: bool) -> str:
+def again(options: Options, *words: str) -> str:
+    """``sessionkeeper atproto`` with this run's store options and ``words``: a hint to paste."""
+    where: list[str] = []
+    if options.store_url:
+        where = store_option(options.store_url)
+    elif options.session_dir is not None:
+        where = ["--session-dir", str(options.session_dir)]
+    return command("sessionkeeper", "atproto", *where, *words)
+
+
+def _same_issuer(options: Options, store: Store, did: str, url: str, *, explicit: bool) -> str:
     """The service for a login of ``did``, who has a stored session: the one that issued it.
 
     A stored session is reused (or, forced, revoked) at the host that issued
@@ -217,7 +233,7 @@ def _same_issuer(store: Store, did: str, url: str, *, explicit: bool) -> str:
         return known
     raise UsageError(
         f"the stored session of {did} was issued by {redact_url(known)}, not "
-        f"{redact_url(url)}; log out first (sessionkeeper atproto --did {did} logout) "
+        f"{redact_url(url)}; log out first ({again(options, '--did', did, 'logout')}) "
         "to log in there"
     )
 
@@ -266,7 +282,9 @@ def _pick_did(options: Options, store: Store) -> str:
     if len(stored) == 1:
         return stored[0]
     if not stored:
-        raise NoSessionError("no stored ATProto session: run `sessionkeeper atproto login` first")
+        raise NoSessionError(
+            f"no stored ATProto session: run {again(options, 'login', 'HANDLE')} first"
+        )
     raise UsageError(
         f"{len(stored)} sessions are stored; choose one with --did ({', '.join(stored)})"
     )
@@ -311,7 +329,9 @@ def _manager(
     if password is None:
         with open_oauth_manager(store, did) as oauth:
             if oauth is None:
-                raise NoSessionError(f"no stored session for {did}: log in first")
+                raise NoSessionError(
+                    f"no stored session for {did}: run {again(options, 'login', did)} first"
+                )
             yield oauth
         return
     manager, service = password
@@ -395,7 +415,8 @@ def login(
         url = service or _login_service(options, attempt)
         stored = reusable(PASSWORD.stored(store), identifier, time.time())
         if stored is not None:
-            url = _same_issuer(store, stored.did, url, explicit=bool(service or options.service))
+            explicit = bool(service or options.service)
+            url = _same_issuer(options, store, stored.did, url, explicit=explicit)
             attempt.url, attempt.default_of = url, None
         password = _password()
         with PersistentSessionManager(None, url, store=store) as manager:
