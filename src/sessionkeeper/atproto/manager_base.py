@@ -192,7 +192,9 @@ class _ManagerState(Generic[S]):
         return removed
 
     def _prunable(self, sessions: list[S]) -> list[S]:
-        raise NotImplementedError  # pragma: no cover
+        """The sessions the kind's one rule calls dead (the rule ``store prune`` applies too)."""
+        now = self._state.clock.time()
+        return [s for s in sessions if self._kind.dead(s, now) is not None]
 
 
 class BlockingManager(_ManagerState[S], Closing):
@@ -223,6 +225,11 @@ class BlockingManager(_ManagerState[S], Closing):
         """Close the HTTP client if the manager created it."""
         if self._owns_http:
             self._http.close()
+
+    @property
+    def http(self) -> httpx.Client:
+        """The client requests go out on (bounded: a total deadline and a capped answer)."""
+        return self._http
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -347,6 +354,11 @@ class AsyncManager(_ManagerState[S], AsyncClosing):
         await self._driver.aclose()
         if self._owns_http:
             await self._http.aclose()
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The client requests go out on (bounded: a total deadline and a capped answer)."""
+        return self._http
 
     # -- sessions -------------------------------------------------------------------------
 

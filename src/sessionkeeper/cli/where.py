@@ -57,3 +57,8 @@ def where(
     for group, row in rows.items():
         typer.echo(f"{group + ':':9}{row['store']}")
         typer.echo(f"{'':9}({row['why']})")
+
+
+#: The command as the root group imports it.
+app = typer.Typer(name="where", pretty_exceptions_enable=False)
+app.command()(where)

@@ -91,13 +91,6 @@ class PasswordSessions:
         if isinstance(policy, PasswordRefresh) and policy.endpoint:
             self._endpoints[policy.did] = policy.endpoint
 
-    def _prunable(self, sessions: list[AtpSessionData]) -> list[AtpSessionData]:
-        """Sessions whose refresh token is past its exp: no refresh can revive them."""
-        now = self._state.clock.time()
-        return [
-            s for s in sessions if s.refresh_expires_at is not None and now >= s.refresh_expires_at
-        ]
-
 
 class PersistentSessionManager(PasswordSessions, BlockingManager[AtpSessionData]):
     """Keeps one current ATProto session, persisted in a store, refreshed exactly once.
@@ -167,9 +160,13 @@ class PersistentSessionManager(PasswordSessions, BlockingManager[AtpSessionData]
         logger.info("%s %s (%s)", verb, session.handle, session.did)
         return session
 
-    def logout(self) -> None:
-        """Revoke the session on the server (deleteSession), then clear it locally."""
-        session = self._state.require()
+    def logout(self, session: AtpSessionData | None = None) -> None:
+        """Revoke the session on the server (deleteSession), then clear it locally.
+
+        ``session`` names the account to log out (default: the current one);
+        logging out another account leaves the current session current.
+        """
+        session = session if session is not None else self._state.require()
         self._driver.run(flows.logout_flow(session, service_url=self._service_url))
         logger.info("logged out %s", session.did)
         self._cleared(session)

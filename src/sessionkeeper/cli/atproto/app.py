@@ -51,6 +51,7 @@ from sessionkeeper.cli.atproto.oauth import (
 from sessionkeeper.cli.atproto.state import forget, load_state, remember, remember_service
 from sessionkeeper.cli.hints import command, json_error, store_option, unreachable
 from sessionkeeper.cli.hoisting import HoistingGroup
+from sessionkeeper.errors import SessionkeeperError
 from sessionkeeper.redaction import install_log_redaction, origin, redact_url
 from sessionkeeper.stores.base import Store
 from sessionkeeper.stores.errors import StoreError
@@ -84,7 +85,7 @@ _META_KEY = "sessionkeeper.atproto"
 logger = logging.getLogger(__name__)
 
 
-class UsageError(Exception):
+class UsageError(SessionkeeperError):
     """A command line that cannot work (exit code 2)."""
 
 
