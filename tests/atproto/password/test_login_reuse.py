@@ -81,3 +81,21 @@ def test_async_login_reuses_and_force_revokes(tmp_path: Path, pds: FakePds) -> N
             assert pds.counts[CREATE] == 2 and pds.live_refresh_tokens(did) == 1
 
     asyncio.run(scenario())
+
+
+def test_resume_makes_a_stored_session_current_without_a_password(
+    tmp_path: Path, pds: FakePds, clock: ManualClock
+) -> None:
+    did = pds.create_account("alice.test", "pw")
+    with PersistentSessionManager(tmp_path, pds.url, clock=clock) as manager:
+        assert manager.resume("alice.test") is None
+        first = manager.login("alice.test", "pw")
+    with PersistentSessionManager(tmp_path, pds.url, clock=clock) as later:
+        assert later.resume("@alice.test") == first == later.session
+        clock.advance(3 * HOUR)
+        refreshed = later.resume(did)
+        assert refreshed is not None and refreshed.access_jwt != first.access_jwt
+        pds.revoke_all(did)
+        clock.advance(3 * HOUR)
+        assert later.resume(did) is None  # the server ended it: a login is needed
+    assert (pds.counts[CREATE], pds.counts[REFRESH]) == (1, 2)

@@ -144,14 +144,13 @@ class PersistentSessionManager(PasswordSessions, BlockingManager[AtpSessionData]
                 self._login_flow(identifier, password, auth_factor_token, force=force)
             )
             session = self._loaded(outcome.session)
-            if outcome.reused and self._state.is_expired(session):
-                try:
-                    session = self._refresh(session)
-                except SessionExpiredError:  # the server declared it dead: log in anew
-                    outcome = self._driver.run(
-                        self._login_flow(identifier, password, auth_factor_token, force=True)
-                    )
-                    session = self._loaded(outcome.session)
+            revived = self._revived(session) if outcome.reused else session
+            if revived is None:  # the server declared it dead: log in anew
+                outcome = self._driver.run(
+                    self._login_flow(identifier, password, auth_factor_token, force=True)
+                )
+                revived = self._loaded(outcome.session)
+            session = revived
         except Exception:
             self._state.emit(AtpSessionEvent.CREATE_FAILED, None)
             raise
@@ -159,6 +158,25 @@ class PersistentSessionManager(PasswordSessions, BlockingManager[AtpSessionData]
         verb = "reused the stored session of" if outcome.reused else "logged in as"
         logger.info("%s %s (%s)", verb, session.handle, session.did)
         return session
+
+    def resume(self, identifier: str) -> AtpSessionData | None:
+        """Make ``identifier``'s stored session current without logging in; ``None`` if none works.
+
+        The handle, DID or e-mail names the session as in `login`; it is
+        refreshed first when its access token has expired. No createSession is
+        made, so no password is needed.
+        """
+        found = flows.reusable(self.sessions(), identifier, self._state.clock.time())
+        return None if found is None else self._revived(self._loaded(found))
+
+    def _revived(self, session: AtpSessionData) -> AtpSessionData | None:
+        """``session``, refreshed if its access token expired; ``None`` if the server ended it."""
+        if not self._state.is_expired(session):
+            return session
+        try:
+            return self._refresh(session)
+        except SessionExpiredError:
+            return None
 
     def logout(self, session: AtpSessionData | None = None) -> None:
         """Revoke the session on the server (deleteSession), then clear it locally.

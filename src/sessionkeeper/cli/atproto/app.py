@@ -419,13 +419,14 @@ def login(
             explicit = bool(service or options.service)
             url = _same_issuer(options, store, stored.did, url, explicit=explicit)
             attempt.url, attempt.default_of = url, None
-        password = _password()
         with PersistentSessionManager(None, url, store=store) as manager:
-            session = manager.login(
-                identifier, password, auth_factor_token=auth_factor_token, force=force
+            # A stored session that still works needs no password (and no createSession).
+            reused = None if force else manager.resume(identifier)
+            session = reused or manager.login(
+                identifier, _password(), auth_factor_token=auth_factor_token, force=force
             )
         remember(store, session.did, url)
-        if stored is not None and not force and stored.did == session.did:
+        if reused is not None:
             out.print(
                 f"already logged in as [bold]{escape(session.handle)}[/] ({session.did}); "
                 "using the stored session (--force logs in anew)"
