@@ -156,3 +156,26 @@ def test_oauth_login_says_what_it_waits_for_on_a_terminal_only(tmp_path: Path) -
         r"waiting for the browser's redirect on 127\.0\.0\.1:\d+ until \d\d:\d\d:\d\d", on_tty
     )
     assert "waiting" not in piped
+
+
+def test_a_slow_server_gets_a_status_line_on_a_terminal_only(tmp_path: Path) -> None:
+    with FakePds(latency=1.5) as pds:
+        pds.create_account("alice.test", "pw")
+        assert (
+            run_atproto_cli(
+                tmp_path, "login", "alice.test", "--service", pds.url, password="pw"
+            ).returncode
+            == 0
+        )
+        command, env = atproto_cli_command(tmp_path, "whoami")
+        leader, follower = pty.openpty()
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=follower, env=env)
+        os.close(follower)
+        with os.fdopen(leader, "r", errors="replace") as terminal:
+            on_tty = terminal.readline()
+        process.communicate(timeout=60)
+        piped = run_atproto_cli(tmp_path, "whoami")
+        url = pds.url
+    assert process.returncode == 0 and piped.returncode == 0
+    assert re.fullmatch(rf"waiting for {re.escape(url)} until \d\d:\d\d:\d\d\.\.\.\s*", on_tty)
+    assert "waiting" not in piped.stderr

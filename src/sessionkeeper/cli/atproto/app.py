@@ -40,6 +40,7 @@ from sessionkeeper.atproto.did_resolution import DidResolutionError, resolve_pds
 from sessionkeeper.atproto.home import choose_store
 from sessionkeeper.atproto.interop import import_session_string
 from sessionkeeper.atproto.listing import stored_oauth_sessions, stored_sessions
+from sessionkeeper.atproto.manager_base import DEFAULT_TIMEOUT
 from sessionkeeper.atproto.password.flows import reusable
 from sessionkeeper.atproto.password.kind import PASSWORD
 from sessionkeeper.atproto.variables import SERVICE_ENV
@@ -51,6 +52,7 @@ from sessionkeeper.cli.atproto.oauth import (
 from sessionkeeper.cli.atproto.state import forget, load_state, remember, remember_service
 from sessionkeeper.cli.hints import command, json_error, store_option, unreachable
 from sessionkeeper.cli.hoisting import HoistingGroup
+from sessionkeeper.cli.status import waiting
 from sessionkeeper.errors import SessionkeeperError
 from sessionkeeper.redaction import install_log_redaction, origin, redact_url
 from sessionkeeper.stores.base import Store
@@ -346,6 +348,14 @@ def _manager(
         remember_service(store, did, service)
 
 
+def _endpoint(manager: PersistentSessionManager | OAuthSessionManager) -> str:
+    """Where the manager's calls go, for a status line."""
+    if isinstance(manager, PersistentSessionManager):
+        return redact_url(manager.pds_endpoint)
+    session = manager.session
+    return redact_url(session.pds_url) if session is not None else "the PDS"
+
+
 def _when(exp: float | None) -> str:
     if exp is None:
         return "unknown"
@@ -421,10 +431,15 @@ def login(
             attempt.url, attempt.default_of = url, None
         with PersistentSessionManager(None, url, store=store) as manager:
             # A stored session that still works needs no password (and no createSession).
-            reused = None if force else manager.resume(identifier)
-            session = reused or manager.login(
-                identifier, _password(), auth_factor_token=auth_factor_token, force=force
-            )
+            with waiting(redact_url(url), DEFAULT_TIMEOUT):
+                reused = None if force else manager.resume(identifier)
+            session = reused
+            if session is None:
+                password = _password()  # asked before the status line can appear
+                with waiting(f"{redact_url(url)} to log in", DEFAULT_TIMEOUT):
+                    session = manager.login(
+                        identifier, password, auth_factor_token=auth_factor_token, force=force
+                    )
         remember(store, session.did, url)
         if reused is not None:
             out.print(
@@ -442,7 +457,8 @@ def whoami(
 ) -> None:
     """Ask the server who the current session is (refreshing it if due)."""
     with _failures(as_json) as attempt, _manager(ctx, attempt) as manager:
-        answer = manager.query("com.atproto.server.getSession")
+        with waiting(_endpoint(manager), DEFAULT_TIMEOUT):
+            answer = manager.query("com.atproto.server.getSession")
         session = manager.session
         if session is None:
             raise NoSessionError("the session was removed while asking the server")
@@ -557,7 +573,8 @@ def sessions_list(
 def refresh(ctx: typer.Context) -> None:
     """Refresh the session now (or adopt a pair another process refreshed)."""
     with _failures() as attempt, _manager(ctx, attempt) as manager:
-        session = manager.refresh_token()
+        with waiting(_endpoint(manager), DEFAULT_TIMEOUT):
+            session = manager.refresh_token()
         expires = (
             session.access_expires_at if isinstance(session, AtpSessionData) else session.expires_at
         )
@@ -601,7 +618,7 @@ def call(
                 body = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise UsageError(f"--data is not valid JSON: {exc}") from None
-        with _manager(ctx, attempt) as manager:
+        with _manager(ctx, attempt) as manager, waiting(_endpoint(manager), DEFAULT_TIMEOUT):
             if data is None and not post:
                 result = manager.query(nsid, params or None)
             else:
