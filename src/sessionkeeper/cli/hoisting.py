@@ -20,18 +20,18 @@ def _is_option(param: Any) -> bool:
     return getattr(param, "param_type_name", None) == "option"
 
 
-def _option_names(command: Any, ctx: Any) -> set[str]:
-    """Every option name ``command`` and the commands below it define."""
-    names: set[str] = set()
+def _options_below(command: Any, ctx: Any) -> dict[str, Any]:
+    """Every option ``command`` and the commands below it define, by name."""
+    options: dict[str, Any] = {}
     for param in command.params:
         if _is_option(param):
-            names.update(param.opts, param.secondary_opts)
+            options |= dict.fromkeys((*param.opts, *param.secondary_opts), param)
     if hasattr(command, "list_commands"):
         for name in command.list_commands(ctx):
             sub = command.get_command(ctx, name)
             if sub is not None:
-                names |= _option_names(sub, ctx)
-    return names
+                options |= _options_below(sub, ctx)
+    return options
 
 
 def _takes_value(option: Any) -> bool:
@@ -67,7 +67,7 @@ def hoist(group: Any, ctx: Any, args: list[str]) -> list[str]:
     command = group.get_command(ctx, args[position])
     if command is None:
         return args
-    theirs = _option_names(command, ctx)
+    theirs = _options_below(command, ctx)
     front: list[str] = []
     rest: list[str] = []
     index = position + 1
@@ -77,8 +77,14 @@ def hoist(group: Any, ctx: Any, args: list[str]) -> list[str]:
             rest += args[index:]
             break
         name = word.split("=", 1)[0]
+        if name in theirs:
+            # Theirs, with its value (which may look like one of ours: --data -v).
+            width = 2 if _takes_value(theirs[name]) and "=" not in word else 1
+            rest += args[index : index + width]
+            index += width
+            continue
         option = own.get(name)
-        if option is None or name in theirs:
+        if option is None:
             rest.append(word)
             index += 1
             continue
