@@ -15,7 +15,7 @@ export PDS_TOOLS_DIR ?= $(CURDIR)/.tools/pds
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[redis,keyring,dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[redis,keyring,dev,examples]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -26,8 +26,8 @@ $(DEMO_STAMP): pyproject.toml
 	touch $(DEMO_STAMP)
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks demo
-	$(BIN)/ruff format --check src tests benchmarks demo
+	$(BIN)/ruff check src tests benchmarks demo examples
+	$(BIN)/ruff format --check src tests benchmarks demo examples
 
 typecheck: install
 	$(BIN)/mypy

@@ -411,13 +411,25 @@ def login(
             "--force", help="Log in anew even if a stored session works (revokes the old one)."
         ),
     ] = False,
+    remote: Annotated[
+        bool,
+        typer.Option(
+            "--remote",
+            help="With --oauth: sign in with a browser on another machine, then paste "
+            "the address it could not open on stdin.",
+        ),
+    ] = False,
 ) -> None:
     """Log in (password from $ATP_PASSWORD or a prompt, or --oauth); reuse a stored session."""
     with _failures() as attempt:
         options = _options(ctx)
         store = _store(options)
+        if remote and not oauth:
+            raise UsageError("--remote signs in with OAuth: use it with --oauth")
         if oauth:
-            signed = oauth_login(store, identifier, open_browser=not no_browser, timeout=300)
+            signed = oauth_login(
+                store, identifier, open_browser=not no_browser, timeout=300, remote=remote
+            )
             remember(store, signed.did)
             out.print(f"logged in as [bold]{escape(signed.handle or signed.did)}[/] with OAuth")
             return
