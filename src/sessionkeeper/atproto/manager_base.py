@@ -48,7 +48,7 @@ EARLY_REFRESH_FAILURES = (SessionNetworkError, StoreError)
 DEFAULT_TIMEOUT = 30.0
 
 
-def resolve_store(session_dir: str | os.PathLike[str] | None, store: Store | None) -> Store:
+def manager_store(session_dir: str | os.PathLike[str] | None, store: Store | None) -> Store:
     """The store to use: ``store``, else a DirectoryStore on ``session_dir``, else
     ``$SESSIONKEEPER_STORE``, else the per-user default (the CLI's choice too)."""
     if store is not None:
@@ -211,7 +211,7 @@ class BlockingManager(_ManagerState[S], Closing):
         clock: Clock | None,
         authorizer: Authorizer[S],
     ) -> None:
-        self.store = resolve_store(session_dir, store)
+        self.store = manager_store(session_dir, store)
         self._new_state(refresh_margin, auto_refresh, clock)
         self._owns_http = http is None
         self._http = http if http is not None else bounded_client(DEFAULT_TIMEOUT)
@@ -349,7 +349,7 @@ class AsyncManager(_ManagerState[S], AsyncClosing):
         clock: Clock | None,
         authorizer: Authorizer[S],
     ) -> None:
-        self.store = resolve_store(session_dir, store)
+        self.store = manager_store(session_dir, store)
         self._new_state(refresh_margin, auto_refresh, clock)
         self._owns_http = http is None
         self._http = http if http is not None else bounded_async_client(DEFAULT_TIMEOUT)

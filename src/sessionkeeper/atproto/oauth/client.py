@@ -50,7 +50,7 @@ from sessionkeeper.atproto.oauth.pending import (
     take_pending,
 )
 from sessionkeeper.atproto.oauth.session import OAuthSession
-from sessionkeeper.atproto.password.manager import DEFAULT_TIMEOUT, resolve_store
+from sessionkeeper.atproto.password.manager import DEFAULT_TIMEOUT, manager_store
 from sessionkeeper.clock import SYSTEM_CLOCK, Clock
 from sessionkeeper.core.async_flow import AsyncDriver
 from sessionkeeper.core.flow import BlockingDriver, Flow
@@ -94,7 +94,7 @@ class _ClientSettings:
         clock: Clock | None,
         refresh_margin: float,
     ) -> None:
-        self.store = resolve_store(session_dir, store)
+        self.store = manager_store(session_dir, store)
         check_redirect_uri(redirect_uri, loopback=client_id is None)
         self.credentials = ClientCredentials(
             client_id=client_id or loopback_client_id(redirect_uri, scope),

@@ -13,7 +13,7 @@ from sessionkeeper.atproto.manager_base import (
     DEFAULT_TIMEOUT,
     EARLY_REFRESH_FAILURES,
     BlockingManager,
-    resolve_store,
+    manager_store,
 )
 from sessionkeeper.atproto.password import flows
 from sessionkeeper.atproto.password.flows import PasswordRefresh
@@ -31,7 +31,7 @@ __all__ = [
     "EARLY_REFRESH_FAILURES",
     "PasswordSessions",
     "PersistentSessionManager",
-    "resolve_store",
+    "manager_store",
 ]
 
 logger = logging.getLogger(__name__)
