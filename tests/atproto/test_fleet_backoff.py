@@ -65,7 +65,7 @@ def test_a_refresh_is_not_sent_while_another_process_recorded_wait_runs(
 ) -> None:
     store = MemoryStore()
     with PersistentSessionManager(None, pds.url, store=store) as manager:
-        manager.login("alice.test", "alice-pass")
+        manager.login("alice.test", "alice-pass", force=True)
         name = refresh_wait_name(name_for_did(alice), alice)
         store.put(name, encode_wait(Wait(pds.clock.time() + 1e9, "HTTP 429 elsewhere")))
         with pytest.raises(SessionNetworkError, match="not sent: the server asked") as caught:
@@ -86,10 +86,11 @@ def test_a_rate_limited_login_makes_every_process_wait_instead_of_retrying(tmp_p
         pds.create_account("alice.test", "alice-pass")
         store = DirectoryStore(tmp_path / "s")
         with PersistentSessionManager(None, pds.url, store=store) as manager:
-            for _ in range(30):  # the account's budget: 30 per 5 minutes
-                manager.login("alice.test", "alice-pass")
+            # force: each asks the server (a valid stored session is otherwise reused).
+            for _ in range(30):  # the budget: 30 per 5 minutes
+                manager.login("alice.test", "alice-pass", force=True)
             with pytest.raises(XrpcError) as refused:
-                manager.login("alice.test", "alice-pass")
+                manager.login("alice.test", "alice-pass", force=True)
             assert refused.value.status == 429
         assert pds.counts[CREATE] == 31
         # Other processes sharing the store: none of them asks again in the window.
@@ -98,7 +99,7 @@ def test_a_rate_limited_login_makes_every_process_wait_instead_of_retrying(tmp_p
                 None, pds.url, store=DirectoryStore(tmp_path / "s")
             ) as other:
                 with pytest.raises(SessionNetworkError, match="not sent") as waited:
-                    other.login("alice.test", "alice-pass")
+                    other.login("alice.test", "alice-pass", force=True)
                 assert waited.value.retry_after is not None and waited.value.retry_after > 200
         assert pds.counts[CREATE] == 31
         record = decode_wait(store.get(login_wait_name(pds.url, "alice.test")))

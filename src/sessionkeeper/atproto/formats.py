@@ -21,7 +21,11 @@ from sessionkeeper.maintenance.formats import (
     FormatError,
     SessionFormat,
     register,
+    register_lock_name,
 )
+
+#: The store lock every password login takes (it guards no entry of its own).
+LOGIN_LOCK = register_lock_name("atproto-login")
 
 T = TypeVar("T")
 
@@ -63,4 +67,4 @@ ATPROTO_OAUTH_SESSION = register(
     )
 )
 
-__all__ = ["ATPROTO_OAUTH_SESSION", "ATPROTO_SESSION"]
+__all__ = ["ATPROTO_OAUTH_SESSION", "ATPROTO_SESSION", "LOGIN_LOCK"]

@@ -38,7 +38,9 @@ _STYLE = {
 def keepalive_command(
     store_url: Annotated[
         str | None,
-        typer.Option("--store", help="Store URL (default: $SESSIONKEEPER_STORE, else the CLI's)."),
+        typer.Option(
+            "--store", help="Store URL (default: $SESSIONKEEPER_STORE, else the default)."
+        ),
     ] = None,
     service: Annotated[
         str | None,
@@ -51,18 +53,18 @@ def keepalive_command(
 ) -> None:
     """Refresh every stored session that would lapse within the window; list who must sign in."""
     from sessionkeeper.atproto.errors import SessionError
-    from sessionkeeper.cli.atproto.app import default_session_dir
+    from sessionkeeper.atproto.home import choose_store
     from sessionkeeper.cli.atproto.oauth import oauth_client
     from sessionkeeper.cli.atproto.state import load_state
     from sessionkeeper.cli.store import parse_duration
     from sessionkeeper.maintenance.keepalive import exit_code, keepalive
-    from sessionkeeper.stores.directory import DirectoryStore
     from sessionkeeper.stores.errors import StoreError
-    from sessionkeeper.stores.url import StoreUrlError, resolve_store
+    from sessionkeeper.stores.url import StoreUrlError
 
     seconds = parse_duration(within)
     try:
-        store = resolve_store(store_url, lambda: DirectoryStore(default_session_dir()))
+        # The library's and the atproto commands' one choice of store.
+        store = choose_store(store_url).open()
     except StoreUrlError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(EXIT_USAGE) from None
