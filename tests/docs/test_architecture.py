@@ -25,6 +25,7 @@ from sessionkeeper.atproto import (
 from sessionkeeper.atproto.oauth.dpop import jwk_thumbprint
 from sessionkeeper.clock import ManualClock
 from sessionkeeper.hac import BasicAuthHandler, HacClient, SessionManager
+from sessionkeeper.maintenance.formats import format_of
 from sessionkeeper.stores import MemoryStore
 from sessionkeeper.testing import FakeHac, FakeOAuth, FakePds
 from tests.support import REPO
@@ -56,7 +57,11 @@ def logical_stack() -> list[str]:
 
 
 class RecordingStore(MemoryStore):
-    """A memory store that notes the module path of every write while armed."""
+    """A memory store that notes the module path of every session write while armed.
+
+    Only writes of a registered session format count: a refresh's own records
+    beside the session (its intent, a server's wait) are not the renewed session.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -64,7 +69,7 @@ class RecordingStore(MemoryStore):
         self.paths: list[list[str]] = []
 
     def put(self, name: str, data: bytes) -> None:
-        if self.armed:
+        if self.armed and format_of(name) is not None:
             self.paths.append(logical_stack())
         super().put(name, data)
 
