@@ -22,6 +22,7 @@ import time
 
 import redis
 
+from _report import percentile
 from _table import paired, print_table, verdict
 from sessionkeeper.atproto import PersistentSessionManager
 from sessionkeeper.stores.redis.store import RedisStore
@@ -146,12 +147,6 @@ FLEET_WORKER = textwrap.dedent(
     print(json.dumps({"latencies": latencies, "late": late[0]}), flush=True)
     """
 )
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    """The value below which ``fraction`` of ``values`` lie (nearest rank)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
 
 
 def fleet_rows(server: RedisServer, rounds: int = 20, spacing: float = 0.5) -> list[list[str]]:
