@@ -12,14 +12,21 @@ random. After each of our calls it makes the same call with the token our call
 just used (a fixed valid token, no session layer) on the same client: the pairs
 run under the same load, and their difference is what our layer adds.
 
-Counted by the server: refreshSession and createSession calls; by the workers:
+The peer is MarshalX ``atproto`` as its docs teach session reuse, run on the same
+load: one ``Client`` per account, its session string in the same shared store,
+saved on every CREATE and REFRESH; a failed call reloads the stored string (or
+logs in again when the stored one failed) and is counted. MarshalX judges
+expiry on the same moved clock (its ``get_current_time``), 15 minutes early.
+
+Counted by the server: refreshSession (and those refused as revoked) and
+createSession calls; by the workers:
 which accounts each round touched, failed calls, latencies, peak memory. Expected
 refreshes are the (account, round) pairs touched after an expiry, so the target
 is exactly 1 refresh per account per expiry it was used across. Afterwards every
 account is loaded afresh and refreshed once more: a session that cannot be is
 lost.
 
-    python benchmarks/bench_fleet.py [--accounts 1000] [--workers 16] [--quick] [--json]
+    python benchmarks/bench_fleet.py [--accounts 1000] [--workers 16] [--clients ...] [--quick]
 """
 
 from __future__ import annotations
@@ -43,15 +50,17 @@ import httpx
 
 from _report import markdown_table, percentile, write_outputs
 from _table import print_table, verdict
+from sessionkeeper.errors import SessionkeeperError
 
 GET_SESSION = "com.atproto.server.getSession"
 REFRESH = "com.atproto.server.refreshSession"
 CREATE = "com.atproto.server.createSession"
 PASSWORD = "fleet-pass"
-# Long enough that a round never reaches the 120 s refresh margin on its own;
-# only the jumps between rounds make tokens due.
-ACCESS_LIFETIME = 900.0
+# Long enough that a round never reaches a refresh margin on its own (ours is
+# 120 s, MarshalX's 15 min); only the jumps between rounds make tokens due.
+ACCESS_LIFETIME = 1800.0
 STORES = ("dir", "redis")
+CLIENTS = ("sessionkeeper", "marshalx")
 
 
 class SettableClock:
@@ -70,19 +79,125 @@ class SettableClock:
 # --- a worker process ------------------------------------------------------------------------
 
 
-def worker(store_url: str, pds_url: str, dids_file: str, calls: int, seed: int) -> int:
+def handle_of(index: int) -> str:
+    return f"fleet-{index}.test"
+
+
+def string_name(index: int) -> str:
+    """Where the MarshalX fleet keeps account ``index``'s session string."""
+    return f"session-string-{index}"
+
+
+class OurAccounts:
+    """One ``PersistentSessionManager`` per account used, on one store and one HTTP client."""
+
+    def __init__(self, store: Any, pds_url: str, client: httpx.Client, clock: SettableClock):
+        self.store, self.pds_url, self.client, self.clock = store, pds_url, client, clock
+        self.managers: dict[int, Any] = {}
+
+    def warm(self) -> None:
+        """Import what a call needs, so no call's latency is an import."""
+        from sessionkeeper.atproto import PersistentSessionManager
+        from sessionkeeper.stores.locking import LockFiles
+
+        PersistentSessionManager(None, self.pds_url, store=self.store, http=self.client)
+        LockFiles(lambda name: Path(name), 1.0)
+
+    def call(self, index: int, did: str) -> str:
+        """One getSession call as account ``index``; the access token it went out with."""
+        from sessionkeeper.atproto import PersistentSessionManager
+
+        manager = self.managers.get(index)
+        if manager is None:
+            manager = PersistentSessionManager(
+                None, self.pds_url, store=self.store, http=self.client, clock=self.clock
+            )
+            manager.load_session(did)
+            self.managers[index] = manager
+        manager.query(GET_SESSION)
+        session = manager.session
+        assert session is not None
+        return str(session.access_jwt)
+
+
+def marshalx_client(pds_url: str, clock: SettableClock) -> Any:
+    """A MarshalX ``Client`` whose idea of now is the fleet's clock."""
+    from datetime import UTC, datetime
+
+    from atproto import Client
+
+    class FleetClient(Client):  # type: ignore[misc]
+        def get_current_time(self) -> datetime:
+            return datetime.fromtimestamp(clock.time(), tz=UTC)
+
+    return FleetClient(base_url=pds_url)
+
+
+class MarshalxAccounts:
+    """MarshalX's documented reuse, one ``Client`` per account, strings in the shared store.
+
+    A client starts from the stored session string and saves the string back on
+    every CREATE and REFRESH. When a call fails, it reloads the stored string
+    (another worker may have refreshed), or logs in again when the stored one
+    is the one that failed; the failed call is counted.
+    """
+
+    def __init__(self, store: Any, pds_url: str, client: httpx.Client, clock: SettableClock):
+        self.store, self.pds_url, self.clock = store, pds_url, clock
+        self.clients: dict[int, Any] = {}
+
+    def warm(self) -> None:
+        """Import and build what a call needs, so no call's latency is an import."""
+        marshalx_client(self.pds_url, self.clock)
+
+    def open(self, index: int) -> Any:
+        from atproto import SessionEvent
+
+        client = marshalx_client(self.pds_url, self.clock)
+        name = string_name(index)
+
+        def save(event: Any, session: Any) -> None:
+            if event in (SessionEvent.CREATE, SessionEvent.REFRESH):
+                self.store.put(name, session.export().encode())
+
+        client.on_session_change(save)
+        saved = self.store.get(name)
+        if saved:
+            client.login(session_string=saved.decode(), fetch_bsky_profile=False)
+        else:
+            client.login(handle_of(index), PASSWORD, fetch_bsky_profile=False)
+        return client
+
+    def call(self, index: int, did: str) -> str:
+        """One getSession call as account ``index``; the access token it went out with."""
+        client = self.clients.get(index)
+        if client is None:
+            client = self.clients[index] = self.open(index)
+        try:
+            client.com.atproto.server.get_session()
+        except Exception:
+            saved = self.store.get(string_name(index))
+            if saved and saved.decode() != client.export_session_string():
+                client.login(session_string=saved.decode(), fetch_bsky_profile=False)
+            else:
+                client.login(handle_of(index), PASSWORD, fetch_bsky_profile=False)
+            raise
+        return str(client._session.access_jwt)
+
+
+def worker(kind: str, store_url: str, pds_url: str, dids_file: str, calls: int, seed: int) -> int:
     """Serve rounds read from stdin (``round OFFSET`` / ``stop``); answer each with JSON."""
-    from sessionkeeper.atproto import PersistentSessionManager
     from sessionkeeper.stores import open_store
 
     dids: list[str] = json.loads(Path(dids_file).read_text())
     picker = random.Random(seed)
     clock = SettableClock()
-    store = open_store(store_url)
     client = httpx.Client()
+    pool = (OurAccounts if kind == "sessionkeeper" else MarshalxAccounts)(
+        open_store(store_url), pds_url, client, clock
+    )
     endpoint = f"{pds_url}/xrpc/{GET_SESSION}"
-    managers: dict[int, PersistentSessionManager] = {}
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    pool.warm()
     print("ready", flush=True)
     for line in sys.stdin:
         command = line.split()
@@ -96,32 +211,22 @@ def worker(store_url: str, pds_url: str, dids_file: str, calls: int, seed: int) 
         for _ in range(calls):
             index = picker.randrange(len(dids))
             touched.add(index)
-            manager = managers.get(index)
             try:
                 began = time.perf_counter()
-                if manager is None:
-                    manager = PersistentSessionManager(
-                        None, pds_url, store=store, http=client, clock=clock
-                    )
-                    manager.load_session(dids[index])
-                    managers[index] = manager
-                manager.query(GET_SESSION)
+                token = pool.call(index, dids[index])
                 ours.append(time.perf_counter() - began)
             except Exception as exc:
-                failed.append(f"{type(exc).__name__}: {exc}")
+                failed.append(f"{type(exc).__name__}: {str(exc)[:200]}")
                 continue
-            session = manager.session
-            assert session is not None
-            headers = {"Authorization": f"Bearer {session.access_jwt}"}
             began = time.perf_counter()
-            answer = client.get(endpoint, headers=headers)
+            answer = client.get(endpoint, headers={"Authorization": f"Bearer {token}"})
             answer.raise_for_status()
             answer.json()
             raw.append(time.perf_counter() - began)
         report = {"ours": ours, "raw": raw, "touched": sorted(touched), "failed": failed}
         print(json.dumps(report), flush=True)
-    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"rss_kib": rss_after, "rss_start_kib": rss_before}), flush=True)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"rss_kib": rss}), flush=True)
     return 0
 
 
@@ -165,63 +270,76 @@ def store_url(kind: str, tmp: Path) -> Iterator[str]:
         yield f"{server.url}?prefix=fleet-{secrets.token_hex(3)}:"
 
 
-def sign_in(store: str, pds_url: str, handles: list[str], clock: SettableClock) -> None:
+def sign_in(kind: str, store: str, pds_url: str, count: int, clock: SettableClock) -> None:
     """Log every account in once, into ``store`` (the fleet starts from stored sessions)."""
     from sessionkeeper.atproto import PersistentSessionManager
     from sessionkeeper.stores import open_store
 
     opened = open_store(store)
+    if kind == "marshalx":
+        marshalx = MarshalxAccounts(opened, pds_url, httpx.Client(), clock)
+        for index in range(count):
+            marshalx.open(index)  # no string stored yet: logs in and saves it
+        return
     with httpx.Client() as client:
-        for handle in handles:
+        for index in range(count):
             with PersistentSessionManager(
                 None, pds_url, store=opened, http=client, clock=clock
             ) as manager:
-                manager.login(handle, PASSWORD)
+                manager.login(handle_of(index), PASSWORD)
 
 
-def survivors(store: str, pds_url: str, dids: list[str], clock: SettableClock) -> int:
-    """How many accounts still load from the store and refresh once more."""
+def alive(kind: str, opened: Any, pds_url: str, index: int, did: str, clock: SettableClock) -> bool:
+    """Whether account ``index`` still loads from the store and refreshes once more."""
     from sessionkeeper.atproto import PersistentSessionManager
-    from sessionkeeper.errors import SessionkeeperError
-    from sessionkeeper.stores import open_store
 
-    opened = open_store(store)
-    alive = 0
-    with httpx.Client() as client:
-        for did in dids:
-            with PersistentSessionManager(
-                None, pds_url, store=opened, http=client, clock=clock
-            ) as manager:
-                try:
-                    if manager.load_session(did) is None:
-                        continue
-                    manager.refresh_token()
-                    alive += 1
-                except SessionkeeperError:
-                    continue
-    return alive
+    if kind == "marshalx":
+        saved = opened.get(string_name(index))
+        if saved is None:
+            return False
+        client = marshalx_client(pds_url, clock)
+        try:
+            client.login(session_string=saved.decode(), fetch_bsky_profile=False)
+            client._refresh_and_set_session()
+        except Exception:
+            return False
+        return True
+    with PersistentSessionManager(None, pds_url, store=opened, clock=clock) as manager:
+        try:
+            if manager.load_session(did) is None:
+                return False
+            manager.refresh_token()
+        except SessionkeeperError:
+            return False
+    return True
 
 
 def run_fleet(
-    kind: str, pds_url: str, tmp: Path, args: argparse.Namespace, dids: list[str]
+    kind: str,
+    store_kind: str,
+    pds_url: str,
+    tmp: Path,
+    args: argparse.Namespace,
+    dids: list[str],
 ) -> dict[str, Any]:
-    """One store: sign in, run the rounds, count what the server saw and what survived."""
+    """One client on one store: sign in, run the rounds, count what the server saw and kept."""
+    from sessionkeeper.stores import open_store
+
     control = httpx.Client(base_url=pds_url)
     clock = SettableClock()
     calls = math.ceil(args.visits * args.accounts / args.workers)
-    handles = [f"fleet-{i}.test" for i in range(args.accounts)]
     dids_file = tmp / "dids.json"
     dids_file.write_text(json.dumps(dids))
     with ExitStack() as stack:
-        store = stack.enter_context(store_url(kind, tmp / kind))
+        store = stack.enter_context(store_url(store_kind, tmp / f"{kind}-{store_kind}"))
         # The fake's clock stands still; the parent's clock follows it.
         clock.offset = server_now(control) - time.time()
-        sign_in(store, pds_url, handles, clock)
+        sign_in(kind, store, pds_url, args.accounts, clock)
         control.post("/__fake__/reset-counts").raise_for_status()
         procs = [
             subprocess.Popen(
                 [
-                    *(sys.executable, __file__, "worker", store, pds_url, str(dids_file)),
+                    *(sys.executable, __file__, "worker", kind, store, pds_url, str(dids_file)),
                     *(str(calls), str(args.seed + n)),
                 ],
                 stdin=subprocess.PIPE,
@@ -269,31 +387,34 @@ def run_fleet(
             rss.append(json.loads(proc.stdout.readline())["rss_kib"])
             if proc.wait(60) != 0:
                 raise SystemExit(f"a fleet worker failed with exit code {proc.returncode}")
-        counts = control.get("/__fake__/counts").json()["counts"]
+        counts = control.get("/__fake__/counts").json()
         clock.offset = server_now(control) - time.time()
-        alive = survivors(store, pds_url, dids, clock)
+        opened = open_store(store)
+        kept = sum(alive(kind, opened, pds_url, i, did, clock) for i, did in enumerate(dids))
     control.close()
-    for message in sorted(set(failed))[:5]:
-        print(f"  {kind}: failed call: {message}", file=sys.stderr)
-    refreshes = counts.get(REFRESH, 0)
+    for message in sorted(set(failed))[:3]:
+        print(f"  {kind} on {store_kind}: failed call: {message}", file=sys.stderr)
+    refreshes = counts["counts"].get(REFRESH, 0)
     return {
-        "store": kind,
+        "client": kind,
+        "store": store_kind,
         "accounts": args.accounts,
         "workers": args.workers,
         "rounds": args.rounds,
         "calls": len(ours) + len(failed),
         "failed": len(failed),
         "refreshes": refreshes,
+        "revoked": counts["errors"].get(REFRESH, 0),
         "expected_refreshes": expected,
         "refreshes_per_expiry": refreshes / expected if expected else 0.0,
-        "create_sessions": counts.get(CREATE, 0),
-        "lost": args.accounts - alive,
+        "create_sessions": counts["counts"].get(CREATE, 0),
+        "lost": args.accounts - kept,
         # Each worker's calls over the time it spent in them, summed over the fleet.
         "calls_per_s": len(ours) / busy * args.workers if busy else 0.0,
-        "ours_p50_ms": percentile(ours, 0.50) * 1e3,
-        "ours_p99_ms": percentile(ours, 0.99) * 1e3,
-        "raw_p50_ms": percentile(raw, 0.50) * 1e3,
-        "raw_p99_ms": percentile(raw, 0.99) * 1e3,
+        "ours_p50_ms": percentile(ours, 0.50) * 1e3 if ours else 0.0,
+        "ours_p99_ms": percentile(ours, 0.99) * 1e3 if ours else 0.0,
+        "raw_p50_ms": percentile(raw, 0.50) * 1e3 if raw else 0.0,
+        "raw_p99_ms": percentile(raw, 0.99) * 1e3 if raw else 0.0,
         "peak_rss_mib": max(rss) / 1024,
     }
 
@@ -306,7 +427,7 @@ def server_now(control: httpx.Client) -> float:
 
 
 def passed(figures: dict[str, Any]) -> bool:
-    """Whether a store met the counting targets (timings are reported, not judged)."""
+    """Whether a run met the counting targets (timings are reported, not judged)."""
     return bool(
         figures["refreshes"] == figures["expected_refreshes"]
         and figures["failed"] == 0
@@ -319,8 +440,11 @@ def table_rows(results: list[dict[str, Any]]) -> list[list[str]]:
     """One row per store, in the docs' and the terminal's table."""
     return [
         [
+            LABELS[r["client"]],
             r["store"],
             f"{r['refreshes']} / {r['expected_refreshes']} = {r['refreshes_per_expiry']:.2f}",
+            str(r["revoked"]),
+            str(r["create_sessions"]),
             str(r["lost"]),
             f"{r['failed']} of {r['calls']}",
             f"{r['calls_per_s']:.0f}",
@@ -332,9 +456,13 @@ def table_rows(results: list[dict[str, Any]]) -> list[list[str]]:
     ]
 
 
+LABELS = {"sessionkeeper": "sessionkeeper", "marshalx": "MarshalX + session strings"}
 COLUMNS = [
+    "client",
     "store",
     "refreshes / expiries used (1)",
+    "revoked refreshes (0)",
+    "createSession (0)",
     "lost (0)",
     "failed (0)",
     "calls/s",
@@ -344,6 +472,25 @@ COLUMNS = [
 ]
 
 
+def report(stem: str, title: str, results: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    """Print one table, and write it (with its figures) into the docs unless quick."""
+    rows = table_rows(results)
+    verdicts = [
+        [*row, verdict(passed(r)) if r["client"] == "sessionkeeper" else "reported"]
+        for row, r in zip(rows, results, strict=True)
+    ]
+    print_table(title, [*COLUMNS, ""], verdicts)
+    if not args.quick:
+        write_outputs(stem, f"{title}.\n\n" + markdown_table(COLUMNS, rows), {"runs": results})
+
+
+def title_of(args: argparse.Namespace) -> str:
+    return (
+        f"{args.accounts} accounts, {args.workers} worker processes, "
+        f"{args.rounds} rounds ({args.rounds - 1} expiries), grace 0"
+    )
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=1000)
@@ -351,46 +498,56 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="round 1 fresh, then expiries")
     parser.add_argument("--visits", type=float, default=3.0, help="calls per account per round")
     parser.add_argument("--stores", default=",".join(STORES))
+    # MarshalX keeps a whole HTTP client per account (about 0.85 MiB): a thousand
+    # accounts in each of 16 workers would not fit beside other work on this
+    # machine, so the side-by-side run is smaller, and the same for both.
+    parser.add_argument("--peer-accounts", type=int, default=200)
+    parser.add_argument("--peer-workers", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--quick", action="store_true", help="small sizes; no docs written")
+    parser.add_argument("--quick", action="store_true", help="small sizes, ours only; no docs")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     if args.quick:
         args.accounts, args.workers, args.visits = 6, 4, 6.0
     if args.rounds < 3:
         parser.error("--rounds must be at least 3, so every token crosses its expiry twice")
-    kinds = [k for k in args.stores.split(",") if k]
-    if unknown := set(kinds) - set(STORES):
+    stores = [k for k in args.stores.split(",") if k]
+    if unknown := set(stores) - set(STORES):
         parser.error(f"unknown store {sorted(unknown)[0]!r}; choose from {', '.join(STORES)}")
+    peer = argparse.Namespace(**vars(args))
+    peer.accounts, peer.workers = args.peer_accounts, args.peer_workers
 
-    results = []
+    fleet: list[dict[str, Any]] = []
+    peers: list[dict[str, Any]] = []
     with fake_pds() as pds_url, tempfile.TemporaryDirectory(prefix="bench-fleet-") as name:
         with httpx.Client(base_url=pds_url) as control:
             dids = [
                 control.post(
-                    "/__fake__/accounts", params={"handle": f"fleet-{i}.test", "password": PASSWORD}
+                    "/__fake__/accounts", params={"handle": handle_of(i), "password": PASSWORD}
                 ).json()["did"]
-                for i in range(args.accounts)
+                for i in range(max(args.accounts, 0 if args.quick else peer.accounts))
             ]
-        for kind in kinds:
-            results.append(run_fleet(kind, pds_url, Path(name), args, dids))
-
-    title = (
-        f"Fleet: {args.accounts} accounts, {args.workers} worker processes, "
-        f"{args.rounds} rounds ({args.rounds - 1} expiries), grace 0"
-    )
-    rows = table_rows(results)
-    verdicts = [[*row, verdict(passed(r))] for row, r in zip(rows, results, strict=True)]
-    print_table(title, [*COLUMNS, ""], verdicts)
+        for store_kind in stores:
+            fleet.append(
+                run_fleet(
+                    "sessionkeeper", store_kind, pds_url, Path(name), args, dids[: args.accounts]
+                )
+            )
+        if not args.quick:
+            for kind in CLIENTS:
+                peers.append(
+                    run_fleet(kind, "redis", pds_url, Path(name), peer, dids[: peer.accounts])
+                )
+    report("fleet", f"Fleet: {title_of(args)}", fleet, args)
+    if peers:
+        report("fleet-peer", f"Side by side on Redis: {title_of(peer)}", peers, peer)
     if args.json:
-        print(json.dumps(results))
-    if not args.quick:
-        write_outputs("fleet", f"{title}.\n\n" + markdown_table(COLUMNS, rows), {"runs": results})
-    return 0 if all(passed(r) for r in results) else 1
+        print(json.dumps(fleet + peers))
+    return 0 if all(passed(r) for r in fleet + peers if r["client"] == "sessionkeeper") else 1
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
-        store_arg, pds_arg, dids_arg, calls_arg, seed_arg = sys.argv[2:7]
-        sys.exit(worker(store_arg, pds_arg, dids_arg, int(calls_arg), int(seed_arg)))
+        kind_arg, store_arg, pds_arg, dids_arg, calls_arg, seed_arg = sys.argv[2:8]
+        sys.exit(worker(kind_arg, store_arg, pds_arg, dids_arg, int(calls_arg), int(seed_arg)))
     sys.exit(main(sys.argv[1:]))

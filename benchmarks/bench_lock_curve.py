@@ -154,7 +154,7 @@ def targets_for(kinds: list[str]) -> Iterator[dict[str, str]]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--processes", default="1,4,16,64")
-    parser.add_argument("--rounds", type=int, default=0, help="0: about 600 hand-overs each")
+    parser.add_argument("--rounds", type=int, default=0, help="0: about 240 hand-overs each")
     parser.add_argument("--quick", action="store_true", help="small sizes; no docs written")
     args = parser.parse_args(argv)
     counts = [int(n) for n in args.processes.split(",")] if not args.quick else [1, 4]
@@ -162,7 +162,7 @@ def main(argv: list[str]) -> int:
     results: dict[str, Any] = {"processes": counts, "p99_ms": {kind: [] for kind in kinds}}
     with targets_for(kinds) as targets:
         for count in counts:
-            rounds = args.rounds or (3 if args.quick else max(8, 600 // count))
+            rounds = args.rounds or (3 if args.quick else max(5, 240 // count))
             p99 = measure(count, rounds, targets, kinds)
             for kind in kinds:
                 results["p99_ms"][kind].append(p99[kind] * 1e3)

@@ -32,3 +32,4 @@ def test_fleet_refreshes_once_per_expiry_and_loses_nothing() -> None:
         assert figures["lost"] == 0, figures
         assert figures["failed"] == 0, figures
         assert figures["calls"] == figures["rounds"] * figures["workers"] * 9, figures
+        assert figures["client"] == "sessionkeeper", figures
