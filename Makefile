@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# The reference PDS of this checkout: installed, tested and benchmarked from here.
+export PDS_TOOLS_DIR ?= $(CURDIR)/.tools/pds
 
 .PHONY: install lint typecheck test docs demo bench system-deps redis-server reference-pds orig-hac chromium oauth-client-node clean
 
@@ -27,7 +29,7 @@ redis-server:
 	./scripts/install-redis.sh
 
 reference-pds:
-	./scripts/pds/install.sh
+	bash src/sessionkeeper/testing/reference_pds/install.sh
 
 orig-hac:
 	./scripts/orig-hac-cli-venv.sh >/dev/null

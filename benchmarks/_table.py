@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+
+# Benchmarks run from a checkout: the reference PDS is this checkout's (`make reference-pds`).
+os.environ.setdefault(
+    "PDS_TOOLS_DIR", str(Path(__file__).resolve().parent.parent / ".tools" / "pds")
+)
 
 
 def paired(

@@ -6,12 +6,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
 from sessionkeeper.testing.reference_pds import ReferencePds, default_tools_dir, is_installed
-from tests.support import missing_component
+from tests.support import REPO, missing_component
+
+# This checkout's install (``make reference-pds``), for the suite and every process it starts.
+os.environ.setdefault("PDS_TOOLS_DIR", str(REPO / ".tools" / "pds"))
 
 
 def require_reference_pds() -> None:

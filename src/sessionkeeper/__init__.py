@@ -1,6 +1,8 @@
 """sessionkeeper: authenticated API sessions kept alive across runs, processes and machines."""
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from sessionkeeper._lazy import lazy_names
 
 if TYPE_CHECKING:
     from sessionkeeper.clock import Clock, ManualClock, SystemClock
@@ -38,18 +40,6 @@ _MODULE_OF = {
     "SessionkeeperError": "sessionkeeper.errors",
 }
 
-
-def __getattr__(name: str) -> Any:
-    # Every name loads on first use: a process that needs only a submodule (the
-    # ``hac`` command's help, a config edit) does not pay for the stores and locks.
-    if name in __all__ and name != "__version__":
-        import importlib
-
-        module = importlib.import_module(_MODULE_OF.get(name, "sessionkeeper.stores"))
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = [
     "Clock",
     "DecryptionError",
@@ -77,3 +67,15 @@ __all__ = [
     "generate_key",
     "open_store",
 ]
+
+#: Every name loads on first use: a process that needs only a submodule (the ``hac``
+#: command's help, a config edit) does not pay for the stores and locks.
+__getattr__ = lazy_names(
+    __name__,
+    globals(),
+    {
+        name: _MODULE_OF.get(name, "sessionkeeper.stores")
+        for name in __all__
+        if name != "__version__"
+    },
+)

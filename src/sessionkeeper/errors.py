@@ -18,22 +18,25 @@ names the thing at fault and never carries a secret. The whole tree::
     │   └── StoreUrlError (+ValueError)
     ├── HacClientError                    sessionkeeper.hac
     │   └── HacAuthenticationError
+    ├── SessionFileError (+ValueError)    sessionkeeper.hac.session: an unusable cache file
+    ├── FormatError (+ValueError)         sessionkeeper.maintenance: an entry unlike its name
     ├── SessionError                      sessionkeeper.atproto
     │   ├── NoSessionError
     │   ├── SessionExpiredError
     │   ├── SessionNetworkError
     │   │   └── XrpcNetworkError
     │   ├── CorruptSessionError
-    │   ├── MalformedTokenError (+ValueError)
+    │   ├── MalformedTokenError (+ValueError)   sessionkeeper.atproto.jwt decodes tokens
     │   ├── DidResolutionError               sessionkeeper.atproto.did_resolution
     │   ├── XrpcError
     │   └── OAuthError                       OAuth sign-in
     │       ├── OAuthResolutionError         discovery and verification
     │       ├── OAuthCallbackError           state, iss, error= in the redirect
     │       └── OAuthTokenError              PAR or token endpoint refused
-    ├── MalformedTokenError (+ValueError)    sessionkeeper.jwt (the core decoder's own)
     ├── DeadlineExceededError (+httpx.TimeoutException)   sessionkeeper.http_limits
-    └── ResponseTooLargeError (+httpx.TransportError)     sessionkeeper.http_limits
+    ├── ResponseTooLargeError (+httpx.TransportError)     sessionkeeper.http_limits
+    ├── CliError, ConfigError, CredentialError, UsageError  sessionkeeper.cli (printed, exit 2)
+    └── RedisServerError, ReferencePdsError, ConsentError   sessionkeeper.testing harnesses
 
 The two HTTP limit errors also subclass httpx's transport errors: code that
 turns ``httpx.HTTPError`` into "the server cannot be reached, the session is

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import pkgutil
 
 import pytest
 
+import hac_client_core
 import sessionkeeper
 from sessionkeeper.errors import SessionkeeperError
 
@@ -17,7 +19,6 @@ ERROR_MODULES = [
     "sessionkeeper.atproto.errors",
     "sessionkeeper.atproto.did_resolution",
     "sessionkeeper.http_limits.errors",
-    "sessionkeeper.jwt",
 ]
 
 
@@ -45,3 +46,22 @@ def test_every_error_derives_from_the_root_and_is_in_the_documented_tree(module_
 def test_the_root_is_exported_from_the_package() -> None:
     assert sessionkeeper.SessionkeeperError is SessionkeeperError
     assert "SessionkeeperError" in sessionkeeper.__all__
+
+
+def _all_modules() -> list[str]:
+    names = []
+    for package in (sessionkeeper, hac_client_core):
+        for info in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
+            if not info.name.endswith("__main__"):
+                names.append(info.name)
+    return names
+
+
+def test_every_exception_class_in_the_package_derives_from_the_root() -> None:
+    outside = [
+        f"{name}.{error.__name__}"
+        for name in _all_modules()
+        for error in _errors_defined_in(name)
+        if not issubclass(error, SessionkeeperError)
+    ]
+    assert outside == []

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from sessionkeeper.atproto import AtpSessionData
+from sessionkeeper.atproto import AtpSessionData, OAuthSessionManager, PersistentSessionManager
 from sessionkeeper.atproto.codec import encode_session, name_for_did
 from sessionkeeper.atproto.listing import stored_oauth_sessions, stored_sessions
 from sessionkeeper.atproto.oauth.session import OAuthSession, encode_oauth, oauth_name_for_did
@@ -212,3 +212,29 @@ def test_loaders_doctor_migrate_and_prune_agree_on_every_format(
     assert {r.name for r in pruned.removed} == {e.name for e in entries if e.dead}
     prune(store)
     assert set(store.names()) == {e.name for e in entries if not e.dead}
+
+
+def test_the_managers_prune_by_the_rule_store_prune_and_doctor_apply(tmp_path: Path) -> None:
+    entries = corpus()
+    store = DirectoryStore(tmp_path / "store")
+    for entry in entries:
+        store.put(entry.name, entry.data)
+    dead = {e.name for e in entries if e.dead}
+
+    noted_dead = {f.subject for f in diagnose_store(store) if "is a dead session" in f.message}
+    assert noted_dead == dead
+
+    by_tool = {r.name for r in prune(store, dry_run=True).removed}
+    assert by_tool == dead
+
+    with PersistentSessionManager(None, "https://pds.test", store=store) as passwords:
+        pruned_passwords = passwords.prune_expired_sessions()
+    with OAuthSessionManager(None, store=store) as oauths:
+        pruned_oauth = oauths.prune_expired_sessions()
+    by_managers = {name_for_did(did) for did in pruned_passwords}
+    by_managers |= {oauth_name_for_did(did) for did in pruned_oauth}
+    assert by_managers == {e.name for e in entries if e.dead and e.format != "hac"}
+    # What the managers left is what the tool would still remove: the HAC entries only.
+    assert {r.name for r in prune(store, dry_run=True).removed} == {
+        e.name for e in entries if e.dead and e.format == "hac"
+    }

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -38,6 +39,7 @@ from sessionkeeper.testing.reference_pds import (
     is_installed,
 )
 from tests.reference_pds_fixture import require_reference_pds
+from tests.support import REPO
 
 pytestmark = [pytest.mark.reference_pds, pytest.mark.timeout(120)]
 
@@ -90,8 +92,42 @@ def account(reference_pds: ReferencePds) -> tuple[str, str]:
 
 def test_missing_install_is_a_named_error_that_says_how_to_install(tmp_path: Path) -> None:
     assert not is_installed(tmp_path)
-    with pytest.raises(ReferencePdsUnavailable, match="make reference-pds"):
+    with pytest.raises(
+        ReferencePdsUnavailable, match=r"python -m sessionkeeper\.testing\.reference_pds install"
+    ):
         ReferencePds(tools_dir=tmp_path).start()
+
+
+def test_the_wheel_carries_the_launcher_and_installer_the_harness_needs(tmp_path: Path) -> None:
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr
+    (wheel,) = tmp_path.glob("sessionkeeper-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    folder = "sessionkeeper/testing/reference_pds/"
+    for part in (
+        "__init__.py",
+        "__main__.py",
+        "run.mjs",
+        "install.sh",
+        "package.json",
+        "package-lock.json",
+    ):
+        assert folder + part in names, part
 
 
 def test_pds_and_plc_listen_on_loopback_only(reference_pds: ReferencePds) -> None:
@@ -226,6 +262,7 @@ def test_a_killed_owner_leaves_no_server_behind() -> None:
 #: A process that starts the PDS, reports it, and waits to be killed.
 OWNER = """
 import time
+import zipfile
 from sessionkeeper.testing.reference_pds import ReferencePds
 pds = ReferencePds().start()
 print(pds.pid, pds.url, pds.log_path.parent, flush=True)

@@ -1,7 +1,8 @@
 """The ATProto formats, registered with the core: password sessions and OAuth sessions.
 
 Both load through the protocol's own loaders (name checked against the DID
-inside); an entry is dead once no refresh token could still be used.
+inside); an entry is dead by its kind's one rule (``PasswordKind.dead``,
+``OAuthKind.dead``), the rule the managers prune by.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ from typing import TypeVar
 
 from sessionkeeper.atproto.codec import is_session_name, load_named_session
 from sessionkeeper.atproto.errors import CorruptSessionError
-from sessionkeeper.atproto.jwt import token_expiry_or_none
+from sessionkeeper.atproto.oauth.kind import OAUTH
 from sessionkeeper.atproto.oauth.session import OAuthSession, is_oauth_name, load_named_oauth
+from sessionkeeper.atproto.password.kind import PASSWORD
 from sessionkeeper.atproto.types import AtpSessionData
 from sessionkeeper.maintenance.formats import (
     ExpiryPolicy,
     FormatError,
     SessionFormat,
-    hours,
     register,
 )
 
@@ -36,22 +37,11 @@ def _loader(load: Callable[..., T]) -> Callable[[str, bytes], T]:
 
 
 def _password_dead(session: AtpSessionData, now: float, policy: ExpiryPolicy) -> str | None:
-    # The access token expires long before the refresh token: the refresh token decides.
-    expires = session.refresh_expires_at
-    if expires is not None and expires <= now:
-        return f"refresh token expired {hours(now - expires)} ago"
-    return None
+    return PASSWORD.dead(session, now)
 
 
 def _oauth_dead(session: OAuthSession, now: float, policy: ExpiryPolicy) -> str | None:
-    if session.refresh_token is None:
-        if session.expires_at is not None and session.expires_at <= now:
-            return f"access token expired {hours(now - session.expires_at)} ago, no refresh token"
-        return None
-    expires = token_expiry_or_none(session.refresh_token)  # opaque tokens have no date
-    if expires is not None and expires <= now:
-        return f"refresh token expired {hours(now - expires)} ago"
-    return None
+    return OAUTH.dead(session, now)
 
 
 ATPROTO_SESSION = register(

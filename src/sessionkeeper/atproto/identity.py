@@ -21,10 +21,10 @@ from urllib.parse import quote, unquote, urlencode
 from sessionkeeper.atproto.codec import validate_did
 from sessionkeeper.atproto.errors import OAuthResolutionError
 from sessionkeeper.atproto.oauth.discovery import fetch_json, txt_records
-from sessionkeeper.atproto.oauth.dpop import origin
 from sessionkeeper.atproto.oauth.metadata import fetch_issuer_of
 from sessionkeeper.atproto.refresh import pds_endpoint
 from sessionkeeper.core.flow import Flow, NetworkFailure, Send
+from sessionkeeper.redaction import origin
 
 #: The handle syntax of the ATProto spec: DNS labels, a TLD that does not start with a digit.
 _HANDLE_RE = re.compile(

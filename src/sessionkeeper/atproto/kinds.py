@@ -63,6 +63,13 @@ class AtprotoKind(Protocol[S]):
     def decode(self, raw: bytes, *, name: str) -> S:
         """Parse stored bytes; raise :class:`CorruptSessionError` naming ``name``."""
 
+    def dead(self, session: S, now: float) -> str | None:
+        """Why no refresh can revive ``session`` any more, or ``None`` while it may be used.
+
+        The one rule for the kind: the managers' pruning, ``store prune`` and
+        ``store doctor`` all ask it.
+        """
+
     def stored(self, store: Store) -> list[S]:
         """Every valid stored session of this kind, sorted by DID; bad entries skipped."""
 

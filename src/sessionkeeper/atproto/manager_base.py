@@ -192,7 +192,9 @@ class _ManagerState(Generic[S]):
         return removed
 
     def _prunable(self, sessions: list[S]) -> list[S]:
-        raise NotImplementedError  # pragma: no cover
+        """The sessions the kind's one rule calls dead (the rule ``store prune`` applies too)."""
+        now = self._state.clock.time()
+        return [s for s in sessions if self._kind.dead(s, now) is not None]
 
 
 class BlockingManager(_ManagerState[S], Closing):

@@ -1,7 +1,7 @@
 """The ``sessionkeeper`` command: one group per protocol, plus store maintenance.
 
 Only the group a command line names is imported: ``sessionkeeper hac ...``
-never loads the ATProto stack. ``app`` (every group) is built on first use.
+never loads the ATProto stack, and ``sessionkeeper --help`` loads none.
 """
 
 from __future__ import annotations
@@ -19,7 +19,20 @@ from sessionkeeper import __version__
 # command's process only (httpx then falls back to a stub ``httpx.main``).
 sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
-GROUPS = ("hac", "atproto", "store")
+#: The root's subcommands: the module whose ``app`` each is, and the line
+#: ``sessionkeeper --help`` shows for it. Help lists them from here, so it imports no
+#: group; running a subcommand imports that group's module alone.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "hac": ("sessionkeeper.cli.hac.app", "SAP Commerce HAC client."),
+    "atproto": (
+        "sessionkeeper.cli.atproto.app",
+        "Bluesky / ATProto sessions: log in once, refresh exactly once, call XRPC.",
+    ),
+    "store": (
+        "sessionkeeper.cli.store",
+        "Maintain session stores: migrate, prune, doctor, keygen.",
+    ),
+}
 
 
 def _show_version(value: bool) -> None:
@@ -43,40 +56,47 @@ def _root(
     )
 
 
-def build_app(groups: tuple[str, ...] = GROUPS) -> typer.Typer:
-    """The root command with the named groups registered."""
+def _root_group() -> type[Any]:
     from sessionkeeper.cli.hac.params import PlainGroup
 
+    class RootGroup(PlainGroup):
+        """The root group: subcommands are imported when named, listed from :data:`COMMANDS`."""
+
+        def list_commands(self, ctx: Any) -> list[str]:
+            """Every subcommand's name, without importing any."""
+            return list(COMMANDS)
+
+        def get_command(self, ctx: Any, cmd_name: str) -> Any:
+            """Import and build the named group on first use."""
+            if cmd_name not in self.commands and cmd_name in COMMANDS:
+                import importlib
+
+                sub_app = importlib.import_module(COMMANDS[cmd_name][0]).app
+                command = typer.main.get_group(sub_app)
+                command.name = cmd_name
+                self.commands[cmd_name] = command
+            return self.commands.get(cmd_name)
+
+        def format_commands(self, ctx: Any, formatter: Any) -> None:
+            """List the subcommands from their one-line help, importing none of them."""
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, line) for name, (_, line) in COMMANDS.items()])
+
+    return RootGroup
+
+
+def build_app() -> typer.Typer:
+    """The root command; each subcommand group is imported when a command line names it."""
     root = typer.Typer(
-        cls=PlainGroup,
+        cls=_root_group(),
         name="sessionkeeper",
         help="Keep authenticated API sessions alive across runs, processes and machines.",
         no_args_is_help=True,
         pretty_exceptions_enable=False,
+        rich_markup_mode=None,
     )
     root.callback()(_root)
-    for group in groups:
-        if group == "hac":
-            from sessionkeeper.cli.hac.app import app as hac_app
-
-            root.add_typer(hac_app, name="hac")
-        elif group == "atproto":
-            from sessionkeeper.cli.atproto.app import app as atproto_app
-
-            root.add_typer(atproto_app, name="atproto")
-        else:
-            from sessionkeeper.cli.store import app as store_app
-
-            root.add_typer(store_app, name="store")
     return root
-
-
-def _named_group(argv: list[str]) -> tuple[str, ...]:
-    """The one group ``argv`` runs, or every group (for help and errors)."""
-    for arg in argv:
-        if not arg.startswith("-"):
-            return (arg,) if arg in GROUPS else GROUPS
-    return GROUPS
 
 
 def __getattr__(name: str) -> Any:
@@ -87,4 +107,4 @@ def __getattr__(name: str) -> Any:
 
 def main() -> None:
     """Entry point of the ``sessionkeeper`` console script."""
-    build_app(_named_group(sys.argv[1:]))()
+    build_app()()

@@ -21,6 +21,7 @@ from typing import Any, TypeGuard, final
 
 import orjson
 
+from sessionkeeper.errors import SessionkeeperError
 from sessionkeeper.stores.base import Store, readable_items
 from sessionkeeper.stores.directory import DirectoryStore
 from sessionkeeper.stores.errors import StoreError
@@ -99,7 +100,7 @@ def _hint(secret: str) -> str:
 LATEST_TIMESTAMP = 32503680000.0
 
 
-class SessionFileError(ValueError):
+class SessionFileError(SessionkeeperError, ValueError):
     """A stored HAC session that cannot be used; the message says why (no secrets)."""
 
 

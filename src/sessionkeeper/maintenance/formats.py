@@ -24,11 +24,13 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
+from sessionkeeper.errors import SessionkeeperError
+
 #: The entry point group whose modules register formats when imported.
 ENTRY_POINT_GROUP = "sessionkeeper.maintenance.formats"
 
 
-class FormatError(ValueError):
+class FormatError(SessionkeeperError, ValueError):
     """An entry whose content is not what its name promises; the message says why."""
 
 

@@ -1,8 +1,8 @@
 """Stores: opaque bytes under validated names, atomic writes, per-name locks."""
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from sessionkeeper._lazy import lazy_names
 from sessionkeeper.stores.base import MAX_VALUE_BYTES, Store, iter_items, validate_name
 from sessionkeeper.stores.directory import DirectoryStore
 from sessionkeeper.stores.errors import (
@@ -39,13 +39,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, globals(), _LAZY)
 
 
 __all__ = [

@@ -13,12 +13,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 from typing import Self
 
+from sessionkeeper.errors import SessionkeeperError
 from sessionkeeper.lifecycle import Running
 
 logger = logging.getLogger(__name__)
 
 
-class BadBodyError(ValueError):
+class BadBodyError(SessionkeeperError, ValueError):
     """A request body that cannot be read: bad framing or too large (answer 400)."""
 
 

@@ -20,11 +20,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from sessionkeeper.errors import SessionkeeperError
+
 _API = "/@atproto/oauth-provider/~api"
 _USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) sessionkeeper-consent/1.0"
 
 
-class ConsentError(RuntimeError):
+class ConsentError(SessionkeeperError, RuntimeError):
     """The authorization page refused a step (names it and the HTTP status)."""
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, Self
 from urllib.parse import quote
 
+from sessionkeeper.errors import SessionkeeperError
 from sessionkeeper.lifecycle import Closing
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 
 
-class RedisServerError(RuntimeError):
+class RedisServerError(SessionkeeperError, RuntimeError):
     """The redis-server binary is missing, or the server did not start or stop."""
 
 

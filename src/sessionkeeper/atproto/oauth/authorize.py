@@ -26,7 +26,7 @@ from sessionkeeper.atproto.errors import (
 )
 from sessionkeeper.atproto.identity import IdentityResolver, is_did, verify_issuer_flow
 from sessionkeeper.atproto.oauth.client_auth import ClientCredentials
-from sessionkeeper.atproto.oauth.dpop import DpopSigner, generate_dpop_jwk, origin
+from sessionkeeper.atproto.oauth.dpop import DpopSigner, generate_dpop_jwk
 from sessionkeeper.atproto.oauth.metadata import (
     AuthServerMetadata,
     fetch_auth_server,
@@ -38,6 +38,7 @@ from sessionkeeper.atproto.oauth.session import OAuthSession
 from sessionkeeper.atproto.oauth.tokens import dpop_post
 from sessionkeeper.atproto.xrpc import error_body, json_object
 from sessionkeeper.core.flow import Flow, NetworkFailure
+from sessionkeeper.redaction import origin
 
 #: The scope every ATProto grant must contain.
 ATPROTO_SCOPE = "atproto"

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 from sessionkeeper.atproto.xrpc import error_body
+from sessionkeeper.redaction import origin
 
 R = TypeVar("R")
 
@@ -58,12 +59,6 @@ def htu(url: str) -> str:
     """The ``htu`` claim: the request URL without query and fragment."""
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-
-
-def origin(url: str) -> str:
-    """``scheme://host[:port]`` of ``url``: nonces are per origin."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 class DpopSigner:

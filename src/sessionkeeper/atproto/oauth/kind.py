@@ -7,6 +7,7 @@ from typing import Protocol
 
 import httpx
 
+from sessionkeeper.atproto.jwt import token_expiry_or_none
 from sessionkeeper.atproto.listing import stored_oauth_sessions
 from sessionkeeper.atproto.oauth.dpop import DpopSigner, send_with_nonce, wants_nonce
 from sessionkeeper.atproto.oauth.session import (
@@ -17,6 +18,7 @@ from sessionkeeper.atproto.oauth.session import (
 )
 from sessionkeeper.atproto.xrpc import is_rejected_access
 from sessionkeeper.core.call_loop import can_replay
+from sessionkeeper.maintenance.formats import hours
 from sessionkeeper.stores.base import Store
 
 
@@ -53,6 +55,20 @@ class OAuthKind:
     def decode(self, raw: bytes, *, name: str) -> OAuthSession:
         """Parse a stored OAuth document."""
         return decode_oauth(raw, name=name)
+
+    def dead(self, session: OAuthSession, now: float) -> str | None:
+        """Dead once no token can be used: an expired access token without a refresh token,
+        or a refresh token whose readable ``exp`` has passed (opaque ones carry no date)."""
+        if session.refresh_token is None:
+            if session.expires_at is not None and session.expires_at <= now:
+                return (
+                    f"access token expired {hours(now - session.expires_at)} ago, no refresh token"
+                )
+            return None
+        expires = token_expiry_or_none(session.refresh_token)
+        if expires is not None and expires <= now:
+            return f"refresh token expired {hours(now - expires)} ago"
+        return None
 
     def stored(self, store: Store) -> list[OAuthSession]:
         """Every stored OAuth session (corrupt and foreign entries skipped, logged)."""

@@ -76,10 +76,6 @@ class OAuthSessions:
             check_url=xrpc_url(session.pds_url, GET_SESSION),
         )
 
-    def _prunable(self, sessions: list[OAuthSession]) -> list[OAuthSession]:
-        """OAuth refresh tokens carry no readable expiry: nothing is pruned by age."""
-        return []
-
 
 class OAuthSessionManager(OAuthSessions, BlockingManager[OAuthSession]):
     """Keeps one current OAuth session, persisted in a store, refreshed exactly once.

@@ -13,8 +13,8 @@ from typing import Any
 
 from sessionkeeper.atproto.errors import OAuthResolutionError
 from sessionkeeper.atproto.oauth.discovery import fetch_json
-from sessionkeeper.atproto.oauth.dpop import origin
 from sessionkeeper.core.flow import Flow
+from sessionkeeper.redaction import origin
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from sessionkeeper.atproto.jwt import token_expiry_or_none
 from sessionkeeper.atproto.listing import stored_sessions
 from sessionkeeper.atproto.types import AtpSessionData
 from sessionkeeper.atproto.xrpc import is_rejected_access
+from sessionkeeper.maintenance.formats import hours
 from sessionkeeper.stores.base import Store
 
 
@@ -47,6 +48,13 @@ class PasswordKind:
     def decode(self, raw: bytes, *, name: str) -> AtpSessionData:
         """Parse a session file."""
         return decode_session(raw, name=name)
+
+    def dead(self, session: AtpSessionData, now: float) -> str | None:
+        """Dead once the refresh token's ``exp`` has passed (the access token expires first)."""
+        expires = session.refresh_expires_at
+        if expires is not None and expires <= now:
+            return f"refresh token expired {hours(now - expires)} ago"
+        return None
 
     def stored(self, store: Store) -> list[AtpSessionData]:
         """Every stored password session."""

@@ -74,13 +74,6 @@ class PasswordSessions:
         if isinstance(policy, PasswordRefresh) and policy.endpoint:
             self._endpoints[policy.did] = policy.endpoint
 
-    def _prunable(self, sessions: list[AtpSessionData]) -> list[AtpSessionData]:
-        """Sessions whose refresh token is past its exp: no refresh can revive them."""
-        now = self._state.clock.time()
-        return [
-            s for s in sessions if s.refresh_expires_at is not None and now >= s.refresh_expires_at
-        ]
-
 
 class PersistentSessionManager(PasswordSessions, BlockingManager[AtpSessionData]):
     """Keeps one current ATProto session, persisted in a store, refreshed exactly once.

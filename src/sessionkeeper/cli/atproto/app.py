@@ -44,6 +44,7 @@ from sessionkeeper.cli.atproto.oauth import (
     open_oauth_manager,
 )
 from sessionkeeper.cli.atproto.state import forget, load_state, remember, remember_service
+from sessionkeeper.errors import SessionkeeperError
 from sessionkeeper.redaction import install_log_redaction, origin, redact_url
 from sessionkeeper.stores.base import Store
 from sessionkeeper.stores.directory import DirectoryStore
@@ -78,7 +79,7 @@ _META_KEY = "sessionkeeper.atproto"
 logger = logging.getLogger(__name__)
 
 
-class UsageError(Exception):
+class UsageError(SessionkeeperError):
     """A command line that cannot work (exit code 2)."""
 
 

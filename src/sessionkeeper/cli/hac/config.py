@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sessionkeeper.errors import SessionkeeperError
+
 CONFIG_ENV = "HAC_CONFIG"
 #: The original hac-client CLI's variable for the same path.
 ORIGINAL_CONFIG_ENV = "HAC_CLIENT_CONFIG_PATH"
@@ -37,7 +39,7 @@ DEFAULT_ENDPOINT = "hac"
 MISSING_FILE_URL = "https://localhost:9002"
 
 
-class ConfigError(ValueError):
+class ConfigError(SessionkeeperError, ValueError):
     """A configuration file or choice that cannot be used; the message names the fix."""
 
 

@@ -21,10 +21,12 @@ import os
 import re
 import sys
 
+from sessionkeeper.errors import SessionkeeperError
+
 KEYRING_SERVICE = "sessionkeeper-hac"
 
 
-class CredentialError(Exception):
+class CredentialError(SessionkeeperError):
     """A credential that cannot be found or stored; the message says where to put it."""
 
 

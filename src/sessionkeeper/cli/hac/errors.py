@@ -12,10 +12,12 @@ from contextlib import contextmanager
 
 import typer
 
+from sessionkeeper.errors import SessionkeeperError
+
 EXIT_FAILED = 1
 
 
-class CliError(Exception):
+class CliError(SessionkeeperError):
     """A failure to report as ``ERROR: message``, with ``code`` as exit code."""
 
     def __init__(self, message: str, code: int = EXIT_FAILED) -> None:

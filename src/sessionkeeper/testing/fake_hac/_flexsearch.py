@@ -14,6 +14,7 @@ import time
 from html import escape
 from typing import Any
 
+from sessionkeeper.errors import SessionkeeperError
 from sessionkeeper.testing.fake_hac._data import HacDatabase, ItemTable
 
 _FLEX = re.compile(
@@ -31,7 +32,7 @@ _SQL_COND = re.compile(r"\s*(\w+)\s*=\s*'((?:[^']|'')*)'\s*")
 _FLEX_COL = re.compile(r"\s*\{\s*(\w+)\s*\}\s*")
 
 
-class QueryError(Exception):
+class QueryError(SessionkeeperError):
     """A query the fake cannot translate or run."""
 
 

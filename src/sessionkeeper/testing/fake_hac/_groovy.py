@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 
 from sessionkeeper.clock import Clock
+from sessionkeeper.errors import SessionkeeperError
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class ScriptOutcome:
     stacktrace_text: str
 
 
-class ScriptError(Exception):
+class ScriptError(SessionkeeperError):
     """A Groovy/Java exception raised by the script (class name and message)."""
 
     def __init__(self, java_class: str, message: str) -> None:

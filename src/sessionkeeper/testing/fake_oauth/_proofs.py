@@ -12,12 +12,13 @@ from jwt.algorithms import ECAlgorithm
 
 from sessionkeeper.atproto.oauth.client_auth import ASSERTION_TYPE
 from sessionkeeper.atproto.oauth.dpop import access_token_hash, jwk_thumbprint
+from sessionkeeper.errors import SessionkeeperError
 
 #: Seconds a proof's or an assertion's ``iat`` may differ from the server's time.
 IAT_TOLERANCE = 180
 
 
-class ProofError(Exception):
+class ProofError(SessionkeeperError):
     """A proof or an assertion refused; ``error`` is the OAuth error code to answer."""
 
     def __init__(self, error: str, description: str) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from sessionkeeper.errors import SessionkeeperError
 
-class XrpcError(Exception):
+
+class XrpcError(SessionkeeperError):
     """An error answer ``{"error": name, "message": text}`` with its HTTP status.
 
     Raised inside the fake's method implementations and turned into a response

@@ -1,11 +1,13 @@
 """The reference ATProto PDS (``@atproto/pds``) on loopback, for tests and benchmarks.
 
-``make reference-pds`` (``scripts/pds/install.sh``) installs the PDS, an
+``python -m sessionkeeper.testing.reference_pds install`` installs the PDS, an
 in-memory PLC directory and, when the system node is too old, a node 22 into
-``<repo>/.tools/pds`` (or ``$PDS_TOOLS_DIR``). :class:`ReferencePds` starts
-them in one node process on free ports of 127.0.0.1 with a throw-away data
-directory, waits for ``/xrpc/_health``, and counts the requests the PDS saw
-by reading its JSON request log.
+``$PDS_TOOLS_DIR`` (default: ``reference-pds`` in the user cache directory); it
+needs node, npm and a C++ toolchain. The launcher and the pinned package lists
+ship inside this package, so an installed wheel can install and start it.
+:class:`ReferencePds` starts them in one node process on free ports of
+127.0.0.1 with a throw-away data directory, waits for ``/xrpc/_health``, and
+counts the requests the PDS saw by reading its JSON request log.
 """
 
 from __future__ import annotations
@@ -30,14 +32,18 @@ import httpx
 import jwt as pyjwt
 import platformdirs
 
+from sessionkeeper.errors import SessionkeeperError
 from sessionkeeper.lifecycle import Running
 
 logger = logging.getLogger(__name__)
 
-#: The launcher and the install folder of a source checkout.
-_REPO_ROOT = Path(__file__).resolve().parents[3]
-_REPO_LAUNCHER = _REPO_ROOT / "scripts" / "pds" / "run.mjs"
-_INSTALL_HINT = "run `make reference-pds` (scripts/pds/install.sh; PDS_TOOLS_DIR picks the folder)"
+#: The launcher, the pinned package lists and the installer travel with the package.
+_HERE = Path(__file__).resolve().parent
+_LAUNCHER = _HERE / "run.mjs"
+INSTALLER = _HERE / "install.sh"
+_INSTALL_HINT = (
+    "run `python -m sessionkeeper.testing.reference_pds install` (PDS_TOOLS_DIR picks the folder)"
+)
 
 #: Path prefix of every XRPC call; the NSID follows it.
 _XRPC_PREFIX = "/xrpc/"
@@ -49,7 +55,7 @@ _MARKER_NSID = "_health"
 _INHERITED_PREFIXES = ("PDS_", "LOG_", "NODE_OPTIONS")
 
 
-class ReferencePdsError(RuntimeError):
+class ReferencePdsError(SessionkeeperError, RuntimeError):
     """The reference PDS refused or failed something the harness asked of it."""
 
 
@@ -58,17 +64,10 @@ class ReferencePdsUnavailable(ReferencePdsError):  # noqa: N818 - the name the s
 
 
 def default_tools_dir() -> Path:
-    """Where ``scripts/pds/install.sh`` installs: ``$PDS_TOOLS_DIR`` or ``<repo>/.tools/pds``.
-
-    Outside a source checkout (no ``scripts/pds`` beside the package) the
-    default is a ``reference-pds`` folder in the user cache directory; run the
-    installer with ``PDS_TOOLS_DIR`` pointing there.
-    """
+    """Where the installer puts the PDS: ``$PDS_TOOLS_DIR``, else the user cache directory."""
     override = os.environ.get("PDS_TOOLS_DIR")
     if override:
         return Path(override).expanduser().resolve()
-    if _REPO_LAUNCHER.is_file():
-        return _REPO_ROOT / ".tools" / "pds"
     return platformdirs.user_cache_path("sessionkeeper") / "reference-pds"
 
 
@@ -82,8 +81,8 @@ def _node_binary(tools_dir: Path) -> Path | None:
 
 
 def _launcher(tools_dir: Path) -> Path | None:
-    # A source checkout runs its own launcher, so an edit to it needs no reinstall.
-    for candidate in (_REPO_LAUNCHER, tools_dir / "run.mjs"):
+    # The packaged launcher first, so an edit to it needs no reinstall.
+    for candidate in (_LAUNCHER, tools_dir / "run.mjs"):
         if candidate.is_file():
             return candidate
     return None

