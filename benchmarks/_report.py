@@ -34,12 +34,19 @@ def markdown_table(columns: list[str], rows: list[list[str]]) -> str:
 
 
 def machine_note() -> str:
-    """One line naming where and with what the figures were measured."""
+    """One line naming when, where and with what the figures were measured.
+
+    The load average is there because a shared machine's other work shows in
+    every latency; counts do not depend on it.
+    """
+    import datetime
     import os
 
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
-        f"Measured with sessionkeeper {sessionkeeper.__version__} on {platform.system()} "
-        f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}."
+        f"Measured {when} with sessionkeeper {sessionkeeper.__version__} on "
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}; load average {os.getloadavg()[0]:.1f} at the end."
     )
 
 

@@ -249,7 +249,7 @@ def main() -> None:
         raise SystemExit("redis-server is not installed: run `make redis-server`")
     with RedisServer(appendonly=False) as server:
         rows = overhead_rows(server) + fleet_rows(server)
-    print_table("RedisStore", ["measure", "figures", "ratio", "target", ""], rows)
+    print_table("RedisStore", ["measure", "figures", "ratio", "target", ""], rows, save="redis")
 
 
 if __name__ == "__main__":
