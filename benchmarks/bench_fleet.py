@@ -289,7 +289,15 @@ def sign_in(kind: str, store: str, pds_url: str, count: int, clock: SettableCloc
                 manager.login(handle_of(index), PASSWORD)
 
 
-def alive(kind: str, opened: Any, pds_url: str, index: int, did: str, clock: SettableClock) -> bool:
+def alive(
+    kind: str,
+    opened: Any,
+    pds_url: str,
+    index: int,
+    did: str,
+    clock: SettableClock,
+    http: httpx.Client,
+) -> bool:
     """Whether account ``index`` still loads from the store and refreshes once more."""
     from sessionkeeper.atproto import PersistentSessionManager
 
@@ -304,7 +312,7 @@ def alive(kind: str, opened: Any, pds_url: str, index: int, did: str, clock: Set
         except Exception:
             return False
         return True
-    with PersistentSessionManager(None, pds_url, store=opened, clock=clock) as manager:
+    with PersistentSessionManager(None, pds_url, store=opened, http=http, clock=clock) as manager:
         try:
             if manager.load_session(did) is None:
                 return False
@@ -390,7 +398,10 @@ def run_fleet(
         counts = control.get("/__fake__/counts").json()
         clock.offset = server_now(control) - time.time()
         opened = open_store(store)
-        kept = sum(alive(kind, opened, pds_url, i, did, clock) for i, did in enumerate(dids))
+        with httpx.Client() as http:  # one client: building one per account costs more
+            kept = sum(
+                alive(kind, opened, pds_url, i, did, clock, http) for i, did in enumerate(dids)
+            )
     control.close()
     for message in sorted(set(failed))[:3]:
         print(f"  {kind} on {store_kind}: failed call: {message}", file=sys.stderr)

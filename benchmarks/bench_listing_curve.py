@@ -166,7 +166,7 @@ def main(argv: list[str]) -> int:
                     floor = floor_of(store)
                     if len(manager.list_sessions()) != size or floor() != size:
                         raise SystemExit(f"{kind}: a listing did not find all {size} sessions")
-                    repeat = 3 if size >= 100_000 else 5 if size >= 10_000 else 9
+                    repeat = 1 if size >= 100_000 else 3 if size >= 10_000 else 7
                     ours, base = paired(manager.list_sessions, floor, repeat=repeat)
                     ours_ms.append(ours * 1e3)
                     floor_ms.append(base * 1e3)

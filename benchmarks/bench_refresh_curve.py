@@ -32,7 +32,7 @@ def split(workers: int) -> tuple[int, int]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", default="1,2,4,8,16,32,64")
-    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--quick", action="store_true", help="small sizes; no docs written")
     args = parser.parse_args(argv)
     sizes = [1, 4] if args.quick else [int(n) for n in args.workers.split(",")]
