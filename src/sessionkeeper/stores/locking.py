@@ -73,30 +73,35 @@ def await_release(path: Path, timeout: float) -> None:
     no timeout, so it runs in a daemon thread the caller waits for at most
     ``timeout``; one left behind ends when the holder releases.
     """
-    if fcntl is None:  # pragma: no cover - no flock: filelock's own wait applies
+    if fcntl is None:  # pragma: no cover - no flock to wait on: retry after a pause
         time.sleep(min(timeout, 0.05))
         return
     try:
         fd = os.open(path, _WAIT_FLAGS)
     except OSError:
-        return  # gone or unreadable: the next attempt reports what is wrong
+        # Gone or unreadable: the next attempt reports what is wrong; the pause
+        # keeps a lock that stays busy for another reason from spinning a core.
+        time.sleep(min(timeout, 0.01))
+        return
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)  # a FIFO or device planted there: the next attempt reports it
         time.sleep(min(timeout, 0.05))
         return
     freed = threading.Event()
+    refused: list[OSError] = []
 
     def wait() -> None:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH)
-        except OSError:
-            pass  # not lockable: the caller's next attempt says why
+        except OSError as exc:  # not lockable (no locks on this filesystem, say)
+            refused.append(exc)
         finally:
             os.close(fd)  # drops the shared lock at once
             freed.set()
 
     threading.Thread(target=wait, name="sessionkeeper-lock-wait", daemon=True).start()
-    freed.wait(timeout)
+    if freed.wait(timeout) and refused:
+        time.sleep(min(timeout, 0.01))  # the caller's next attempt says why; no spinning
 
 
 class LockFiles:
