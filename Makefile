@@ -13,14 +13,14 @@ export PDS_TOOLS_DIR ?= $(CURDIR)/.tools/pds
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[redis,keyring,dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[redis,keyring,dev,examples]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks demo
-	$(BIN)/ruff format --check src tests benchmarks demo
+	$(BIN)/ruff check src tests benchmarks demo examples
+	$(BIN)/ruff format --check src tests benchmarks demo examples
 
 typecheck: install
 	$(BIN)/mypy
@@ -55,7 +55,7 @@ demo: install
 BENCH_STAMP := $(VENV)/.bench-stamp
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[redis,keyring,dev,bench]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[redis,keyring,dev,examples,bench]'
 	touch $(BENCH_STAMP)
 
 # Each benchmark prints its table; the fleet and the cost curves also write their

@@ -17,6 +17,8 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,16 @@ class Cdp:
                     raise RuntimeError(f"{method}: {message['error']}")
                 result: dict[str, Any] = message.get("result", {})
                 return result
+            if message.get("method") == "Fetch.requestPaused":
+                # A request matching a ``Fetch.enable`` pattern: the browser cannot load it
+                # (a held one would stall the page, and every evaluate with it).
+                request_id = message["params"]["requestId"]
+                failed = {"requestId": request_id, "errorReason": "BlockedByClient"}
+                self._ws.send(
+                    json.dumps(
+                        {"id": next(self._ids), "method": "Fetch.failRequest", "params": failed}
+                    )
+                )
             self.events.append(message)
 
     def evaluate(self, expression: str) -> Any:
@@ -117,6 +129,14 @@ def authorize_in_chromium(
     authorize_url: str, username: str, password: str, redirect_prefix: str, *, timeout: float = 60
 ) -> str:
     """Sign in and consent at ``authorize_url``; return the redirect URL the browser follows."""
+    with chromium_page() as cdp:
+        cdp.call("Page.navigate", url=authorize_url)
+        return sign_in_and_consent_in_page(cdp, username, password, redirect_prefix, timeout)
+
+
+@contextmanager
+def chromium_page() -> Iterator[Cdp]:
+    """Headless Chromium with one page, its page and network events on; stopped afterwards."""
     binary = chromium_binary()
     if binary is None:
         raise FileNotFoundError("chromium-headless-shell is not installed")
@@ -147,7 +167,10 @@ def authorize_in_chromium(
         targets = httpx.get(f"http://127.0.0.1:{port}/json/list").json()
         page = next(t for t in targets if t["type"] == "page")
         with connect(page["webSocketDebuggerUrl"], max_size=50_000_000) as ws:
-            return _drive(Cdp(ws), authorize_url, username, password, redirect_prefix, timeout)
+            cdp = Cdp(ws)
+            cdp.call("Page.enable")
+            cdp.call("Network.enable")
+            yield cdp
     finally:
         os.killpg(browser.pid, signal.SIGTERM)
         try:
@@ -158,13 +181,11 @@ def authorize_in_chromium(
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def _drive(
-    cdp: Cdp, authorize_url: str, username: str, password: str, redirect_prefix: str, timeout: float
+def sign_in_and_consent_in_page(
+    cdp: Cdp, username: str, password: str, redirect_prefix: str, timeout: float = 60
 ) -> str:
-    """Click through the pages until the browser heads for ``redirect_prefix``."""
-    cdp.call("Page.enable")
-    cdp.call("Network.enable")
-    cdp.call("Page.navigate", url=authorize_url)
+    """Click through the server's sign-in and consent pages until the browser heads for
+    ``redirect_prefix``; return that URL (the browser goes on loading it)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         time.sleep(0.3)

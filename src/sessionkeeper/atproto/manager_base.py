@@ -226,6 +226,11 @@ class BlockingManager(_ManagerState[S], Closing):
         if self._owns_http:
             self._http.close()
 
+    @property
+    def http(self) -> httpx.Client:
+        """The client requests go out on (bounded: a total deadline and a capped answer)."""
+        return self._http
+
     # -- sessions -------------------------------------------------------------------------
 
     def store_session(self, data: S) -> None:
@@ -349,6 +354,11 @@ class AsyncManager(_ManagerState[S], AsyncClosing):
         await self._driver.aclose()
         if self._owns_http:
             await self._http.aclose()
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The client requests go out on (bounded: a total deadline and a capped answer)."""
+        return self._http
 
     # -- sessions -------------------------------------------------------------------------
 

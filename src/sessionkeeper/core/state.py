@@ -180,6 +180,8 @@ class SessionState(Generic[S]):
             reason = " ".join(part for part in (result.error, result.message) if part)
             logger.warning("%s of %s is dead (%s); removed it", label, account, reason)
             self.emit(SessionEvent.EXPIRED, result.session)
+            if result.failure is not None:  # the protocol's own words for the verdict
+                raise result.failure
             raise self.errors.expired(
                 f"the {label} of {account} has expired or was revoked"
                 f" (HTTP {result.status} {reason}); {self.kind.remedy}",

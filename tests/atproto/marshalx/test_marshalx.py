@@ -279,18 +279,24 @@ def test_the_async_client_refreshes_reactively_and_logs_out_through_the_manager(
 
 
 def test_environment_proxies_still_apply_through_the_session_transport(
-    pds: FakePds, manager: PersistentSessionManager, alice: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    pds: FakePds,
+    manager: PersistentSessionManager,
+    alice: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # httpx ignores the environment's proxies once a transport is given; the inner
-    # client applies them again, and trust_env=False switches them off as usual.
+    # httpx ignores the environment's proxies once a transport is given; calls go out
+    # on the manager's client, which read them when it was built, and trust_env=False
+    # switches them off as usual.
     manager.login("alice.test", "alice-pass")
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    with pytest.raises(atproto_exceptions.NetworkError):
-        persistent_client(manager, "alice.test")
-    direct = persistent_client(manager, "alice.test", trust_env=False)
-    direct.send_post("no proxy")
+    with PersistentSessionManager(tmp_path / "sessions", pds.url) as proxied:
+        with pytest.raises(atproto_exceptions.NetworkError):
+            persistent_client(proxied, "alice.test")
+        direct = persistent_client(proxied, "alice.test", trust_env=False)
+        direct.send_post("no proxy")
     assert posts(pds, alice) == ["no proxy"]
 
 

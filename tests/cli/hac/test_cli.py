@@ -17,6 +17,7 @@ from sessionkeeper.cli.hac.config import ConfigError, load_config
 from sessionkeeper.cli.hac.config_edit import ConfigFile
 from sessionkeeper.hac.session import SessionManager
 from sessionkeeper.testing.fake_hac import FakeHac
+from tests.cli.hac.helpers import run_hac, write_config
 from tests.support import REPO, missing_component
 
 pytestmark = pytest.mark.timeout(120)
@@ -36,43 +37,6 @@ def fake() -> Iterator[FakeHac]:
 def home(tmp_path: Path) -> Path:
     path = tmp_path / "home"
     path.mkdir()
-    return path
-
-
-def run_hac(
-    home: Path,
-    *args: str,
-    env: dict[str, str] | None = None,
-    stdin: str | None = None,
-) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m sessionkeeper hac ARGS`` with a clean environment."""
-    clean = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("HAC_", "SESSIONKEEPER_", "PYTHON_KEYRING"))
-    }
-    clean.update(
-        HOME=str(home),
-        COLUMNS="200",
-        PYTHONPATH=str(REPO),
-        PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
-    )
-    clean.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "sessionkeeper", "hac", *args],
-        env=clean,
-        input=stdin if stdin is not None else "",
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
-
-
-def write_config(home: Path, text: str) -> Path:
-    path = home / ".config" / "hac-client" / "config.toml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
     return path
 
 
@@ -513,6 +477,7 @@ def test_the_hac_group_builds_only_the_command_a_line_names() -> None:
         "flexsearch",
         "impex",
         "logout",
+        "status",
         "env",
         "endpoint",
         "session",
@@ -564,3 +529,15 @@ def test_session_start_keeps_the_urls_basic_login_for_a_gate_in_front_of_hac(
     assert "pw@" not in started.stdout + started.stderr
     sent = {request.headers.get("authorization") for request in fake.recent_requests}
     assert sent == {"Basic Z2F0ZTpwdw=="}  # base64 of gate:pw, on every request
+
+
+def test_session_start_replaces_a_cached_session_hac_dropped(fake: FakeHac, home: Path) -> None:
+    argv = ["--url", fake.url, "session", "start", "local", "-u", "admin"]
+    assert run_hac(home, *argv, stdin="nimda\n").returncode == 0
+    fake.kill_all_sessions()
+    again = run_hac(home, *argv, stdin="nimda\n")
+    assert again.returncode == 0, again.stderr
+    assert fake.logins == 2  # the dead session was seen as dead, and replaced
+    # So the next command runs on it without a password.
+    used = run_hac(home, "--url", fake.url, "groovy", "return 'alive'")
+    assert (used.returncode, used.stdout) == (0, "alive\n"), used.stderr

@@ -118,6 +118,9 @@ _MASKS = [
         r"\1<SECRET>",
     ),
     (re.compile(r"https?://[^\s\"',)]+"), "<URL>"),
+    # A duration as a whole: ``56s`` on one side and ``1m 3s`` on the other are both an
+    # age; which side crosses a minute first depends on the machine's load.
+    (re.compile(r"\b(?:\d+h \d+m|(?:\d+m )?\d+s)\b"), "<DURATION>"),
     (re.compile(r"\d+(\.\d+)?"), "<N>"),
     # A table's column widths follow its numbers ("9s" against "10s"): rules and padding
     # are compared by shape, not by length.

@@ -9,17 +9,23 @@ A bot keeps its ``client.send_post(...)`` code and gets one login per fleet::
     client.send_post("hello")
 
 The client talks through a :class:`SessionTransport` (MarshalX documents the
-``Request(transport=...)`` hook), which
+``Request(transport=...)`` hook), which keeps only what is MarshalX's own and
+leaves the rest to the manager:
 
-* answers MarshalX's ``refreshSession`` from the manager: lock, re-read,
-  adopt or refresh, so one refresh serves every thread, process and machine
-  on the store, and MarshalX installs the pair and fires its own ``REFRESH``;
-* stores a successful ``createSession`` and sends ``deleteSession`` through
-  :meth:`~sessionkeeper.atproto.PersistentSessionManager.logout`;
-* puts the manager's newer access token on a call that carries an older one
-  of the same account, and adds the reactive refresh MarshalX lacks: a call
-  refused with 400 ExpiredToken or 401 is refreshed once and replayed once
-  (when its body can be sent again).
+* it answers MarshalX's ``refreshSession`` from the manager's single flight
+  (lock, re-read, adopt or refresh), so one refresh serves every thread,
+  process and machine on the store, and MarshalX installs the pair and fires
+  its own ``REFRESH``;
+* it stores a successful ``createSession`` and logs ``deleteSession`` out
+  through :meth:`~sessionkeeper.atproto.PersistentSessionManager.logout`;
+* it sends every other call through the manager's call loop on the manager's
+  bounded HTTP client: the newest token of the account the call's token names,
+  and on 400 ExpiredToken or 401 one refresh and one replay (the reactive
+  refresh MarshalX lacks), within one total deadline and a capped answer.
+
+Each of these acts on the account whose token the request carries, never on
+the manager's current session: two clients of two accounts on one manager
+stay apart.
 
 The store is the source of truth, not MarshalX's in-memory copy: after a
 reactive refresh ``client.export_session_string()`` still shows the older
@@ -39,11 +45,11 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from sessionkeeper.atproto.errors import NoSessionError
+from sessionkeeper.atproto.manager_base import DEFAULT_TIMEOUT
 from sessionkeeper.atproto.marshalx.transport import AsyncSessionTransport, SessionTransport
 from sessionkeeper.atproto.types import AtpSessionData
+from sessionkeeper.http_limits import bounded_async_client, bounded_client
 
 if TYPE_CHECKING:
     from sessionkeeper.atproto.password.async_manager import AsyncPersistentSessionManager
@@ -184,16 +190,20 @@ def persistent_client(
     e-mail), else the store's only session; only when there is none does it log
     in with ``identifier``/``password``, under a per-identifier store lock, so N
     processes starting together make one createSession. ``request_kwargs`` go to
-    MarshalX's ``Request`` (so to ``httpx.Client``): ``verify``, ``cert``,
-    ``limits``, ``http1``, ``http2`` and ``proxy`` configure the inner network
-    transport, ``transport=`` replaces it, and ``mounts=`` is refused (it would
-    bypass the session transport).
+    MarshalX's ``Request`` (so to its ``httpx.Client``). Requests go out on the
+    manager's bounded client; ``verify``, ``cert``, ``limits``, ``http1``,
+    ``http2``, ``proxy`` and ``trust_env`` build a bounded client of their own
+    (the managers' default limits), ``transport=`` an ``httpx.Client`` (used as
+    it is) or a transport (bounded) replaces it, and ``mounts=`` is refused (it
+    would bypass the session transport).
     """
     atproto = _import_atproto()
     kwargs, inner_kwargs, inner = _split_kwargs(request_kwargs)
     _check_margin(manager.refresh_margin)
     session = _resolve_session(manager, identifier, password, did)
-    transport = SessionTransport(manager, inner or httpx.Client(**inner_kwargs))
+    if inner is None and inner_kwargs:
+        inner = bounded_client(DEFAULT_TIMEOUT, **inner_kwargs)
+    transport = SessionTransport(manager, inner)
     endpoint = manager.pds_endpoint
     client = atproto.Client(
         base_url=endpoint, request=atproto.Request(transport=transport, **kwargs)
@@ -267,7 +277,9 @@ async def async_persistent_client(
     kwargs, inner_kwargs, inner = _split_kwargs(request_kwargs)
     _check_margin(manager.refresh_margin)
     session = await _resolve_session_async(manager, identifier, password, did)
-    transport = AsyncSessionTransport(manager, inner or httpx.AsyncClient(**inner_kwargs))
+    if inner is None and inner_kwargs:
+        inner = bounded_async_client(DEFAULT_TIMEOUT, **inner_kwargs)
+    transport = AsyncSessionTransport(manager, inner)
     endpoint = manager.pds_endpoint
     client = atproto.AsyncClient(
         base_url=endpoint, request=atproto.AsyncRequest(transport=transport, **kwargs)

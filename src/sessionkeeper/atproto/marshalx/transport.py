@@ -1,299 +1,140 @@
 """The httpx transports that put a MarshalX ``atproto`` client's session in a manager.
 
-Every request goes through one sans-I/O flow, :func:`exchange`, which yields
-what it needs done (send, load, store, rotate, log out) and receives the
-results; :class:`SessionTransport` performs those with blocking calls,
-:class:`AsyncSessionTransport` with awaits. So what a refreshSession,
-deleteSession, createSession or refused call means is decided once.
+A MarshalX client sends every request to its transport; ours keeps only what
+is MarshalX's own and leaves the rest to the core:
+
+* :func:`~sessionkeeper.atproto.marshalx.routes.route` says what a request is
+  (another host's, createSession, refreshSession, deleteSession, or an
+  ordinary call) and whose account its token names;
+* an ordinary call goes through the manager's call loop
+  (:class:`~sessionkeeper.core.call_loop.SessionAuth`) on the manager's
+  bounded HTTP client: carry the account's newest token, on a refusal refresh
+  once through the manager's single flight and replay once;
+* refreshSession and deleteSession act on the session whose token the request
+  carries (never on "the manager's current one"), and their outcomes are
+  translated by :mod:`~sessionkeeper.atproto.marshalx.answers`.
+
+There is no proactive refresh on the call path: MarshalX refreshes on its
+own schedule (15 minutes before exp), and that refreshSession is answered
+from the manager's single flight.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
-import threading
-import weakref
-from collections.abc import Generator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import httpx
 
-from sessionkeeper.atproto.errors import (
-    MalformedTokenError,
-    SessionError,
-    SessionExpiredError,
-    SessionNetworkError,
-    XrpcError,
+from sessionkeeper.atproto.errors import SessionError
+from sessionkeeper.atproto.kinds import read_stored
+from sessionkeeper.atproto.manager_base import DEFAULT_TIMEOUT
+from sessionkeeper.atproto.marshalx.answers import (
+    answered_session,
+    deleted_answer,
+    failure_answer,
+    session_answer,
 )
-from sessionkeeper.atproto.jwt import decode_claims
+from sessionkeeper.atproto.marshalx.routes import (
+    Action,
+    Route,
+    Server,
+    bearer_token,
+    decide,
+    route,
+    server_of,
+)
+from sessionkeeper.atproto.password.kind import PASSWORD, BearerAuthorizer
 from sessionkeeper.atproto.types import AtpSessionData
-from sessionkeeper.atproto.xrpc import (
-    CREATE_SESSION,
-    DELETE_SESSION,
-    REFRESH_SESSION,
-    is_rejected_access,
-    json_value,
-)
+from sessionkeeper.core.call_loop import SessionAuth, ThreadedSource
+from sessionkeeper.http_limits import bounded_async_client, bounded_client
+from sessionkeeper.http_limits.transport import ACCEPT_ENCODING
 
 if TYPE_CHECKING:
     from sessionkeeper.atproto.password.async_manager import AsyncPersistentSessionManager
     from sessionkeeper.atproto.password.manager import PersistentSessionManager
 
-logger = logging.getLogger(__name__)
+_BEARER = BearerAuthorizer()
 
-_XRPC = "/xrpc/"
-
-
-# --- requests and answers ---------------------------------------------------------------
+M = TypeVar("M", bound="PersistentSessionManager | AsyncPersistentSessionManager")
 
 
-def _nsid(request: httpx.Request) -> str | None:
-    path = request.url.path
-    index = path.find(_XRPC)
-    return path[index + len(_XRPC) :] if index >= 0 else None
-
-
-def _bearer_of(request: httpx.Request) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return token.strip() or None
-
-
-def _set_bearer(request: httpx.Request, token: str) -> None:
-    request.headers["Authorization"] = f"Bearer {token}"
-
-
-def _subject(token: str) -> str | None:
-    """The ``sub`` claim (the account's DID) of a session token, read without verifying."""
-    try:
-        sub = decode_claims(token).get("sub")
-    except MalformedTokenError:
-        return None
-    return sub if isinstance(sub, str) else None
-
-
-def _same_account(token: str | None, session: AtpSessionData | None) -> bool:
-    return token is not None and session is not None and _subject(token) == session.did
-
-
-def _replayable(request: httpx.Request) -> bool:
-    """Whether the body is in memory (MarshalX sends bytes), so it can be sent again."""
-    return isinstance(request.stream, httpx.ByteStream)
-
-
-def _json_answer(request: httpx.Request, status: int, body: Any, **headers: str) -> httpx.Response:
-    return httpx.Response(
-        status,
-        content=json.dumps(body).encode("utf-8"),
-        headers={"Content-Type": "application/json; charset=utf-8", **headers},
-        request=request,
-    )
-
-
-def _session_answer(request: httpx.Request, session: AtpSessionData) -> httpx.Response:
-    """A refreshSession answer carrying ``session``: MarshalX installs it as the new pair."""
-    return _json_answer(request, 200, session.to_json_dict())
-
-
-def _failure_answer(request: httpx.Request, exc: SessionError) -> httpx.Response:
-    """The XRPC error answer a failed refresh means to MarshalX (it raises its own error)."""
-    if isinstance(exc, SessionExpiredError):
-        body = {"error": exc.error or "ExpiredToken", "message": str(exc)}
-        return _json_answer(request, exc.status or 400, body)
-    if isinstance(exc, SessionNetworkError):
-        if exc.status is None:
-            raise httpx.ConnectError(str(exc), request=request) from exc
-        wait = {"Retry-After": str(round(exc.retry_after))} if exc.retry_after else {}
-        return _json_answer(
-            request, exc.status, {"error": "Unavailable", "message": str(exc)}, **wait
-        )
-    if isinstance(exc, XrpcError):
-        body = {"error": exc.error or "Failed", "message": exc.message or str(exc)}
-        return _json_answer(request, exc.status, body)
-    return _json_answer(request, 400, {"error": "SessionError", "message": str(exc)})
-
-
-def _answered_session(response: httpx.Response) -> AtpSessionData | None:
-    """The session a successful createSession/refreshSession answer carries, if any."""
-    if not response.is_success:
-        return None
-    try:
-        body = json_value(response.content)
-        document = {key: value for key, value in body.items() if key != "didDoc"}
-        return AtpSessionData.from_json_dict(document, where=CREATE_SESSION)
-    except (ValueError, AttributeError, SessionError):
-        logger.warning("%s answered without a session document; not stored", CREATE_SESSION)
-        return None
-
-
-# --- what the flow asks for ----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    """Send the request to the network; the flow receives the (read) response."""
-
-    request: httpx.Request
-
-
-@dataclass(frozen=True, slots=True)
-class Load:
-    """``manager.load_session(did)``; the flow receives the session or ``None``."""
-
-    did: str
-
-
-@dataclass(frozen=True, slots=True)
-class Store:
-    """``manager.store_session(session)``."""
-
-    session: AtpSessionData
-
-
-@dataclass(frozen=True, slots=True)
-class Logout:
-    """``manager.logout()``: deleteSession with the stored refresh token, then forget it."""
-
-
-@dataclass(frozen=True, slots=True)
-class Rotate:
-    """A pair newer than the one named: the manager's current one if it already moved
-    on, else ``manager.refresh_token()`` (lock, re-read, adopt or refresh).
-
-    Performed under a per-manager lock of this process, so threads or coroutines
-    refused with one token refresh once. A failure is thrown into the flow as the
-    manager's :class:`SessionError`.
-    """
-
-    access_jwt: str | None = None
-    refresh_jwt: str | None = None
-
-    def moved_on(self, current: AtpSessionData | None) -> bool:
-        """Whether ``current`` is already newer than the pair this names."""
-        if current is None:
-            return False
-        if self.access_jwt is not None:
-            return current.access_jwt != self.access_jwt
-        return current.refresh_jwt != self.refresh_jwt
-
-
-Op = Send | Load | Store | Logout | Rotate
-
-
-# --- the flow ----------------------------------------------------------------------------
-
-
-def origin(url: str | httpx.URL) -> tuple[str, str, int | None]:
-    """Scheme, host and port of ``url``: where a token may be sent."""
-    parsed = httpx.URL(url)
-    return parsed.scheme, parsed.host, parsed.port
-
-
-def exchange(
-    request: httpx.Request,
-    session: AtpSessionData | None,
-    servers: frozenset[tuple[str, str, int | None]],
-) -> Generator[Op, Any, httpx.Response]:
-    """Answer one request of a MarshalX client whose manager holds ``session``.
-
-    Only requests to ``servers`` (the manager's service and PDS, as
-    :func:`origin`) are the session's: anything else is sent as it is, so the
-    manager's tokens never reach a host that did not issue them.
-    """
-    nsid = _nsid(request)
-    if origin(request.url) not in servers:
-        untouched: httpx.Response = yield Send(request)
-        return untouched
-    if nsid == REFRESH_SESSION:
-        return (yield from _refresh(request, session))
-    if nsid == DELETE_SESSION and session is not None:
-        yield Logout()
-        return httpx.Response(200, request=request)
-    if nsid == CREATE_SESSION:
-        return (yield from _send_and_keep(request))
-    token = _bearer_of(request)
-    if session is None or not _same_account(token, session):
-        foreign: httpx.Response = yield Send(request)  # another account's call
-        return foreign
-    if token != session.access_jwt:
-        _set_bearer(request, session.access_jwt)  # the manager holds a newer token
-    response: httpx.Response = yield Send(request)
-    if not is_rejected_access(response) or not _replayable(request):
-        return response
-    try:
-        fresh: AtpSessionData = yield Rotate(access_jwt=session.access_jwt)
-    except SessionError as exc:
-        logger.warning("%s was refused and the refresh failed: %s", nsid, exc)
-        return response
-    # The refused answer was read whole (and so closed) by the inner client's send.
-    _set_bearer(request, fresh.access_jwt)
-    replayed: httpx.Response = yield Send(request)
-    return replayed
-
-
-def _refresh(
-    request: httpx.Request, session: AtpSessionData | None
-) -> Generator[Op, Any, httpx.Response]:
-    """MarshalX's refreshSession, answered from the manager (MarshalX installs the pair)."""
-    presented = _bearer_of(request)
-    if not _same_account(presented, session):
-        did = _subject(presented) if presented else None
-        session = (yield Load(did)) if did else None
-        if session is None:
-            # A session the store never had (imported by hand): refresh it, then keep it.
-            return (yield from _send_and_keep(request))
-    try:
-        fresh: AtpSessionData = yield Rotate(refresh_jwt=presented)
-    except SessionError as exc:
-        return _failure_answer(request, exc)
-    return _session_answer(request, fresh)
-
-
-def _send_and_keep(request: httpx.Request) -> Generator[Op, Any, httpx.Response]:
-    """Send a createSession (or refreshSession) and store the session it answers."""
-    response: httpx.Response = yield Send(request)
-    answered = _answered_session(response)
-    if answered is not None:
-        yield Store(answered)
-    return response
-
-
-# --- the drivers -------------------------------------------------------------------------
-
-
-def _servers(
+def servers(
     manager: PersistentSessionManager | AsyncPersistentSessionManager,
-) -> frozenset[tuple[str, str, int | None]]:
-    return frozenset({origin(manager.service_url), origin(manager.pds_endpoint)})
+) -> frozenset[Server]:
+    """The hosts that issued the manager's tokens: its service and its PDS."""
+    return frozenset({server_of(manager.service_url), server_of(manager.pds_endpoint)})
 
 
-_SYNC_LOCKS: weakref.WeakKeyDictionary[object, threading.Lock] = weakref.WeakKeyDictionary()
-_ASYNC_LOCKS: weakref.WeakKeyDictionary[object, asyncio.Lock] = weakref.WeakKeyDictionary()
-_LOCKS_GUARD = threading.Lock()
+def held(current: AtpSessionData | None, did: str | None) -> AtpSessionData | None:
+    """The manager's current session if it is ``did``'s (the newest this process knows)."""
+    return current if current is not None and did is not None and current.did == did else None
 
 
-def _sync_lock(manager: object) -> threading.Lock:
-    """The lock of ``manager``'s rotations in this process (one for all its transports)."""
-    with _LOCKS_GUARD:
-        return _SYNC_LOCKS.setdefault(manager, threading.Lock())
+def stored(raw: bytes | None, did: str) -> AtpSessionData | None:
+    """``did``'s stored session, read without making it the manager's current one."""
+    return read_stored(PASSWORD, raw, PASSWORD.name(did), did)
 
 
-def _async_lock(manager: object) -> asyncio.Lock:
-    """The asyncio twin of :func:`_sync_lock`."""
-    with _LOCKS_GUARD:
-        return _ASYNC_LOCKS.setdefault(manager, asyncio.Lock())
+def _prepared(request: httpx.Request) -> httpx.Request:
+    # MarshalX's client asks for every encoding httpx can decode; a bounded client
+    # accepts only those whose decoded size its cap counts.
+    request.headers["Accept-Encoding"] = ACCEPT_ENCODING
+    return request
+
+
+class _Pinned(Generic[M]):
+    """What a call loop's source for one account holds: its manager and its session.
+
+    The session is the one the request's account has now (the manager's
+    current one, else the stored one). There is no proactive refresh here:
+    MarshalX refreshes on its own schedule.
+    """
+
+    def __init__(self, manager: M, session: AtpSessionData) -> None:
+        self._manager = manager
+        self._session = session
+
+    @property
+    def auto_refresh(self) -> bool:
+        """The manager's switch: off, a refused call comes back as it was."""
+        return self._manager.auto_refresh
+
+
+class _AccountSource(_Pinned["PersistentSessionManager"]):
+    """The call loop's session source for one account of a blocking manager."""
+
+    def session_for_call(self) -> AtpSessionData:
+        """The account's newest session."""
+        return self._session
+
+    def refresh_rejected(self, used: AtpSessionData) -> AtpSessionData:
+        """Refresh, or adopt what another holder refreshed, by the manager's single flight
+        (which leaves another account's current session alone)."""
+        return self._manager.refresh_rejected(used)
+
+
+class _AsyncAccountSource(_Pinned["AsyncPersistentSessionManager"]):
+    """The asyncio twin of :class:`_AccountSource`."""
+
+    async def session_for_call(self) -> AtpSessionData:
+        """The account's newest session."""
+        return self._session
+
+    async def refresh_rejected(self, used: AtpSessionData) -> AtpSessionData:
+        """Refresh, or adopt what another holder refreshed, by the manager's single flight."""
+        return await self._manager.refresh_rejected(used)
 
 
 class SessionTransport(httpx.BaseTransport):
     """An httpx transport that routes a MarshalX ``Client``'s session through ``manager``.
 
-    ``inner`` sends to the network: an ``httpx.Client`` (it applies its own
-    proxies, the environment's included), a transport, or ``None`` for a
-    default client. Every client and clone built on this transport shares it:
-    closing one of them leaves the inner connections open for the others.
+    Requests go out on the manager's own bounded client (one total deadline,
+    a capped answer) unless ``inner`` is given: an ``httpx.Client`` is used as
+    it is (its limits are its owner's choice), a transport is wrapped in a
+    bounded client with the managers' default limits. Every client and clone
+    built on this transport shares it: closing one of them leaves the
+    connections open for the others.
     """
 
     def __init__(
@@ -302,45 +143,54 @@ class SessionTransport(httpx.BaseTransport):
         inner: httpx.BaseTransport | httpx.Client | None = None,
     ) -> None:
         self.manager = manager
-        if isinstance(inner, httpx.Client):
-            self._inner = inner
+        if inner is None:
+            self._http = manager.http
+        elif isinstance(inner, httpx.Client):
+            self._http = inner
         else:
-            self._inner = httpx.Client(transport=inner) if inner is not None else httpx.Client()
-        self._lock = _sync_lock(manager)
+            self._http = bounded_client(DEFAULT_TIMEOUT, transport=inner)
 
     def __repr__(self) -> str:
         return f"SessionTransport({self.manager!r})"
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        """Answer refresh and logout from the manager; send the rest with a current token."""
-        flow = exchange(request, self.manager.session, _servers(self.manager))
-        result: Any = None
-        failure: SessionError | None = None
-        while True:
-            try:
-                op = flow.send(result) if failure is None else flow.throw(failure)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-            try:
-                result, failure = self._perform(op), None
-            except SessionError as exc:
-                result, failure = None, exc
+        """Answer refresh and logout from the manager; send calls through its call loop."""
+        manager = self.manager
+        where = route(request, servers(manager))
+        session = self._session_of(where)
+        action = decide(where, session, bearer_token(request))
+        if action is Action.FORWARD:
+            return self._http.send(_prepared(request))
+        if action is Action.KEEP:
+            response = self._http.send(_prepared(request))
+            answered = answered_session(response, where.nsid or "")
+            if answered is not None:
+                manager.store_session(answered)
+            return response
+        assert session is not None  # every other action is the session's
+        if action is Action.LOGOUT:
+            manager.logout(session)
+            return deleted_answer(request)
+        try:
+            if action is Action.ANSWER:
+                return session_answer(request, session)
+            if action is Action.REFRESH:
+                return session_answer(request, manager.refresh_rejected(session))
+            source = _AccountSource(manager, session)
+            auth = SessionAuth(_BEARER, sync_source=source, async_source=ThreadedSource(source))
+            return self._http.send(_prepared(request), auth=auth)
+        except SessionError as exc:  # the refresh failed: MarshalX raises its own error
+            return failure_answer(request, exc)
 
     def close(self) -> None:
-        """Nothing to close per client: the inner connections serve every clone."""
+        """Nothing to close per client: the connections serve every clone."""
 
-    def _perform(self, op: Op) -> Any:
-        if isinstance(op, Send):
-            return self._inner.send(op.request)
-        if isinstance(op, Load):
-            return self.manager.load_session(op.did)
-        if isinstance(op, Store):
-            return self.manager.store_session(op.session)
-        if isinstance(op, Logout):
-            return self.manager.logout()
-        with self._lock:
-            current = self.manager.session
-            return current if op.moved_on(current) else self.manager.refresh_token()
+    def _session_of(self, where: Route) -> AtpSessionData | None:
+        did = where.account
+        found = held(self.manager.session, did)
+        if found is None and did is not None:
+            found = stored(self.manager.store.get(PASSWORD.name(did)), did)
+        return found
 
 
 class AsyncSessionTransport(httpx.AsyncBaseTransport):
@@ -352,44 +202,54 @@ class AsyncSessionTransport(httpx.AsyncBaseTransport):
         inner: httpx.AsyncBaseTransport | httpx.AsyncClient | None = None,
     ) -> None:
         self.manager = manager
-        if isinstance(inner, httpx.AsyncClient):
-            self._inner = inner
+        if inner is None:
+            self._http = manager.http
+        elif isinstance(inner, httpx.AsyncClient):
+            self._http = inner
         else:
-            self._inner = (
-                httpx.AsyncClient(transport=inner) if inner is not None else httpx.AsyncClient()
-            )
-        self._lock = _async_lock(manager)
+            self._http = bounded_async_client(DEFAULT_TIMEOUT, transport=inner)
 
     def __repr__(self) -> str:
         return f"AsyncSessionTransport({self.manager!r})"
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Answer refresh and logout from the manager; send the rest with a current token."""
-        flow = exchange(request, self.manager.session, _servers(self.manager))
-        result: Any = None
-        failure: SessionError | None = None
-        while True:
-            try:
-                op = flow.send(result) if failure is None else flow.throw(failure)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-            try:
-                result, failure = await self._perform(op), None
-            except SessionError as exc:
-                result, failure = None, exc
+        """Answer refresh and logout from the manager; send calls through its call loop."""
+        manager = self.manager
+        where = route(request, servers(manager))
+        session = await self._session_of(where)
+        action = decide(where, session, bearer_token(request))
+        if action is Action.FORWARD:
+            return await self._http.send(_prepared(request))
+        if action is Action.KEEP:
+            response = await self._http.send(_prepared(request))
+            answered = answered_session(response, where.nsid or "")
+            if answered is not None:
+                await manager.store_session(answered)
+            return response
+        assert session is not None  # every other action is the session's
+        if action is Action.LOGOUT:
+            await manager.logout(session)
+            return deleted_answer(request)
+        try:
+            if action is Action.ANSWER:
+                return session_answer(request, session)
+            if action is Action.REFRESH:
+                return session_answer(request, await manager.refresh_rejected(session))
+            source = _AsyncAccountSource(manager, session)
+            auth = SessionAuth(_BEARER, sync_source=None, async_source=source)
+            return await self._http.send(_prepared(request), auth=auth)
+        except SessionError as exc:  # the refresh failed: MarshalX raises its own error
+            return failure_answer(request, exc)
 
     async def aclose(self) -> None:
-        """Nothing to close per client: the inner connections serve every clone."""
+        """Nothing to close per client: the connections serve every clone."""
 
-    async def _perform(self, op: Op) -> Any:
-        if isinstance(op, Send):
-            return await self._inner.send(op.request)
-        if isinstance(op, Load):
-            return await self.manager.load_session(op.did)
-        if isinstance(op, Store):
-            return await self.manager.store_session(op.session)
-        if isinstance(op, Logout):
-            return await self.manager.logout()
-        async with self._lock:
-            current = self.manager.session
-            return current if op.moved_on(current) else await self.manager.refresh_token()
+    async def _session_of(self, where: Route) -> AtpSessionData | None:
+        did = where.account
+        found = held(self.manager.session, did)
+        if found is None and did is not None:  # a store read is blocking I/O: off the loop
+            found = stored(await asyncio.to_thread(self.manager.store.get, PASSWORD.name(did)), did)
+        return found
+
+
+__all__ = ["AsyncSessionTransport", "SessionTransport", "servers"]

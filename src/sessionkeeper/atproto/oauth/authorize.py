@@ -52,6 +52,10 @@ def _reached(answer: httpx.Response | NetworkFailure, url: str, what: str) -> ht
 
 def _refused(what: str, response: httpx.Response) -> OAuthTokenError:
     error, message = error_body(response)
+    # OAuth servers explain a refusal in error_description (RFC 6749 §5.2), not XRPC's message.
+    description = (json_object(response) or {}).get("error_description")
+    if isinstance(description, str) and description:
+        message = description[:500]
     detail = f"{error}" + (f": {message}" if message else "") if error else "no error given"
     return OAuthTokenError(
         f"{what} refused with HTTP {response.status_code} ({detail})",
@@ -96,8 +100,14 @@ def begin_authorization(
     credentials: ClientCredentials,
     redirect_uri: str,
     now: float,
+    app_state: str | None = None,
 ) -> Flow[tuple[str, PendingAuthorization]]:
-    """Discover, push the authorization request; return (browser URL, pending authorization)."""
+    """Discover, push the authorization request; return (browser URL, pending authorization).
+
+    ``app_state`` is the app's own opaque value, kept with the pending
+    authorization and never sent to the server (the server sees only our
+    random ``state``).
+    """
     target = yield from discover(value, resolver)
     server = yield from fetch_auth_server(target.issuer)
     _check_client_fits(server, credentials)
@@ -134,6 +144,7 @@ def begin_authorization(
         created_at=now,
         nonce=signer.nonce(server.token_endpoint),
         expected_did=target.expected_did,
+        app_state=app_state,
     )
     query = urlencode({"client_id": credentials.client_id, "request_uri": request_uri})
     return f"{server.authorization_endpoint}?{query}", pending
@@ -159,6 +170,35 @@ def callback_params(redirect: str | Mapping[str, str]) -> dict[str, str]:
         return {str(k): str(v) for k, v in redirect.items()}
     query = urlsplit(redirect).query if "://" in redirect else redirect.lstrip("?")
     return dict(parse_qsl(query, keep_blank_values=True))
+
+
+def own_redirect(pasted: str, pending: PendingAuthorization) -> dict[str, str]:
+    """The parameters of a redirect URL pasted by the user, if it is ``pending``'s own.
+
+    It must be a URL on ``pending``'s redirect URI (scheme, host and path; a
+    loopback port may differ) carrying ``pending``'s ``state``: a stray or
+    stale URL is refused by name and leaves other sign-ins in the store alone.
+    """
+    url = pasted.strip()
+    parts, expected = urlsplit(url), urlsplit(pending.redirect_uri)
+    if (parts.scheme, parts.hostname, parts.path or "/") != (
+        expected.scheme,
+        expected.hostname,
+        expected.path or "/",
+    ):
+        shown = f"{parts.scheme}://{parts.hostname}{parts.path}" if parts.scheme else "no URL"
+        raise OAuthCallbackError(
+            f"the pasted text is {shown}, not a redirect to {pending.redirect_uri}: paste the "
+            "whole address the browser was sent to after you signed in"
+        )
+    params = callback_params(url)
+    state = params.get("state", "")
+    if not secrets.compare_digest(state.encode(), pending.state.encode()):
+        raise OAuthCallbackError(
+            "the pasted URL is not the redirect of this sign-in (its state differs): "
+            "paste the address from the browser window of the URL printed above"
+        )
+    return params
 
 
 def check_redirect(params: Mapping[str, str], pending: PendingAuthorization) -> str:

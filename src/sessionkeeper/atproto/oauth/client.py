@@ -4,7 +4,8 @@
 request; the browser signs in; ``callback`` checks the redirect, exchanges the
 code, re-verifies the account and stores the session; ``restore`` picks a
 stored session up in any later process; ``login`` does it all through a
-loopback redirect on 127.0.0.1. Sessions are handed to an
+loopback redirect on 127.0.0.1 (or ::1), ``login_remote`` through the redirect
+URL the user pastes back from a browser on another machine. Sessions are handed to an
 :class:`OAuthSessionManager`, which refreshes them exactly once across
 threads, processes and machines. :class:`AsyncOAuthClient` is the same on
 ``httpx.AsyncClient``; both share every decision (:mod:`.oauth_flow`).
@@ -17,8 +18,8 @@ import logging
 import os
 import sys
 import webbrowser
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -30,6 +31,7 @@ from sessionkeeper.atproto.oauth.authorize import (
     callback_params,
     check_redirect,
     complete_authorization,
+    own_redirect,
 )
 from sessionkeeper.atproto.oauth.client_auth import (
     ClientCredentials,
@@ -40,6 +42,7 @@ from sessionkeeper.atproto.oauth.loopback import LoopbackReceiver
 from sessionkeeper.atproto.oauth.manager import AsyncOAuthSessionManager, OAuthSessionManager
 from sessionkeeper.atproto.oauth.pending import (
     PendingAuthorization,
+    check_app_state,
     prune_pending,
     save_pending,
     take_pending,
@@ -57,6 +60,20 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_SCOPE = "atproto transition:generic"
 DEFAULT_REDIRECT_URI = "http://127.0.0.1/callback"
+
+M = TypeVar("M")
+
+
+class CallbackResult(NamedTuple, Generic[M]):
+    """What a callback hands back: the new session's manager and the app's own state.
+
+    ``state`` is the value the app passed to ``authorize(..., state=...)``
+    (``None`` if it passed none): compare it with what the browser that
+    delivered the redirect carries (a cookie) to refuse a login CSRF.
+    """
+
+    manager: M
+    state: str | None
 
 
 class _ClientSettings:
@@ -102,14 +119,22 @@ class _ClientSettings:
         """The public JWK set (what a web client serves at its ``jwks_uri``)."""
         return self.credentials.jwks
 
-    def begin(self, value: str, redirect_uri: str | None) -> Flow[tuple[str, PendingAuthorization]]:
+    def begin(
+        self, value: str, redirect_uri: str | None, app_state: str | None
+    ) -> Flow[tuple[str, PendingAuthorization]]:
         return begin_authorization(
             value,
             resolver=self.resolver,
             credentials=self.credentials,
             redirect_uri=redirect_uri or self.credentials.redirect_uri,
             now=self.clock.time(),
+            app_state=check_app_state(app_state),
         )
+
+    def receiver(self) -> LoopbackReceiver:
+        """A loopback receiver on the host and path of the configured redirect URI."""
+        parts = urlsplit(self.credentials.redirect_uri)
+        return LoopbackReceiver(parts.path or "/", parts.hostname or "127.0.0.1")
 
     def take(self, params: Mapping[str, str]) -> tuple[PendingAuthorization, str]:
         """The pending authorization of a redirect (removed from the store) and its code."""
@@ -193,26 +218,45 @@ class OAuthClient(_ClientFace, Closing):
         if self._owns_http:
             self._http.close()
 
-    def authorize(self, handle_or_did_or_url: str, *, redirect_uri: str | None = None) -> str:
+    def authorize(
+        self,
+        handle_or_did_or_url: str,
+        *,
+        redirect_uri: str | None = None,
+        state: str | None = None,
+    ) -> str:
         """Start signing in ``handle_or_did_or_url``; return the URL to open in a browser.
 
         The pushed authorization request is made and the pending state stored
         (10 minutes); ``redirect_uri`` overrides the configured one (a loopback
-        port, for instance).
+        port, for instance). ``state`` is the app's own opaque value (at most
+        2048 characters), kept with the pending authorization, never sent to
+        the server, and handed back by :meth:`callback_with_state`.
         """
-        url, pending = self._driver.run(self._settings.begin(handle_or_did_or_url, redirect_uri))
+        return self._start(handle_or_did_or_url, redirect_uri, state)[0]
+
+    def _start(
+        self, value: str, redirect_uri: str | None, app_state: str | None
+    ) -> tuple[str, PendingAuthorization]:
+        url, pending = self._driver.run(self._settings.begin(value, redirect_uri, app_state))
         prune_pending(self.store, self._settings.clock.time())  # abandoned sign-ins
         save_pending(self.store, pending)
-        return url
+        return url, pending
 
     def callback(self, redirect_url_or_params: str | Mapping[str, str]) -> OAuthSessionManager:
         """Finish an authorization from its redirect; return the manager of the new session."""
+        return self.callback_with_state(redirect_url_or_params).manager
+
+    def callback_with_state(
+        self, redirect_url_or_params: str | Mapping[str, str]
+    ) -> CallbackResult[OAuthSessionManager]:
+        """Finish an authorization; return the new session's manager and the app's state."""
         pending, code = self._settings.take(callback_params(redirect_url_or_params))
         session = self._driver.run(self._settings.complete(pending, code))
         manager = self._manager()
         manager.store_session(session)
         logger.info("signed in %s with OAuth", session.did)
-        return manager
+        return CallbackResult(manager, pending.app_state)
 
     def restore(self, did: str) -> OAuthSessionManager:
         """The manager of ``did``'s stored OAuth session; :class:`NoSessionError` if none."""
@@ -225,15 +269,26 @@ class OAuthClient(_ClientFace, Closing):
     def login(
         self, handle: str, *, open_browser: bool = True, timeout: float = 300
     ) -> OAuthSessionManager:
-        """Sign ``handle`` in through the browser and a loopback redirect on 127.0.0.1."""
-        path = urlsplit(self._settings.credentials.redirect_uri).path or "/"
-        with LoopbackReceiver(path) as receiver:
-            url = self.authorize(handle, redirect_uri=receiver.redirect_uri)
+        """Sign ``handle`` in through the browser and a loopback redirect on 127.0.0.1 or ::1."""
+        with self._settings.receiver() as receiver:
+            url, pending = self._start(handle, receiver.redirect_uri, None)
+            receiver.expect(pending.state)
             announce(url)
             if open_browser:
                 webbrowser.open(url)
             params = receiver.wait(timeout)
         return self.callback(params)
+
+    def login_remote(self, handle: str, read_redirect: Callable[[str], str]) -> OAuthSessionManager:
+        """Sign ``handle`` in with a browser elsewhere: ``read_redirect(url)`` returns the
+        redirect URL the browser was sent to (and could not load), pasted back by the user.
+
+        The pasted URL must be this sign-in's redirect (its ``redirect_uri`` and
+        ``state``); then ``iss``, the code exchange with PKCE and the DPoP key
+        are checked as for any callback.
+        """
+        url, pending = self._start(handle, None, None)
+        return self.callback(own_redirect(read_redirect(url), pending))
 
     def _manager(self) -> OAuthSessionManager:
         return OAuthSessionManager(
@@ -287,26 +342,43 @@ class AsyncOAuthClient(_ClientFace, AsyncClosing):
         if self._owns_http:
             await self._http.aclose()
 
-    async def authorize(self, handle_or_did_or_url: str, *, redirect_uri: str | None = None) -> str:
+    async def authorize(
+        self,
+        handle_or_did_or_url: str,
+        *,
+        redirect_uri: str | None = None,
+        state: str | None = None,
+    ) -> str:
         """Start signing in ``handle_or_did_or_url``; return the URL to open in a browser."""
-        flow = self._settings.begin(handle_or_did_or_url, redirect_uri)
+        return (await self._start(handle_or_did_or_url, redirect_uri, state))[0]
+
+    async def _start(
+        self, value: str, redirect_uri: str | None, app_state: str | None
+    ) -> tuple[str, PendingAuthorization]:
+        flow = self._settings.begin(value, redirect_uri, app_state)
         url, pending = await self._driver.run(flow)
         # Store calls block (files, sockets): a worker thread keeps the loop free.
         await asyncio.to_thread(prune_pending, self.store, self._settings.clock.time())
         await asyncio.to_thread(save_pending, self.store, pending)
-        return str(url)
+        return str(url), pending
 
     async def callback(
         self, redirect_url_or_params: str | Mapping[str, str]
     ) -> AsyncOAuthSessionManager:
         """Finish an authorization from its redirect; return the manager of the new session."""
+        return (await self.callback_with_state(redirect_url_or_params)).manager
+
+    async def callback_with_state(
+        self, redirect_url_or_params: str | Mapping[str, str]
+    ) -> CallbackResult[AsyncOAuthSessionManager]:
+        """Finish an authorization; return the new session's manager and the app's state."""
         params = callback_params(redirect_url_or_params)
         pending, code = await asyncio.to_thread(self._settings.take, params)
         session: OAuthSession = await self._driver.run(self._settings.complete(pending, code))
         manager = self._manager()
         await manager.store_session(session)
         logger.info("signed in %s with OAuth", session.did)
-        return manager
+        return CallbackResult(manager, pending.app_state)
 
     async def restore(self, did: str) -> AsyncOAuthSessionManager:
         """The manager of ``did``'s stored OAuth session; :class:`NoSessionError` if none."""
@@ -319,15 +391,23 @@ class AsyncOAuthClient(_ClientFace, AsyncClosing):
     async def login(
         self, handle: str, *, open_browser: bool = True, timeout: float = 300
     ) -> AsyncOAuthSessionManager:
-        """Sign ``handle`` in through the browser and a loopback redirect on 127.0.0.1."""
-        path = urlsplit(self._settings.credentials.redirect_uri).path or "/"
-        with LoopbackReceiver(path) as receiver:
-            url = await self.authorize(handle, redirect_uri=receiver.redirect_uri)
+        """Sign ``handle`` in through the browser and a loopback redirect on 127.0.0.1 or ::1."""
+        with self._settings.receiver() as receiver:
+            url, pending = await self._start(handle, receiver.redirect_uri, None)
+            receiver.expect(pending.state)
             announce(url)
             if open_browser:
                 await asyncio.to_thread(webbrowser.open, url)
             params = await asyncio.to_thread(receiver.wait, timeout)
         return await self.callback(params)
+
+    async def login_remote(
+        self, handle: str, read_redirect: Callable[[str], str]
+    ) -> AsyncOAuthSessionManager:
+        """Sign ``handle`` in with a browser elsewhere (see :meth:`OAuthClient.login_remote`)."""
+        url, pending = await self._start(handle, None, None)
+        pasted = await asyncio.to_thread(read_redirect, url)
+        return await self.callback(own_redirect(pasted, pending))
 
     def _manager(self) -> AsyncOAuthSessionManager:
         return AsyncOAuthSessionManager(

@@ -127,9 +127,13 @@ class PersistentSessionManager(PasswordSessions, BlockingManager[AtpSessionData]
         logger.info("logged in as %s (%s)", session.handle, session.did)
         return self._loaded(session)
 
-    def logout(self) -> None:
-        """Revoke the session on the server (deleteSession), then clear it locally."""
-        session = self._state.require()
+    def logout(self, session: AtpSessionData | None = None) -> None:
+        """Revoke the session on the server (deleteSession), then clear it locally.
+
+        ``session`` names the account to log out (default: the current one);
+        logging out another account leaves the current session current.
+        """
+        session = session if session is not None else self._state.require()
         self._driver.run(flows.logout_flow(session, service_url=self._service_url))
         logger.info("logged out %s", session.did)
         self._cleared(session)

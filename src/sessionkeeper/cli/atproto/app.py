@@ -326,13 +326,25 @@ def login(
     no_browser: Annotated[
         bool, typer.Option("--no-browser", help="With --oauth: only print the URL.")
     ] = False,
+    remote: Annotated[
+        bool,
+        typer.Option(
+            "--remote",
+            help="With --oauth: sign in with a browser on another machine, then paste "
+            "the address it could not open on stdin.",
+        ),
+    ] = False,
 ) -> None:
     """Log in (password from $ATP_PASSWORD or a hidden prompt, or --oauth) and store it."""
     with _failures():
         options = _options(ctx)
         store = _store(options)
+        if remote and not oauth:
+            raise UsageError("--remote signs in with OAuth: use it with --oauth")
         if oauth:
-            signed = oauth_login(store, identifier, open_browser=not no_browser, timeout=300)
+            signed = oauth_login(
+                store, identifier, open_browser=not no_browser, timeout=300, remote=remote
+            )
             remember(store, signed.did)
             out.print(f"logged in as [bold]{escape(signed.handle or signed.did)}[/] with OAuth")
             return

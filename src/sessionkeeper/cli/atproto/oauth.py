@@ -1,7 +1,10 @@
 """The OAuth half of ``sessionkeeper atproto``: ``login --oauth`` and OAuth sessions elsewhere.
 
 ``login --oauth HANDLE`` signs in through the browser with a loopback redirect
-on 127.0.0.1 (the URL is printed too, for a machine without a browser);
+on 127.0.0.1 (the URL is printed too); ``login --oauth HANDLE --remote`` signs
+in from a shell whose machine the browser cannot reach: the URL is opened
+anywhere, and the address the browser was finally sent to (and could not
+load) is pasted back on stdin;
 ``sessions list``, ``whoami``, ``call`` and ``logout`` work on OAuth sessions
 through the helpers here. ``$ATP_HANDLE_RESOLVER`` (an XRPC service answering
 ``resolveHandle``) and ``$ATP_PLC_DIRECTORY`` change how handles and DIDs
@@ -11,11 +14,18 @@ resolve; by default DNS, ``https://<handle>/.well-known`` and plc.directory.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sessionkeeper.atproto import NoSessionError, OAuthClient, OAuthSession, OAuthSessionManager
+from sessionkeeper.atproto import (
+    NoSessionError,
+    OAuthCallbackError,
+    OAuthClient,
+    OAuthSession,
+    OAuthSessionManager,
+)
 from sessionkeeper.atproto.listing import stored_oauth_sessions
 from sessionkeeper.stores.base import Store
 
@@ -33,13 +43,34 @@ def oauth_client(store: Store) -> OAuthClient:
     )
 
 
-def oauth_login(store: Store, handle: str, *, open_browser: bool, timeout: float) -> OAuthSession:
-    """Sign ``handle`` in through the browser; return the stored session."""
+REMOTE_INSTRUCTIONS = """Open this URL in a browser on any machine and sign in:
+  {url}
+The browser then tries to open http://127.0.0.1/callback?... and fails: that is expected.
+Copy that whole address from the address bar and paste it here, then press Enter:"""
+
+
+def read_pasted_redirect(url: str) -> str:
+    """Show ``url`` (stderr) and read the redirect address the user pastes back (stdin)."""
+    print(REMOTE_INSTRUCTIONS.format(url=url), file=sys.stderr, flush=True)
+    line = sys.stdin.readline()
+    if not line.strip():
+        raise OAuthCallbackError("no redirect address was pasted on stdin; sign in again")
+    return line
+
+
+def oauth_login(
+    store: Store, handle: str, *, open_browser: bool, timeout: float, remote: bool = False
+) -> OAuthSession:
+    """Sign ``handle`` in through the browser (here, or ``remote``ly); return the session."""
     with oauth_client(store) as client:
-        manager = client.login(handle, open_browser=open_browser, timeout=timeout)
-        session = manager.session
-        assert session is not None  # callback stores and makes the session current
-        return session
+        if remote:
+            manager = client.login_remote(handle, read_pasted_redirect)
+        else:
+            manager = client.login(handle, open_browser=open_browser, timeout=timeout)
+        with manager:
+            session = manager.session
+            assert session is not None  # callback stores and makes the session current
+            return session
 
 
 @contextmanager

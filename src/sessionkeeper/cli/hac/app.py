@@ -3,7 +3,9 @@
 Same commands, options, short flags, defaults, config file, session key and
 output as the original; exit 0 on success, 1 when the operation fails, 2 on a
 usage error. Ours on top: logins on demand, a dead session healed once,
-``--store``/``--url`` and friends before the command, stdin scripts.
+``--store``/``--url`` and friends before the command (or after it, where that
+is unambiguous), stdin scripts, ``--json`` on every outcome, ``hac status``,
+``--version`` and shell completion.
 
 Start-up matters for shell loops, so this module imports only typer: the HAC
 client loads when a command talks to HAC, rich only when a table is drawn, and
@@ -18,9 +20,14 @@ from typing import Annotated
 
 import typer
 
-from sessionkeeper.cli.hac import config_cmd, env, sessions, update
+from sessionkeeper.cli.hac import config_cmd, env, sessions, status, update
 from sessionkeeper.cli.hac import output as out
-from sessionkeeper.cli.hac.context import META_KEY, Options, open_client
+from sessionkeeper.cli.hac.context import (
+    META_KEY,
+    Options,
+    enable_verbose_logging,
+    open_client,
+)
 from sessionkeeper.cli.hac.errors import CliError, reported
 from sessionkeeper.cli.hac.params import (
     EndpointName,
@@ -46,7 +53,7 @@ app = typer.Typer(
     name="hac",
     help="SAP Commerce HAC client",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -55,6 +62,14 @@ commands.add_typer(env.endpoint_app, name="endpoint")
 commands.add_typer(sessions.app, name="session")
 commands.add_typer(update.app, name="update")
 commands.command("config", cls=PlainCommand)(config_cmd.config_command)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from sessionkeeper import __version__
+
+        out.line(f"hac (sessionkeeper) {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -68,7 +83,7 @@ def _group(
             "~/.config/hac-client/config.toml).",
         ),
     ] = None,
-    env: Annotated[
+    environment: Annotated[
         str | None, typer.Option("--env", help="Default environment for the command.")
     ] = None,
     url: Annotated[str | None, typer.Option("--url", help="HAC URL, bypassing the config.")] = None,
@@ -90,16 +105,21 @@ def _group(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log what happens (no secrets).")
     ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """SAP Commerce HAC client"""
     if verbose:
-        import logging
-
-        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-        logging.getLogger("sessionkeeper").setLevel(logging.INFO)
+        enable_verbose_logging()
+    # The parameters are named as the Options fields: an option given after the
+    # subcommand is stored under the same name (sessionkeeper.cli.hac.late_options).
     ctx.meta[META_KEY] = Options(
         config=config,
-        environment=env,
+        environment=environment,
         url=url,
         username=username,
         password=password,
@@ -142,7 +162,7 @@ def groovy_command(
     ] = "groovy",
 ) -> None:
     """Execute Groovy script in HAC."""
-    with reported():
+    with reported(json_output=json_output):
         text = _script_text(script, file)
         with open_client(ctx, environment, endpoint, quiet=quiet) as client:
             result = client.execute_groovy(text, commit=commit, script_type=script_type)
@@ -158,7 +178,7 @@ def groovy_command(
                 }
             )
         if not result.success:
-            raise CliError(f"Script execution failed\n{result.stacktrace_text}")
+            raise CliError(f"Script execution failed\n{result.stacktrace_text}", shown=json_output)
         if not json_output:
             # Script output to stderr, the result to stdout, as the original does.
             if result.output_text:
@@ -184,7 +204,7 @@ def flexsearch_command(
     data_source: Annotated[str, typer.Option("--data-source", help="Data source")] = "master",
 ) -> None:
     """Execute FlexibleSearch query in HAC."""
-    with reported():
+    with reported(json_output=json_output):
         with open_client(ctx, environment, endpoint, quiet=quiet) as client:
             result = client.execute_flexiblesearch(
                 query, max_count, locale, user=as_user, data_source=data_source, raw_sql=sql
@@ -201,7 +221,7 @@ def flexsearch_command(
                 }
             )
         if not result.success:
-            raise CliError(f"Query failed\n{result.exception}")
+            raise CliError(f"Query failed\n{result.exception}", shown=json_output)
         if json_output:
             return
         if csv:
@@ -252,7 +272,7 @@ def impex_command(
     max_threads: Annotated[int, typer.Option("--max-threads", help="Import threads")] = 1,
 ) -> None:
     """Import Impex data in HAC."""
-    with reported():
+    with reported(json_output=json_output):
         content = _impex_text(file, path)
         with open_client(ctx, environment, endpoint, quiet=quiet) as client:
             run = client.validate_impex if validate_only else client.import_impex
@@ -274,19 +294,29 @@ def impex_command(
             )
         if not result.success:
             details = "".join(f"\n  {line}" for line in result.validation_errors or [])
-            raise CliError(f"Impex import failed: {result.error}{details}")
+            raise CliError(f"Impex import failed: {result.error}{details}", shown=json_output)
         if not json_output:
             out.line(result.output)
 
 
 @commands.command("logout", cls=PlainCommand)
 def logout_command(
-    ctx: typer.Context, environment: Environment = None, endpoint: EndpointName = None
+    ctx: typer.Context,
+    environment: Environment = None,
+    endpoint: EndpointName = None,
+    json_output: JsonOutput = False,
 ) -> None:
     """End the session on the server too, and forget it (ours)."""
-    with reported(), open_client(ctx, environment, endpoint) as client:
+    with reported(json_output=json_output), open_client(ctx, environment, endpoint) as client:
         client.logout()
-        out.line(f"Logged out of '{client.environment}'")
+        if json_output:
+            out.emit_json({"logged_out": client.environment})
+        else:
+            out.line(f"Logged out of '{client.environment}'")
+
+
+# Ours, after the original's commands so help keeps their order.
+commands.command("status", cls=PlainCommand)(status.status_command)
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from sessionkeeper.errors import SessionkeeperError
+from sessionkeeper.redaction import redact_url
 
 CONFIG_ENV = "HAC_CONFIG"
 #: The original hac-client CLI's variable for the same path.
@@ -43,6 +44,17 @@ class ConfigError(SessionkeeperError, ValueError):
     """A configuration file or choice that cannot be used; the message names the fix."""
 
 
+def shown_url(url: str) -> str:
+    """``url`` fit to print: ``https://admin:***@host`` (outputs land in CI logs).
+
+    The user stays (it tells which login the URL carries); the password, secret
+    query values and session ids go. A URL written without a scheme is masked too.
+    """
+    if "://" in url:
+        return redact_url(url)
+    return redact_url(f"http://{url}").removeprefix("http://")
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """One HAC endpoint (node) of an environment."""
@@ -54,9 +66,14 @@ class Endpoint:
     #: The file held a ``password`` here; it is ignored (``config -v`` says so).
     had_password: bool = False
 
+    @property
+    def shown_url(self) -> str:
+        """The URL as every output shows it: a password in its user part as ``***``."""
+        return shown_url(self.url)
+
     def as_json(self) -> dict[str, Any]:
         """The endpoint as the ``--json`` outputs show it (hac-client-cli's fields)."""
-        return {"url": self.url, "ignore_ssl": self.ignore_ssl, "timeout": self.timeout}
+        return {"url": self.shown_url, "ignore_ssl": self.ignore_ssl, "timeout": self.timeout}
 
 
 @dataclass(frozen=True)
@@ -215,4 +232,5 @@ __all__ = [
     "load_config",
     "parse_config",
     "read_toml",
+    "shown_url",
 ]

@@ -14,7 +14,7 @@ import typer
 
 from sessionkeeper.cli.hac import output as out
 from sessionkeeper.cli.hac.config import HacConfig, config_path, load_config
-from sessionkeeper.cli.hac.context import group_options
+from sessionkeeper.cli.hac.context import Options, group_options
 from sessionkeeper.cli.hac.errors import CliError, reported
 
 EXAMPLE = """\
@@ -92,8 +92,9 @@ def config_command(
     json_output: Annotated[bool, typer.Option("--json", help="Output as JSON")] = False,
 ) -> None:
     """Discover, inspect, and manage HAC client configuration."""
-    with reported():
-        path = config_path(group_options(ctx).config)
+    with reported(json_output=json_output):
+        options = group_options(ctx)
+        path = config_path(options.config)
         if show_path:
             if json_output:
                 out.emit_json({"config_path": str(path), "exists": path.exists()})
@@ -114,7 +115,9 @@ def config_command(
                 for issue in issues:
                     out.line(f"  - {issue}")
                 out.line(f"\nConfiguration file: {path}")
-                out.line("Run 'hac config --example' to see example configuration")
+                out.line(
+                    f"Run '{options.command('config --example')}' to see example configuration"
+                )
                 raise typer.Exit(1)
             else:
                 out.line("Configuration is valid")
@@ -126,7 +129,7 @@ def config_command(
         elif list_environments:
             _list(config, json_output)
         else:
-            _show_all(config, json_output)
+            _show_all(config, json_output, options)
 
 
 def _marker(config: HacConfig, name: str, text: str = " (default)") -> str:
@@ -147,7 +150,7 @@ def _show_environment(config: HacConfig, name: str, json_output: bool) -> None:
     for ep_name, ep in env.endpoints.items():
         default = " (default)" if ep_name == env.default_endpoint else ""
         out.line(f"  Endpoint: {ep_name}{default}")
-        out.line(f"    URL: {ep.url}")
+        out.line(f"    URL: {ep.shown_url}")
         out.line(f"    Ignore SSL: {ep.ignore_ssl}")
         out.line(f"    Timeout: {ep.timeout}s")
 
@@ -163,7 +166,7 @@ def _list(config: HacConfig, json_output: bool) -> None:
         out.line(f"  - {name}{_marker(config, name)}")
 
 
-def _show_all(config: HacConfig, json_output: bool) -> None:
+def _show_all(config: HacConfig, json_output: bool, options: Options) -> None:
     if json_output:
         out.emit_json(
             {
@@ -189,12 +192,15 @@ def _show_all(config: HacConfig, json_output: bool) -> None:
         for ep_name, ep in env.endpoints.items():
             default = " (default)" if ep_name == env.default_endpoint else ""
             ssl = "ignore" if ep.ignore_ssl else "verify"
-            out.line(f"    {ep_name}{default}: {ep.url} (SSL: {ssl}, timeout {ep.timeout}s)")
+            out.line(f"    {ep_name}{default}: {ep.shown_url} (SSL: {ssl}, timeout {ep.timeout}s)")
     out.line("\nCommands:")
-    out.line("  hac config -l          # List environments")
-    out.line("  hac config -e local    # Show environment details")
-    out.line("  hac config -v          # Validate configuration")
-    out.line("  hac config -x          # Show example config")
+    for rest, what in (
+        ("config -l", "List environments"),
+        ("config -e local", "Show environment details"),
+        ("config -v", "Validate configuration"),
+        ("config -x", "Show example config"),
+    ):
+        out.line(f"  {options.command(rest):<22} # {what}")
 
 
 __all__ = ["EXAMPLE", "config_command"]

@@ -10,6 +10,7 @@ password are at hand; else the command fails as the original does.
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -21,7 +22,7 @@ import typer
 from sessionkeeper.cli.hac.config import config_path, load_config
 from sessionkeeper.cli.hac.credentials import find_password, username_from_env
 from sessionkeeper.cli.hac.errors import CliError
-from sessionkeeper.redaction import without_userinfo
+from sessionkeeper.redaction import redact_url, without_userinfo
 
 if TYPE_CHECKING:
     from sessionkeeper.hac.client import HacClient
@@ -46,6 +47,32 @@ class Options:
     ignore_ssl: bool | None = None
     verbose: bool = False
 
+    def command(self, rest: str) -> str:
+        """``hac [options] REST``: a command line to paste, with this invocation's options.
+
+        The options that choose the HAC and the store (``--config``, ``--url``,
+        ``--store``, ``--timeout``, ``--ignore-ssl``) are repeated so the hint
+        reaches the same endpoint and session; a password never is: one in a
+        URL's user part or query shows as ``***`` (hints land in CI logs).
+        """
+        words = ["hac"]
+        for flag, value in (
+            ("--config", self.config),
+            ("--url", redact_url(self.url) if self.url else None),
+            ("--store", redact_url(self.store) if self.store else None),
+            ("--timeout", self.timeout),
+        ):
+            if value is not None:
+                words += [flag, shlex.quote(str(value))]
+        if self.ignore_ssl is not None:
+            words.append("--ignore-ssl" if self.ignore_ssl else "--verify-ssl")
+        return " ".join([*words, rest])
+
+
+def quoted(word: str) -> str:
+    """``word`` as a shell word (``local`` stays ``local``, ``qa 1`` becomes ``'qa 1'``)."""
+    return shlex.quote(word)
+
 
 @dataclass(frozen=True)
 class Target:
@@ -67,6 +94,14 @@ class Target:
     def key(self) -> str:
         """The session key hac-client-cli uses: ``ENV/ENDPOINT``."""
         return f"{self.environment}/{self.endpoint}"
+
+
+def enable_verbose_logging() -> None:
+    """``-v``: what happens, at INFO, on stderr (secrets are redacted by the loggers' filters)."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("sessionkeeper").setLevel(logging.INFO)
 
 
 def group_options(ctx: typer.Context) -> Options:
@@ -128,15 +163,26 @@ def find_session(manager: SessionManager, target: Target) -> SessionMetadata | N
     return None
 
 
-def no_session_error(target: Target) -> CliError:
+def start_command(options: Options, target: Target, username: str | None = None) -> str:
+    """The ``hac session start`` line that logs in to ``target`` (pastes as it is)."""
+    env, ep = quoted(target.environment), quoted(target.endpoint)
+    user = quoted(username) if username else "<user>"
+    return options.command(f"session start {env} --endpoint {ep} --username {user}")
+
+
+def no_session_error(options: Options, target: Target) -> CliError:
     """The original's message when a command finds no session to use."""
-    env, ep = target.environment, target.endpoint
+    env, ep = quoted(target.environment), quoted(target.endpoint)
+    user = quoted(target.username) if target.username else "<user>"
+    imported = options.command(
+        f"session import {env} --endpoint {ep} --username {user} "
+        "--session-id <id> --csrf-token <token>"
+    )
     return CliError(
         f"No active session for '{target.key}'\n\nStart a session:\n"
-        f"  hac session start {env} --endpoint {ep} --username <user>\n\n"
-        "Or import existing session:\n"
-        f"  hac session import {env} --endpoint {ep} --username <user> "
-        "--session-id <id> --csrf-token <token>"
+        f"  {start_command(options, target, target.username)}\n\n"
+        f"Or import existing session:\n  {imported}",
+        kind="no_session",
     )
 
 
@@ -150,6 +196,7 @@ def open_client(
 ) -> Iterator[HacClient]:
     """A client on the chosen endpoint's session; logs in on demand when it can."""
     from sessionkeeper.cli.hac.lazy_auth import LazyPasswordAuth
+    from sessionkeeper.cli.hac.waiting import watched
     from sessionkeeper.hac.client import HacClient
 
     options = group_options(ctx)
@@ -165,7 +212,7 @@ def open_client(
             else None
         )
         if not username or not preset:
-            raise no_session_error(target)
+            raise no_session_error(options, target)
     assert username is not None
 
     def password() -> str | None:
@@ -175,7 +222,7 @@ def open_client(
 
     client = HacClient(
         target.url,
-        LazyPasswordAuth(username, password),
+        LazyPasswordAuth(username, password, start_command(options, target, username)),
         environment=target.key,
         timeout=target.timeout,
         ignore_ssl=target.ignore_ssl,
@@ -184,7 +231,7 @@ def open_client(
     )
     if session is not None:
         client.use_session(session)
-    with client:
+    with client, watched(client, username):
         yield client
 
 
@@ -192,10 +239,13 @@ __all__ = [
     "META_KEY",
     "Options",
     "Target",
+    "enable_verbose_logging",
     "find_session",
     "group_options",
     "no_session_error",
     "open_client",
+    "quoted",
     "resolve_target",
     "session_manager",
+    "start_command",
 ]

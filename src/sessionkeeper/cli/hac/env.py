@@ -7,16 +7,16 @@ stderr, and the file is replaced atomically.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from sessionkeeper.cli.hac import output as out
 from sessionkeeper.cli.hac.config import ConfigError, Environment, config_path, parse_config
 from sessionkeeper.cli.hac.config_edit import ConfigFile
-from sessionkeeper.cli.hac.context import group_options
+from sessionkeeper.cli.hac.context import group_options, quoted
 from sessionkeeper.cli.hac.errors import CliError, reported
-from sessionkeeper.cli.hac.params import PlainCommand, PlainGroup, QuietNames
+from sessionkeeper.cli.hac.params import JsonOutput, PlainCommand, PlainGroup, QuietNames
 
 env_app = typer.Typer(
     cls=PlainGroup, help="Manage HAC environments", no_args_is_help=True, rich_markup_mode=None
@@ -29,6 +29,14 @@ Format = Annotated[str, typer.Option("--format", "-f", help="Output format: tabl
 NoHeaders = Annotated[bool, typer.Option("--no-headers", help="Suppress column headers")]
 EnvName = Annotated[str, typer.Argument(help="Environment name")]
 EndpointArg = Annotated[str, typer.Argument(help="Endpoint name")]
+
+
+def _done(json_output: bool, payload: dict[str, Any], text: str) -> None:
+    """An edit's outcome: ``payload`` as JSON with ``--json``, else the original's line."""
+    if json_output:
+        out.emit_json(payload)
+    else:
+        out.line(text)
 
 
 def _file(ctx: typer.Context) -> ConfigFile:
@@ -55,16 +63,19 @@ def list_environments(
     quiet: QuietNames = False,
 ) -> None:
     """List all configured environments."""
-    with reported():
+    with reported(json_output=format == "json"):
         environments, default = _all_environments(_file(ctx))
         if not environments:
             if format == "json":
                 out.line("[]")
                 return
+            options = group_options(ctx)
             out.markup("[yellow]No environments configured[/yellow]")
             out.markup("\nAdd an environment with endpoints:")
-            out.markup("  hac env add local")
-            out.markup("  hac endpoint add local hac --url https://localhost:9002")
+            out.markup(f"  {options.command('env add local')}")
+            out.markup(
+                f"  {options.command('endpoint add local hac --url https://localhost:9002')}"
+            )
             return
         if format == "json":
             out.emit_json([env.as_json(default) for env in environments])
@@ -107,7 +118,8 @@ def show_environment(
     json_output: Annotated[bool, typer.Option("--json", help="Output as JSON")] = False,
 ) -> None:
     """Show details of a specific environment with all endpoints."""
-    with reported():
+    with reported(json_output=json_output):
+        options = group_options(ctx)
         env, default = _environment(_file(ctx), name)
         if json_output:
             out.emit_json(env.as_json(default))
@@ -116,19 +128,21 @@ def show_environment(
         out.line()
         if not env.endpoints:
             out.line("  No endpoints configured")
-            out.line(f"\n  Add an endpoint: hac endpoint add {env.name} hac --url https://...")
+            added = options.command(f"endpoint add {quoted(env.name)} hac --url https://...")
+            out.line(f"\n  Add an endpoint: {added}")
             return
         out.line(f"  Endpoints ({len(env.endpoints)}):")
         out.line()
         for ep_name, ep in sorted(env.endpoints.items()):
             marker = " (default)" if ep_name == env.default_endpoint else ""
             out.line(f"    {ep_name}{marker}")
-            out.line(f"      URL:        {ep.url}")
+            out.line(f"      URL:        {ep.shown_url}")
             out.line(f"      Ignore SSL: {ep.ignore_ssl}")
             out.line(f"      Timeout:    {ep.timeout}s")
             out.line()
         chosen = "" if env.default_endpoint else " --endpoint <endpoint-name>"
-        out.line(f"  Start session: hac session start {env.name}{chosen} --username <user>")
+        start = options.command(f"session start {quoted(env.name)}{chosen} --username <user>")
+        out.line(f"  Start session: {start}")
 
 
 @env_app.command("add", cls=PlainCommand)
@@ -138,35 +152,44 @@ def add_environment(
     set_default: Annotated[
         bool, typer.Option("--set-default", "-d", help="Set as default environment")
     ] = False,
+    json_output: JsonOutput = False,
 ) -> None:
     """Add a new environment (add endpoints separately with 'hac endpoint add')."""
-    with reported():
+    with reported(json_output=json_output):
         file = _file(ctx)
         file.add_environment(name, set_default=set_default)
         file.save()
+        if json_output:
+            out.emit_json({"added": name, "default_environment": file.data["default_environment"]})
+            return
         out.line(f"Environment '{name}' added{' (set as default)' if set_default else ''}")
         out.line("\nNext: Add endpoints to this environment")
-        out.line(f"  hac endpoint add {name} <endpoint-name> --url https://...")
+        options = group_options(ctx)
+        out.line(
+            f"  {options.command(f'endpoint add {quoted(name)} <endpoint-name> --url https://...')}"
+        )
 
 
 @env_app.command("remove", cls=PlainCommand)
-def remove_environment(ctx: typer.Context, name: EnvName) -> None:
+def remove_environment(ctx: typer.Context, name: EnvName, json_output: JsonOutput = False) -> None:
     """Remove an environment."""
-    with reported():
+    with reported(json_output=json_output):
         file = _file(ctx)
         file.remove_environment(name)
         file.save()
-        out.line(f"Environment '{name}' removed")
+        _done(json_output, {"removed": name}, f"Environment '{name}' removed")
 
 
 @env_app.command("set-default", cls=PlainCommand)
-def set_default_environment(ctx: typer.Context, name: EnvName) -> None:
+def set_default_environment(
+    ctx: typer.Context, name: EnvName, json_output: JsonOutput = False
+) -> None:
     """Set the default environment."""
-    with reported():
+    with reported(json_output=json_output):
         file = _file(ctx)
         file.set_default_environment(name)
         file.save()
-        out.line(f"Default environment set to '{name}'")
+        _done(json_output, {"default_environment": name}, f"Default environment set to '{name}'")
 
 
 @endpoint_app.command("list", cls=PlainCommand)
@@ -178,7 +201,7 @@ def list_endpoints(
     quiet: QuietNames = False,
 ) -> None:
     """List all endpoints in an environment."""
-    with reported():
+    with reported(json_output=format == "json"):
         env, _ = _environment(_file(ctx), environment)
         endpoints = sorted(env.endpoints.items())
         if not endpoints:
@@ -211,7 +234,7 @@ def list_endpoints(
                 [
                     [
                         name,
-                        ep.url,
+                        ep.shown_url,
                         "[yellow]ignore[/yellow]" if ep.ignore_ssl else "[green]verify[/green]",
                         f"{ep.timeout}s",
                         "✓" if name == env.default_endpoint else "",
@@ -223,18 +246,33 @@ def list_endpoints(
 
 
 @endpoint_app.command("show", cls=PlainCommand)
-def show_endpoint(ctx: typer.Context, environment: EnvName, endpoint: EndpointArg) -> None:
+def show_endpoint(
+    ctx: typer.Context,
+    environment: EnvName,
+    endpoint: EndpointArg,
+    json_output: Annotated[bool, typer.Option("--json", help="Output as JSON")] = False,
+) -> None:
     """Show details of a specific endpoint."""
-    with reported():
+    with reported(json_output=json_output):
         env, _ = _environment(_file(ctx), environment)
         ep = env.endpoints.get(endpoint)
         if ep is None:
             raise ConfigError(f"Endpoint '{endpoint}' not found in environment '{environment}'")
+        if json_output:
+            out.emit_json(
+                {
+                    "environment": environment,
+                    "name": endpoint,
+                    **ep.as_json(),
+                    "is_default": endpoint == env.default_endpoint,
+                }
+            )
+            return
         out.line(f"Endpoint: {environment}/{endpoint}")
         if endpoint == env.default_endpoint:
             out.line("Status: default")
         out.line()
-        out.line(f"URL:        {ep.url}")
+        out.line(f"URL:        {ep.shown_url}")
         out.line(f"Ignore SSL: {ep.ignore_ssl}")
         out.line(f"Timeout:    {ep.timeout}s")
 
@@ -252,9 +290,10 @@ def add_endpoint(
     set_default: Annotated[
         bool, typer.Option("--set-default", help="Set as default endpoint")
     ] = False,
+    json_output: JsonOutput = False,
 ) -> None:
     """Add a new endpoint to an environment."""
-    with reported():
+    with reported(json_output=json_output):
         file = _file(ctx)
         file.add_endpoint(
             environment,
@@ -265,12 +304,18 @@ def add_endpoint(
             set_default=set_default,
         )
         file.save()
+        if json_output:
+            default = file.environment(environment).get("default_endpoint")
+            out.emit_json(
+                {"environment": environment, "added": endpoint, "default_endpoint": default}
+            )
+            return
         marker = " (set as default)" if set_default else ""
         out.line(f"Added endpoint '{endpoint}' to environment '{environment}'{marker}")
-        out.line(
-            f"\nStart session: hac session start {environment} --endpoint {endpoint} "
-            "--username <user>"
+        start = group_options(ctx).command(
+            f"session start {quoted(environment)} --endpoint {quoted(endpoint)} --username <user>"
         )
+        out.line(f"\nStart session: {start}")
 
 
 @endpoint_app.command("update", cls=PlainCommand)
@@ -285,23 +330,37 @@ def update_endpoint(
     timeout: Annotated[
         int | None, typer.Option("--timeout", help="HTTP timeout in seconds")
     ] = None,
+    json_output: JsonOutput = False,
 ) -> None:
     """Update an existing endpoint."""
-    with reported():
+    with reported(json_output=json_output):
         file = _file(ctx)
         file.update_endpoint(environment, endpoint, url=url, ignore_ssl=ignore_ssl, timeout=timeout)
         file.save()
-        out.line(f"Updated endpoint '{endpoint}' in environment '{environment}'")
+        _done(
+            json_output,
+            {"environment": environment, "updated": endpoint},
+            f"Updated endpoint '{endpoint}' in environment '{environment}'",
+        )
 
 
 @endpoint_app.command("remove", cls=PlainCommand)
-def remove_endpoint(ctx: typer.Context, environment: EnvName, endpoint: EndpointArg) -> None:
+def remove_endpoint(
+    ctx: typer.Context,
+    environment: EnvName,
+    endpoint: EndpointArg,
+    json_output: JsonOutput = False,
+) -> None:
     """Remove an endpoint from an environment."""
-    with reported():
+    with reported(json_output=json_output):
         file = _file(ctx)
         file.remove_endpoint(environment, endpoint)
         file.save()
-        out.line(f"Removed endpoint '{endpoint}' from environment '{environment}'")
+        _done(
+            json_output,
+            {"environment": environment, "removed": endpoint},
+            f"Removed endpoint '{endpoint}' from environment '{environment}'",
+        )
 
 
 @endpoint_app.command("set-default", cls=PlainCommand)
@@ -309,13 +368,18 @@ def set_default_endpoint(
     ctx: typer.Context,
     environment: EnvName,
     endpoint: Annotated[str, typer.Argument(help="Endpoint name to set as default")],
+    json_output: JsonOutput = False,
 ) -> None:
     """Set the default endpoint for an environment."""
-    with reported():
+    with reported(json_output=json_output):
         file = _file(ctx)
         file.set_default_endpoint(environment, endpoint)
         file.save()
-        out.line(f"Set '{endpoint}' as default endpoint for environment '{environment}'")
+        _done(
+            json_output,
+            {"environment": environment, "default_endpoint": endpoint},
+            f"Set '{endpoint}' as default endpoint for environment '{environment}'",
+        )
 
 
 __all__ = ["endpoint_app", "env_app"]

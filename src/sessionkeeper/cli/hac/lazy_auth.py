@@ -19,9 +19,16 @@ class LazyPasswordAuth(AuthHandler):
     prompts; the password is fetched once, on the first login.
     """
 
-    def __init__(self, username: str, password_source: Callable[[], str | None]) -> None:
+    def __init__(
+        self,
+        username: str,
+        password_source: Callable[[], str | None],
+        start_command: str = "hac session start",
+    ) -> None:
         self.username = username
         self._source = password_source
+        #: The whole ``hac session start ...`` line the error names, to paste as it is.
+        self.start_command = start_command
         self._password: str | None = None
 
     def __repr__(self) -> str:
@@ -38,8 +45,8 @@ class LazyPasswordAuth(AuthHandler):
         if not self._password:
             raise HacAuthenticationError(
                 f"the HAC session of {self.username!r} has ended and no password is at hand: "
-                "run `hac session start` again, set HAC_PASSWORD, or keep it in the OS "
-                "keyring with `hac session start --save-password`"
+                f"run `{self.start_command}` again, set HAC_PASSWORD, or keep it in the OS "
+                f"keyring with `{self.start_command} --save-password`"
             )
         return {"j_username": self.username, "j_password": self._password}
 

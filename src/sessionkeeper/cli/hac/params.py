@@ -49,6 +49,14 @@ def _plain_type(annotation: Any) -> tuple[type, bool] | None:
     return (annotation, False) if annotation in _PLAIN else None
 
 
+def plain_value(annotation: Any, text: str) -> Any:
+    """``text`` converted to the plain ``annotation`` (``int | None``, ``Path``, ...)."""
+    plain = _plain_type(annotation)
+    if plain is None or plain[1]:
+        raise ValueError(f"{annotation!r} is not a plain single value")
+    return _convert(plain[0], text)
+
+
 def _convert(kind: type, value: Any) -> Any:
     if isinstance(value, kind):
         return value
@@ -97,22 +105,33 @@ def _install(params: list[Any]) -> None:
             )
 
 
+def _parse(parse: Callable[[Any, list[str]], list[str]], ctx: Any, args: list[str]) -> list[str]:
+    """``parse`` the arguments; an option of ``hac`` itself given here is taken, then again."""
+    from sessionkeeper.cli.hac.late_options import NoSuchOption, adopt
+
+    while True:
+        try:
+            return parse(ctx, list(args))
+        except NoSuchOption as error:
+            args = adopt(ctx, error, args)  # raises unless the option was taken
+
+
 class PlainCommand(TyperCommand):
-    """A typer command whose plain parameters skip pydantic."""
+    """A typer command whose plain parameters skip pydantic; it takes ``hac``'s own options too."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         """Install the plain conversion, then parse as typer does."""
         _install(self.get_params(ctx))
-        return super().parse_args(ctx, args)
+        return _parse(super().parse_args, ctx, args)
 
 
 class PlainGroup(TyperGroup):
-    """A typer group whose own plain options skip pydantic."""
+    """A typer group whose own plain options skip pydantic; it takes ``hac``'s own options too."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         """Install the plain conversion, then parse as typer does."""
         _install(self.get_params(ctx))
-        return super().parse_args(ctx, args)
+        return _parse(super().parse_args, ctx, args)
 
 
 def _builders(registry: typer.Typer) -> dict[str, Callable[[], Any]]:
@@ -173,4 +192,5 @@ __all__ = [
     "PlainGroup",
     "Quiet",
     "QuietNames",
+    "plain_value",
 ]

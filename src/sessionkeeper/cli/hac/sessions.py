@@ -20,6 +20,7 @@ from sessionkeeper.cli.hac.context import (
     group_options,
     resolve_target,
     session_manager,
+    start_command,
 )
 from sessionkeeper.cli.hac.credentials import (
     find_password,
@@ -27,7 +28,7 @@ from sessionkeeper.cli.hac.credentials import (
     password_from_env,
     save_keyring_password,
 )
-from sessionkeeper.cli.hac.errors import CliError, reported
+from sessionkeeper.cli.hac.errors import EXIT_USAGE, CliError, reported
 from sessionkeeper.cli.hac.params import PlainCommand, PlainGroup
 
 app = typer.Typer(
@@ -42,13 +43,15 @@ EndpointOption = Annotated[
 UsernameOption = Annotated[
     str | None, typer.Option("--username", "-u", help="Username (or use env var)")
 ]
+JsonOutput = Annotated[bool, typer.Option("--json", help="Output as JSON")]
 
 
 def _username_missing(target: Target) -> CliError:
     upper = f"{target.environment.upper()}_{target.endpoint.upper()}"
     return CliError(
         "Username not provided\n\nProvide username via:\n  --username <user>\n"
-        f"  HAC_USERNAME environment variable\n  HAC_USERNAME_{upper} environment variable"
+        f"  HAC_USERNAME environment variable\n  HAC_USERNAME_{upper} environment variable",
+        kind="credentials",
     )
 
 
@@ -64,12 +67,14 @@ def start_session(
     save_password: Annotated[
         bool, typer.Option("--save-password", help="Also keep the password in the OS keyring")
     ] = False,
+    json_output: JsonOutput = False,
 ) -> None:
     """Start a new HAC session (authenticate and create session)."""
     from sessionkeeper.cli.hac.lazy_auth import LazyPasswordAuth
+    from sessionkeeper.cli.hac.waiting import watched
     from sessionkeeper.hac.client import HacClient
 
-    with reported():
+    with reported(json_output=json_output):
         options = group_options(ctx)
         target = resolve_target(options, environment, endpoint, username)
         if not target.username:
@@ -87,30 +92,35 @@ def start_session(
                 "Password not provided\n\nProvide password via:\n  HAC_PASSWORD environment "
                 f"variable\n  HAC_PASSWORD_{target.environment.upper()}_"
                 f"{target.endpoint.upper()} environment variable\n  stdin: echo 'password' | "
-                f"hac session start {target.environment} --endpoint {target.endpoint} "
-                f"--username {user}"
+                f"{start_command(options, target, user)}",
+                kind="credentials",
             )
         manager = session_manager(options)
         cached = manager.load_session(target.session_url, user, target.key)
         client = HacClient(
             target.url,  # its user part is a gate's Basic login; the key never holds it
-            LazyPasswordAuth(user, lambda: secret),
+            LazyPasswordAuth(user, lambda: secret, start_command(options, target, user)),
             environment=target.key,
             timeout=target.timeout,
             ignore_ssl=target.ignore_ssl,
             quiet=not options.verbose,
             session_manager=manager,
         )
-        with client:
+        with client, watched(client, user):
             if cached is None or save_password:
                 client.login(force=True)  # a password kept in the keyring has been checked
             else:
                 # Like the original: a cached session that still works is kept. One
-                # light request proves it (a dead one is replaced by a fresh login).
+                # read-only request that needs a session proves it (a dead one is
+                # replaced by a fresh login); the update log would not: HAC serves
+                # it without a session while it initialises.
                 client.use_session(cached)
-                client.get_update_log()
+                client.get_update_data()
         if save_password:
             save_keyring_password(target.environment, user, secret)
+        if json_output:
+            out.emit_json({"started": target.key, "username": user, "url": target.session_url})
+            return
         out.line(f"Session started for '{target.key}'")
         out.line(f"  User: {user}")
         out.line(f"  URL: {target.session_url}")
@@ -129,15 +139,21 @@ def import_session(
     route_cookie: Annotated[
         str | None, typer.Option("--route-cookie", help="ROUTE cookie (optional)")
     ] = None,
+    json_output: JsonOutput = False,
 ) -> None:
     """Import an existing HAC session from tokens (options, HAC_SESSION_ID..., or stdin JSON)."""
-    with reported():
+    with reported(json_output=json_output):
         options = group_options(ctx)
         target = resolve_target(options, environment, endpoint, username)
         user = target.username
+        piped = ""
         if (not session_id or not csrf_token or not user) and not sys.stdin.isatty():
+            piped = sys.stdin.read()
+        # Empty stdin is what every CI job has (a pipe or /dev/null, never a
+        # terminal): it means "use the options and variables", not bad JSON.
+        if piped.strip():
             try:
-                data: Any = json.load(sys.stdin)
+                data: Any = json.loads(piped)
             except ValueError as exc:
                 raise CliError(f"stdin is not the JSON of a session: {exc}") from None
             if not isinstance(data, dict):
@@ -155,7 +171,10 @@ def import_session(
             (csrf_token, "CSRF token", "--csrf-token, HAC_CSRF_TOKEN"),
         ):
             if not value:
-                raise CliError(f"{what} not provided\nProvide via {flag} env var, or stdin (JSON)")
+                raise CliError(
+                    f"{what} not provided\nProvide via {flag} env var, or stdin (JSON)",
+                    kind="credentials",
+                )
         assert user and session_id and csrf_token
         session_manager(options).save_session(
             base_url=target.session_url,
@@ -165,6 +184,16 @@ def import_session(
             csrf_token=csrf_token,
             route_cookie=route_cookie,
         )
+        if json_output:
+            out.emit_json(
+                {
+                    "imported": target.key,
+                    "username": user,
+                    "url": target.session_url,
+                    "session_id": out.hint(session_id),
+                }
+            )
+            return
         out.line(f"Session imported for '{target.key}'")
         out.line(f"  User: {user}")
         out.line(f"  URL: {target.session_url}")
@@ -185,14 +214,16 @@ def list_sessions(
     ] = False,
 ) -> None:
     """List all active sessions."""
-    with reported():
-        sessions = session_manager(group_options(ctx)).list_sessions()
+    with reported(json_output=format == "json"):
+        options = group_options(ctx)
+        sessions = session_manager(options).list_sessions()
         if not sessions:
             if format == "json":
                 out.line("[]")
             else:
+                start = options.command("session start <environment> --username <user>")
                 out.markup("[yellow]No active sessions[/yellow]")
-                out.markup("\nCreate a session: hac session start <environment> --username <user>")
+                out.line(f"\nCreate a session: {start}")  # plain: a wrapped line would not paste
             return
         if format == "json":
             out.emit_json(
@@ -247,12 +278,17 @@ def show_session(
     json_output: Annotated[bool, typer.Option("--json", help="Output as JSON")] = False,
 ) -> None:
     """Show details of a specific session."""
-    with reported():
+    with reported(json_output=json_output):
         options = group_options(ctx)
         target = resolve_target(options, environment, endpoint)
         session = find_session(session_manager(options), target)
         if session is None:
-            out.line(f"No active session for environment '{target.key}'")
+            message = f"No active session for environment '{target.key}'"
+            # Exit 0 as the original does; with --json the answer is still JSON.
+            if json_output:
+                out.emit_json({"error": "no_session", "message": message})
+            else:
+                out.line(message)
             return
         if json_output:
             out.emit_json(
@@ -288,19 +324,25 @@ def show_session(
 
 @app.command("clear", cls=PlainCommand)
 def clear_session(
-    ctx: typer.Context, environment: EnvName, endpoint: EndpointOption = None
+    ctx: typer.Context,
+    environment: EnvName,
+    endpoint: EndpointOption = None,
+    json_output: JsonOutput = False,
 ) -> None:
     """Clear session for a specific environment."""
-    with reported():
+    with reported(json_output=json_output):
         options = group_options(ctx)
         target = resolve_target(options, environment, endpoint)
         manager = session_manager(options)
         session = find_session(manager, target)
-        if session is None:
+        if session is not None:
+            manager.remove_session(session.base_url, session.username, target.key)
+        if json_output:
+            out.emit_json({"environment": target.key, "cleared": session is not None})
+        elif session is None:
             out.line(f"No active session for environment '{target.key}'")
-            return
-        manager.remove_session(session.base_url, session.username, target.key)
-        out.line(f"Session cleared for environment '{target.key}'")
+        else:
+            out.line(f"Session cleared for environment '{target.key}'")
 
 
 @app.command("clear-all", cls=PlainCommand)
@@ -309,14 +351,21 @@ def clear_all_sessions(
     force: Annotated[
         bool, typer.Option("--force", "-f", help="Force without confirmation")
     ] = False,
+    json_output: JsonOutput = False,
 ) -> None:
     """Clear all sessions."""
-    if not force and not typer.confirm("Clear all sessions?"):
-        out.line("Cancelled")
-        return
-    with reported():
+    with reported(json_output=json_output):
+        if json_output and not force:
+            # A prompt would land in the JSON on stdout.
+            raise CliError("--json clears without asking only with --force", EXIT_USAGE)
+        if not force and not typer.confirm("Clear all sessions?"):
+            out.line("Cancelled")
+            return
         count = session_manager(group_options(ctx)).clear_all_sessions()
-        out.line(f"Cleared {count} session(s)")
+        if json_output:
+            out.emit_json({"cleared": count})
+        else:
+            out.line(f"Cleared {count} session(s)")
 
 
 __all__ = ["app"]

@@ -75,7 +75,7 @@ def list_update_data(
     quiet: QuietNames = False,
 ) -> None:
     """List available update data (extensions, patches, parameters)."""
-    with reported():
+    with reported(json_output=json_output):
         with open_client(ctx, environment, endpoint) as client:
             data = client.get_update_data()
         if data.is_initializing and not json_output:
@@ -169,7 +169,7 @@ def list_patches(
     quiet: QuietNames = False,
 ) -> None:
     """List available patches from an extension ('*patches*' unless --extension)."""
-    with reported():
+    with reported(json_output=json_output):
         with open_client(ctx, environment, endpoint) as client:
             data = client.get_update_data()
         ext = _extension(data, extension)
@@ -305,7 +305,7 @@ def run_update(
     max_wait: MaxWait = 3600.0,
 ) -> None:
     """Execute system update (patches, essential/project data, type system update)."""
-    with reported(), open_client(ctx, environment, endpoint) as client:
+    with reported(json_output=json_output), open_client(ctx, environment, endpoint) as client:
         data = client.get_update_data()
         parameters = _parameters(data, patch or [], extension, param or [])
         if not quiet:
@@ -324,10 +324,11 @@ def run_update(
             include_pending_patches=pending_patches,
         )
         if not result.success:
-            out.err("Update failed")
-            if result.log_html:
+            if json_output:
+                out.emit_json({"success": False, "finished": True, "log": result.log_text})
+            elif result.log_html:
                 out.line(result.log_text)
-            raise typer.Exit(1)
+            raise CliError("Update failed", kind="update_failed", shown=json_output)
         if json_output:
             payload = {"success": True, "finished": result.is_finished, "log": result.log_text}
             out.emit_json(payload)
@@ -353,7 +354,7 @@ def show_log(
     max_wait: MaxWait = 3600.0,
 ) -> None:
     """Show update/initialization log."""
-    with reported(), open_client(ctx, environment, endpoint) as client:
+    with reported(json_output=json_output), open_client(ctx, environment, endpoint) as client:
         if follow:
             _follow_log(client, json_output, interval, max_wait)
             return

@@ -1,0 +1,1 @@
+"""An ATProto OAuth web app and its worker sharing one session store (see the OAuth guide)."""
