@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# The demo needs only the package itself: no extras, no dev tools (mypy, mkdocs, hypothesis).
+DEMO_STAMP := $(VENV)/.demo-stamp
 # The reference PDS of this checkout: installed, tested and benchmarked from here.
 export PDS_TOOLS_DIR ?= $(CURDIR)/.tools/pds
 
@@ -17,6 +19,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+$(DEMO_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e .
+	touch $(DEMO_STAMP)
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks demo examples
@@ -44,12 +51,12 @@ oauth-client-node: reference-pds
 system-deps: redis-server reference-pds orig-hac chromium
 
 docs: install
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site  # no --quiet: it hides the warnings --strict counts
 
 test: install lint typecheck system-deps docs
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-demo: install
+demo: $(DEMO_STAMP)
 	@for scene in demo/scene_*.py; do $(BIN)/python "$$scene" || exit 1; done
 
 BENCH_STAMP := $(VENV)/.bench-stamp

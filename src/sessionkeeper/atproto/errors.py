@@ -79,7 +79,15 @@ class OAuthError(SessionError):
 
 class OAuthResolutionError(OAuthError):
     """Discovery or verification failed: a handle, DID document, PDS or authorization
-    server did not resolve, or did not match what it must (names the step and the value)."""
+    server did not resolve, or did not match what it must (names the step and the value).
+
+    ``unavailable`` is true when a service did not answer usefully (unreachable,
+    5xx, 429): that says nothing about the account, unlike a mismatch.
+    """
+
+    def __init__(self, message: str, *, unavailable: bool = False) -> None:
+        super().__init__(message)
+        self.unavailable = unavailable
 
 
 class OAuthCallbackError(OAuthError):

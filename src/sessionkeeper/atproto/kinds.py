@@ -4,8 +4,8 @@ A kind tells the state, the single flight and the call loop what it needs of
 one session type: the account, whether two sessions hold the same tokens,
 when the access token expires, how sessions are named, stored and listed, and
 which of two sets of one account is newer. The kinds themselves live with
-their protocol: :mod:`sessionkeeper.atproto.password.kind` and
-:mod:`sessionkeeper.atproto.oauth.kind`.
+their protocol: `sessionkeeper.atproto.password.kind` and
+`sessionkeeper.atproto.oauth.kind`.
 """
 
 from __future__ import annotations
@@ -51,8 +51,12 @@ class AtprotoKind(Protocol[S]):
     def expires_at(self, session: S) -> float | None:
         """When the access token expires."""
 
-    def issued(self, session: S) -> float:
-        """Orders two sets of one account: a larger value is a newer rotation."""
+    def newer(self, a: S, b: S) -> bool:
+        """Whether ``a`` is a later rotation than ``b`` (two sets of one account).
+
+        Never judged by a local clock: holders on machines whose clocks differ
+        must agree on it.
+        """
 
     def name(self, did: str) -> str:
         """The store name of ``did``'s session."""
@@ -61,7 +65,7 @@ class AtprotoKind(Protocol[S]):
         """Serialise for the store."""
 
     def decode(self, raw: bytes, *, name: str) -> S:
-        """Parse stored bytes; raise :class:`CorruptSessionError` naming ``name``."""
+        """Parse stored bytes; raise `CorruptSessionError` naming ``name``."""
 
     def dead(self, session: S, now: float) -> str | None:
         """Why no refresh can revive ``session`` any more, or ``None`` while it may be used.
@@ -90,9 +94,13 @@ def read_stored(kind: AtprotoKind[S], raw: bytes | None, name: str, did: str) ->
 
 
 def newest(kind: AtprotoKind[S], *sessions: S | None) -> S | None:
-    """The newest of ``sessions`` by ``kind.issued`` (``None`` ones skipped).
+    """The newest of ``sessions`` by ``kind.newer`` (``None`` ones skipped).
 
-    A tie goes to the one given first: callers name the stored set first, since
-    another holder may have rotated it within the same second.
+    Sets that are not ordered go to the one given first: callers name the stored
+    set first, since the store is where every holder's rotation lands.
     """
-    return max((s for s in sessions if s is not None), key=kind.issued, default=None)
+    best: S | None = None
+    for session in sessions:
+        if session is not None and (best is None or kind.newer(session, best)):
+            best = session
+    return best

@@ -2,8 +2,8 @@
 
 The blocking and the asyncio shells differ only in their driver: each
 operation is a flow (or the core's single flight) that
-:class:`~sessionkeeper.core.flow.BlockingDriver` or
-:class:`~sessionkeeper.core.async_flow.AsyncDriver` performs. The app-password and the
+`BlockingDriver` or
+`AsyncDriver` performs. The app-password and the
 OAuth managers differ only in their kind, their refresh policy and how they
 sign requests.
 """
@@ -26,7 +26,7 @@ from sessionkeeper.clock import SYSTEM_CLOCK, Clock
 from sessionkeeper.core.async_flow import AsyncDriver
 from sessionkeeper.core.call_loop import Authorizer, SessionAuth, ThreadedSource
 from sessionkeeper.core.flow import BlockingDriver, Call, Delete, Flow, Get, Locked, Put
-from sessionkeeper.core.singleflight import single_flight
+from sessionkeeper.core.singleflight import single_flight, write_back
 from sessionkeeper.core.state import SessionState
 from sessionkeeper.events import SessionEvent
 from sessionkeeper.http_limits import bounded_async_client, bounded_client
@@ -48,9 +48,9 @@ EARLY_REFRESH_FAILURES = (SessionNetworkError, StoreError)
 DEFAULT_TIMEOUT = 30.0
 
 
-def resolve_store(session_dir: str | os.PathLike[str] | None, store: Store | None) -> Store:
-    """The store to use: ``store``, else a DirectoryStore on ``session_dir``, else the
-    per-user default (:func:`sessionkeeper.atproto.home.default_session_dir`, 0700)."""
+def manager_store(session_dir: str | os.PathLike[str] | None, store: Store | None) -> Store:
+    """The store to use: ``store``, else a DirectoryStore on ``session_dir``, else
+    ``$SESSIONKEEPER_STORE``, else the per-user default (the CLI's choice too)."""
     if store is not None:
         return store
     if session_dir is None:
@@ -69,7 +69,7 @@ def store_flow(kind: AtprotoKind[S], session: S) -> Flow[None]:
 def load_flow(kind: AtprotoKind[S], did: str) -> Flow[S | None]:
     """Read and decode ``did``'s stored session; ``None`` if absent or another account's.
 
-    A corrupt entry raises :class:`~sessionkeeper.atproto.errors.CorruptSessionError`.
+    A corrupt entry raises `CorruptSessionError`.
     """
     name = kind.name(did)
     raw = yield Get(name)
@@ -198,7 +198,7 @@ class _ManagerState(Generic[S]):
 
 
 class BlockingManager(_ManagerState[S], Closing):
-    """The blocking shell: flows run on a :class:`BlockingDriver`; thread-safe."""
+    """The blocking shell: flows run on a `BlockingDriver`; thread-safe."""
 
     def __init__(
         self,
@@ -211,7 +211,7 @@ class BlockingManager(_ManagerState[S], Closing):
         clock: Clock | None,
         authorizer: Authorizer[S],
     ) -> None:
-        self.store = resolve_store(session_dir, store)
+        self.store = manager_store(session_dir, store)
         self._new_state(refresh_margin, auto_refresh, clock)
         self._owns_http = http is None
         self._http = http if http is not None else bounded_client(DEFAULT_TIMEOUT)
@@ -286,6 +286,14 @@ class BlockingManager(_ManagerState[S], Closing):
     def session_for_call(self) -> S:
         """The current session, refreshed first when due (auto refresh on)."""
         session = self._state.require()
+        pending = self._state.unstored()
+        if pending is not None:
+            try:
+                self._driver.run(write_back(self._policy(pending), pending))
+            except StoreError as exc:
+                _write_back_failed(exc)
+            else:
+                self._state.stored_back(pending)
         if self._state.auto_refresh and self._state.needs_refresh(session):
             try:
                 session = self._refresh(session)
@@ -324,7 +332,7 @@ class BlockingManager(_ManagerState[S], Closing):
 
 
 class AsyncManager(_ManagerState[S], AsyncClosing):
-    """The asyncio shell: the same flows on an :class:`AsyncDriver` and ``httpx.AsyncClient``.
+    """The asyncio shell: the same flows on an `AsyncDriver` and ``httpx.AsyncClient``.
 
     ``session``, ``needs_refresh``, ``on_session_event`` and the auto-refresh
     switches stay synchronous because they do no I/O.
@@ -341,7 +349,7 @@ class AsyncManager(_ManagerState[S], AsyncClosing):
         clock: Clock | None,
         authorizer: Authorizer[S],
     ) -> None:
-        self.store = resolve_store(session_dir, store)
+        self.store = manager_store(session_dir, store)
         self._new_state(refresh_margin, auto_refresh, clock)
         self._owns_http = http is None
         self._http = http if http is not None else bounded_async_client(DEFAULT_TIMEOUT)
@@ -417,6 +425,14 @@ class AsyncManager(_ManagerState[S], AsyncClosing):
     async def session_for_call(self) -> S:
         """The current session, refreshed first when due (auto refresh on)."""
         session = self._state.require()
+        pending = self._state.unstored()
+        if pending is not None:
+            try:
+                await self._driver.run(write_back(self._policy(pending), pending))
+            except StoreError as exc:
+                _write_back_failed(exc)
+            else:
+                self._state.stored_back(pending)
         if self._state.auto_refresh and self._state.needs_refresh(session):
             try:
                 session = await self._refresh(session)
@@ -453,6 +469,11 @@ class AsyncManager(_ManagerState[S], AsyncClosing):
         except httpx.TransportError as exc:
             raise XrpcNetworkError(f"{nsid} failed: {type(exc).__name__}: {exc}") from exc
         return decode_result(response, nsid, now=self._state.clock.time())
+
+
+def _write_back_failed(exc: StoreError) -> None:
+    # The set stays in memory and valid; the next call tries the write again.
+    logger.warning("could not store the renewed tokens yet (%s); will retry on the next call", exc)
 
 
 def _listing(kind: AtprotoKind[S], store: Store) -> Flow[list[S]]:

@@ -2,14 +2,14 @@
 
 Every holder of a shared session that finds it stale (an ATProto access token
 due, an OAuth token set rejected, a HAC session answered with the login page)
-runs :func:`single_flight`. Under the store's lock for the session's name it
+runs `single_flight`. Under the store's lock for the session's name it
 reads the stored value again. If another thread, process or machine renewed
 it while we waited, that value is adopted as is; otherwise the protocol's
 policy produces a new one (refresh, re-login), which is stored, or declares
 the session dead, and it is removed. So the renewal, and the use of a one-time
 refresh token, happens once among all holders.
 
-A protocol supplies a :class:`Policy`: how to decode, whether a stored value
+A protocol supplies a `Policy`: how to decode, whether a stored value
 is adoptable, which value to renew from, and how to produce (a flow that
 classifies the server's answer as fresh, dead or unavailable).
 """
@@ -40,7 +40,7 @@ class Verdict(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Produced(Generic[S]):
-    """The classified result of one renewal attempt (see :class:`Verdict`)."""
+    """The classified result of one renewal attempt (see `Verdict`)."""
 
     verdict: Verdict
     value: S | None = None
@@ -62,7 +62,7 @@ class Outcome(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class SingleFlightResult(Generic[S]):
-    """What :func:`single_flight` decided, the session it leaves, and what the server said."""
+    """What `single_flight` decided, the session it leaves, and what the server said."""
 
     outcome: Outcome
     session: S
@@ -95,6 +95,41 @@ class Policy(Protocol[S]):
 
     def produce(self, base: S | None) -> Flow[Produced[S]]:
         """Renew ``base`` (the only step that talks to the server) and classify the answer."""
+
+
+class Successor(Protocol[S]):
+    """What :func:`write_back` needs: the name, the codec and the order of two values."""
+
+    @property
+    def name(self) -> str:
+        """The store name of the session."""
+
+    def decode(self, raw: bytes | None) -> S | None:
+        """The stored session, or ``None`` when absent, corrupt or another account's."""
+
+    def encode(self, value: S) -> bytes:
+        """Serialise ``value`` for the store."""
+
+    def replaces(self, value: S, stored: S) -> bool:
+        """Whether ``value`` was renewed, directly or not, from ``stored``."""
+
+
+def write_back(policy: Successor[S], value: S) -> Flow[bool]:
+    """Store ``value``, a renewal whose write failed, if the store still holds what it renews.
+
+    Under the lock, so no other holder's newer value or another sign-in is ever
+    overwritten; returns whether it was written.
+    """
+    written: bool = yield Locked(policy.name, _write_back_locked(policy, value))
+    return written
+
+
+def _write_back_locked(policy: Successor[S], value: S) -> Generator[Any, Any, bool]:
+    stored = policy.decode((yield Get(policy.name)))
+    if stored is None or not policy.replaces(value, stored):
+        return False  # removed, renewed by another holder, or replaced by a new sign-in
+    yield Put(policy.name, policy.encode(value))
+    return True
 
 
 def single_flight(

@@ -1,7 +1,7 @@
 """The discovery steps the OAuth sign-in flows share, in the core's flow vocabulary.
 
 Discovery, PAR, the code exchange and verification are flows of
-:mod:`sessionkeeper.core.flow` (``Send`` and, for DNS, ``Call``), so the blocking
+`sessionkeeper.core.flow` (``Send`` and, for DNS, ``Call``), so the blocking
 and the asyncio client run them on the core's two drivers and share every
 decision. A DNS TXT lookup is a blocking ``Call`` (the asyncio driver runs it
 in a worker thread): dnspython's resolver does the lookup.
@@ -49,9 +49,14 @@ def fetch_json(url: str, what: str) -> Flow[dict[str, Any]]:
     """GET ``url`` and return its JSON object; any other outcome names ``what``."""
     response = yield Send("GET", url, {"Accept": "application/json"})
     if isinstance(response, NetworkFailure):
-        raise OAuthResolutionError(f"{what}: {url} unreachable ({response.reason})")
+        raise OAuthResolutionError(
+            f"{what}: {url} unreachable ({response.reason})", unavailable=True
+        )
     if response.status_code != 200:
-        raise OAuthResolutionError(f"{what}: {url} answered HTTP {response.status_code}")
+        status = response.status_code
+        raise OAuthResolutionError(
+            f"{what}: {url} answered HTTP {status}", unavailable=status == 429 or status >= 500
+        )
     body = json_object(response)
     if body is None:
         raise OAuthResolutionError(f"{what}: {url} did not answer a JSON object")
