@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -27,8 +27,6 @@ from sessionkeeper.atproto import (
     AtpSessionData,
     CorruptSessionError,
     NoSessionError,
-    OAuthSession,
-    OAuthSessionManager,
     PersistentSessionManager,
     SessionError,
     SessionExpiredError,
@@ -58,6 +56,10 @@ from sessionkeeper.errors import SessionkeeperError
 from sessionkeeper.redaction import install_log_redaction, origin, redact_url
 from sessionkeeper.stores.base import Store
 from sessionkeeper.stores.errors import StoreError
+
+if TYPE_CHECKING:
+    # The OAuth stack (JOSE, cryptography) loads only when an OAuth session is used.
+    from sessionkeeper.atproto import OAuthSession, OAuthSessionManager
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -485,7 +487,7 @@ def whoami(
             typer.echo(json.dumps(_whoami_row(answer, manager, session), indent=2))
             return
         who = f"[bold]{escape(str(answer.get('handle')))}[/] {escape(str(answer.get('did')))}"
-        if isinstance(session, OAuthSession):
+        if not isinstance(session, AtpSessionData):
             out.print(f"{who} (OAuth)")
             pds, issuer = escape(redact_url(session.pds_url)), escape(redact_url(session.issuer))
             out.print(f"PDS: {pds}  issuer: {issuer}")
@@ -514,7 +516,7 @@ def _whoami_row(
 ) -> dict[str, Any]:
     """``whoami --json``: who the server says, the kind, where calls go, when tokens end."""
     row: dict[str, Any] = {"handle": answer.get("handle"), "did": answer.get("did")}
-    if isinstance(session, OAuthSession):
+    if not isinstance(session, AtpSessionData):
         return row | {
             "kind": "oauth",
             "pds": redact_url(session.pds_url),

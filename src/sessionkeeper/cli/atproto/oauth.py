@@ -16,21 +16,21 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sessionkeeper.atproto import (
-    NoSessionError,
-    OAuthCallbackError,
-    OAuthClient,
-    OAuthSession,
-    OAuthSessionManager,
-)
+from sessionkeeper.atproto.errors import NoSessionError, OAuthCallbackError
 from sessionkeeper.atproto.listing import stored_oauth_sessions
 from sessionkeeper.stores.base import Store
+
+if TYPE_CHECKING:
+    # Loaded when a command uses OAuth: a password session's commands never pay for it.
+    from sessionkeeper.atproto import OAuthClient, OAuthSession, OAuthSessionManager
 
 
 def oauth_client(store: Store) -> OAuthClient:
     """The CLI's loopback OAuth client on ``store``."""
+    from sessionkeeper.atproto import OAuthClient
+
     return OAuthClient(store=store)  # it reads $ATP_HANDLE_RESOLVER and $ATP_PLC_DIRECTORY
 
 
