@@ -142,6 +142,8 @@ def test_the_one_command_development_mode_signs_in_on_the_bundled_fake(tmp_path:
         assert back.startswith(f"{app}/oauth/callback?")  # the app is its own redirect target
         assert browser.get(back).status_code == 303
         assert f"Signed in as {DEFAULT_HANDLE}" in browser.get("/").text
+        assert browser.post("/post", {"text": "first post"}).status_code == 303
+        assert "<li>first post " in browser.get("/").text  # the post shows among recent posts
         assert httpx.get(f"{app}/client-metadata.json").status_code == 404  # loopback: none
         browser.close()
     assert (tmp_path / "data" / "sessions.db").exists()  # SqliteStore by default
