@@ -108,7 +108,7 @@ def _environment(file: ConfigFile, name: str) -> tuple[Environment, str | None]:
     for env in environments:
         if env.name == name:
             return env, default
-    raise CliError(f"Environment '{name}' not found")
+    raise CliError(f"Environment '{name}' not found", kind="config")
 
 
 @env_app.command("show", cls=PlainCommand)
