@@ -179,16 +179,17 @@ def own_redirect(pasted: str, pending: PendingAuthorization) -> dict[str, str]:
     loopback port may differ) carrying ``pending``'s ``state``: a stray or
     stale URL is refused by name and leaves other sign-ins in the store alone.
     """
-    url = pasted.strip()
+    # Terminals and chat tools copy an address with quotes or angle brackets around it.
+    url = pasted.strip().strip("'\"<>").strip()
     parts, expected = urlsplit(url), urlsplit(pending.redirect_uri)
     if (parts.scheme, parts.hostname, parts.path or "/") != (
         expected.scheme,
         expected.hostname,
         expected.path or "/",
     ):
-        shown = f"{parts.scheme}://{parts.hostname}{parts.path}" if parts.scheme else "no URL"
+        shown = f"{parts.scheme}://{parts.hostname}{parts.path}" if parts.scheme else "not a URL"
         raise OAuthCallbackError(
-            f"the pasted text is {shown}, not a redirect to {pending.redirect_uri}: paste the "
+            f"the pasted text ({shown}) is not a redirect to {pending.redirect_uri}: paste the "
             "whole address the browser was sent to after you signed in"
         )
     params = callback_params(url)
