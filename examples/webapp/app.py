@@ -37,6 +37,7 @@ from sessionkeeper.atproto import (
     OAuthError,
     OAuthResolutionError,
     SessionExpiredError,
+    SessionNetworkError,
 )
 from sessionkeeper.errors import SessionkeeperError
 
@@ -212,6 +213,9 @@ class WebApp:
         elif isinstance(exc, SessionExpiredError | NoSessionError):
             title, status = "Signed out", 401
             message = "Your session ended (revoked or expired). Sign in again."
+        elif isinstance(exc, SessionNetworkError):
+            # Nothing was refused: the server did not answer, and the session is kept.
+            title, status, message = "Your server is unreachable", 503, str(exc)
         else:
             title, status, message = "Your server refused", 502, str(exc)
         logger.warning("%s: %s", title, exc)

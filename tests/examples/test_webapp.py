@@ -130,6 +130,21 @@ def test_sign_in_errors_are_pages_that_name_the_problem(app: str, fake: FakeOAut
     browser.close()
 
 
+def test_a_server_that_stops_answering_is_named_and_the_session_is_kept(
+    app: str, fake: FakeOAuth, tmp_path: Path
+) -> None:
+    browser = Browser(app)
+    assert browser.get(start_sign_in(browser)).status_code == 303
+    fake.stop()  # the PDS and its authorization server go away
+    for page in (browser.get("/"), browser.post("/post", {"text": "hello"})):
+        assert page.status_code == 503, page.text
+        assert "Your server is unreachable" in page.text and "Traceback" not in page.text
+    assert "user" in browser.cookies  # still signed in: nothing was refused
+    store = open_store(f"sqlite:{tmp_path / 'data' / 'sessions.db'}")
+    assert [s.did for s in stored_oauth_sessions(store)] == [DEFAULT_DID]
+    browser.close()
+
+
 def test_the_one_command_development_mode_signs_in_on_the_bundled_fake(tmp_path: Path) -> None:
     """``python -m examples.webapp --fake``: a loopback client on the fake in the same process."""
     with running_app(
