@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +26,8 @@ from sessionkeeper.atproto.listing import stored_oauth_sessions
 from sessionkeeper.stores.url import open_store
 from sessionkeeper.testing.fake_oauth import DEFAULT_DID, DEFAULT_HANDLE, FakeOAuth
 from sessionkeeper.testing.redis_server import RedisServer
-from tests.examples.webapp_process import Browser, run_worker, running_app
+from tests.examples.webapp_process import Browser, app_env, run_worker, running_app
+from tests.support import REPO
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -184,6 +188,28 @@ def test_one_variable_moves_the_app_and_the_worker_to_redis(
     worker = run_worker(env, "--once")
     assert worker.returncode == 0, worker.stdout + worker.stderr
     assert json.loads(worker.stdout.splitlines()[-1])["did"] == DEFAULT_DID
+
+
+def test_a_busy_port_is_named_with_the_variable_that_moves_the_app(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "examples.webapp", "--fake"],
+            cwd=REPO,
+            env=app_env(
+                {"WEBAPP_URL": f"http://127.0.0.1:{port}", "WEBAPP_DATA": str(tmp_path / "data")}
+            ),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert f"127.0.0.1:{port} is in use by another program" in done.stderr
+    assert f"WEBAPP_URL=http://127.0.0.1:{port + 1} python -m examples.webapp --fake" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_settings_come_from_the_environment_with_named_errors(tmp_path: Path) -> None:
