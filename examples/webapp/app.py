@@ -206,6 +206,9 @@ class WebApp:
         if isinstance(exc, OAuthCallbackError) and exc.error == "access_denied":
             title, status = "Sign-in declined", 400
             message = "You declined the sign-in on your server's page. Nothing was stored."
+        elif isinstance(exc, SessionNetworkError):
+            # Nothing was refused: a server did not answer (signed in, the session is kept).
+            title, status, message = "Your server is unreachable", 503, str(exc)
         elif isinstance(exc, OAuthResolutionError):
             title, status, message = "Account not found", 400, str(exc)
         elif isinstance(exc, OAuthError):
@@ -213,9 +216,6 @@ class WebApp:
         elif isinstance(exc, SessionExpiredError | NoSessionError):
             title, status = "Signed out", 401
             message = "Your session ended (revoked or expired). Sign in again."
-        elif isinstance(exc, SessionNetworkError):
-            # Nothing was refused: the server did not answer, and the session is kept.
-            title, status, message = "Your server is unreachable", 503, str(exc)
         else:
             title, status, message = "Your server refused", 502, str(exc)
         logger.warning("%s: %s", title, exc)

@@ -144,6 +144,8 @@ def test_a_server_that_stops_answering_is_named_and_the_session_is_kept(
         assert page.status_code == 503, page.text
         assert "Your server is unreachable" in page.text and "Traceback" not in page.text
     assert "user" in browser.cookies  # still signed in: nothing was refused
+    signing_in = Browser(app).post("/login", {"handle": DEFAULT_HANDLE})  # nor is the account
+    assert signing_in.status_code == 503 and "Your server is unreachable" in signing_in.text
     store = open_store(f"sqlite:{tmp_path / 'data' / 'sessions.db'}")
     assert [s.did for s in stored_oauth_sessions(store)] == [DEFAULT_DID]
     browser.close()

@@ -82,6 +82,12 @@ class OAuthResolutionError(OAuthError):
     server did not resolve, or did not match what it must (names the step and the value)."""
 
 
+class OAuthUnreachableError(OAuthResolutionError, SessionNetworkError):
+    """A server on the way to the account (handle resolver, DID directory, PDS or
+    authorization server) did not answer: nothing is known to be wrong with the
+    account, so trying again later may work (names the step and the URL)."""
+
+
 class OAuthCallbackError(OAuthError):
     """The redirect back from the authorization server cannot be accepted: an unknown,
     expired or reused ``state``, an ``iss`` that is not the issuer asked, or ``error=``.

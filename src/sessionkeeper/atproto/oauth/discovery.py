@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sessionkeeper.atproto.errors import OAuthResolutionError
+from sessionkeeper.atproto.errors import OAuthResolutionError, OAuthUnreachableError
 from sessionkeeper.atproto.xrpc import json_object
 from sessionkeeper.core.flow import Call, Flow, NetworkFailure, Send
 
@@ -49,7 +49,7 @@ def fetch_json(url: str, what: str) -> Flow[dict[str, Any]]:
     """GET ``url`` and return its JSON object; any other outcome names ``what``."""
     response = yield Send("GET", url, {"Accept": "application/json"})
     if isinstance(response, NetworkFailure):
-        raise OAuthResolutionError(f"{what}: {url} unreachable ({response.reason})")
+        raise OAuthUnreachableError(f"{what}: {url} unreachable ({response.reason})")
     if response.status_code != 200:
         raise OAuthResolutionError(f"{what}: {url} answered HTTP {response.status_code}")
     body = json_object(response)
