@@ -79,13 +79,15 @@ class OAuthError(SessionError):
 
 class OAuthResolutionError(OAuthError):
     """Discovery or verification failed: a handle, DID document, PDS or authorization
-    server did not resolve, or did not match what it must (names the step and the value)."""
+    server did not resolve, or did not match what it must (names the step and the value).
 
+    ``unavailable`` is true when a service did not answer usefully (unreachable,
+    5xx, 429): that says nothing about the account, unlike a mismatch.
+    """
 
-class OAuthUnreachableError(OAuthResolutionError, SessionNetworkError):
-    """A server on the way to the account (handle resolver, DID directory, PDS or
-    authorization server) did not answer: nothing is known to be wrong with the
-    account, so trying again later may work (names the step and the URL)."""
+    def __init__(self, message: str, *, unavailable: bool = False) -> None:
+        super().__init__(message)
+        self.unavailable = unavailable
 
 
 class OAuthCallbackError(OAuthError):

@@ -51,8 +51,12 @@ class AtprotoKind(Protocol[S]):
     def expires_at(self, session: S) -> float | None:
         """When the access token expires."""
 
-    def issued(self, session: S) -> float:
-        """Orders two sets of one account: a larger value is a newer rotation."""
+    def newer(self, a: S, b: S) -> bool:
+        """Whether ``a`` is a later rotation than ``b`` (two sets of one account).
+
+        Never judged by a local clock: holders on machines whose clocks differ
+        must agree on it.
+        """
 
     def name(self, did: str) -> str:
         """The store name of ``did``'s session."""
@@ -90,9 +94,13 @@ def read_stored(kind: AtprotoKind[S], raw: bytes | None, name: str, did: str) ->
 
 
 def newest(kind: AtprotoKind[S], *sessions: S | None) -> S | None:
-    """The newest of ``sessions`` by ``kind.issued`` (``None`` ones skipped).
+    """The newest of ``sessions`` by ``kind.newer`` (``None`` ones skipped).
 
-    A tie goes to the one given first: callers name the stored set first, since
-    another holder may have rotated it within the same second.
+    Sets that are not ordered go to the one given first: callers name the stored
+    set first, since the store is where every holder's rotation lands.
     """
-    return max((s for s in sessions if s is not None), key=kind.issued, default=None)
+    best: S | None = None
+    for session in sessions:
+        if session is not None and (best is None or kind.newer(session, best)):
+            best = session
+    return best

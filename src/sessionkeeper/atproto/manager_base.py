@@ -26,7 +26,7 @@ from sessionkeeper.clock import SYSTEM_CLOCK, Clock
 from sessionkeeper.core.async_flow import AsyncDriver
 from sessionkeeper.core.call_loop import Authorizer, SessionAuth, ThreadedSource
 from sessionkeeper.core.flow import BlockingDriver, Call, Delete, Flow, Get, Locked, Put
-from sessionkeeper.core.singleflight import single_flight
+from sessionkeeper.core.singleflight import single_flight, write_back
 from sessionkeeper.core.state import SessionState
 from sessionkeeper.events import SessionEvent
 from sessionkeeper.http_limits import bounded_async_client, bounded_client
@@ -286,6 +286,14 @@ class BlockingManager(_ManagerState[S], Closing):
     def session_for_call(self) -> S:
         """The current session, refreshed first when due (auto refresh on)."""
         session = self._state.require()
+        pending = self._state.unstored()
+        if pending is not None:
+            try:
+                self._driver.run(write_back(self._policy(pending), pending))
+            except StoreError as exc:
+                _write_back_failed(exc)
+            else:
+                self._state.stored_back(pending)
         if self._state.auto_refresh and self._state.needs_refresh(session):
             try:
                 session = self._refresh(session)
@@ -417,6 +425,14 @@ class AsyncManager(_ManagerState[S], AsyncClosing):
     async def session_for_call(self) -> S:
         """The current session, refreshed first when due (auto refresh on)."""
         session = self._state.require()
+        pending = self._state.unstored()
+        if pending is not None:
+            try:
+                await self._driver.run(write_back(self._policy(pending), pending))
+            except StoreError as exc:
+                _write_back_failed(exc)
+            else:
+                self._state.stored_back(pending)
         if self._state.auto_refresh and self._state.needs_refresh(session):
             try:
                 session = await self._refresh(session)
@@ -453,6 +469,11 @@ class AsyncManager(_ManagerState[S], AsyncClosing):
         except httpx.TransportError as exc:
             raise XrpcNetworkError(f"{nsid} failed: {type(exc).__name__}: {exc}") from exc
         return decode_result(response, nsid, now=self._state.clock.time())
+
+
+def _write_back_failed(exc: StoreError) -> None:
+    # The set stays in memory and valid; the next call tries the write again.
+    logger.warning("could not store the renewed tokens yet (%s); will retry on the next call", exc)
 
 
 def _listing(kind: AtprotoKind[S], store: Store) -> Flow[list[S]]:

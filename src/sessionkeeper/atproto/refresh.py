@@ -43,17 +43,30 @@ def is_adoptable(kind: AtprotoKind[S], stored: S, known: S, now: float) -> bool:
     return (
         kind.account(stored) == kind.account(known)
         and not kind.same(stored, known)
-        and kind.issued(stored) >= kind.issued(known)
+        and not kind.newer(known, stored)
         and not (exp is not None and now >= exp)
     )
 
 
-def refresh_verdict(status: int, error: str | None) -> Verdict | None:
-    """Classify a refreshSession answer; ``None`` for an error that says nothing of the session."""
+#: OAuth token-endpoint errors that mean the grant is dead. ``invalid_client`` and
+#: ``unauthorized_client`` (a 401 too) say the *client* failed to authenticate or may
+#: not use the grant type: the refresh token itself is still good, so it is kept.
+DEAD_GRANT_ERRORS = frozenset({"invalid_grant"})
+
+
+def refresh_verdict(status: int, error: str | None, *, oauth: bool = False) -> Verdict | None:
+    """Classify a refresh answer; ``None`` for an error that says nothing of the session.
+
+    The one classifier of both kinds. refreshSession (``oauth=False``) declares a
+    session dead with a 401 or a dead-session error; an OAuth token endpoint only
+    with ``invalid_grant``, since its 401 is about client authentication.
+    """
     if 200 <= status < 300:
         return Verdict.FRESH
     if status == 429 or status >= 500:
         return Verdict.UNAVAILABLE
+    if oauth:
+        return Verdict.DEAD if error in DEAD_GRANT_ERRORS else None
     if status == 401 or error in DEAD_SESSION_ERRORS:
         return Verdict.DEAD
     return None
@@ -113,6 +126,10 @@ class TokenRefreshPolicy(ABC, Generic[S]):
     def adoptable(self, stored: S, known: S | None) -> bool:
         """Another holder's newer, unexpired set."""
         return known is None or is_adoptable(self.kind, stored, known, self.now)
+
+    def replaces(self, value: S, stored: S) -> bool:
+        """Whether ``value`` is a later rotation of ``stored`` (for a write-back)."""
+        return self.kind.newer(value, stored)
 
     def base(self, stored: S | None, known: S | None) -> S | None:
         """The newest set known, in the store, in this holder's hands or in memory."""

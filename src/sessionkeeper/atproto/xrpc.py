@@ -23,8 +23,10 @@ REFRESH_SESSION = "com.atproto.server.refreshSession"
 GET_SESSION = "com.atproto.server.getSession"
 DELETE_SESSION = "com.atproto.server.deleteSession"
 
-#: Error names meaning "this access token is past its exp".
-EXPIRED_ACCESS_ERRORS = frozenset({"ExpiredToken"})
+#: 400 error names meaning "this access token no longer works": past its exp, or one
+#: the server can no longer verify (its signing key changed). Either way the call loop
+#: refreshes once; a refresh the server refuses too ends the session (no endless 400s).
+EXPIRED_ACCESS_ERRORS = frozenset({"ExpiredToken", "InvalidToken"})
 
 NSID_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]*(\.[a-zA-Z0-9-]+){2,}$")
 
@@ -86,7 +88,7 @@ def error_body(response: httpx.Response) -> tuple[str | None, str | None]:
 
 
 def is_rejected_access(response: httpx.Response) -> bool:
-    """Whether a call was refused because its access token is stale: 400 ExpiredToken or 401."""
+    """Whether a call refused its access token: 401, or 400 ExpiredToken or InvalidToken."""
     if response.status_code == 401:
         return True
     if response.status_code == 400:

@@ -13,7 +13,6 @@ answers mean "this access token was refused".
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncGenerator, Generator
 from dataclasses import dataclass
@@ -60,27 +59,35 @@ def can_replay(request: httpx.Request) -> bool:
 
 
 def call_loop(
-    request: httpx.Request, authorizer: Authorizer[Any], *, auto_refresh: bool
+    request: httpx.Request, authorizer: Authorizer[Any], *, auto_refresh: bool, renewals: int = 1
 ) -> Generator[CallStep, Any, httpx.Response]:
     """Send ``request`` with the current session; on a refused token refresh once, replay once.
 
     A body that cannot be replayed (a consumed stream) is not sent twice: the
-    refusal is returned as it came.
+    refusal is returned as it came. ``renewals`` allows more refresh-and-replay
+    rounds for a protocol whose adopted sessions cannot be checked before use
+    (HAC: a session another process saved may have died with a server restart);
+    a source that has nothing better than the refused session answers ``None``,
+    and the refusal is returned as it came.
     """
     session = yield CurrentSession()
     response: httpx.Response = yield from authorizer.send(request, session)
-    if not (auto_refresh and authorizer.rejected(response)):
-        return response
-    if not can_replay(request):
-        logger.info(
-            "%s %s: token refused and the body cannot be replayed; not retrying",
-            request.method,
-            request.url.path,
-        )
-        return response
-    fresh = yield RefreshRejected(session)
-    replayed: httpx.Response = yield from authorizer.send(request, fresh)
-    return replayed
+    for _ in range(renewals):
+        if not (auto_refresh and authorizer.rejected(response)):
+            return response
+        if not can_replay(request):
+            logger.info(
+                "%s %s: token refused and the body cannot be replayed; not retrying",
+                request.method,
+                request.url.path,
+            )
+            return response
+        fresh = yield RefreshRejected(session)
+        if fresh is None:
+            return response
+        session = fresh
+        response = yield from authorizer.send(request, session)
+    return response
 
 
 class SyncSessionSource(Protocol[S]):
@@ -93,8 +100,8 @@ class SyncSessionSource(Protocol[S]):
     def session_for_call(self) -> S:
         """The current session, refreshed first when due."""
 
-    def refresh_rejected(self, used: S) -> S:
-        """A fresh session after the server refused ``used``."""
+    def refresh_rejected(self, used: S) -> S | None:
+        """A fresh session after the server refused ``used`` (``None``: none better)."""
 
 
 class AsyncSessionSource(Protocol[S]):
@@ -107,8 +114,8 @@ class AsyncSessionSource(Protocol[S]):
     async def session_for_call(self) -> S:
         """The current session, refreshed first when due."""
 
-    async def refresh_rejected(self, used: S) -> S:
-        """A fresh session after the server refused ``used``."""
+    async def refresh_rejected(self, used: S) -> S | None:
+        """A fresh session after the server refused ``used`` (``None``: none better)."""
 
 
 class ThreadedSource(Generic[S]):
@@ -124,10 +131,14 @@ class ThreadedSource(Generic[S]):
 
     async def session_for_call(self) -> S:
         """Run the blocking ``session_for_call`` off the event loop."""
+        import asyncio  # here: blocking users of the loop (HAC scripts) never load asyncio
+
         return await asyncio.to_thread(self._inner.session_for_call)
 
-    async def refresh_rejected(self, used: S) -> S:
+    async def refresh_rejected(self, used: S) -> S | None:
         """Run the blocking ``refresh_rejected`` off the event loop."""
+        import asyncio
+
         return await asyncio.to_thread(self._inner.refresh_rejected, used)
 
 
@@ -143,10 +154,12 @@ class SessionAuth(httpx.Auth, Generic[S]):
         *,
         sync_source: SyncSessionSource[S] | None,
         async_source: AsyncSessionSource[S],
+        renewals: int = 1,
     ) -> None:
         self._authorizer = authorizer
         self._sync = sync_source
         self._async = async_source
+        self._renewals = renewals  #: refresh-and-replay rounds per request (see call_loop)
 
     def sync_auth_flow(
         self, request: httpx.Request
@@ -155,7 +168,9 @@ class SessionAuth(httpx.Auth, Generic[S]):
         source = self._sync
         if source is None:
             raise TypeError("an asyncio manager's auth works with httpx.AsyncClient")
-        loop = call_loop(request, self._authorizer, auto_refresh=source.auto_refresh)
+        loop = call_loop(
+            request, self._authorizer, auto_refresh=source.auto_refresh, renewals=self._renewals
+        )
         reply: Any = None
         while True:
             try:
@@ -175,7 +190,9 @@ class SessionAuth(httpx.Auth, Generic[S]):
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         """Drive :func:`call_loop` for ``httpx.AsyncClient``."""
         source = self._async
-        loop = call_loop(request, self._authorizer, auto_refresh=source.auto_refresh)
+        loop = call_loop(
+            request, self._authorizer, auto_refresh=source.auto_refresh, renewals=self._renewals
+        )
         reply: Any = None
         while True:
             try:

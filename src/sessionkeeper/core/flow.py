@@ -85,6 +85,8 @@ class NetworkFailure:
     """A request that got no HTTP answer (refused, reset, timed out)."""
 
     reason: str
+    #: The transport error itself, for callers that chain it (``raise ... from cause``).
+    cause: BaseException | None = field(default=None, repr=False, compare=False)
 
 
 Op = Send | Get | Put | Delete | Locked | Call
@@ -93,7 +95,7 @@ Flow = Generator[Op, Any, T]
 
 def network_failure(exc: httpx.TransportError) -> NetworkFailure:
     """Describe a transport error by its type and text (which never holds a header value)."""
-    return NetworkFailure(f"{type(exc).__name__}: {exc}")
+    return NetworkFailure(f"{type(exc).__name__}: {exc}", exc)
 
 
 def step(flow: Generator[Any, Any, T], result: Any, failure: BaseException | None) -> Any:

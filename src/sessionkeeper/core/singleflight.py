@@ -97,6 +97,41 @@ class Policy(Protocol[S]):
         """Renew ``base`` (the only step that talks to the server) and classify the answer."""
 
 
+class Successor(Protocol[S]):
+    """What :func:`write_back` needs: the name, the codec and the order of two values."""
+
+    @property
+    def name(self) -> str:
+        """The store name of the session."""
+
+    def decode(self, raw: bytes | None) -> S | None:
+        """The stored session, or ``None`` when absent, corrupt or another account's."""
+
+    def encode(self, value: S) -> bytes:
+        """Serialise ``value`` for the store."""
+
+    def replaces(self, value: S, stored: S) -> bool:
+        """Whether ``value`` was renewed, directly or not, from ``stored``."""
+
+
+def write_back(policy: Successor[S], value: S) -> Flow[bool]:
+    """Store ``value``, a renewal whose write failed, if the store still holds what it renews.
+
+    Under the lock, so no other holder's newer value or another sign-in is ever
+    overwritten; returns whether it was written.
+    """
+    written: bool = yield Locked(policy.name, _write_back_locked(policy, value))
+    return written
+
+
+def _write_back_locked(policy: Successor[S], value: S) -> Generator[Any, Any, bool]:
+    stored = policy.decode((yield Get(policy.name)))
+    if stored is None or not policy.replaces(value, stored):
+        return False  # removed, renewed by another holder, or replaced by a new sign-in
+    yield Put(policy.name, policy.encode(value))
+    return True
+
+
 def single_flight(
     policy: Policy[S], known: S | None, *, lock_timeout: float | None = None
 ) -> Flow[SingleFlightResult[S]]:

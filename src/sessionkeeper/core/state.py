@@ -65,6 +65,8 @@ class SessionState(Generic[S]):
         self.events: EventBus[SessionEvent, S | None] = EventBus()
         self._session: S | None = None
         self._not_before: dict[str, float] = {}
+        #: A set this holder renewed but could not store: written back on the next use.
+        self._unstored: S | None = None
         self._guard = threading.Lock()
 
     # -- reading ------------------------------------------------------------------------
@@ -113,6 +115,20 @@ class SessionState(Generic[S]):
                 self._session = None
                 return current
             return None
+
+    def unstored(self) -> S | None:
+        """The current session if it is a renewal whose store write failed, else ``None``."""
+        with self._guard:
+            pending, current = self._unstored, self._session
+            if pending is not None and current is not None and self.kind.same(pending, current):
+                return pending
+            return None
+
+    def stored_back(self, session: S) -> None:
+        """Forget that ``session`` awaits its write (it was written, or is superseded)."""
+        with self._guard:
+            if self._unstored is not None and self.kind.same(self._unstored, session):
+                self._unstored = None
 
     def emit(self, event: SessionEvent, session: S | None) -> None:
         """Deliver ``event`` to every callback."""
@@ -172,6 +188,10 @@ class SessionState(Generic[S]):
             session = result.session
             if result.outcome is Outcome.REFRESHED:
                 logger.info("refreshed the %s of %s", label, account)
+            with self._guard:
+                # A renewal that is only in memory must reach the store on the next use:
+                # another holder restoring meanwhile would replay the spent token.
+                self._unstored = session if not result.stored else None
             if self.adopt(known, session):
                 self.emit(SessionEvent.UPDATE, session)
             return session
@@ -180,6 +200,8 @@ class SessionState(Generic[S]):
             reason = " ".join(part for part in (result.error, result.message) if part)
             logger.warning("%s of %s is dead (%s); removed it", label, account, reason)
             self.emit(SessionEvent.EXPIRED, result.session)
+            if result.failure is not None:  # the protocol's own words for the verdict
+                raise result.failure
             raise self.errors.expired(
                 f"the {label} of {account} has expired or was revoked"
                 f" (HTTP {result.status} {reason}); {self.kind.remedy}",

@@ -1,6 +1,10 @@
 """HacClient: the SAP Commerce HAC HTTP API with a persisted, self-healing session.
 
-Session rules (why each request is there):
+Every console request goes through the core's call loop
+(:mod:`sessionkeeper.core.call_loop`) with a :class:`HacAuthorizer`, as the
+ATProto managers' calls do; renewals are the core's single flight with the
+:class:`~sessionkeeper.hac.relogin.HacRelogin` policy, on the core's blocking
+driver. Session rules (why each request is there):
 
 - Warm: a cached session is used as is, without a validation round trip;
   one operation is one request.
@@ -8,27 +12,32 @@ Session rules (why each request is there):
   process may have logged in while we waited: adopt its session); otherwise
   log in (three requests, see :mod:`sessionkeeper.hac.login`) and save.
 - Dead session (302 to the login page, 401/403/405, or the login page in a
-  200 body): the request did not run on the server, so log in again once
-  (same lock and re-read rule, adopting a session that differs from the dead
-  one) and retry once.
+  200 body): the request did not run on the server, so renew it (same lock
+  and re-read rule, adopting a session that differs from the dead one) and
+  replay. An adopted session can be dead too (the server restarted after
+  another process saved it), so a call may renew twice, but it logs in at
+  most once for a refusal: a session logged in for the call that is refused
+  again is an authentication error.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import threading
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from sessionkeeper.clock import SYSTEM_CLOCK, Clock
 from sessionkeeper.core.flow import BlockingDriver
 from sessionkeeper.core.singleflight import Outcome, single_flight
+from sessionkeeper.core.state import SessionState
+from sessionkeeper.events import SessionEvent
 from sessionkeeper.hac import operations as ops
 from sessionkeeper.hac.auth import AuthHandler
-from sessionkeeper.hac.cookies import ROUTE_COOKIE, SESSION_COOKIE, CookieJar, route_cookie_string
+from sessionkeeper.hac.cookies import ROUTE_COOKIE, SESSION_COOKIE, route_cookie_string
 from sessionkeeper.hac.errors import HacAuthenticationError, HacClientError
+from sessionkeeper.hac.kind import HAC_ERRORS, HAC_KIND, account_of
 from sessionkeeper.hac.log_redaction import install_cookie_redaction
-from sessionkeeper.hac.login import LoginResult, form_login
 from sessionkeeper.hac.models import (
     FlexibleSearchResult,
     GroovyScriptResult,
@@ -46,18 +55,20 @@ from sessionkeeper.hac.transport import (
     JSON_CONTENT_TYPE,
     REDIRECTS,
     HacTransport,
-    authenticated_headers,
-    is_dead_session,
     session_cookies,
+    unreachable,
 )
 from sessionkeeper.hac.urls import HacUrls
 from sessionkeeper.lifecycle import Closing
-from sessionkeeper.redaction import without_userinfo
+from sessionkeeper.redaction import redact_url, without_userinfo
 from sessionkeeper.stores.base import Store
 from sessionkeeper.stores.errors import StoreError
+from sessionkeeper.stores.memory import MemoryStore
 
 if TYPE_CHECKING:
     import httpx
+
+    from sessionkeeper.hac.authorizer import HacAuthorizer
 
 logger = logging.getLogger(__name__)
 
@@ -65,12 +76,48 @@ _FORM_FOR_JSON = {"Content-Type": FORM_CONTENT_TYPE, "Accept": "application/json
 _FORM_FOR_HTML = {"Content-Type": FORM_CONTENT_TYPE, "Accept": "text/html"}
 _JSON = {"Accept": "application/json"}
 
+#: Refresh-and-replay rounds of one call: an adopted session may be dead too.
+RENEWALS_PER_CALL = 2
+
+
+class _OneCall:
+    """The client's session as one call's loop asks for it: one login for a refusal at most.
+
+    A session adopted from the cache may be dead too, so the loop may ask
+    twice; once this call has logged in, a refusal of that fresh session is
+    final (the user lacks a permission, or something rewrites the CSRF token).
+    """
+
+    auto_refresh = True
+
+    def __init__(self, client: HacClient) -> None:
+        self._client = client
+        self._logged_in = False
+
+    def session_for_call(self) -> SessionMetadata:
+        """The client's session, or a cached one, or a login."""
+        return self._client._session_for_call()
+
+    def refresh_rejected(self, used: SessionMetadata) -> SessionMetadata | None:
+        """A renewed session after HAC refused ``used``; ``None`` after this call's login."""
+        if self._logged_in:
+            return None
+        client = self._client
+        client._info(
+            "HAC session of %r at %s is no longer valid; renewing it",
+            client.username,
+            client.urls.root,
+        )
+        session, self._logged_in = client._renew(used)
+        return session
+
 
 class HacClient(Closing):
     """HTTP client for SAP Commerce HAC: Groovy, FlexibleSearch, Impex and system update.
 
     Drop-in for hac-client-core's ``HacClient``; ``session_manager`` or
-    ``store`` choose where sessions persist (default ``~/.cache/hac-client/``).
+    ``store`` choose where sessions persist (default ``~/.cache/hac-client/``);
+    ``clock`` drives session timestamps and intervals (tests move it by hand).
     """
 
     #: Seconds between two touches of the cached session's ``last_used_at``. A
@@ -92,6 +139,7 @@ class HacClient(Closing):
         *,
         session_manager: SessionManager | None = None,
         store: Store | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.urls = HacUrls.parse(base_url)
         install_cookie_redaction()
@@ -102,31 +150,43 @@ class HacClient(Closing):
         self.timeout = timeout
         self.ignore_ssl = ignore_ssl
         self.quiet = quiet
-        self.session_info: SessionInfo | None = None
-        self._last_used_at: float | None = None  # of the cached session, as last read or written
         self.session_manager: SessionManager | None
         if session_manager is not None:
             self.session_manager = session_manager
         elif not session_persistence:
             self.session_manager = None
         elif store is not None:
-            self.session_manager = SessionManager(store=store)
+            self.session_manager = SessionManager(store=store, clock=clock)
         else:
-            self.session_manager = SessionManager()
+            self.session_manager = SessionManager(clock=clock)
+        #: The clock of session age and idle decisions (the session manager's, unless given).
+        self.clock: Clock = clock or (
+            self.session_manager.clock if self.session_manager is not None else SYSTEM_CLOCK
+        )
+        self._state: SessionState[SessionMetadata] = SessionState(
+            HAC_KIND, refresh_margin=0.0, auto_refresh=True, clock=self.clock, errors=HAC_ERRORS
+        )
+        self._last_used_at: float | None = None  # of the cached session, as last read or written
         self._transport = HacTransport(
             self.urls, auth_handler, timeout=timeout, ignore_ssl=ignore_ssl
         )
         #: The underlying ``httpx.Client`` (the original exposed its requests session here).
         self.http_session: httpx.Client = self._transport.http
-        # Serialises session changes among threads sharing this client; the
-        # session manager's lock does the same among processes.
-        self._session_guard = threading.RLock()
+        # Renewals run on the cache's store, whose lock makes them single flight among
+        # threads and processes; without persistence a private memory store does it
+        # among this client's threads.
+        store_of_sessions = (
+            self.session_manager.store if self.session_manager is not None else MemoryStore()
+        )
+        self._driver = BlockingDriver(store_of_sessions, self.http_session)
+        self._authorizer: HacAuthorizer | None = None  # built with the first call
 
     def __repr__(self) -> str:
+        info = self.session_info
         return (
             f"HacClient({self.urls.root!r}, user={self.username!r}, "
             f"environment={self.environment!r}, "
-            f"authenticated={bool(self.session_info and self.session_info.is_authenticated)})"
+            f"authenticated={bool(info and info.is_authenticated)})"
         )
 
     @property
@@ -141,6 +201,40 @@ class HacClient(Closing):
         if isinstance(username, str):
             return username
         return self.auth_handler.get_initial_credentials().get("j_username", "")
+
+    @property
+    def session_info(self) -> SessionInfo | None:
+        """The live session (the original's attribute; assigning one makes it current)."""
+        session = self._state.session
+        if session is None:
+            return None
+        return SessionInfo(
+            session_id=session.session_id,
+            csrf_token=session.csrf_token,
+            route_cookie=session.route_cookie,
+            is_authenticated=session.is_authenticated,
+        )
+
+    @session_info.setter
+    def session_info(self, info: SessionInfo | None) -> None:
+        if info is None:
+            self._state.forget(self._account())
+            return
+        now = self.clock.time()
+        base_url, username, environment = self._key()
+        self._state.become_current(
+            SessionMetadata(
+                session_id=info.session_id,
+                csrf_token=info.csrf_token,
+                route_cookie=info.route_cookie,
+                environment=environment,
+                base_url=base_url,
+                username=username,
+                created_at=now,
+                last_used_at=now,
+                is_authenticated=info.is_authenticated,
+            )
+        )
 
     def _info(self, message: str, *args: object) -> None:
         logger.log(logging.DEBUG if self.quiet else logging.INFO, message, *args)
@@ -160,73 +254,85 @@ class HacClient(Closing):
         params: Mapping[str, str] | None = None,
         result_marker: str | None = None,
     ) -> httpx.Response:
-        """Run one authenticated request; on a dead session renew it and retry.
+        """Run one authenticated request through the core's call loop (see the module doc)."""
+        import httpx
 
-        A renewal adopts a session another process saved, or logs in; an adopted
-        session can be dead too (the server restarted after it was saved), so the
-        request gets another try after a login. It stops at the first dead answer
-        to a session logged in for it: at most one login per call.
-        """
-        url = self.urls.url(path)
-        info = self._ensure_session()
-        fresh = False  # whether ``info`` comes from a login made for this call
-        for attempt in (1, 2, 3):
-            data = dict(form) if form is not None else None
-            if data is not None and csrf_in_form:
-                data["_csrf"] = info.csrf_token
-            # One jar per request, filled from the session it uses: a thread whose
-            # request met a dead session cannot disturb another thread's cookies.
-            cookies = session_cookies(info)
-            response = self._transport.send(
-                method,
-                url,
-                operation,
-                cookies,
-                data=data,
-                json_body=json_body,
-                headers=authenticated_headers(info, headers or {}),
-                params=params,
+        from sessionkeeper.core.call_loop import SessionAuth, ThreadedSource
+        from sessionkeeper.hac.authorizer import CSRF_FORM, RESULT_MARKER, signed_with
+
+        self._transport.check_open(operation)
+        request = self._transport.build(
+            method,
+            self.urls.url(path),
+            data=form,
+            json_body=json_body,
+            headers=headers,
+            params=params,
+        )
+        if csrf_in_form and form is not None:
+            request.extensions[CSRF_FORM] = dict(form)
+        if result_marker is not None:
+            request.extensions[RESULT_MARKER] = result_marker
+        source = _OneCall(self)
+        authorizer = self._session_authorizer()
+        auth = SessionAuth(
+            authorizer,
+            sync_source=source,
+            async_source=ThreadedSource(source),
+            renewals=RENEWALS_PER_CALL,
+        )
+        try:
+            response = self.http_session.send(request, auth=auth)
+        except httpx.HTTPError as exc:
+            raise unreachable(operation, self.urls.root, f"{type(exc).__name__}: {exc}") from exc
+        logger.debug("%s %s -> %d", method, redact_url(path), response.status_code)
+        if authorizer.rejected(response):
+            raise HacAuthenticationError(
+                f"{operation}: HAC rejected a fresh session for user {self.username!r} "
+                f"at {self.urls.root} (HTTP {response.status_code}); "
+                "check the user's HAC permissions"
             )
-            if not is_dead_session(response, result_marker):
-                break
-            if fresh or attempt == 3:
-                raise HacAuthenticationError(
-                    f"{operation}: HAC rejected a fresh session for user {self.username!r} "
-                    f"at {self.urls.root} (HTTP {response.status_code}); "
-                    "check the user's HAC permissions"
-                )
-            self._info(
-                "HAC session of %r at %s is no longer valid (HTTP %d); logging in again",
-                self.username,
-                self.urls.root,
-                response.status_code,
-            )
-            info, fresh = self._renew_session(stale=info)
         if response.status_code >= 400 or response.status_code in REDIRECTS:
             raise HacClientError(
                 f"{operation}: HAC answered HTTP {response.status_code} "
                 f"for {self.urls.web_root}{path}"
             )
-        self._after_success(info, cookies)
+        self._after_success(signed_with(request), response)
         return response
 
-    def _after_success(self, info: SessionInfo, cookies: CookieJar) -> None:
+    def _session_authorizer(self) -> HacAuthorizer:
+        authorizer = self._authorizer
+        if authorizer is None:
+            from sessionkeeper.hac.authorizer import HacAuthorizer
+
+            authorizer = self._authorizer = HacAuthorizer(self._transport.gate)
+        return authorizer
+
+    def _after_success(self, used: SessionMetadata, response: httpx.Response) -> None:
         """Persist cookie changes (a new ROUTE after fail-over) or just touch the session."""
-        session_id = cookies.get(SESSION_COOKIE) or info.session_id
+        cookies = session_cookies(used)
+        cookies.absorb(response.headers.get_list("set-cookie"))
+        session_id = cookies.get(SESSION_COOKIE) or used.session_id
         route = cookies.get(ROUTE_COOKIE)
-        route_cookie = route_cookie_string(route) if route is not None else info.route_cookie
-        changed = session_id != info.session_id or route_cookie != info.route_cookie
+        route_cookie = route_cookie_string(route) if route is not None else used.route_cookie
+        changed = session_id != used.session_id or route_cookie != used.route_cookie
+        now = self.clock.time()
         if changed:
             logger.info("HAC changed the session cookies of %r; saving them", self.username)
-            with self._session_guard:
-                info.session_id = session_id
-                info.route_cookie = route_cookie
+            current = self._state.session
+            # Only the session this call used takes the new cookies: another thread may
+            # have renewed it meanwhile, and its session must not be replaced by ours.
+            if current is not None and current.session_id == used.session_id:
+                self._state.become_current(
+                    dataclasses.replace(
+                        used, session_id=session_id, route_cookie=route_cookie, last_used_at=now
+                    )
+                )
         if self.session_manager is None:
             return
-        now = time.time()
         if changed:
             self.session_manager.save_session(
-                *self._key(), info.session_id, info.csrf_token, info.route_cookie
+                *self._key(), session_id, used.csrf_token, route_cookie
             )
         elif self._last_used_at is None or now - self._last_used_at >= self.touch_interval:
             self.session_manager.touch_session(*self._key())
@@ -239,110 +345,77 @@ class HacClient(Closing):
     def _key(self) -> tuple[str, str, str]:
         return self.base_url, self.username, self.environment
 
-    def _adopt(self, session_id: str, csrf_token: str, route_cookie: str | None) -> SessionInfo:
-        self.session_info = SessionInfo(
-            session_id=session_id,
-            csrf_token=csrf_token,
-            route_cookie=route_cookie,
-            is_authenticated=True,
-        )
-        return self.session_info
+    def _account(self) -> str:
+        return account_of(*self._key())
 
-    def _adopt_cached(self, cached: SessionMetadata) -> SessionInfo:
-        self._last_used_at = cached.last_used_at
-        return self._adopt(cached.session_id, cached.csrf_token, cached.route_cookie)
+    def _use(self, session: SessionMetadata) -> SessionMetadata:
+        self._last_used_at = session.last_used_at
+        self._state.become_current(session)
+        return session
 
     def use_session(self, cached: SessionMetadata) -> None:
         """Start from ``cached``, a session just read for this client's key, without reading
         it again (ours; the ``hac`` command finds a session before it builds its client)."""
-        with self._session_guard:
-            self._adopt_cached(cached)
+        self._use(cached)
 
     def _load_cached(self) -> SessionMetadata | None:
         if self.session_manager is None:
             return None
         return self.session_manager.load_session(*self._key())
 
-    def _ensure_session(self) -> SessionInfo:
+    def _session_for_call(self) -> SessionMetadata:
         """The session to use: in memory, else cached (no validation request), else a login."""
-        with self._session_guard:
-            if self.session_info is not None and self.session_info.is_authenticated:
-                return self.session_info
-            cached = self._load_cached()
-            if cached is not None:
-                self._info("Using cached HAC session of %r at %s", self.username, self.urls.root)
-                return self._adopt_cached(cached)
-            return self._renew_session(stale=None)[0]
+        session = self._state.session
+        if session is not None and session.is_authenticated:
+            return session
+        cached = self._load_cached()
+        if cached is not None:
+            self._info("Using cached HAC session of %r at %s", self.username, self.urls.root)
+            return self._use(cached)
+        return self._renew(None)[0]
 
     def _lock_timeout(self) -> float:
         # Long enough for another holder's full login (three requests) to finish.
         return max(60.0, 4.0 * float(self.timeout))
 
-    def _renew_session(
-        self, stale: SessionInfo | None, *, force: bool = False
-    ) -> tuple[SessionInfo, bool]:
-        """Log in, unless another thread or process already did since ``stale`` died.
+    def _renew(
+        self, known: SessionMetadata | None, *, force: bool = False
+    ) -> tuple[SessionMetadata, bool]:
+        """Adopt the session another thread or process opened since ``known`` died, or log in.
 
-        ``stale`` is the session that failed (``None`` on a cold start); a cached
-        session that differs from it is adopted instead of logging in again.
-        Returns the session and whether this call logged in for it.
+        ``known`` is the session HAC refused (``None`` on a cold start). Returns
+        the session and whether this call logged in for it.
         """
-        with self._session_guard:
-            current = self.session_info
-            if (
-                not force
-                and stale is not None
-                and current is not None
-                and current.is_authenticated
-                and current.session_id != stale.session_id
-            ):
-                return current, False  # another thread of this client renewed it meanwhile
-            manager = self.session_manager
-            if manager is None:
-                return self._login_and_adopt(), True
-            policy = HacRelogin(*self._key(), login=self._form_login, force=force)
-            flow = single_flight(policy, self._dead(stale), lock_timeout=self._lock_timeout())
-            try:
-                result = BlockingDriver(manager.store, self.http_session).run(flow)
-            except StoreError as exc:
-                raise HacClientError(
-                    f"session store failed while logging in {self.username!r}: {exc}"
-                ) from exc
-            if result.outcome is Outcome.REMOVED and result.failure is not None:
-                raise result.failure
-            if result.outcome is Outcome.ADOPTED:
-                self._info("Adopted the HAC session another process opened for %r", self.username)
-                return self._adopt_cached(result.session), False
-            session = result.session
-            self._last_used_at = session.last_used_at
-            self._info("Authenticated to HAC at %s as %r", self.urls.root, self.username)
-            return self._adopt(session.session_id, session.csrf_token, session.route_cookie), True
-
-    def _dead(self, stale: SessionInfo | None) -> SessionMetadata | None:
-        """The session that died, as the single flight compares it (by session id)."""
-        if stale is None:
-            return None
-        base_url, username, environment = self._key()
-        return SessionMetadata(
-            session_id=stale.session_id,
-            csrf_token=stale.csrf_token,
-            route_cookie=stale.route_cookie,
-            environment=environment,
-            base_url=base_url,
-            username=username,
-            created_at=0.0,
-            last_used_at=0.0,
+        state = self._state
+        if known is not None and not force:
+            fresher = state.refreshed_meanwhile(known)
+            if fresher is not None:
+                return fresher, False
+        policy = HacRelogin(
+            *self._key(),
+            urls=self.urls,
+            credentials=self.auth_handler.get_initial_credentials,
+            clock=self.clock,
+            force=force,
         )
-
-    def _form_login(self) -> LoginResult:
-        self.session_info = None
-        return form_login(self._transport, self.auth_handler.get_initial_credentials())
-
-    def _login_and_adopt(self) -> SessionInfo:
-        result = self._form_login()
-        info = self._adopt(result.session_id, result.csrf_token, result.route_cookie)
+        flow = single_flight(policy, known, lock_timeout=self._lock_timeout())
+        try:
+            result = self._driver.run(flow)
+        except StoreError as exc:
+            raise HacClientError(
+                f"session store failed while logging in {self.username!r}: {exc}"
+            ) from exc
+        if known is None:
+            session = self._use(result.session)
+            state.emit(SessionEvent.CREATE, session)
+        else:
+            session = state.apply(known, result)  # a refused login of a dead session raises
+            self._last_used_at = session.last_used_at
+        if result.outcome is Outcome.ADOPTED:
+            self._info("Adopted the HAC session another process opened for %r", self.username)
+            return session, False
         self._info("Authenticated to HAC at %s as %r", self.urls.root, self.username)
-        return info
+        return session, True
 
     # -- public session API ----------------------------------------------------------
 
@@ -354,42 +427,35 @@ class HacClient(Closing):
         performs a fresh login (and checks the credentials).
         """
         if force:
-            with self._session_guard:
-                self._renew_session(stale=self.session_info, force=True)
+            self._renew(self._state.session, force=True)
             return
-        self._ensure_session()
+        self._session_for_call()
 
     def logout(self) -> None:
         """End the session on the server (best effort) and forget it locally."""
-        with self._session_guard:
-            info = self.session_info
-            if info is None:
-                cached = self._load_cached()
-                info = self._adopt_cached(cached) if cached is not None else None
-            if info is not None:
-                try:
-                    response = self._transport.send(
-                        "POST",
-                        self.urls.url("/logout"),
-                        "HAC logout",
-                        session_cookies(info),
-                        data={"_csrf": info.csrf_token},
-                        headers={**_FORM_FOR_HTML, "X-CSRF-TOKEN": info.csrf_token},
-                    )
-                    logger.debug("HAC logout answered HTTP %d", response.status_code)
-                except HacClientError as exc:
-                    logger.warning(
-                        "HAC logout request failed; forgetting the session anyway: %s", exc
-                    )
-            self.session_info = None
-            if self.session_manager is not None:
-                try:
-                    self.session_manager.remove_session(*self._key())
-                except (OSError, StoreError) as exc:
-                    raise HacClientError(
-                        f"logged out, but the cached session of {self.username!r} "
-                        f"could not be removed: {exc}"
-                    ) from exc
+        session = self._state.session or self._load_cached()
+        if session is not None:
+            try:
+                response = self._transport.send(
+                    "POST",
+                    self.urls.url("/logout"),
+                    "HAC logout",
+                    session_cookies(session),
+                    data={"_csrf": session.csrf_token},
+                    headers={**_FORM_FOR_HTML, "X-CSRF-TOKEN": session.csrf_token},
+                )
+                logger.debug("HAC logout answered HTTP %d", response.status_code)
+            except HacClientError as exc:
+                logger.warning("HAC logout request failed; forgetting the session anyway: %s", exc)
+        self._state.forget(self._account())
+        if self.session_manager is not None:
+            try:
+                self.session_manager.remove_session(*self._key())
+            except (OSError, StoreError) as exc:
+                raise HacClientError(
+                    f"logged out, but the cached session of {self.username!r} "
+                    f"could not be removed: {exc}"
+                ) from exc
 
     def close(self) -> None:
         """Close the HTTP connections (the persisted session stays)."""
@@ -542,7 +608,7 @@ class HacClient(Closing):
             operation,
             "GET",
             "/initlog/log",
-            params={"_": str(int(time.time() * 1000))},
+            params={"_": str(int(self.clock.time() * 1000))},
             headers=_JSON,
         )
         body = ops.json_object(response, operation)

@@ -29,7 +29,7 @@ def _load(name: str, data: bytes) -> SessionMetadata:
 
 def _dead(session: SessionMetadata, now: float, policy: ExpiryPolicy) -> str | None:
     # HAC ends a session after this long without a request (web.xml's session timeout).
-    idle_for = now - session.last_used_at
+    idle_for = session.idle_at(now)
     if idle_for > policy.idle:
         return f"idle for {hours(idle_for)} (limit {hours(policy.idle)})"
     return None

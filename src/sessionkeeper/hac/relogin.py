@@ -6,17 +6,19 @@ once. Each runs the core's single flight on the session's cache name: under
 the lock it re-reads the cache, adopts a session that differs from the one
 that died (another holder logged in already), and otherwise logs in once and
 saves. A login refused for the stale session's user removes that session.
+The login itself is a flow of ordinary requests (:func:`~sessionkeeper.hac.login.login_flow`),
+performed by the same driver as the lock and the store calls around it.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
-from sessionkeeper.core.flow import Call, Flow
+from sessionkeeper.clock import Clock
+from sessionkeeper.core.flow import Flow
 from sessionkeeper.core.singleflight import Produced, Verdict
 from sessionkeeper.hac.errors import HacAuthenticationError
-from sessionkeeper.hac.login import LoginResult
+from sessionkeeper.hac.login import login_flow
 from sessionkeeper.hac.session import (
     SessionMetadata,
     decode_session,
@@ -24,6 +26,7 @@ from sessionkeeper.hac.session import (
     session_key,
     session_name,
 )
+from sessionkeeper.hac.urls import HacUrls
 
 
 class HacRelogin:
@@ -32,6 +35,7 @@ class HacRelogin:
     ``known`` (the session that died, ``None`` on a cold start) is compared by
     session id: a cached session with another id was opened by someone else.
     ``force`` always logs in (a caller asked for fresh credentials to be checked).
+    ``credentials`` is asked only when a login happens (a handler may prompt).
     """
 
     def __init__(
@@ -40,14 +44,18 @@ class HacRelogin:
         username: str,
         environment: str,
         *,
-        login: Callable[[], LoginResult],
+        urls: HacUrls,
+        credentials: Callable[[], dict[str, str]],
+        clock: Clock,
         force: bool = False,
     ) -> None:
         self.base_url = base_url
         self.username = username
         self.environment = environment
         self.name = session_name(base_url, username, environment)
-        self._login = login
+        self._urls = urls
+        self._credentials = credentials
+        self._clock = clock
         self._force = force
         self._stored: SessionMetadata | None = None
 
@@ -82,13 +90,13 @@ class HacRelogin:
     def produce(self, base: SessionMetadata | None) -> Flow[Produced[SessionMetadata]]:
         """Log in (three requests, see :mod:`sessionkeeper.hac.login`) and build the session."""
         try:
-            result: LoginResult = yield Call(self._login)
+            result = yield from login_flow(self._urls, self._credentials())
         except HacAuthenticationError as exc:
             if base is None:
                 raise
             # The server refused the user and the cached session is the dead one.
             return Produced(Verdict.DEAD, failure=exc, message=str(exc))
-        now = time.time()
+        now = self._clock.time()
         return Produced(
             Verdict.FRESH,
             SessionMetadata(

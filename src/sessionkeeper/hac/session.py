@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
@@ -21,6 +20,7 @@ from typing import Any, TypeGuard, final
 
 import orjson
 
+from sessionkeeper.clock import SYSTEM_CLOCK, Clock
 from sessionkeeper.errors import SessionkeeperError
 from sessionkeeper.stores.base import Store, readable_items
 from sessionkeeper.stores.directory import DirectoryStore
@@ -73,13 +73,21 @@ class SessionMetadata:
 
     @property
     def age_seconds(self) -> float:
-        """Seconds since the session was created."""
-        return time.time() - self.created_at
+        """Seconds since the session was created (on the system clock; see :meth:`age_at`)."""
+        return self.age_at(SYSTEM_CLOCK.time())
 
     @property
     def idle_seconds(self) -> float:
-        """Seconds since the session was last used."""
-        return time.time() - self.last_used_at
+        """Seconds since the session was last used (on the system clock; see :meth:`idle_at`)."""
+        return self.idle_at(SYSTEM_CLOCK.time())
+
+    def age_at(self, now: float) -> float:
+        """Seconds from the session's creation to ``now`` (a clock's reading)."""
+        return now - self.created_at
+
+    def idle_at(self, now: float) -> float:
+        """Seconds from the session's last use to ``now`` (a clock's reading)."""
+        return now - self.last_used_at
 
     @property
     def created_at_formatted(self) -> str:
@@ -207,10 +215,18 @@ class SessionManager:
     """Manages persisted HAC sessions (API of hac-client-core's ``SessionManager``).
 
     ``cache_dir`` defaults to ``~/.cache/hac-client/``; ``store`` replaces the
-    directory with any :class:`Store` (SQLite, Redis, encrypted, ...).
+    directory with any :class:`Store` (SQLite, Redis, encrypted, ...); ``clock``
+    stamps ``created_at`` and ``last_used_at`` (the system clock by default).
     """
 
-    def __init__(self, cache_dir: Path | None = None, *, store: Store | None = None) -> None:
+    def __init__(
+        self,
+        cache_dir: Path | None = None,
+        *,
+        store: Store | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.clock: Clock = clock or SYSTEM_CLOCK
         if store is not None:
             self.cache_dir: Path | None = Path(cache_dir) if cache_dir is not None else None
             self.store: Store = store
@@ -291,7 +307,7 @@ class SessionManager:
         try:
             with self.store.lock(name):
                 existing = self.load_session(base_url, username, environment)
-                now = time.time()
+                now = self.clock.time()
                 session = SessionMetadata(
                     session_id=session_id,
                     csrf_token=csrf_token,
@@ -317,7 +333,7 @@ class SessionManager:
                 session = self.load_session(base_url, username, environment)
                 if session is None:
                     return
-                session.last_used_at = time.time()
+                session.last_used_at = self.clock.time()
                 self.store.put(name, encode_session(session))
         except (OSError, StoreError) as exc:
             logger.warning("cannot touch HAC session %s: %s", name, exc)

@@ -1,4 +1,9 @@
-"""One HTTP exchange with HAC: cookies we manage, the auth hook, and the dead-session verdict.
+"""HTTP to HAC: the bounded client, the gate every request passes, the dead-session verdict.
+
+Every request to HAC passes :class:`HacGate` (the user's ``AuthHandler`` hook,
+then the base URL's Basic credentials): the login flow's and logout's as the
+client's own auth, the console calls' through
+:class:`~sessionkeeper.hac.authorizer.HacAuthorizer`, which the call loop drives.
 
 The HTTP stack (httpx, httpcore and the bounded client on them) loads when the
 first :class:`HacTransport` is built, as httpx itself defers httpcore: code
@@ -8,6 +13,7 @@ that imports ``hac_client_core`` and exits before sending anything (a script's
 
 from __future__ import annotations
 
+import base64
 import functools
 import logging
 from collections.abc import Mapping
@@ -19,6 +25,7 @@ from sessionkeeper.hac.cookies import SESSION_COOKIE, CookieJar, split_route_coo
 from sessionkeeper.hac.errors import HacClientError
 from sessionkeeper.hac.models import SessionInfo
 from sessionkeeper.hac.pages import is_login_page
+from sessionkeeper.hac.session import SessionMetadata
 from sessionkeeper.hac.urls import HacUrls
 from sessionkeeper.redaction import redact_text, redact_url
 
@@ -66,7 +73,39 @@ def tls_verification(origin: str, ignore_ssl: bool) -> ssl.SSLContext | bool:
     return _verifying_ssl_context()
 
 
-def session_cookies(info: SessionInfo) -> CookieJar:
+def unreachable(operation: str, root: str, reason: str) -> HacClientError:
+    """The error for a request that got no answer; its text never holds a cookie."""
+    return HacClientError(redact_text(f"{operation}: cannot reach HAC at {root} ({reason})"))
+
+
+def basic_authorization(credentials: tuple[str, str]) -> str:
+    """The ``Authorization`` value of Basic ``credentials`` (UTF-8, as httpx sends them)."""
+    user, password = credentials
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"
+
+
+class HacGate:
+    """What every request to one HAC origin carries besides its session.
+
+    The user's :class:`AuthHandler` decorates it first, then the base URL's
+    user part goes as Basic auth (a gate in front of HAC), as httpx sends
+    credentials from a URL, so every URL shown in errors and logs has none.
+    """
+
+    def __init__(self, auth_handler: AuthHandler, basic: tuple[str, str] | None) -> None:
+        self.auth_handler = auth_handler
+        self._authorization = basic_authorization(basic) if basic is not None else None
+
+    def apply(self, request: httpx.Request) -> httpx.Request:
+        """Return ``request`` (or the handler's replacement) ready to go out."""
+        request = self.auth_handler.apply_auth(request)
+        if self._authorization is not None:
+            request.headers["Authorization"] = self._authorization
+        return request
+
+
+def session_cookies(info: SessionInfo | SessionMetadata) -> CookieJar:
     """The cookies that carry ``info``: ``JSESSIONID`` and the load balancer's route."""
     cookies = CookieJar()
     cookies.put(SESSION_COOKIE, info.session_id)
@@ -74,11 +113,6 @@ def session_cookies(info: SessionInfo) -> CookieJar:
     if route is not None:
         cookies.put(*route)
     return cookies
-
-
-def authenticated_headers(info: SessionInfo, extra: Mapping[str, str]) -> dict[str, str]:
-    """Headers of an AJAX request made with ``info``'s CSRF token."""
-    return {"X-CSRF-TOKEN": info.csrf_token, "X-Requested-With": "XMLHttpRequest", **extra}
 
 
 def is_dead_session(response: httpx.Response, result_marker: str | None = None) -> bool:
@@ -109,27 +143,58 @@ class HacTransport:
     ) -> None:
         import http.cookiejar
 
+        from sessionkeeper.hac.gate_auth import GateAuth
         from sessionkeeper.http_limits import bounded_client
 
         self.urls = urls
         self.auth_handler = auth_handler
+        self.gate = HacGate(auth_handler, urls.basic_auth)
         # Every request must end within ``timeout`` seconds in all (not per read), with
         # a capped body: a trickling or endless answer cannot hold the caller or its
         # session lock, nor fill its memory.
         self.http = bounded_client(
             timeout,
-            # Credentials of the base URL's user part go as Basic auth, as httpx sends
-            # them from a URL, while every URL shown in errors and logs has none.
-            auth=urls.basic_auth,
+            # Requests sent without an auth of their own (the login flow, logout) pass
+            # the gate here; console calls pass it in their authorizer.
+            auth=GateAuth(self.gate),
             verify=tls_verification(urls.origin, ignore_ssl),
             follow_redirects=False,
             headers={"User-Agent": "sessionkeeper-hac"},
             # httpx's own jar is shared by every thread of the client: a cookie one
             # thread's answer set would ride on another thread's request. It accepts
-            # nothing; each request carries its own CookieJar (see cookies.py).
+            # nothing; each request carries its own cookies (see cookies.py).
             cookies=http.cookiejar.CookieJar(
                 policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
             ),
+        )
+
+    def check_open(self, operation: str) -> None:
+        """Raise a clear error when this client was closed."""
+        if self.http.is_closed:
+            raise HacClientError(f"{operation}: this HacClient was closed; create a new one")
+
+    def build(
+        self,
+        method: str,
+        url: str,
+        *,
+        data: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> httpx.Request:
+        """A request to ``url`` with the body cap its path calls for."""
+        from sessionkeeper.http_limits import MAX_BODY_EXTENSION
+
+        cap = body_cap(url)
+        return self.http.build_request(
+            method,
+            url,
+            data=data,
+            json=json_body,
+            headers=headers,
+            params=params,
+            extensions={MAX_BODY_EXTENSION: cap} if cap is not None else None,
         )
 
     def send(
@@ -147,33 +212,17 @@ class HacTransport:
         """Send one request carrying ``cookies``; cookies the answer sets go back into it."""
         import httpx
 
-        from sessionkeeper.http_limits import MAX_BODY_EXTENSION
-
-        if self.http.is_closed:
-            raise HacClientError(f"{operation}: this HacClient was closed; create a new one")
-        cap = body_cap(url)
-        request = self.http.build_request(
-            method,
-            url,
-            data=data,
-            json=json_body,
-            headers=headers,
-            params=params,
-            extensions={MAX_BODY_EXTENSION: cap} if cap is not None else None,
+        self.check_open(operation)
+        request = self.build(
+            method, url, data=data, json_body=json_body, headers=headers, params=params
         )
         cookie = cookies.header()
         if cookie:
             request.headers["Cookie"] = cookie
-        request = self.auth_handler.apply_auth(request)
         try:
             response = self.http.send(request)
         except httpx.HTTPError as exc:
-            raise HacClientError(
-                redact_text(
-                    f"{operation}: cannot reach HAC at {self.urls.root} "
-                    f"({type(exc).__name__}: {exc})"
-                )
-            ) from exc
+            raise unreachable(operation, self.urls.root, f"{type(exc).__name__}: {exc}") from exc
         cookies.absorb(response.headers.get_list("set-cookie"))
         logger.debug("%s %s -> %d", method, redact_url(request.url.path), response.status_code)
         return response
@@ -189,10 +238,12 @@ __all__ = [
     "FORM_CONTENT_TYPE",
     "JSON_CONTENT_TYPE",
     "REDIRECTS",
+    "HacGate",
     "HacTransport",
-    "authenticated_headers",
+    "basic_authorization",
     "body_cap",
     "is_dead_session",
     "session_cookies",
     "tls_verification",
+    "unreachable",
 ]

@@ -53,7 +53,9 @@ def test_stray_requests_to_the_loopback_port_do_not_end_the_sign_in(
         for query in ("error=access_denied", "error=access_denied&state=forged-state-000000"):
             strays.append(httpx.get(f"{base}?{query}").status_code)
         state = dict(p.split("=", 1) for p in urlsplit(redirect).query.split("&"))["state"]
-        strays.append(httpx.get(f"{base}?code=stolen&state={state[:-1]}x").status_code)
+        # One character off the real state (never equal to it, whatever its last character).
+        near = state[:-1] + ("y" if state.endswith("x") else "x")
+        strays.append(httpx.get(f"{base}?code=stolen&state={near}").status_code)
 
     pages: list[str] = []
     monkeypatch.setattr("webbrowser.open", browser_that(stray_requests, pages))

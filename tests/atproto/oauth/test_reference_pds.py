@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -176,6 +177,67 @@ def test_eight_processes_forced_to_refresh_at_once_refresh_exactly_once(
         assert manager.query(GET_SESSION)["did"] == did  # the session is alive
 
 
+#: Six holders' clocks, seconds off the true time: machines that disagree by up to 20 minutes.
+SKEWS = (0.0, 600.0, -600.0, 300.0, -300.0, 17.0)
+RACE_ROUNDS = 8
+
+
+def wait_for(paths: Path, count: int, pattern: str, workers: list[subprocess.Popen[str]]) -> None:
+    deadline = time.monotonic() + 60
+    while len(list(paths.glob(pattern))) < count:
+        assert time.monotonic() < deadline and all(w.poll() is None for w in workers), [
+            w.stderr.read() if w.stderr and w.poll() is not None else "" for w in workers
+        ]
+        time.sleep(0.005)
+
+
+@pytest.mark.timeout(240)
+def test_six_processes_forcing_a_refresh_round_after_round_lose_nothing(
+    reference_pds: ReferencePds, session_dir: Path, tmp_path: Path
+) -> None:
+    """The forced-refresh race, repeated: each round six processes restore the stored set
+    (with the issuer re-check), meet at a barrier, ``refresh_token()``, then getSession.
+
+    Their clocks disagree by up to 20 minutes, as on six machines, so no ordering may
+    come from a clock. 0 lost: every call succeeds, the server rotates once per round
+    and never sees a spent refresh token.
+    """
+    did, _ = signed_in(reference_pds, session_dir)
+    reference_pds.reset_counts()
+    go = tmp_path / "go"
+    workers = [
+        run_worker(
+            "race",
+            str(session_dir),
+            did,
+            f"{go}|{RACE_ROUNDS}|{skew}|{reference_pds.url}|{reference_pds.plc_url}",
+        )
+        for skew in SKEWS
+    ]
+    reports: list[dict[str, Any]] = []
+    try:
+        for round_ in range(RACE_ROUNDS):
+            wait_for(tmp_path, len(SKEWS), f"go-{round_}.ready-*", workers)
+            (tmp_path / f"go-{round_}").touch()
+        for worker in workers:
+            out, err = worker.communicate(timeout=120)
+            assert worker.returncode == 0, err
+            reports.extend(json.loads(line) for line in out.splitlines() if line.startswith("{"))
+    finally:
+        for worker in workers:  # a failed round leaves the others waiting at the barrier
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    assert len(reports) == RACE_ROUNDS * len(SKEWS)
+    # A spent refresh token would have ended the session: a worker's call would fail.
+    assert successful_refreshes(reference_pds) == RACE_ROUNDS  # one rotation per round
+    for round_ in range(RACE_ROUNDS):
+        sets = {r["refresh"] for r in reports if r["round"] == round_}
+        assert len(sets) == 1 and all(r["did"] == did for r in reports)
+    with client_for(reference_pds, session_dir) as client:
+        assert client.restore(did).query(GET_SESSION)["did"] == did
+
+
 def test_reactive_refresh_after_another_process_rotated(
     reference_pds: ReferencePds, session_dir: Path
 ) -> None:
@@ -235,5 +297,47 @@ def worker(mode: str, directory: str, did: str, go: str) -> int:
     return 0
 
 
+class SkewedClock:
+    """This machine's idea of the time: the true time plus ``offset`` seconds."""
+
+    def __init__(self, offset: float) -> None:
+        self.offset = offset
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+def race_worker(directory: str, did: str, spec: str) -> int:
+    """One holder of the race: each round restore, wait at the barrier, refresh, call."""
+    go, rounds, skew, pds_url, plc_url = spec.split("|")
+    for round_ in range(int(rounds)):
+        with OAuthClient(
+            directory,
+            handle_resolver=pds_url,
+            plc_directory=plc_url,
+            clock=SkewedClock(float(skew)),
+        ) as client:
+            # Restored before the barrier, so all six hold the same set when they force.
+            manager = client.restore(did)
+            Path(f"{go}-{round_}.ready-{os.getpid()}").touch()
+            deadline = time.monotonic() + 120  # never outlive a test that gave up
+            while not os.path.exists(f"{go}-{round_}"):
+                if time.monotonic() > deadline:
+                    return 3
+                time.sleep(0.002)
+            manager.refresh_token()
+            answer = manager.query(GET_SESSION)
+            session = manager.session
+            assert session is not None
+            report = {"round": round_, "did": answer["did"], "refresh": session.refresh_token}
+            print(json.dumps(report), flush=True)
+    return 0
+
+
 if __name__ == "__main__" and len(sys.argv) == 6:
+    if sys.argv[1] == "worker" and sys.argv[2] == "race":
+        sys.exit(race_worker(*sys.argv[3:6]))
     sys.exit(worker(*sys.argv[2:6]) if sys.argv[1] == "worker" else 2)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sessionkeeper.atproto.errors import OAuthResolutionError, OAuthUnreachableError
+from sessionkeeper.atproto.errors import OAuthResolutionError
 from sessionkeeper.atproto.xrpc import json_object
 from sessionkeeper.core.flow import Call, Flow, NetworkFailure, Send
 
@@ -49,9 +49,14 @@ def fetch_json(url: str, what: str) -> Flow[dict[str, Any]]:
     """GET ``url`` and return its JSON object; any other outcome names ``what``."""
     response = yield Send("GET", url, {"Accept": "application/json"})
     if isinstance(response, NetworkFailure):
-        raise OAuthUnreachableError(f"{what}: {url} unreachable ({response.reason})")
+        raise OAuthResolutionError(
+            f"{what}: {url} unreachable ({response.reason})", unavailable=True
+        )
     if response.status_code != 200:
-        raise OAuthResolutionError(f"{what}: {url} answered HTTP {response.status_code}")
+        status = response.status_code
+        raise OAuthResolutionError(
+            f"{what}: {url} answered HTTP {status}", unavailable=status == 429 or status >= 500
+        )
     body = json_object(response)
     if body is None:
         raise OAuthResolutionError(f"{what}: {url} did not answer a JSON object")

@@ -14,11 +14,13 @@ from sessionkeeper.atproto.oauth.session import (
     OAuthSession,
     decode_oauth,
     encode_oauth,
+    later_rotation,
     oauth_name_for_did,
 )
 from sessionkeeper.atproto.xrpc import is_rejected_access
 from sessionkeeper.core.call_loop import can_replay
 from sessionkeeper.maintenance.formats import hours
+from sessionkeeper.redaction import origin
 from sessionkeeper.stores.base import Store
 
 
@@ -40,9 +42,9 @@ class OAuthKind:
         """When the access token expires, from the token answer's ``expires_in``."""
         return session.expires_at
 
-    def issued(self, session: OAuthSession) -> float:
-        """Access tokens of one server live as long: a later expiry is a newer set."""
-        return session.expires_at or 0.0
+    def newer(self, a: OAuthSession, b: OAuthSession) -> bool:
+        """``a`` descends from ``b`` by more refreshes (counted under the lock, no clock)."""
+        return later_rotation(a, b)
 
     def name(self, did: str) -> str:
         """``oauth_did_<method>_<id>.json``."""
@@ -94,8 +96,22 @@ def token_rejected(response: httpx.Response) -> bool:
     return not wants_nonce(response) and is_rejected_access(response)
 
 
+#: Marks a request this authorizer signed (an ``httpx.Request`` extension): only the
+#: answers to those can say that the session's token was refused.
+SIGNED = "sessionkeeper.dpop_signed"
+
+
+def for_own_pds(request: httpx.Request, session: OAuthSession) -> bool:
+    """Whether ``request`` goes to the origin of the session's own PDS (its audience)."""
+    return origin(str(request.url)) == origin(session.pds_url)
+
+
 class DpopAuthorizer:
-    """OAuth sessions: ``Authorization: DPoP <token>`` plus a proof, one nonce retry."""
+    """OAuth sessions: ``Authorization: DPoP <token>`` plus a proof, one nonce retry.
+
+    Only requests for the session's own PDS are signed: a token goes to no host
+    that cannot verify it, and another host's 401 never rotates the session.
+    """
 
     def __init__(self, signers: SignerSource) -> None:
         self._signers = signers
@@ -103,7 +119,11 @@ class DpopAuthorizer:
     def send(
         self, request: httpx.Request, session: OAuthSession
     ) -> Generator[httpx.Request, httpx.Response, httpx.Response]:
-        """Sign with the session's key; follow one ``use_dpop_nonce``."""
+        """Sign with the session's key; follow one ``use_dpop_nonce``; foreign hosts: as is."""
+        if not for_own_pds(request, session):
+            foreign: httpx.Response = yield request
+            return foreign
+        request.extensions = {**request.extensions, SIGNED: True}
         signer = self._signers.signer(session)
         url = str(request.url)
 
@@ -120,5 +140,5 @@ class DpopAuthorizer:
         return response
 
     def rejected(self, response: httpx.Response) -> bool:
-        """401 (not a nonce request) or 400 ExpiredToken."""
-        return token_rejected(response)
+        """401 (not a nonce request) or 400 ExpiredToken, to a request this authorizer signed."""
+        return bool(response.request.extensions.get(SIGNED)) and token_rejected(response)

@@ -74,6 +74,7 @@ class OAuthSessions:
             client_auth=self._client_auth,
             # The revocation is proven by the PDS refusing the access token here.
             check_url=xrpc_url(session.pds_url, GET_SESSION),
+            renew=self._policy(session).produce,
         )
 
 

@@ -9,13 +9,18 @@ shared and refreshed exactly like a password session, under
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sessionkeeper.atproto.codec import check_name, did_name, parse_json_document, validate_did
 from sessionkeeper.atproto.errors import CorruptSessionError, SessionError
 from sessionkeeper.atproto.jwt import redact
+
+logger = logging.getLogger(__name__)
 
 OAUTH_PREFIX = "oauth_"
 OAUTH_SUFFIX = ".json"
@@ -36,7 +41,10 @@ _KEYS: tuple[tuple[str, str], ...] = (
     ("expires_at", "expiresAt"),
     ("dpop_jwk", "dpopJwk"),
     ("dpop_nonces", "dpopNonces"),
+    ("lineage", "lineage"),
+    ("generation", "generation"),
 )
+_NON_STRINGS = frozenset({"dpop_jwk", "dpop_nonces", "expires_at", "generation"})
 _REQUIRED = ("did", "issuer", "tokenEndpoint", "pdsUrl", "clientId", "accessToken", "dpopJwk")
 
 
@@ -70,6 +78,12 @@ class OAuthSession:
     #: The latest DPoP nonce of each origin when the set was stored: a new process
     #: signs its first request with it instead of paying a ``use_dpop_nonce`` round trip.
     dpop_nonces: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    #: Which sign-in this set descends from (a digest of that sign-in's refresh token;
+    #: ``None`` on the sign-in's own set, whose lineage is its own token's digest).
+    lineage: str | None = field(default=None, repr=False)
+    #: How many refreshes separate this set from its sign-in; counted under the store
+    #: lock, so within one lineage a larger number is a later rotation on every machine.
+    generation: int = 0
 
     def __repr__(self) -> str:
         return (
@@ -135,13 +149,18 @@ class OAuthSession:
             raise CorruptSessionError(
                 f"{where}: dpopNonces is not an object of strings", name=where
             )
+        generation = values.get("generation", 0)
+        if isinstance(generation, bool) or not isinstance(generation, int) or generation < 0:
+            raise CorruptSessionError(
+                f"{where}: generation is not a non-negative integer", name=where
+            )
         expires = values.get("expires_at")
         if expires is not None and (
             isinstance(expires, bool) or not isinstance(expires, int | float)
         ):
             raise CorruptSessionError(f"{where}: expiresAt is not a number", name=where)
         for attr, value in values.items():
-            if attr not in ("dpop_jwk", "dpop_nonces", "expires_at") and not isinstance(value, str):
+            if attr not in _NON_STRINGS and not isinstance(value, str):
                 raise CorruptSessionError(f"{where}: {attr} is not a string", name=where)
         try:
             validate_did(values["did"])
@@ -178,6 +197,34 @@ def _answer_did(body: object) -> str:
         raise SessionError("token answer has no valid DID in 'sub'") from None
 
 
+#: The longest access-token life believed from a token answer (one day): ATProto servers
+#: grant minutes to an hour, and a larger ``expires_in`` (10**400 included) is clamped.
+MAX_EXPIRES_IN = 86400.0
+
+
+def usable_expires_in(value: object) -> float | None:
+    """``expires_in`` as seconds, clamped to :data:`MAX_EXPIRES_IN`; ``None`` when unusable.
+
+    RFC 6749 makes it optional; a negative, zero, non-finite or non-numeric value
+    says nothing reliable, so the expiry is then unknown (the server's refusal of
+    the token triggers the refresh) rather than an error that would drop a set
+    the server has just rotated.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        logger.warning("token answer has a non-numeric expires_in; expiry unknown")
+        return None
+    # min() first: an int of 400 digits overflows float(); its repr is never logged either.
+    seconds = float(min(value, int(MAX_EXPIRES_IN))) if isinstance(value, int) else value
+    if math.isnan(seconds) or seconds <= 0:
+        logger.warning("token answer has a negative, zero or NaN expires_in; expiry unknown")
+        return None
+    if seconds > MAX_EXPIRES_IN:
+        logger.warning("token answer has expires_in above %d s; clamped", MAX_EXPIRES_IN)
+    return min(seconds, MAX_EXPIRES_IN)
+
+
 def _apply_token_answer(session: OAuthSession, body: dict[str, Any], now: float) -> OAuthSession:
     token_type = body.get("token_type")
     access = body.get("access_token")
@@ -186,20 +233,38 @@ def _apply_token_answer(session: OAuthSession, body: dict[str, Any], now: float)
     if not isinstance(access, str) or not access:
         raise SessionError("token answer has no access_token")
     refresh = body.get("refresh_token")
-    expires_in = body.get("expires_in")
+    expires_in = usable_expires_in(body.get("expires_in"))
     scope = body.get("scope")
     return replace(
         session,
         access_token=access,
         refresh_token=refresh if isinstance(refresh, str) else session.refresh_token,
-        expires_at=(
-            now + float(expires_in)
-            if isinstance(expires_in, int | float) and not isinstance(expires_in, bool)
-            else None
-        ),
+        expires_at=now + expires_in if expires_in is not None else None,
         scope=scope if isinstance(scope, str) else session.scope,
         token_type="DPoP",
     )
+
+
+def token_digest(token: str) -> str:
+    """A short SHA-256 digest naming a token without revealing it."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()[:32]
+
+
+def lineage_of(session: OAuthSession) -> str:
+    """The sign-in a set descends from: its recorded lineage, else its own token's digest."""
+    if session.lineage is not None:
+        return session.lineage
+    return token_digest(session.refresh_token or session.access_token)
+
+
+def later_rotation(a: OAuthSession, b: OAuthSession) -> bool:
+    """Whether ``a`` was refreshed, directly or not, from ``b``: same sign-in, more refreshes.
+
+    Sets of different sign-ins are not ordered here (the store's copy wins), and
+    no clock takes part: machines whose clocks differ, or a server that sends no
+    ``expires_in``, order rotations the same way.
+    """
+    return lineage_of(a) == lineage_of(b) and a.generation > b.generation
 
 
 def refreshed(session: OAuthSession, body: dict[str, Any], now: float) -> OAuthSession:
@@ -209,4 +274,5 @@ def refreshed(session: OAuthSession, body: dict[str, Any], now: float) -> OAuthS
         raise SessionError(
             f"token refresh for {session.did} answered for another account ({did}); not stored"
         )
-    return _apply_token_answer(session, body, now)
+    fresh = _apply_token_answer(session, body, now)
+    return replace(fresh, lineage=lineage_of(session), generation=session.generation + 1)

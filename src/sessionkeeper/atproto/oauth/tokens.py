@@ -16,20 +16,17 @@ from typing import Any
 
 import httpx
 
-from sessionkeeper.atproto.errors import SessionError
+from sessionkeeper.atproto.errors import OAuthResolutionError, OAuthTokenError, SessionError
 from sessionkeeper.atproto.kinds import newest, read_stored
 from sessionkeeper.atproto.oauth.dpop import DpopSigner, send_with_nonce
 from sessionkeeper.atproto.oauth.kind import OAUTH, token_rejected
 from sessionkeeper.atproto.oauth.session import OAuthSession, refreshed
-from sessionkeeper.atproto.refresh import TokenRefreshPolicy
+from sessionkeeper.atproto.refresh import TokenRefreshPolicy, refresh_verdict
 from sessionkeeper.atproto.xrpc import error_body, json_object, retry_after
-from sessionkeeper.core.flow import Delete, Flow, Get, Locked, NetworkFailure, Send
+from sessionkeeper.core.flow import Delete, Flow, Get, Locked, NetworkFailure, Put, Send
 from sessionkeeper.core.singleflight import Produced, Verdict
 
 logger = logging.getLogger(__name__)
-
-#: Token endpoint errors that mean the refresh token (and the session) is dead.
-DEAD_GRANT_ERRORS = frozenset({"invalid_grant", "invalid_token", "unauthorized_client"})
 
 #: Extra form fields that authenticate a confidential client to an issuer
 #: (``client_assertion`` and its type); public clients send none.
@@ -98,7 +95,14 @@ class OAuthRefresh(TokenRefreshPolicy[OAuthSession]):
         if base is None or not base.refresh_token:
             raise SessionError(f"the OAuth session of {self.did} has no refresh token")
         if self._issuer_check is not None:
-            yield from self._issuer_check(base)
+            try:
+                yield from self._issuer_check(base)
+            except OAuthResolutionError as exc:
+                if not exc.unavailable:
+                    raise  # the account moved, or its PDS names another issuer
+                # The PLC directory or a did:web host is away for a while: like a network
+                # error, the session is kept and a still-valid access token goes on working.
+                return Produced(Verdict.UNAVAILABLE, message=str(exc))
         form = {
             "grant_type": "refresh_token",
             "refresh_token": base.refresh_token,
@@ -121,17 +125,24 @@ class OAuthRefresh(TokenRefreshPolicy[OAuthSession]):
             fresh = replace(refreshed(base, body, self.now), dpop_nonces=self._signer.nonces())
             return Produced(Verdict.FRESH, fresh)
         error, message = error_body(answer)
-        if status == 429 or status >= 500:
+        verdict = refresh_verdict(status, error, oauth=True)
+        if verdict is Verdict.UNAVAILABLE:
             # A 500 may come from the server's own race after it rotated: the session is
             # kept and nobody else retries it meanwhile (the lock holder alone decides).
             wait = retry_after(answer.headers, self.now)
             return Produced(Verdict.UNAVAILABLE, None, status, error, message, wait)
-        if error in DEAD_GRANT_ERRORS or status == 401:
+        if verdict is Verdict.DEAD:
             return Produced(Verdict.DEAD, None, status, error, message)
-        raise SessionError(
+        raise OAuthTokenError(
             f"token refresh for {self.did} failed with HTTP {status} {error or ''}"
-            f"{': ' + message if message else ''}; the session was kept"
+            f"{': ' + message if message else ''}; the session was kept",
+            error=error,
+            status=status,
         )
+
+
+#: Renews a set (the refresh policy's ``produce``): how logout gets a token to probe with.
+Renewal = Callable[[OAuthSession], Flow[Produced[OAuthSession]]]
 
 
 def revoke_flow(
@@ -140,17 +151,23 @@ def revoke_flow(
     signer: DpopSigner,
     client_auth: ClientAuth | None = None,
     check_url: str | None = None,
+    renew: Renewal | None = None,
 ) -> Flow[OAuthSession]:
     """Under the DID's lock: revoke the newest refresh token (stored or ours), prove it, remove it.
 
     The revocation endpoint answers 200 even when it revoked nothing, so the
-    access token is then tried on the PDS (``check_url``): only a 401 there
-    proves the session ended, and only then is it removed locally. A network
-    failure or a PDS that still accepts the token raises and keeps the session.
+    access token is tried on the PDS (``check_url``) before and after: a refusal
+    after an acceptance proves the session ended, and only then is it removed
+    locally. A network failure or a PDS that still accepts the token raises and
+    keeps the session. An access token the PDS refuses already (expired) would
+    prove nothing, so the set is first renewed (``renew``) and the new token
+    probed; a grant the issuer declares dead has ended already. When no valid
+    token can be had, the session is removed and the log says the revocation
+    could not be verified.
     """
     name = OAUTH.name(session.did)
     result: OAuthSession = yield Locked(
-        name, _revoke_locked(session, name, signer, client_auth, check_url)
+        name, _revoke_locked(session, name, signer, client_auth, check_url, renew)
     )
     return result
 
@@ -161,26 +178,72 @@ def _revoke_locked(
     signer: DpopSigner,
     client_auth: ClientAuth | None,
     check_url: str | None,
+    renew: Renewal | None,
 ) -> Flow[OAuthSession]:
     stored = read_stored(OAUTH, (yield Get(name)), name, session.did)
     current = newest(OAUTH, stored, session) or session
-    if current.revocation_endpoint:
-        token = current.refresh_token or current.access_token
-        form = {"token": token, "client_id": current.client_id}
-        answer = yield from dpop_post(
-            signer,
-            current.revocation_endpoint,
-            form,
-            issuer=current.issuer,
-            client_auth=client_auth,
-        )
-        _raise_unless_revoked(current, answer, "revocation endpoint")
-        if check_url is not None:
-            probe = yield from dpop_resource_get(signer, check_url, current.access_token)
-            _raise_unless_refused(current, probe)
-    else:
+    endpoint = current.revocation_endpoint
+    if not endpoint:
         logger.warning("the issuer of %s has no revocation endpoint; clearing locally", current.did)
+        yield Delete(name)
+        return current
+    verifiable = False
+    if check_url is not None:
+        # A 401 after the revocation proves it only if the token worked before it: an
+        # access token that merely expired is refused either way.
+        verifiable = yield from _accepted(signer, check_url, current)
+        if not verifiable and renew is not None:
+            renewed = yield from _renewed(current, name, renew)
+            if renewed is None:  # the issuer declared the grant dead: it has ended
+                yield Delete(name)
+                return current
+            if renewed is not current:
+                current = renewed
+                verifiable = yield from _accepted(signer, check_url, current)
+    token = current.refresh_token or current.access_token
+    form = {"token": token, "client_id": current.client_id}
+    answer = yield from dpop_post(
+        signer,
+        endpoint,
+        form,
+        issuer=current.issuer,
+        client_auth=client_auth,
+    )
+    _raise_unless_revoked(current, answer, "revocation endpoint")
+    if check_url is not None and verifiable:
+        probe = yield from dpop_resource_get(signer, check_url, current.access_token)
+        _raise_unless_refused(current, probe)
+    elif check_url is not None:
+        logger.warning(
+            "logout of %s: the revocation could not be verified (no access token the PDS "
+            "accepts could be had); the issuer answered success, the session was removed",
+            current.did,
+        )
     yield Delete(name)
+    return current
+
+
+def _accepted(signer: DpopSigner, check_url: str, session: OAuthSession) -> Flow[bool]:
+    """Whether the PDS takes ``session``'s access token now (unreachable counts as yes:
+    the probe after the revocation then decides, and raises)."""
+    answer = yield from dpop_resource_get(signer, check_url, session.access_token)
+    return isinstance(answer, NetworkFailure) or not token_rejected(answer)
+
+
+def _renewed(current: OAuthSession, name: str, renew: Renewal) -> Flow[OAuthSession | None]:
+    """A renewed set to probe with (stored first, so a failure later loses nothing);
+    ``current`` when none could be had; ``None`` when the grant is dead."""
+    try:
+        produced: Produced[OAuthSession] = yield from renew(current)
+    except SessionError as exc:  # e.g. the client's credentials refused: cannot verify
+        logger.info("logout of %s: no renewal to verify with (%s)", current.did, exc)
+        return current
+    if produced.verdict is Verdict.DEAD:
+        logger.info("logout of %s: the issuer says the grant has ended already", current.did)
+        return None
+    if produced.verdict is Verdict.FRESH and produced.value is not None:
+        yield Put(name, OAUTH.encode(produced.value))
+        return produced.value
     return current
 
 

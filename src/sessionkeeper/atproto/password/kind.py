@@ -33,9 +33,9 @@ class PasswordKind:
         """The access token's ``exp``."""
         return token_expiry_or_none(session.access_jwt)
 
-    def issued(self, session: AtpSessionData) -> float:
-        """The refresh token's exp: every refresh token of a server lives as long."""
-        return token_expiry_or_none(session.refresh_jwt) or 0.0
+    def newer(self, a: AtpSessionData, b: AtpSessionData) -> bool:
+        """A later refresh token exp (the server's clock): its refresh tokens all live as long."""
+        return _issued(a) > _issued(b)
 
     def name(self, did: str) -> str:
         """``did_<method>_<id>.json``."""
@@ -59,6 +59,10 @@ class PasswordKind:
     def stored(self, store: Store) -> list[AtpSessionData]:
         """Every stored password session."""
         return stored_sessions(store)
+
+
+def _issued(session: AtpSessionData) -> float:
+    return token_expiry_or_none(session.refresh_jwt) or 0.0
 
 
 PASSWORD = PasswordKind()

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import typer
 
@@ -179,6 +179,23 @@ def find_session(manager: SessionManager, target: Target) -> SessionMetadata | N
     return None
 
 
+class Chosen(NamedTuple):
+    """What a command line points at: its options, the target, the cache and its session."""
+
+    options: Options
+    target: Target
+    manager: SessionManager
+    session: SessionMetadata | None
+
+
+def chosen_session(ctx: typer.Context, environment: str | None, endpoint: str | None) -> Chosen:
+    """Resolve the environment and endpoint, open the cache and find the target's session."""
+    options = group_options(ctx)
+    target = resolve_target(options, environment, endpoint)
+    manager = session_manager(options)
+    return Chosen(options, target, manager, find_session(manager, target))
+
+
 def start_command(options: Options, target: Target, username: str | None = None) -> str:
     """The ``hac session start`` line that logs in to ``target`` (pastes as it is)."""
     env, ep = quoted(target.environment), quoted(target.endpoint)
@@ -215,10 +232,7 @@ def open_client(
     from sessionkeeper.cli.hac.waiting import watched
     from sessionkeeper.hac.client import HacClient
 
-    options = group_options(ctx)
-    target = resolve_target(options, environment, endpoint)
-    manager = session_manager(options)
-    session = find_session(manager, target)
+    options, target, manager, session = chosen_session(ctx, environment, endpoint)
     username = session.username if session is not None else target.username
     preset: str | None = None
     if session is None:

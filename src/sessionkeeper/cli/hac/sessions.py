@@ -16,6 +16,7 @@ import typer
 from sessionkeeper.cli.hac import output as out
 from sessionkeeper.cli.hac.context import (
     Target,
+    chosen_session,
     find_session,
     group_options,
     resolve_target,
@@ -331,10 +332,7 @@ def clear_session(
 ) -> None:
     """Clear session for a specific environment."""
     with reported(json_output=json_output):
-        options = group_options(ctx)
-        target = resolve_target(options, environment, endpoint)
-        manager = session_manager(options)
-        session = find_session(manager, target)
+        _, target, manager, session = chosen_session(ctx, environment, endpoint)
         if session is not None:
             manager.remove_session(session.base_url, session.username, target.key)
         if json_output:

@@ -15,11 +15,8 @@ import typer
 
 from sessionkeeper.cli.hac import output as out
 from sessionkeeper.cli.hac.context import (
-    find_session,
-    group_options,
+    chosen_session,
     no_session_error,
-    resolve_target,
-    session_manager,
     start_command,
 )
 from sessionkeeper.cli.hac.errors import CliError, reported
@@ -34,10 +31,7 @@ def status_command(
 ) -> None:
     """Show the environment, endpoint, user and session age, and whether HAC still accepts it."""
     with reported(json_output=json_output):
-        options = group_options(ctx)
-        target = resolve_target(options, environment, endpoint)
-        manager = session_manager(options)
-        session = find_session(manager, target)
+        options, target, manager, session = chosen_session(ctx, environment, endpoint)
         if session is None:
             raise no_session_error(options, target)
         # Only now: the probe loads the HAC client (httpx), which ``hac --help`` never needs.
