@@ -203,6 +203,25 @@ def test_an_unknown_environment_is_a_config_failure_in_every_command(home: Path)
         assert json.loads(done.stdout)["error"] == "config", args
 
 
+def test_completion_offers_the_configured_environments(home: Path, tmp_path: Path) -> None:
+    config = tmp_path / "hac.toml"
+    config.write_text(
+        "".join(
+            f'[environments.{name}.endpoints.hac]\nurl = "http://127.0.0.1:1"\n'
+            for name in ("qa", "qa2", "prod")
+        )
+    )
+
+    def complete(words: str, index: int) -> list[str]:
+        variables = {"_HAC_COMPLETE": "complete_bash", "COMP_WORDS": words}
+        done = run_hac(home, env={**variables, "COMP_CWORD": str(index)}, script=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    assert complete(f"hac --config {config} groovy -e q", 5) == ["qa", "qa2"]
+    assert complete(f"hac --config {config} session start ", 5) == ["prod", "qa", "qa2"]
+
+
 def test_version_and_completion(home: Path) -> None:
     version = run_hac(home, "--version", script=True)
     assert (version.returncode, version.stdout) == (0, f"hac (sessionkeeper) {__version__}\n")
