@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sessionkeeper.atproto import AsyncOAuthClient, OAuthCallbackError, OAuthClient
+from sessionkeeper.atproto import AsyncOAuthClient, OAuthCallbackError, OAuthClient, OAuthTokenError
 from sessionkeeper.testing.fake_oauth import DEFAULT_DID, DEFAULT_HANDLE, FakeOAuth
 
 pytestmark = pytest.mark.timeout(60)
@@ -57,6 +57,14 @@ def test_pasted_text_that_is_no_address_is_refused_by_name(tmp_path: Path, fake:
     ):
         client.login_remote(DEFAULT_HANDLE, lambda url: "code=abc")
     assert fake.counts["exchange"] == 0
+
+
+def test_an_address_cut_short_is_refused_with_what_to_do(tmp_path: Path, fake: FakeOAuth) -> None:
+    with (
+        OAuthClient(tmp_path, handle_resolver=fake.url, plc_directory=fake.url) as client,
+        pytest.raises(OAuthTokenError, match="cut short"),
+    ):
+        client.login_remote(DEFAULT_HANDLE, lambda url: consent(url)[:-6])
 
 
 def test_another_sign_ins_address_is_refused_and_that_sign_in_still_works(

@@ -253,7 +253,16 @@ def complete_authorization(
     )
     response = _reached(answer, pending.token_endpoint, "code exchange")
     if not response.is_success:
-        raise _refused("the code exchange", response)
+        refused = _refused("the code exchange", response)
+        if refused.error == "invalid_grant":
+            # The usual causes are the user's to fix: say them beside the server's terse word.
+            raise OAuthTokenError(
+                f"{refused}: the code was cut short (a partly copied address), already used "
+                "or expired; sign in again",
+                error=refused.error,
+                status=refused.status,
+            )
+        raise refused
     body = _json(response, "the code exchange")
     scope = body.get("scope")
     if not isinstance(scope, str) or ATPROTO_SCOPE not in scope.split():
