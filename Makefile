@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# The demo needs only the package itself: no extras, no dev tools (mypy, mkdocs, hypothesis).
+DEMO_STAMP := $(VENV)/.demo-stamp
 # The reference PDS of this checkout: installed, tested and benchmarked from here.
 export PDS_TOOLS_DIR ?= $(CURDIR)/.tools/pds
 
@@ -17,6 +19,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+$(DEMO_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e .
+	touch $(DEMO_STAMP)
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks demo examples
@@ -44,15 +51,23 @@ oauth-client-node: reference-pds
 system-deps: redis-server reference-pds orig-hac chromium
 
 docs: install
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site  # no --quiet: it hides the warnings --strict counts
 
 test: install lint typecheck system-deps docs
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-demo: install
+demo: $(DEMO_STAMP)
 	@for scene in demo/scene_*.py; do $(BIN)/python "$$scene" || exit 1; done
 
-bench: install redis-server reference-pds orig-hac oauth-client-node  # no browser: no benchmark drives one
+BENCH_STAMP := $(VENV)/.bench-stamp
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[redis,keyring,dev,examples,bench]'
+	touch $(BENCH_STAMP)
+
+# Each benchmark prints its table; the fleet and the cost curves also write their
+# tables, figures and charts into docs/benchmarks/, which docs/benchmarks.md includes.
+bench: install $(BENCH_STAMP) redis-server reference-pds orig-hac oauth-client-node  # no browser: no benchmark drives one
 	@for b in benchmarks/bench_*.py; do $(BIN)/python "$$b" || exit 1; done
 
 clean:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 # Benchmarks run from a checkout: the reference PDS is this checkout's (`make reference-pds`).
 os.environ.setdefault(
@@ -43,8 +44,10 @@ def paired(
     return statistics.median(a), statistics.median(b)
 
 
-def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
-    """Print one benchmark table."""
+def print_table(
+    title: str, columns: list[str], rows: list[list[str]], *, save: str | None = None
+) -> None:
+    """Print one benchmark table; with ``save``, also write it as ``docs/benchmarks/SAVE.md``."""
     table = Table(title=title, title_justify="left")
     for column in columns:
         table.add_column(column)
@@ -52,6 +55,14 @@ def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
         table.add_row(*row)
     # Wide enough that the measure names are not cut in a log or a narrow terminal.
     Console(width=140).print(table)
+    if save is not None:
+        from _report import markdown_table, write_outputs
+
+        def plain(cell: str) -> str:
+            return Text.from_markup(cell).plain  # verdicts are colour markup in the terminal
+
+        table_md = markdown_table(list(map(plain, columns)), [list(map(plain, r)) for r in rows])
+        write_outputs(save, table_md, {"title": title, "columns": columns, "rows": rows})
 
 
 def print_line(text: str) -> None:

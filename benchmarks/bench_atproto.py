@@ -217,6 +217,7 @@ def main() -> int:
         f"ATProto: {PROCESSES} processes x {THREADS} threads crossing expiry; hot path",
         ["measure", "value", "target"],
         rows,
+        save="atproto",
     )
     return 0 if ok else 1
 

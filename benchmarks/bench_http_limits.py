@@ -148,6 +148,7 @@ def main() -> None:
                 verdict(ratio <= OVERHEAD_TARGET),
             ],
         ],
+        save="http-overhead",
     )
     with HostileServer("huge-chunked", size=HUGE) as server:
         plain_peak, plain_got = peak(server.url, "plain")
@@ -164,12 +165,14 @@ def main() -> None:
                 f"{bounded_peak / plain_peak:.3f}",
             ],
         ],
+        save="http-memory",
     )
 
     print_table(
         f"Bounded HTTP: a server trickling its headers at 1 byte/s, timeout {TRICKLE_TIMEOUT:g} s",
         ["client", "gave up after s", f"target: ~{TRICKLE_TIMEOUT:g} s"],
         trickle_rows(),
+        save="http-trickle",
     )
 
 

@@ -278,6 +278,7 @@ def main() -> int:
             "extra round trips, fresh process's first call",
         ],
         rows,
+        save="oauth",
     )
     ours = results["ours"]
     met = all(t.refreshes == 1 and not t.lost and t.failed == 0 for t in ours)

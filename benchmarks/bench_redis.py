@@ -19,9 +19,11 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import dataclass
 
 import redis
 
+from _report import percentile
 from _table import paired, print_table, verdict
 from sessionkeeper.atproto import PersistentSessionManager
 from sessionkeeper.stores.redis.store import RedisStore
@@ -148,13 +150,21 @@ FLEET_WORKER = textwrap.dedent(
 )
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    """The value below which ``fraction`` of ``values`` lie (nearest rank)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+@dataclass(frozen=True)
+class FleetRun:
+    """What one fleet measurement saw: every refresh_token latency, and what the server counted."""
+
+    latencies: list[float]
+    single: float  #: median of one uncontended refresh, measured just before
+    refreshes: int
+    rounds: int
+    late: int
 
 
-def fleet_rows(server: RedisServer, rounds: int = 20, spacing: float = 0.5) -> list[list[str]]:
+def fleet_run(
+    server: RedisServer, processes: int, threads: int, rounds: int = 20, spacing: float = 0.5
+) -> FleetRun:
+    """``processes`` x ``threads`` workers call refresh_token() together, ``rounds`` times."""
     prefix = f"bench-fleet-{secrets.token_hex(3)}:"
     with FakePds(access_lifetime=3600) as pds:
         did = pds.create_account("bench.test", PASSWORD)
@@ -166,27 +176,20 @@ def fleet_rows(server: RedisServer, rounds: int = 20, spacing: float = 0.5) -> l
                 began = time.perf_counter()
                 manager.refresh_token()
                 alone.append(time.perf_counter() - began)
+        store.close()
         single = statistics.median(alone)
         pds.reset_counts()
         procs = [
             subprocess.Popen(
                 [
-                    sys.executable,
-                    "-c",
-                    FLEET_WORKER,
-                    server.url,
-                    prefix,
-                    pds.url,
-                    did,
-                    "4",
-                    str(rounds),
-                    repr(spacing),
+                    *(sys.executable, "-c", FLEET_WORKER, server.url, prefix, pds.url, did),
+                    *(str(threads), str(rounds), repr(spacing)),
                 ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
             )
-            for _ in range(4)
+            for _ in range(processes)
         ]
         for proc in procs:  # wait until every interpreter is up, then start all at once
             assert proc.stdout is not None
@@ -207,7 +210,13 @@ def fleet_rows(server: RedisServer, rounds: int = 20, spacing: float = 0.5) -> l
             figures = json.loads(out)
             latencies += figures["latencies"]
             late += figures["late"]
-        per_round = pds.counts[REFRESH] / rounds
+        return FleetRun(latencies, single, pds.counts[REFRESH], rounds, late)
+
+
+def fleet_rows(server: RedisServer, rounds: int = 20, spacing: float = 0.5) -> list[list[str]]:
+    run = fleet_run(server, 4, 4, rounds, spacing)
+    latencies, single, late = run.latencies, run.single, run.late
+    per_round = run.refreshes / rounds
     p50, p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
     return [
         [
@@ -227,7 +236,7 @@ def fleet_rows(server: RedisServer, rounds: int = 20, spacing: float = 0.5) -> l
         [
             f"refreshSession calls per round ({len(latencies)} refresh_token calls, "
             f"{late} started late)",
-            f"{pds.counts[REFRESH]} in {rounds} rounds",
+            f"{run.refreshes} in {rounds} rounds",
             f"{per_round:.2f}",
             "exactly 1",
             verdict(per_round == 1.0),
@@ -240,7 +249,7 @@ def main() -> None:
         raise SystemExit("redis-server is not installed: run `make redis-server`")
     with RedisServer(appendonly=False) as server:
         rows = overhead_rows(server) + fleet_rows(server)
-    print_table("RedisStore", ["measure", "figures", "ratio", "target", ""], rows)
+    print_table("RedisStore", ["measure", "figures", "ratio", "target", ""], rows, save="redis")
 
 
 if __name__ == "__main__":

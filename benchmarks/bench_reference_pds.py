@@ -157,6 +157,7 @@ def report(persisted: Series, baseline: Series, runs: int, startup: float) -> in
         f"(@atproto/pds, started in {startup:.1f} s)",
         ["bot", "runs", "create", "refresh", "getSession", "wall", "per run"],
         rows,
+        save="reference-pds-runs",
     )
     call_ratio = baseline.counts[create] / max(persisted.counts[create], 1)
     time_ratio = baseline.seconds / persisted.seconds
@@ -176,6 +177,7 @@ def report(persisted: Series, baseline: Series, runs: int, startup: float) -> in
                 verdict(time_ratio > 1),
             ],
         ],
+        save="reference-pds",
     )
     if baseline.counts[create] > 30:
         print(

@@ -223,7 +223,10 @@ def main() -> None:
         tmp = Path(name)
         rows = store_rows(tmp) + listing_rows(tmp) + versus_original_rows(tmp)
     print_table(
-        "Stores and the HAC session cache", ["measure", "figures", "ratio", "target", ""], rows
+        "Stores and the HAC session cache",
+        ["measure", "figures", "ratio", "target", ""],
+        rows,
+        save="stores",
     )
 
 

@@ -6,7 +6,7 @@ from typing import Self
 
 
 class Closing:
-    """A resource used in ``with``: leaving the block calls :meth:`close`."""
+    """A resource used in ``with``: leaving the block calls `close`."""
 
     def close(self) -> None:
         """Release what the resource holds."""
@@ -20,7 +20,7 @@ class Closing:
 
 
 class AsyncClosing:
-    """A resource used in ``async with``: leaving the block awaits :meth:`aclose`."""
+    """A resource used in ``async with``: leaving the block awaits `aclose`."""
 
     async def aclose(self) -> None:
         """Release what the resource holds."""
@@ -34,7 +34,7 @@ class AsyncClosing:
 
 
 class Running:
-    """A server used in ``with``: entering calls :meth:`start`, leaving calls :meth:`stop`."""
+    """A server used in ``with``: entering calls `start`, leaving calls `stop`."""
 
     def start(self) -> Self:
         """Start serving and return self."""

@@ -3,17 +3,17 @@
 Three shapes of secret, one rule each:
 
 * a bare secret (a token, a session id, a CSRF token) shows its first
-  :data:`SECRET_PREFIX_CHARS` characters and ``...`` (:func:`redact_secret`);
+  `SECRET_PREFIX_CHARS` characters and ``...`` (`redact_secret`);
 * a URL keeps its scheme, host, port and path but loses the password of its
   user part, secret query values and ``;jsessionid=`` path parameters, each
-  replaced by ``***`` (:func:`redact_url`); a password holding an unencoded
+  replaced by ``***`` (`redact_url`); a password holding an unencoded
   ``#``, ``/`` or ``?`` is hidden too;
 * free text (httpx/httpcore trace lines, exception messages) has every URL,
   cookie, ``Authorization``/``DPoP`` header value and session-id parameter in it
-  treated as above (:func:`redact_text`).
+  treated as above (`redact_text`).
 
-:class:`RedactingFilter` applies :func:`redact_text` to log records;
-:func:`install_log_redaction` puts it on httpx's and httpcore's loggers, whose
+`RedactingFilter` applies `redact_text` to log records;
+`install_log_redaction` puts it on httpx's and httpcore's loggers, whose
 DEBUG traces print raw header lists and whose INFO line prints each URL.
 """
 
@@ -223,7 +223,7 @@ def redact_text(text: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Rewrites each record's message with :func:`redact_text`; never drops a record."""
+    """Rewrites each record's message with `redact_text`; never drops a record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Redact the record in place (its arguments are merged into the message)."""
@@ -242,7 +242,7 @@ _install_guard = threading.Lock()
 
 
 def install_log_redaction(names: tuple[str, ...] = HTTP_LOGGERS) -> None:
-    """Attach one :class:`RedactingFilter` to each named logger (once per process)."""
+    """Attach one `RedactingFilter` to each named logger (once per process)."""
     with _install_guard:
         for name in names:
             if name not in _installed:

@@ -18,7 +18,7 @@ from sessionkeeper.atproto.oauth.session import OAuthSession
 from sessionkeeper.atproto.oauth.tokens import OAuthRefresh
 from sessionkeeper.atproto.password.flows import login_flow
 from sessionkeeper.atproto.xrpc import decode_result, error_body
-from sessionkeeper.core.flow import Op, Send
+from sessionkeeper.core.flow import Call, Locked, Op, Send
 
 NOW = 1_800_000_000.0
 DID = "did:plc:alice"
@@ -38,8 +38,13 @@ def answer_with(flow: Generator[Op, Any, Any], response: httpx.Response) -> Any:
     try:
         while True:
             op = flow.send(reply)
-            assert isinstance(op, Send), op
-            reply = response
+            if isinstance(op, Locked):
+                reply = answer_with(op.flow, response)
+            elif isinstance(op, Call):
+                reply = op.function()
+            else:
+                assert isinstance(op, Send), op
+                reply = response
     except StopIteration as stop:
         return stop.value
 
@@ -55,7 +60,9 @@ def test_a_deep_xrpc_result_is_an_invalid_response() -> None:
 
 
 def test_a_deep_create_session_answer_is_a_session_error() -> None:
-    flow = login_flow("alice.test", "pw", auth_factor_token=None, service_url="http://p", now=NOW)
+    flow = login_flow(
+        "alice.test", "pw", auth_factor_token=None, service_url="http://p", now=NOW, stored=list
+    )
     with pytest.raises(SessionError, match="without JSON"):
         answer_with(flow, deep())
 

@@ -1,7 +1,7 @@
 """The session file format and the mapping from a DID to a store name.
 
 ``did:plc:xyz123`` is stored as ``did_plc_xyz123.json`` holding the camelCase
-document of :class:`AtpSessionData` (all nine keys, ``null`` included),
+document of `AtpSessionData` (all nine keys, ``null`` included),
 pretty-printed with two-space indents as the Rust SDK's
 ``serde_json::to_string_pretty`` writes it.
 
@@ -49,8 +49,8 @@ DIGEST_MARK = "+"
 def did_name(did: str, prefix: str, suffix: str) -> str:
     """The injective store name ``prefix + <escaped DID> + suffix`` of a valid ``did``.
 
-    Fits :data:`~sessionkeeper.stores.base.MAX_NAME_BYTES` for every DID up
-    to :data:`MAX_DID_LENGTH`; ``did`` is validated first (``ValueError``).
+    Fits `MAX_NAME_BYTES` for every DID up
+    to `MAX_DID_LENGTH`; ``did`` is validated first (``ValueError``).
     """
     validate_did(did)
     stem = did.translate(_ESCAPES)
@@ -75,7 +75,7 @@ def is_session_name(name: str) -> bool:
 
 
 def parse_json_document(data: bytes, *, what: str, name: str) -> object:
-    """Parse stored JSON; raise :class:`CorruptSessionError` naming ``what name`` and why.
+    """Parse stored JSON; raise `CorruptSessionError` naming ``what name`` and why.
 
     Deep nesting (``RecursionError``) and integers of thousands of digits
     (``ValueError``) are corrupt files too, never a traceback.
@@ -99,7 +99,7 @@ def encode_session(session: AtpSessionData) -> bytes:
 
 
 def decode_session(data: bytes, *, name: str) -> AtpSessionData:
-    """Parse file bytes; raise :class:`CorruptSessionError` naming ``name`` if invalid."""
+    """Parse file bytes; raise `CorruptSessionError` naming ``name`` if invalid."""
     document = parse_json_document(data, what="session file", name=name)
     session = AtpSessionData.from_json_dict(document, where=f"session file {name}")
     try:
@@ -112,7 +112,7 @@ def decode_session(data: bytes, *, name: str) -> AtpSessionData:
 
 
 def check_name(name: str, did: str, expected: str, what: str) -> None:
-    """Raise :class:`CorruptSessionError` unless ``name`` is ``expected``, the name of ``did``."""
+    """Raise `CorruptSessionError` unless ``name`` is ``expected``, the name of ``did``."""
     if expected != name:
         raise CorruptSessionError(
             f"{what} {name} holds the session of {did} (stored as {expected})", name=name

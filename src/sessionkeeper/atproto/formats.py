@@ -12,7 +12,6 @@ from typing import TypeVar
 
 from sessionkeeper.atproto.codec import is_session_name, load_named_session
 from sessionkeeper.atproto.errors import CorruptSessionError
-from sessionkeeper.atproto.oauth.kind import OAUTH
 from sessionkeeper.atproto.oauth.session import OAuthSession, is_oauth_name, load_named_oauth
 from sessionkeeper.atproto.password.kind import PASSWORD
 from sessionkeeper.atproto.types import AtpSessionData
@@ -21,7 +20,11 @@ from sessionkeeper.maintenance.formats import (
     FormatError,
     SessionFormat,
     register,
+    register_lock_name,
 )
+
+#: The store lock every password login takes (it guards no entry of its own).
+LOGIN_LOCK = register_lock_name("atproto-login")
 
 T = TypeVar("T")
 
@@ -41,6 +44,9 @@ def _password_dead(session: AtpSessionData, now: float, policy: ExpiryPolicy) ->
 
 
 def _oauth_dead(session: OAuthSession, now: float, policy: ExpiryPolicy) -> str | None:
+    # The OAuth kind (and its JOSE stack) loads only when an OAuth entry is judged.
+    from sessionkeeper.atproto.oauth.kind import OAUTH
+
     return OAUTH.dead(session, now)
 
 
@@ -63,4 +69,4 @@ ATPROTO_OAUTH_SESSION = register(
     )
 )
 
-__all__ = ["ATPROTO_OAUTH_SESSION", "ATPROTO_SESSION"]
+__all__ = ["ATPROTO_OAUTH_SESSION", "ATPROTO_SESSION", "LOGIN_LOCK"]

@@ -6,7 +6,7 @@ DNS TXT ``_atproto.<handle>`` and then ``https://<handle>/.well-known/atproto-di
 A DID resolves through the PLC directory (``did:plc``) or its own host
 (``did:web``). The document must name the handle asked for (``alsoKnownAs``)
 and a ``#atproto_pds`` service. The steps are sans-I/O flows (see
-:mod:`sessionkeeper.core.flow`), so the blocking and the asyncio
+`sessionkeeper.core.flow`), so the blocking and the asyncio
 client share every decision.
 """
 
@@ -197,10 +197,10 @@ def verify_issuer_flow(
 
 
 def issuer_check(resolver: IdentityResolver) -> Callable[[Any], Flow[None]]:
-    """The ``issuer_check`` hook of :class:`OAuthSessionManager`: before every refresh,
+    """The ``issuer_check`` hook of `OAuthSessionManager`: before every refresh,
     re-verify the session's DID -> PDS -> issuer, uncached.
 
-    The flow raises :class:`OAuthResolutionError` when they no longer match, so
+    The flow raises `OAuthResolutionError` when they no longer match, so
     the refresh token is never sent to an issuer the account has left.
     """
 

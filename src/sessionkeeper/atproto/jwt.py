@@ -4,7 +4,7 @@ Clients never hold the server's key, so they cannot verify; they only need to
 know when a token runs out. Decoded ``exp`` values are cached by token, which
 keeps the per-call "is it due?" check to a dictionary lookup. A payload that is
 not a JSON object, or too deeply nested to decode, is a
-:class:`~sessionkeeper.atproto.errors.MalformedTokenError` (so ``except
+`MalformedTokenError` (so ``except
 SessionError`` catches it), never a crash.
 """
 
@@ -32,7 +32,7 @@ def _b64url_decode(part: str) -> bytes:
 
 
 def decode_claims(token: str) -> dict[str, Any]:
-    """Return the payload of ``token`` as a dict, or raise :class:`MalformedTokenError`."""
+    """Return the payload of ``token`` as a dict, or raise `MalformedTokenError`."""
     if not isinstance(token, str):
         raise MalformedTokenError(f"a JWT is a string, not {type(token).__name__}")
     if len(token) > MAX_TOKEN_CHARS:

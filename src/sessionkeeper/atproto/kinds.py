@@ -4,8 +4,8 @@ A kind tells the state, the single flight and the call loop what it needs of
 one session type: the account, whether two sessions hold the same tokens,
 when the access token expires, how sessions are named, stored and listed, and
 which of two sets of one account is newer. The kinds themselves live with
-their protocol: :mod:`sessionkeeper.atproto.password.kind` and
-:mod:`sessionkeeper.atproto.oauth.kind`.
+their protocol: `sessionkeeper.atproto.password.kind` and
+`sessionkeeper.atproto.oauth.kind`.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class AtprotoKind(Protocol[S]):
         """Serialise for the store."""
 
     def decode(self, raw: bytes, *, name: str) -> S:
-        """Parse stored bytes; raise :class:`CorruptSessionError` naming ``name``."""
+        """Parse stored bytes; raise `CorruptSessionError` naming ``name``."""
 
     def dead(self, session: S, now: float) -> str | None:
         """Why no refresh can revive ``session`` any more, or ``None`` while it may be used.

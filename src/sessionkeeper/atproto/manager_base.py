@@ -2,8 +2,8 @@
 
 The blocking and the asyncio shells differ only in their driver: each
 operation is a flow (or the core's single flight) that
-:class:`~sessionkeeper.core.flow.BlockingDriver` or
-:class:`~sessionkeeper.core.async_flow.AsyncDriver` performs. The app-password and the
+`BlockingDriver` or
+`AsyncDriver` performs. The app-password and the
 OAuth managers differ only in their kind, their refresh policy and how they
 sign requests.
 """
@@ -48,9 +48,9 @@ EARLY_REFRESH_FAILURES = (SessionNetworkError, StoreError)
 DEFAULT_TIMEOUT = 30.0
 
 
-def resolve_store(session_dir: str | os.PathLike[str] | None, store: Store | None) -> Store:
-    """The store to use: ``store``, else a DirectoryStore on ``session_dir``, else the
-    per-user default (:func:`sessionkeeper.atproto.home.default_session_dir`, 0700)."""
+def manager_store(session_dir: str | os.PathLike[str] | None, store: Store | None) -> Store:
+    """The store to use: ``store``, else a DirectoryStore on ``session_dir``, else
+    ``$SESSIONKEEPER_STORE``, else the per-user default (the CLI's choice too)."""
     if store is not None:
         return store
     if session_dir is None:
@@ -69,7 +69,7 @@ def store_flow(kind: AtprotoKind[S], session: S) -> Flow[None]:
 def load_flow(kind: AtprotoKind[S], did: str) -> Flow[S | None]:
     """Read and decode ``did``'s stored session; ``None`` if absent or another account's.
 
-    A corrupt entry raises :class:`~sessionkeeper.atproto.errors.CorruptSessionError`.
+    A corrupt entry raises `CorruptSessionError`.
     """
     name = kind.name(did)
     raw = yield Get(name)
@@ -198,7 +198,7 @@ class _ManagerState(Generic[S]):
 
 
 class BlockingManager(_ManagerState[S], Closing):
-    """The blocking shell: flows run on a :class:`BlockingDriver`; thread-safe."""
+    """The blocking shell: flows run on a `BlockingDriver`; thread-safe."""
 
     def __init__(
         self,
@@ -211,7 +211,7 @@ class BlockingManager(_ManagerState[S], Closing):
         clock: Clock | None,
         authorizer: Authorizer[S],
     ) -> None:
-        self.store = resolve_store(session_dir, store)
+        self.store = manager_store(session_dir, store)
         self._new_state(refresh_margin, auto_refresh, clock)
         self._owns_http = http is None
         self._http = http if http is not None else bounded_client(DEFAULT_TIMEOUT)
@@ -332,7 +332,7 @@ class BlockingManager(_ManagerState[S], Closing):
 
 
 class AsyncManager(_ManagerState[S], AsyncClosing):
-    """The asyncio shell: the same flows on an :class:`AsyncDriver` and ``httpx.AsyncClient``.
+    """The asyncio shell: the same flows on an `AsyncDriver` and ``httpx.AsyncClient``.
 
     ``session``, ``needs_refresh``, ``on_session_event`` and the auto-refresh
     switches stay synchronous because they do no I/O.
@@ -349,7 +349,7 @@ class AsyncManager(_ManagerState[S], AsyncClosing):
         clock: Clock | None,
         authorizer: Authorizer[S],
     ) -> None:
-        self.store = resolve_store(session_dir, store)
+        self.store = manager_store(session_dir, store)
         self._new_state(refresh_margin, auto_refresh, clock)
         self._owns_http = http is None
         self._http = http if http is not None else bounded_async_client(DEFAULT_TIMEOUT)

@@ -1,8 +1,8 @@
 """The refresh rules both ATProto kinds share, free of I/O: adopt or refresh, judge the answer.
 
-The refresh is the core's single flight (:mod:`sessionkeeper.core.singleflight`)
-with a :class:`TokenRefreshPolicy`; each kind's policy says how to refresh
-(:mod:`sessionkeeper.atproto.password.flows`, :mod:`sessionkeeper.atproto.oauth.tokens`).
+The refresh is the core's single flight (`sessionkeeper.core.singleflight`)
+with a `TokenRefreshPolicy`; each kind's policy says how to refresh
+(`sessionkeeper.atproto.password.flows`, `sessionkeeper.atproto.oauth.tokens`).
 """
 
 from __future__ import annotations

@@ -78,13 +78,13 @@ class AtpSessionData:
         """Return the camelCase document of the file format: all nine keys, ``None`` as null.
 
         The seed's file shows ``"status": null``; files without some keys
-        (older Rust SDK ones) still load through :meth:`from_json_dict`.
+        (older Rust SDK ones) still load through `from_json_dict`.
         """
         return {key: getattr(self, attr) for attr, key in FIELD_KEYS}
 
     @classmethod
     def from_json_dict(cls, data: object, *, where: str = "session") -> AtpSessionData:
-        """Build a session from the file format; raise :class:`CorruptSessionError` if invalid.
+        """Build a session from the file format; raise `CorruptSessionError` if invalid.
 
         Missing optional keys are ``None`` and a missing ``active`` is ``True``,
         as older Rust SDK files have it.
@@ -113,7 +113,7 @@ class AtpSessionData:
     def from_session_string(cls, text: str) -> AtpSessionData:
         """Parse a MarshalX ``handle:::did:::accessJwt:::refreshJwt[:::pdsEndpoint]`` string.
 
-        The PDS endpoint, when present, is available from :func:`session_string_endpoint`.
+        The PDS endpoint, when present, is available from `session_string_endpoint`.
         """
         handle, did, access, refresh, _ = parse_session_string(text)
         return cls(refresh_jwt=refresh, access_jwt=access, handle=handle, did=did)

@@ -50,10 +50,10 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def json_value(content: bytes) -> Any:
-    """Decode a server's JSON answer; :class:`ValueError` for anything that is not JSON.
+    """Decode a server's JSON answer; `ValueError` for anything that is not JSON.
 
     That includes nesting too deep for the parser (``[[[[...``, a ``RecursionError``
-    inside :func:`json.loads`), so a hostile answer is an ordinary bad answer.
+    inside `json.loads`), so a hostile answer is an ordinary bad answer.
     """
     try:
         return json.loads(content)
@@ -129,7 +129,7 @@ def retry_after(headers: Mapping[str, str], now: float) -> float | None:
 
 
 def raise_for_error(response: httpx.Response, nsid: str, *, now: float) -> None:
-    """Raise :class:`XrpcError` unless ``response`` is a 2xx."""
+    """Raise `XrpcError` unless ``response`` is a 2xx."""
     if 200 <= response.status_code < 300:
         return
     error, message = error_body(response)

@@ -30,9 +30,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "store": (
         "sessionkeeper.cli.store",
-        "Maintain session stores: migrate, prune, doctor, keygen.",
+        "Maintain session stores: migrate, prune, doctor, rekey, keygen.",
+    ),
+    "where": (
+        "sessionkeeper.cli.where",
+        "Print the store sessions are kept in, and why that one.",
     ),
 }
+
+#: Subcommands that are one command, not a group of them.
+SINGLE_COMMANDS = frozenset({"where"})
 
 
 def _show_version(value: bool) -> None:
@@ -58,9 +65,13 @@ def _root(
 
 def _root_group() -> type[Any]:
     from sessionkeeper.cli.hac.params import PlainGroup
+    from sessionkeeper.cli.hoisting import HoistingGroup
 
-    class RootGroup(PlainGroup):
-        """The root group: subcommands are imported when named, listed from :data:`COMMANDS`."""
+    class RootGroup(HoistingGroup, PlainGroup):
+        """The root group: subcommands are imported when named, listed from `COMMANDS`.
+
+        ``-v`` given after the subcommand is accepted too (see `HoistingGroup`).
+        """
 
         def list_commands(self, ctx: Any) -> list[str]:
             """Every subcommand's name, without importing any."""
@@ -72,7 +83,10 @@ def _root_group() -> type[Any]:
                 import importlib
 
                 sub_app = importlib.import_module(COMMANDS[cmd_name][0]).app
-                command = typer.main.get_group(sub_app)
+                build = (
+                    typer.main.get_command if cmd_name in SINGLE_COMMANDS else typer.main.get_group
+                )
+                command = build(sub_app)
                 command.name = cmd_name
                 self.commands[cmd_name] = command
             return self.commands.get(cmd_name)

@@ -1,9 +1,11 @@
-"""``sessionkeeper store``: migrate sessions between stores, prune dead ones, check a store."""
+"""``sessionkeeper store``: migrate, prune, check, rekey a store; ``--json`` for scripts."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from typing import Any
 from urllib.parse import urlencode
 
 import typer
@@ -11,17 +13,27 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sessionkeeper.maintenance.doctor import Severity, diagnose, display_url, has_problems
+from sessionkeeper.cli.hints import json_error
+from sessionkeeper.maintenance.doctor import (
+    Severity,
+    diagnose,
+    display_url,
+    has_problems,
+    repair,
+    store_command,
+)
 from sessionkeeper.maintenance.migrate import CopyOutcome, CopyResult, migrate
 from sessionkeeper.maintenance.prune import HAC_IDLE_TIMEOUT, PruneReason, prune
+from sessionkeeper.maintenance.rekey import RekeyError, RekeyOutcome, RekeyResult, rekey
 from sessionkeeper.stores.base import Store
-from sessionkeeper.stores.encrypted import generate_key
-from sessionkeeper.stores.errors import StoreError
+from sessionkeeper.stores.encrypted import KEY_ENV, generate_key
+from sessionkeeper.stores.errors import MissingKeyError, StoreError
 from sessionkeeper.stores.url import (
     KEYRING_KEY_SERVICE,
     KEYRING_KEY_USER,
     STORE_ENV,
     StoreUrlError,
+    encryption_key,
     open_store,
     parse_store_url,
 )
@@ -50,16 +62,32 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2) or "s"]
 
 
-def _fail(message: str, code: int) -> typer.Exit:
+JsonOutput = typer.Option(False, "--json", help="Print one JSON object (errors too).")
+
+#: The error names ``--json`` prints, by exit code.
+_ERROR_NAMES = {EXIT_FAILED: "failed", EXIT_USAGE: "usage"}
+
+
+def _fail(message: str, code: int, as_json: bool = False) -> typer.Exit:
+    if as_json:
+        json_error(_ERROR_NAMES.get(code, "failed"), message)
     errors.print(f"[red]error:[/] {escape(message)}")
     return typer.Exit(code)
 
 
-def _chosen_url(url: str | None) -> str:
+def _chosen_url(url: str | None, command: str, as_json: bool = False) -> str:
     chosen = url or os.environ.get(STORE_ENV)
     if not chosen:
-        raise _fail(f"no store given: pass --store URL or set {STORE_ENV}", EXIT_USAGE)
+        raise _fail(
+            f"no store given: run sessionkeeper store {command} --store URL, or set {STORE_ENV}",
+            EXIT_USAGE,
+            as_json,
+        )
     return chosen
+
+
+def _echo_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2))
 
 
 def _location(url: str) -> str:
@@ -74,16 +102,16 @@ def _location(url: str) -> str:
     return f"{parts.scheme}:{parts.body}?{urlencode(sorted(parts.params.items()))}"
 
 
-def _open(url: str, *, must_exist: bool = False) -> Store:
+def _open(url: str, *, must_exist: bool = False, as_json: bool = False) -> Store:
     path = parse_store_url(url).path
     if must_exist and path is not None and not path.exists():
-        raise _fail(f"{path} does not exist; nothing to read from", EXIT_FAILED)
+        raise _fail(f"{path} does not exist; nothing to read from", EXIT_FAILED, as_json)
     try:
         return open_store(url)
     except StoreUrlError as exc:
-        raise _fail(str(exc), EXIT_USAGE) from exc
+        raise _fail(str(exc), EXIT_USAGE, as_json) from exc
     except (StoreError, OSError) as exc:  # OSError: e.g. a dir: path that is a file
-        raise _fail(f"cannot open {display_url(url)}: {exc}", EXIT_FAILED) from exc
+        raise _fail(f"cannot open {display_url(url)}: {exc}", EXIT_FAILED, as_json) from exc
 
 
 _OUTCOME_STYLE = {
@@ -113,27 +141,45 @@ def migrate_command(
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace destination sessions that differ from the source."
     ),
+    as_json: bool = JsonOutput,
 ) -> None:
     """Copy every HAC, ATProto (password and OAuth) session and the atproto CLI state, verified."""
     # One store under two spellings would wait on its own locks for every session.
     if _location(from_url) == _location(to_url):
-        raise _fail("--from and --to name the same store", EXIT_USAGE)
-    source = _open(from_url, must_exist=True)
-    destination = _open(to_url)
+        raise _fail("--from and --to name the same store", EXIT_USAGE, as_json)
+    source = _open(from_url, must_exist=True, as_json=as_json)
+    destination = _open(to_url, as_json=as_json)
     verb = "Checking" if dry_run else "Migrating"
-    console.print(
-        f"{verb} sessions from {escape(display_url(from_url))} to {escape(display_url(to_url))}"
-    )
+    if not as_json:
+        console.print(
+            f"{verb} sessions from {escape(display_url(from_url))} to {escape(display_url(to_url))}"
+        )
     try:
         report = migrate(
             source,
             destination,
             dry_run=dry_run,
             overwrite=overwrite,
-            progress=lambda result: _show_copy(result, dry_run),
+            progress=None if as_json else lambda result: _show_copy(result, dry_run),
         )
     except StoreError as exc:
-        raise _fail(str(exc), EXIT_FAILED) from exc
+        raise _fail(str(exc), EXIT_FAILED, as_json) from exc
+    if as_json:
+        _echo_json(
+            {
+                "from": display_url(from_url),
+                "to": display_url(to_url),
+                "dry_run": dry_run,
+                "counts": {outcome.value: report.count(outcome) for outcome in CopyOutcome},
+                "results": [
+                    {"name": r.name, "outcome": r.outcome.value, "reason": r.reason}
+                    for r in report.results
+                ],
+            }
+        )
+        if not report.ok:
+            raise typer.Exit(EXIT_FAILED)
+        return
     table = Table(title="dry run: nothing written" if dry_run else "migration")
     for column in (
         "copied" if not dry_run else "would copy",
@@ -183,15 +229,32 @@ def prune_command(
         "2h", "--idle", help="Remove HAC sessions unused for longer than this (HAC's timeout)."
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be removed."),
+    as_json: bool = JsonOutput,
 ) -> None:
     """Remove idle HAC sessions, ATProto and OAuth sessions past refresh, stale temp files."""
     idle_seconds = parse_duration(idle) if idle else HAC_IDLE_TIMEOUT
-    url = _chosen_url(store_url)
-    store = _open(url, must_exist=True)
+    url = _chosen_url(store_url, "prune", as_json)
+    store = _open(url, must_exist=True, as_json=as_json)
     try:
         report = prune(store, idle=idle_seconds, dry_run=dry_run)
     except StoreError as exc:
-        raise _fail(str(exc), EXIT_FAILED) from exc
+        raise _fail(str(exc), EXIT_FAILED, as_json) from exc
+    if as_json:
+        _echo_json(
+            {
+                "store": display_url(url),
+                "dry_run": dry_run,
+                "removed": [
+                    {"name": r.name, "reason": r.reason.value, "detail": r.detail}
+                    for r in report.removed
+                ],
+                "unreadable": [{"name": n, "reason": why} for n, why in report.unreadable],
+                "kept": report.kept,
+            }
+        )
+        if report.unreadable:
+            raise typer.Exit(EXIT_FAILED)
+        return
     verb = "would remove" if dry_run else "removed"
     for removal in report.removed:
         console.print(
@@ -219,21 +282,128 @@ def doctor_command(
     store_url: str | None = typer.Option(
         None, "--store", help=f"Store URL (default: ${STORE_ENV})."
     ),
+    fix: bool = typer.Option(
+        False, "--fix", help="Apply the fixes that cannot lose a session (modes, dead temp files)."
+    ),
+    as_json: bool = JsonOutput,
 ) -> None:
-    """Check permissions, corrupt files, stale temp and lock files; exit 1 on problems."""
-    url = _chosen_url(store_url)
+    """Check permissions, corrupt or encrypted entries, stale temp and lock files."""
+    url = _chosen_url(store_url, "doctor", as_json)
     findings = diagnose(url)
-    for finding in findings:
-        style = "red" if finding.severity is Severity.PROBLEM else "cyan"
-        console.print(
-            f"[{style}]{finding.severity.value:>7}[/] {escape(finding.subject)}: "
-            f"{escape(finding.message)}"
+    fixed = repair(findings) if fix else []
+    left = [f for f in findings if f not in fixed]
+    problems = sum(1 for f in left if f.severity is Severity.PROBLEM)
+    notes = sum(1 for f in left if f.severity is Severity.NOTE)
+    if as_json:
+        _echo_json(
+            {
+                "store": display_url(url),
+                "findings": [
+                    {
+                        "severity": f.severity.value,
+                        "subject": f.subject,
+                        "message": f.message,
+                        "fix": f.fix,
+                        "fixed": f in fixed,
+                    }
+                    for f in findings
+                ],
+                "problems": problems,
+                "notes": notes,
+            }
         )
-        console.print(f"         fix: {escape(finding.fix)}")
-    problems = sum(1 for f in findings if f.severity is Severity.PROBLEM)
-    notes = len(findings) - problems
-    console.print(f"{problems} problems, {notes} notes in {escape(display_url(url))}")
-    if has_problems(findings):
+    else:
+        for finding in findings:
+            style = "red" if finding.severity is Severity.PROBLEM else "cyan"
+            label = "fixed" if finding in fixed else finding.severity.value
+            console.print(
+                f"[{style}]{label:>7}[/] {escape(finding.subject)}: {escape(finding.message)}"
+            )
+            if finding not in fixed:
+                console.print(f"         fix: {escape(finding.fix)}")
+        summary = f"{problems} problems, {notes} notes in {escape(display_url(url))}"
+        if fixed:
+            summary = f"fixed {len(fixed)}; {summary}"
+        console.print(summary)
+        safe = [f for f in left if f.repair is not None]
+        if safe and not fix:
+            console.print(
+                f"{len(safe)} of them can be fixed safely: "
+                f"{escape(store_command('doctor', store_url))} --fix"
+            )
+    if has_problems(left):
+        raise typer.Exit(EXIT_FAILED)
+
+
+_REKEY_STYLE = {
+    RekeyOutcome.REKEYED: "green",
+    RekeyOutcome.CURRENT: "dim",
+    RekeyOutcome.PLAIN: "dim",
+    RekeyOutcome.FAILED: "red",
+}
+
+NEW_KEY_ENV = "SESSIONKEEPER_NEW_KEY"
+
+
+@app.command("rekey")
+def rekey_command(
+    store_url: str | None = typer.Option(
+        None, "--store", help=f"Store URL, with or without ?encrypt=1 (default: ${STORE_ENV})."
+    ),
+    new_key_env: str = typer.Option(
+        NEW_KEY_ENV, "--new-key-env", help="The variable holding the new key."
+    ),
+    as_json: bool = JsonOutput,
+) -> None:
+    """Re-encrypt every entry with a new key, in place, one entry at a time under its lock.
+
+    The old key is the store's (SESSIONKEEPER_KEY, else the keyring's); the new
+    one is read from $SESSIONKEEPER_NEW_KEY, never from the command line.
+    """
+    url = _chosen_url(store_url, "rekey", as_json)
+    new_key = os.environ.get(new_key_env)
+    if not new_key:
+        raise _fail(
+            f"no new key: set {new_key_env} (create one with: sessionkeeper store keygen)",
+            EXIT_USAGE,
+            as_json,
+        )
+    try:
+        old_key = encryption_key()
+    except StoreError as exc:
+        raise _fail(f"no old key: {exc}", EXIT_USAGE, as_json) from exc
+    inner = _open(url.split("?", 1)[0], must_exist=True, as_json=as_json)
+
+    def show(result: RekeyResult) -> None:
+        reason = f" ({escape(result.reason)})" if result.reason else ""
+        style = _REKEY_STYLE[result.outcome]
+        console.print(f"[{style}]{result.outcome.value:>8}[/] {escape(result.name)}{reason}")
+
+    try:
+        report = rekey(inner, old_key, new_key, progress=None if as_json else show)
+    except (RekeyError, MissingKeyError) as exc:  # the same key twice, or a malformed one
+        raise _fail(str(exc), EXIT_USAGE, as_json) from exc
+    except StoreError as exc:
+        raise _fail(str(exc), EXIT_FAILED, as_json) from exc
+    counts = {outcome.value: report.count(outcome) for outcome in RekeyOutcome}
+    if as_json:
+        _echo_json(
+            {
+                "store": display_url(url),
+                "counts": counts,
+                "results": [
+                    {"name": r.name, "outcome": r.outcome.value, "reason": r.reason}
+                    for r in report.results
+                ],
+            }
+        )
+    else:
+        console.print(", ".join(f"{n} {word}" for word, n in counts.items()))
+        console.print(
+            f"now give every process the new key ({KEY_ENV}); run this again after they "
+            "restart to re-seal entries written with the old key meanwhile"
+        )
+    if not report.ok:
         raise typer.Exit(EXIT_FAILED)
 
 

@@ -1,4 +1,4 @@
-"""The asyncio driver of the sans-I/O engine (:mod:`sessionkeeper.core.flow`).
+"""The asyncio driver of the sans-I/O engine (`sessionkeeper.core.flow`).
 
 Requests go out on the event loop with ``httpx.AsyncClient``; store calls run
 off the loop, and every store call of a locked flow on one worker thread per

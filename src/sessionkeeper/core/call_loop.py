@@ -1,12 +1,12 @@
 """The call loop every manager runs: refresh when due, send, on rejection refresh and replay once.
 
-:func:`call_loop` is written once as a generator and driven by
-:class:`SessionAuth`, an ``httpx.Auth`` whose sync and async flows differ only
+`call_loop` is written once as a generator and driven by
+`SessionAuth`, an ``httpx.Auth`` whose sync and async flows differ only
 in how they ask the manager for a session. The managers' own ``query`` and
 ``procedure`` send through that same auth, so there is one loop, not one per
 manager and per flow.
 
-A protocol supplies an :class:`Authorizer`: how to sign and send a request
+A protocol supplies an `Authorizer`: how to sign and send a request
 (an ATProto bearer token; a DPoP proof with its nonce retry) and which
 answers mean "this access token was refused".
 """
@@ -164,7 +164,7 @@ class SessionAuth(httpx.Auth, Generic[S]):
     def sync_auth_flow(
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, None]:
-        """Drive :func:`call_loop` for ``httpx.Client``."""
+        """Drive `call_loop` for ``httpx.Client``."""
         source = self._sync
         if source is None:
             raise TypeError("an asyncio manager's auth works with httpx.AsyncClient")
@@ -188,7 +188,7 @@ class SessionAuth(httpx.Auth, Generic[S]):
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        """Drive :func:`call_loop` for ``httpx.AsyncClient``."""
+        """Drive `call_loop` for ``httpx.AsyncClient``."""
         source = self._async
         loop = call_loop(
             request, self._authorizer, auto_refresh=source.auto_refresh, renewals=self._renewals

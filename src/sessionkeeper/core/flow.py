@@ -1,16 +1,16 @@
 """The sans-I/O engine: flows describe their I/O, one blocking and one asyncio driver do it.
 
 A flow is a generator that yields operations and receives their results:
-:class:`Send` (an ``httpx.Response``, or a :class:`NetworkFailure` when no
-answer came), :class:`Get` (``bytes | None``), :class:`Put`, :class:`Delete`,
-:class:`Locked` (what the inner flow returned, run while the store lock of a
-name is held) and :class:`Call` (a blocking step that is not sans-I/O yet).
+`Send` (an ``httpx.Response``, or a `NetworkFailure` when no
+answer came), `Get` (``bytes | None``), `Put`, `Delete`,
+`Locked` (what the inner flow returned, run while the store lock of a
+name is held) and `Call` (a blocking step that is not sans-I/O yet).
 A failed operation is thrown back into the flow, which decides what it means:
 a store write that fails after a server rotated tokens must not lose them.
 
-Every protocol's decisions are written once as flows; :class:`BlockingDriver`
+Every protocol's decisions are written once as flows; `BlockingDriver`
 runs them with ``httpx.Client`` and blocking store calls,
-:class:`~sessionkeeper.core.async_flow.AsyncDriver` with ``httpx.AsyncClient`` on
+`AsyncDriver` with ``httpx.AsyncClient`` on
 the event loop (a module of its own, so blocking users never import asyncio).
 """
 
@@ -51,7 +51,7 @@ class Get:
 
 @dataclass(frozen=True, slots=True)
 class Put:
-    """Write a store name (outside a :class:`Locked` of that name it takes the lock itself)."""
+    """Write a store name (outside a `Locked` of that name it takes the lock itself)."""
 
     name: str
     data: bytes = field(repr=False)

@@ -2,14 +2,14 @@
 
 Every holder of a shared session that finds it stale (an ATProto access token
 due, an OAuth token set rejected, a HAC session answered with the login page)
-runs :func:`single_flight`. Under the store's lock for the session's name it
+runs `single_flight`. Under the store's lock for the session's name it
 reads the stored value again. If another thread, process or machine renewed
 it while we waited, that value is adopted as is; otherwise the protocol's
 policy produces a new one (refresh, re-login), which is stored, or declares
 the session dead, and it is removed. So the renewal, and the use of a one-time
 refresh token, happens once among all holders.
 
-A protocol supplies a :class:`Policy`: how to decode, whether a stored value
+A protocol supplies a `Policy`: how to decode, whether a stored value
 is adoptable, which value to renew from, and how to produce (a flow that
 classifies the server's answer as fresh, dead or unavailable).
 """
@@ -40,7 +40,7 @@ class Verdict(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Produced(Generic[S]):
-    """The classified result of one renewal attempt (see :class:`Verdict`)."""
+    """The classified result of one renewal attempt (see `Verdict`)."""
 
     verdict: Verdict
     value: S | None = None
@@ -62,7 +62,7 @@ class Outcome(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class SingleFlightResult(Generic[S]):
-    """What :func:`single_flight` decided, the session it leaves, and what the server said."""
+    """What `single_flight` decided, the session it leaves, and what the server said."""
 
     outcome: Outcome
     session: S

@@ -1,7 +1,7 @@
 """Pluggable authentication for the HAC client.
 
-:class:`BasicAuthHandler` supplies the Spring Security form login
-(``j_username``/``j_password``). Subclass :class:`AuthHandler` to add
+`BasicAuthHandler` supplies the Spring Security form login
+(``j_username``/``j_password``). Subclass `AuthHandler` to add
 headers to every request (a bearer token in front of HAC, for example).
 
 Handlers written for the original hac-client-core receive a

@@ -1,6 +1,6 @@
 """How a HAC session signs a console request, and which answers refuse it.
 
-The call loop (:mod:`sessionkeeper.core.call_loop`) drives this authorizer as
+The call loop (`sessionkeeper.core.call_loop`) drives this authorizer as
 it drives the ATProto ones: a session's ``JSESSIONID`` and route cookie, its
 CSRF token as a header (and in the form, for the pages that read it there),
 then the client's gate; the login page, a redirect to it, or 401/403/405 is

@@ -1,16 +1,16 @@
 """HacClient: the SAP Commerce HAC HTTP API with a persisted, self-healing session.
 
 Every console request goes through the core's call loop
-(:mod:`sessionkeeper.core.call_loop`) with a :class:`HacAuthorizer`, as the
+(`sessionkeeper.core.call_loop`) with a `HacAuthorizer`, as the
 ATProto managers' calls do; renewals are the core's single flight with the
-:class:`~sessionkeeper.hac.relogin.HacRelogin` policy, on the core's blocking
+`HacRelogin` policy, on the core's blocking
 driver. Session rules (why each request is there):
 
 - Warm: a cached session is used as is, without a validation round trip;
   one operation is one request.
 - Cold: under the session's cross-process lock, re-read the cache (another
   process may have logged in while we waited: adopt its session); otherwise
-  log in (three requests, see :mod:`sessionkeeper.hac.login`) and save.
+  log in (three requests, see `sessionkeeper.hac.login`) and save.
 - Dead session (302 to the login page, 401/403/405, or the login page in a
   200 body): the request did not run on the server, so renew it (same lock
   and re-read rule, adopting a session that differs from the dead one) and
@@ -520,7 +520,7 @@ class HacClient(Closing):
         legacy_mode: bool = False,
         max_threads: int = 1,
     ) -> ImpexResult:
-        """Validate Impex without importing it (same form as :meth:`import_impex`)."""
+        """Validate Impex without importing it (same form as `import_impex`)."""
         form = ops.impex_form(
             impex_content,
             validation_mode,

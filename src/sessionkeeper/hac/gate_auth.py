@@ -10,7 +10,7 @@ from sessionkeeper.hac.transport import HacGate
 
 
 class GateAuth(httpx.Auth):
-    """Passes each request through a :class:`HacGate` (for requests without a session)."""
+    """Passes each request through a `HacGate` (for requests without a session)."""
 
     def __init__(self, gate: HacGate) -> None:
         self._gate = gate

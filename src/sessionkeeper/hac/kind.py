@@ -19,7 +19,7 @@ class HacSessionKind:
     remedy = "log in again"
 
     def account(self, session: SessionMetadata) -> str:
-        """The session's key, as :func:`account_of` spells it."""
+        """The session's key, as `account_of` spells it."""
         return account_of(*session_key(session))
 
     def same(self, a: SessionMetadata, b: SessionMetadata) -> bool:

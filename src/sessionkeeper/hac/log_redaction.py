@@ -4,7 +4,7 @@ With DEBUG logging on, httpcore logs every response's header list
 (``Set-Cookie: JSESSIONID=...``, ``Location: /hac/login;jsessionid=...``) and
 httpx logs each request URL at INFO, which ``-v`` shows. A session id is a
 credential, so the client installs the core's redacting filter on those
-loggers before its first request; see :mod:`sessionkeeper.redaction`.
+loggers before its first request; see `sessionkeeper.redaction`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ redirect target: Spring answers a successful login with a NEW ``JSESSIONID``
 (session-fixation protection) and a NEW CSRF token, which only the next page
 shows. The POST's 302 is never replayed as a POST (that answers 405).
 
-The flow yields :class:`~sessionkeeper.core.flow.Send` operations that a
+The flow yields `Send` operations that a
 driver performs through the client's gate (the user's auth hook, Basic
 credentials of the base URL); it keeps the login's cookies itself.
 """
@@ -68,7 +68,7 @@ def _send(
 ) -> Flow[httpx.Response]:
     """One login request carrying the login's cookies; those the answer sets go back in.
 
-    No answer, or a server fault (5xx), is a :class:`HacClientError`, not a verdict
+    No answer, or a server fault (5xx), is a `HacClientError`, not a verdict
     on the credentials, so callers retry later instead of checking a password.
     """
     headers = dict(_HTML)

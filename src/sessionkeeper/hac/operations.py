@@ -29,7 +29,7 @@ VALIDATION_MODES = {
 
 
 def json_object(response: httpx.Response, operation: str) -> dict[str, Any]:
-    """The JSON object HAC answered, or a :class:`HacClientError` saying what came instead."""
+    """The JSON object HAC answered, or a `HacClientError` saying what came instead."""
     try:
         body = response.json()
     except ValueError:
@@ -47,7 +47,7 @@ _R = TypeVar("_R")
 
 
 def _answer_reader(what: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
-    """Turn a reader's failure on JSON of an unexpected shape into a :class:`HacClientError`."""
+    """Turn a reader's failure on JSON of an unexpected shape into a `HacClientError`."""
 
     def decorate(read: Callable[_P, _R]) -> Callable[_P, _R]:
         @functools.wraps(read)

@@ -6,7 +6,7 @@ once. Each runs the core's single flight on the session's cache name: under
 the lock it re-reads the cache, adopts a session that differs from the one
 that died (another holder logged in already), and otherwise logs in once and
 saves. A login refused for the stale session's user removes that session.
-The login itself is a flow of ordinary requests (:func:`~sessionkeeper.hac.login.login_flow`),
+The login itself is a flow of ordinary requests (`login_flow`),
 performed by the same driver as the lock and the store calls around it.
 """
 
@@ -88,7 +88,7 @@ class HacRelogin:
         return None
 
     def produce(self, base: SessionMetadata | None) -> Flow[Produced[SessionMetadata]]:
-        """Log in (three requests, see :mod:`sessionkeeper.hac.login`) and build the session."""
+        """Log in (three requests, see `sessionkeeper.hac.login`) and build the session."""
         try:
             result = yield from login_flow(self._urls, self._credentials())
         except HacAuthenticationError as exc:

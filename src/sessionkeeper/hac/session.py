@@ -1,4 +1,4 @@
-"""HAC session persistence: the seed's ``SessionManager`` on any :class:`Store`.
+"""HAC session persistence: the seed's ``SessionManager`` on any `Store`.
 
 Files are the original hac-client-core's: ``session_<md5>.json`` holding the nine
 ``SessionMetadata`` fields, so an existing ``~/.cache/hac-client/`` loads here and
@@ -73,12 +73,12 @@ class SessionMetadata:
 
     @property
     def age_seconds(self) -> float:
-        """Seconds since the session was created (on the system clock; see :meth:`age_at`)."""
+        """Seconds since the session was created (on the system clock; see `age_at`)."""
         return self.age_at(SYSTEM_CLOCK.time())
 
     @property
     def idle_seconds(self) -> float:
-        """Seconds since the session was last used (on the system clock; see :meth:`idle_at`)."""
+        """Seconds since the session was last used (on the system clock; see `idle_at`)."""
         return self.idle_at(SYSTEM_CLOCK.time())
 
     def age_at(self, now: float) -> float:
@@ -113,7 +113,7 @@ class SessionFileError(SessionkeeperError, ValueError):
 
 
 def parse_session(data: bytes) -> SessionMetadata:
-    """Parse a session file; raise :class:`SessionFileError` saying why it is not a session.
+    """Parse a session file; raise `SessionFileError` saying why it is not a session.
 
     Non-UTF-8 bytes, non-JSON, non-objects, missing fields, wrong types and
     timestamps outside 0 to the year 3000 are all corrupt. Unknown extra keys
@@ -215,7 +215,7 @@ class SessionManager:
     """Manages persisted HAC sessions (API of hac-client-core's ``SessionManager``).
 
     ``cache_dir`` defaults to ``~/.cache/hac-client/``; ``store`` replaces the
-    directory with any :class:`Store` (SQLite, Redis, encrypted, ...); ``clock``
+    directory with any `Store` (SQLite, Redis, encrypted, ...); ``clock``
     stamps ``created_at`` and ``last_used_at`` (the system clock by default).
     """
 

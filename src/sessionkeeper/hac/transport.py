@@ -1,12 +1,12 @@
 """HTTP to HAC: the bounded client, the gate every request passes, the dead-session verdict.
 
-Every request to HAC passes :class:`HacGate` (the user's ``AuthHandler`` hook,
+Every request to HAC passes `HacGate` (the user's ``AuthHandler`` hook,
 then the base URL's Basic credentials): the login flow's and logout's as the
 client's own auth, the console calls' through
-:class:`~sessionkeeper.hac.authorizer.HacAuthorizer`, which the call loop drives.
+`HacAuthorizer`, which the call loop drives.
 
 The HTTP stack (httpx, httpcore and the bounded client on them) loads when the
-first :class:`HacTransport` is built, as httpx itself defers httpcore: code
+first `HacTransport` is built, as httpx itself defers httpcore: code
 that imports ``hac_client_core`` and exits before sending anything (a script's
 ``--help``, a bad argument, test collection) never pays for it.
 """
@@ -88,7 +88,7 @@ def basic_authorization(credentials: tuple[str, str]) -> str:
 class HacGate:
     """What every request to one HAC origin carries besides its session.
 
-    The user's :class:`AuthHandler` decorates it first, then the base URL's
+    The user's `AuthHandler` decorates it first, then the base URL's
     user part goes as Basic auth (a gate in front of HAC), as httpx sends
     credentials from a URL, so every URL shown in errors and logs has none.
     """

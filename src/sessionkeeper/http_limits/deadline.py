@@ -90,7 +90,7 @@ class DeadlineStream(httpcore.NetworkStream):
 
 
 class DeadlineBackend(httpcore.NetworkBackend):
-    """httpcore's blocking backend with :class:`DeadlineStream` connections."""
+    """httpcore's blocking backend with `DeadlineStream` connections."""
 
     def __init__(self, inner: httpcore.NetworkBackend) -> None:
         self._inner = inner
@@ -162,7 +162,7 @@ class AsyncDeadlineStream(httpcore.AsyncNetworkStream):
 
 
 class AsyncDeadlineBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's async backend with :class:`AsyncDeadlineStream` connections."""
+    """httpcore's async backend with `AsyncDeadlineStream` connections."""
 
     def __init__(self, inner: httpcore.AsyncNetworkBackend) -> None:
         self._inner = inner

@@ -2,7 +2,7 @@
 
 Both subclass an ``httpx`` transport error, so every ``except httpx.HTTPError``
 that turns network trouble into a "session kept, try later" error keeps doing
-so, and :class:`~sessionkeeper.errors.SessionkeeperError`, so they can be
+so, and `SessionkeeperError`, so they can be
 caught by name.
 """
 

@@ -8,7 +8,7 @@ carry its own cap in ``request.extensions[MAX_BODY_EXTENSION]`` (HAC console
 results are allowed more than a login page).
 
 For httpx's own transports the deadline also reaches every socket operation
-(see :mod:`sessionkeeper.http_limits.deadline`); a header trickle is cut at
+(see `sessionkeeper.http_limits.deadline`); a header trickle is cut at
 the deadline, not after it. For any other transport it is checked between
 body chunks.
 """

@@ -1,6 +1,6 @@
 """The registry of session formats: what each protocol stores, declared once by the protocol.
 
-A :class:`SessionFormat` says which store names are its entries, how to load
+A `SessionFormat` says which store names are its entries, how to load
 one (the protocol's own loader, so a file loads if and only if ``store
 doctor`` calls it valid) and when a loaded entry is dead (for ``store
 prune``). ``store migrate``, ``prune`` and ``doctor`` work on every
@@ -10,7 +10,7 @@ The core imports no protocol package. Protocols register their formats from
 their own module; the tools find those modules through the
 ``sessionkeeper.maintenance.formats`` entry point group (``pyproject.toml``), loaded on
 the first lookup. Entry points, not an import in the CLI: a library caller of
-:func:`sessionkeeper.maintenance.migrate.migrate` gets every format too (a registry that
+`sessionkeeper.maintenance.migrate.migrate` gets every format too (a registry that
 only the CLI filled would make ``migrate()`` skip every session as foreign),
 and a third-party protocol plugs in the same way.
 """
@@ -55,7 +55,7 @@ class SessionFormat:
 
     ``matches(name)``: whether a store name is this format's.
     ``load(name, data)``: the protocol's loader; returns the decoded entry or
-    raises :class:`FormatError` saying why it is unusable.
+    raises `FormatError` saying why it is unusable.
     ``dead(entry, now, policy)``: ``None`` while the entry may still be used,
     else a short reason (``"refresh token expired 3.0 h ago"``).
     ``prune_reason``: the category a dead entry is reported under.
@@ -75,6 +75,7 @@ def never_dies(entry: object, now: float, policy: ExpiryPolicy) -> str | None:
 
 
 _registry: dict[str, SessionFormat] = {}
+_lock_names: set[str] = set()
 _loaded = False
 _guard = threading.Lock()
 
@@ -87,6 +88,20 @@ def register(session_format: SessionFormat) -> SessionFormat:
             raise ValueError(f"session format {session_format.name!r} is already registered")
         _registry[session_format.name] = session_format
     return session_format
+
+
+def register_lock_name(name: str) -> str:
+    """Declare a store name a protocol locks without storing anything under it; return it."""
+    with _guard:
+        _lock_names.add(name)
+    return name
+
+
+def is_lock_name(name: str) -> bool:
+    """Whether ``name`` is a registered lock-only name (its lock file is expected)."""
+    _load_entry_points()
+    with _guard:
+        return name in _lock_names
 
 
 def _load_entry_points() -> None:
@@ -132,7 +147,9 @@ __all__ = [
     "SessionFormat",
     "format_of",
     "hours",
+    "is_lock_name",
     "never_dies",
     "register",
+    "register_lock_name",
     "registered_formats",
 ]

@@ -1,7 +1,7 @@
 """Copy every entry of every registered session format from one store to another, verified.
 
 The formats (HAC and ATProto password and OAuth sessions, the ATProto CLI's
-state, and any third-party protocol's) come from :mod:`sessionkeeper.maintenance.formats`;
+state, and any third-party protocol's) come from `sessionkeeper.maintenance.formats`;
 an entry is copied only when its own protocol's loader accepts it.
 
 Each session is copied under the locks of its name in both stores (source

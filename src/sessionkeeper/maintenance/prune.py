@@ -1,6 +1,6 @@
 """Remove sessions that can no longer be used, and temp files of dead writers.
 
-What is dead is each format's own rule (:mod:`sessionkeeper.maintenance.formats`):
+What is dead is each format's own rule (`sessionkeeper.maintenance.formats`):
 
 - HAC: a session idle longer than the server's inactivity timeout (120 minutes
   by default) is dead on the server, so its cookies are worthless.
@@ -44,7 +44,7 @@ class Removal:
 
 @dataclass
 class PruneReport:
-    """What :func:`prune` removed, kept and could not read."""
+    """What `prune` removed, kept and could not read."""
 
     dry_run: bool
     removed: list[Removal] = field(default_factory=list)

@@ -51,7 +51,7 @@ class Store(Protocol):
 
 
 def validate_name(name: object) -> str:
-    """Return ``name`` if it is a safe store name, else raise :class:`InvalidNameError`.
+    """Return ``name`` if it is a safe store name, else raise `InvalidNameError`.
 
     A safe name cannot escape a directory or collide with a store's own
     hidden temp and lock files: no path separators, no NUL or other control
@@ -81,7 +81,7 @@ def validate_name(name: object) -> str:
 
 
 def check_value_size(name: str, size: int) -> None:
-    """Raise :class:`ValueTooLargeError` when a value exceeds :data:`MAX_VALUE_BYTES`."""
+    """Raise `ValueTooLargeError` when a value exceeds `MAX_VALUE_BYTES`."""
     if size > MAX_VALUE_BYTES:
         raise ValueTooLargeError(
             f"value of {name!r} is {size} bytes; the limit is {MAX_VALUE_BYTES} "

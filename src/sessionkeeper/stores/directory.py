@@ -63,7 +63,7 @@ class DirectoryStore:
     reused) by the next write of the same name; while another writer holds it,
     a write uses a unique ``.NAME.<random>.tmp`` instead. Hidden files (temp
     and lock files) are not names, so listings ignore them. Every I/O failure
-    is a :class:`~sessionkeeper.stores.errors.StoreIOError`.
+    is a `StoreIOError`.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT):
@@ -186,7 +186,7 @@ class DirectoryStore:
         """Yield ``(name, bytes)`` for every file, skipping ones removed meanwhile.
 
         A file that cannot be read (too large, not a regular file any more,
-        unreadable) raises its :class:`StoreError` when reached.
+        unreadable) raises its `StoreError` when reached.
         """
         # Names come from the directory itself, so they need no validation, and
         # opening relative to one directory descriptor saves a path walk per file.

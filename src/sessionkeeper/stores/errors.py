@@ -41,7 +41,7 @@ class StoreIOError(StoreError, OSError):
     """The file system refused a store's read or write (permissions, read-only, I/O error).
 
     Also an ``OSError`` carrying the original ``errno``, so code that catches
-    ``OSError`` keeps working; refresh flows catch it as a :class:`StoreError`
+    ``OSError`` keeps working; refresh flows catch it as a `StoreError`
     and keep the rotated tokens in memory.
     """
 

@@ -1,7 +1,7 @@
 """File-system pieces the file-backed stores share: private directories, safe reads, errors.
 
-Every ``OSError`` of a store operation leaves the store as a :class:`StoreIOError`
-(or :class:`StoreFullError`) naming the action and the path, so callers need to
+Every ``OSError`` of a store operation leaves the store as a `StoreIOError`
+(or `StoreFullError`) naming the action and the path, so callers need to
 catch one family. Opens never block: a FIFO, socket or device planted where a
 session or temp file belongs is refused after ``fstat``, never read from.
 """
@@ -51,7 +51,7 @@ def store_io_error(action: str, path: object, exc: OSError) -> StoreIOError:
 
 @contextlib.contextmanager
 def io_errors(action: str, path: object) -> Iterator[None]:
-    """Turn an ``OSError`` raised in the block into a :class:`StoreIOError`."""
+    """Turn an ``OSError`` raised in the block into a `StoreIOError`."""
     try:
         yield
     except StoreError:
@@ -82,7 +82,7 @@ def read_regular_file(
     """Read a regular file through a no-follow, non-blocking descriptor; ``None`` if absent.
 
     ``name`` is relative to ``dir_fd`` when given, else a path. The size cap of
-    :data:`MAX_VALUE_BYTES` applies before anything is read; a loose mode is
+    `MAX_VALUE_BYTES` applies before anything is read; a loose mode is
     tightened to 0600 when ``tighten`` is set. ``shown`` is the path for messages.
     """
     try:
@@ -112,7 +112,7 @@ def read_regular_file(
 
 
 def check_owner(path: Path, what: str) -> os.stat_result:
-    """Return ``path``'s lstat; raise :class:`UnsafeStoreError` if another user owns it."""
+    """Return ``path``'s lstat; raise `UnsafeStoreError` if another user owns it."""
     info = path.lstat()
     if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
         raise UnsafeStoreError(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +34,7 @@ except ImportError:  # pragma: no cover - Windows has no flock
     fcntl = None  # type: ignore[assignment]
 
 _PROBE_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+_WAIT_FLAGS = _PROBE_FLAGS | getattr(os, "O_CLOEXEC", 0)
 
 
 def flock_is_held(path: Path) -> bool:
@@ -57,6 +59,49 @@ def flock_is_held(path: Path) -> bool:
     finally:
         os.close(fd)  # closing drops our probe lock at once
     return False
+
+
+def await_release(path: Path, timeout: float) -> None:
+    """Return once no process holds ``path``'s exclusive ``flock``, or after ``timeout`` s.
+
+    filelock retries a busy lock every 50 ms, so in a queue of N processes
+    each hand-over waited up to 50 ms and a single-flight refresh through N
+    waiters took about N x 25 ms. Here the kernel wakes the waiter instead: a
+    shared ``flock`` is granted the moment the exclusive holder lets go, and
+    is dropped at once, so the caller's next attempt finds the lock free (or
+    taken by a faster contender, and waits again). A blocking ``flock`` has
+    no timeout, so it runs in a daemon thread the caller waits for at most
+    ``timeout``; one left behind ends when the holder releases.
+    """
+    if fcntl is None:  # pragma: no cover - no flock to wait on: retry after a pause
+        time.sleep(min(timeout, 0.05))
+        return
+    try:
+        fd = os.open(path, _WAIT_FLAGS)
+    except OSError:
+        # Gone or unreadable: the next attempt reports what is wrong; the pause
+        # keeps a lock that stays busy for another reason from spinning a core.
+        time.sleep(min(timeout, 0.01))
+        return
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)  # a FIFO or device planted there: the next attempt reports it
+        time.sleep(min(timeout, 0.05))
+        return
+    freed = threading.Event()
+    refused: list[OSError] = []
+
+    def wait() -> None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        except OSError as exc:  # not lockable (no locks on this filesystem, say)
+            refused.append(exc)
+        finally:
+            os.close(fd)  # drops the shared lock at once
+            freed.set()
+
+    threading.Thread(target=wait, name="sessionkeeper-lock-wait", daemon=True).start()
+    if freed.wait(timeout) and refused:
+        time.sleep(min(timeout, 0.01))  # the caller's next attempt says why; no spinning
 
 
 class LockFiles:
@@ -102,16 +147,23 @@ class LockFiles:
         from filelock import Timeout as FileLockTimeout
 
         wait = self._default_timeout if timeout is None else timeout
+        deadline = time.monotonic() + wait
         lock = self._check_out(name)
         try:
-            try:
-                lock.acquire(timeout=wait)
-            except FileLockTimeout as exc:
-                raise LockTimeoutError(
-                    f"lock of {name!r} not acquired within {wait:g} s; another process holds it"
-                ) from exc
-            except OSError as exc:  # the lock file cannot be created: read-only, no room
-                raise store_io_error("lock", self._path_of(name), exc) from exc
+            while True:
+                try:
+                    lock.acquire(blocking=False)
+                    break
+                except FileLockTimeout as exc:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise LockTimeoutError(
+                            f"lock of {name!r} not acquired within {wait:g} s; "
+                            "another process holds it"
+                        ) from exc
+                    await_release(self._path_of(name), remaining)
+                except OSError as exc:  # the lock file cannot be created: read-only, no room
+                    raise store_io_error("lock", self._path_of(name), exc) from exc
             try:
                 yield
             finally:
@@ -120,4 +172,4 @@ class LockFiles:
             self._check_in(name)
 
 
-__all__ = ["DEFAULT_LOCK_TIMEOUT", "LockFiles", "flock_is_held"]
+__all__ = ["DEFAULT_LOCK_TIMEOUT", "LockFiles", "await_release", "flock_is_held"]

@@ -2,8 +2,8 @@
 
 ``dir:PATH``, ``sqlite:PATH``, ``memory:[NAME]``, ``redis://...``, ``rediss://...``,
 ``redis+cluster://...``, ``redis+sentinel://...`` (forms and options in
-:mod:`sessionkeeper.stores.redis.url`), ``keyring:SERVICE``; any of them with
-``?encrypt=1`` is wrapped in :class:`EncryptedStore`, keyed by ``SESSIONKEEPER_KEY``
+`sessionkeeper.stores.redis.url`), ``keyring:SERVICE``; any of them with
+``?encrypt=1`` is wrapped in `EncryptedStore`, keyed by ``SESSIONKEEPER_KEY``
 or, failing that, the key saved in the OS keyring.
 """
 
@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl
 from sessionkeeper.stores.base import Store
 from sessionkeeper.stores.directory import DirectoryStore
 from sessionkeeper.stores.encrypted import KEY_ENV, EncryptedStore
-from sessionkeeper.stores.errors import MissingKeyError, StoreUrlError
+from sessionkeeper.stores.errors import DecryptionError, MissingKeyError, StoreUrlError
 from sessionkeeper.stores.memory import MemoryStore
 from sessionkeeper.stores.redis.url import is_redis_url, parse_redis_url, redact_url
 from sessionkeeper.stores.sqlite import SqliteStore
@@ -33,7 +33,8 @@ _memory_stores: dict[str, MemoryStore] = {}
 _memory_guard = threading.Lock()
 
 
-def _encryption_key() -> str:
+def encryption_key() -> str:
+    """The key ``?encrypt=1`` uses: ``SESSIONKEEPER_KEY``, else the one saved in the keyring."""
     key = os.environ.get(KEY_ENV)
     if key:
         return key
@@ -51,6 +52,27 @@ def _encryption_key() -> str:
             f"(service {KEYRING_KEY_SERVICE!r}, user {KEYRING_KEY_USER!r})"
         )
     return str(saved)
+
+
+def verify_key(store: Store) -> None:
+    """Fail once, clearly, when an encrypted store's key opens none of what it holds.
+
+    One entry is tried (the first that is encrypted); a key that cannot open it
+    raises [DecryptionError][sessionkeeper.stores.DecryptionError] naming where
+    the key came from, instead of a warning for every entry that follows.
+    """
+    if not isinstance(store, EncryptedStore):
+        return
+    for name in store.names():
+        try:
+            store.get(name)
+        except DecryptionError:
+            source = KEY_ENV if os.environ.get(KEY_ENV) else "the keyring's key"
+            raise DecryptionError(
+                f"the encryption key ({source}) does not open this store: {name!r} was "
+                f"encrypted with another key; set {KEY_ENV} to the key it was written with"
+            ) from None
+        return
 
 
 def _memory(name: str) -> MemoryStore:
@@ -85,7 +107,7 @@ def parse_store_url(url: str) -> StoreUrl:
 
 
 def open_store(url: str) -> Store:
-    """Open the store a URL names; raise :class:`StoreUrlError` naming what is wrong."""
+    """Open the store a URL names; raise `StoreUrlError` naming what is wrong."""
     if not isinstance(url, str) or not url.strip():
         raise StoreUrlError("store URL is empty; use dir:PATH, sqlite:PATH, redis://..., ...")
     url = url.strip()
@@ -130,7 +152,7 @@ def open_store(url: str) -> Store:
             "use dir:, sqlite:, memory:, redis://, redis+cluster://, redis+sentinel://, "
             "keyring:"
         )
-    return EncryptedStore(store, _encryption_key()) if encrypt else store
+    return EncryptedStore(store, encryption_key()) if encrypt else store
 
 
 def resolve_store(url: str | None, default: Callable[[], Store]) -> Store:
@@ -145,8 +167,10 @@ __all__ = [
     "STORE_ENV",
     "StoreUrl",
     "StoreUrlError",
+    "encryption_key",
     "open_store",
     "parse_store_url",
     "redact_url",
     "resolve_store",
+    "verify_key",
 ]

@@ -29,7 +29,7 @@ class LoopbackHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def read_body(self, max_body: int) -> bytes:
-        """The request body, by ``Content-Length`` or chunked; :class:`BadBodyError` if bad."""
+        """The request body, by ``Content-Length`` or chunked; `BadBodyError` if bad."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             return self._read_chunks(max_body)
         length_header = self.headers.get("Content-Length")
@@ -115,14 +115,14 @@ class LoopbackServer(Running):
 
     @property
     def port(self) -> int:
-        """The bound port (only after :meth:`start`)."""
+        """The bound port (only after `start`)."""
         if self._httpd is None:
             raise RuntimeError("server is not started")
         return int(self._httpd.server_address[1])
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:PORT`` (only after :meth:`start`)."""
+        """``http://127.0.0.1:PORT`` (only after `start`)."""
         return f"http://{self._host}:{self.port}"
 
     def start(self) -> Self:

@@ -11,7 +11,7 @@ Each connection reads one request's headers, then answers with one of:
 * ``gzip-bomb``: a small gzip body (``Content-Encoding: gzip``) that decodes to ``size``
   bytes.
 
-Used by the tests of :mod:`sessionkeeper.http_limits`; a client under test must
+Used by the tests of `sessionkeeper.http_limits`; a client under test must
 give up on its own (deadline, body cap); the server never stops first.
 """
 

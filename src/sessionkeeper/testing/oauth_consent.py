@@ -1,7 +1,7 @@
 """Complete the reference PDS's OAuth sign-in and consent over HTTP, as its page would.
 
 The ``@atproto/oauth-provider`` authorization page is a script that calls the
-provider's API; :class:`ConsentDriver` sends the same requests a browser
+provider's API; `ConsentDriver` sends the same requests a browser
 running it sends::
 
     GET  /oauth/authorize?client_id&request_uri     (sets the device, session and CSRF cookies)

@@ -1,6 +1,6 @@
 """The Store contract as a pytest suite that any store's tests inherit, ours or a third party's.
 
-A test class inherits :class:`StoreConformance` and provides a ``store`` fixture
+A test class inherits `StoreConformance` and provides a ``store`` fixture
 returning an empty store::
 
     from sessionkeeper.testing.store_conformance import StoreConformance
@@ -10,7 +10,7 @@ returning an empty store::
         def store(self, tmp_path):
             return MyStore(tmp_path)
 
-Stores that other processes can open inherit :class:`SharedStoreConformance`
+Stores that other processes can open inherit `SharedStoreConformance`
 instead and also provide ``store_url`` (a URL that ``open_store`` understands).
 For pytest's assertion messages, call
 ``pytest.register_assert_rewrite("sessionkeeper.testing.store_conformance")``
@@ -96,7 +96,7 @@ def _spawn_lock_holder(store_url: str, name: str) -> subprocess.Popen[str]:
 
 
 class StoreConformance:
-    """The contract of :class:`sessionkeeper.Store`, run against each implementation."""
+    """The contract of `sessionkeeper.Store`, run against each implementation."""
 
     def test_missing_name_reads_as_none(self, store: Store) -> None:
         assert store.get("absent") is None

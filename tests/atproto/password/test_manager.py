@@ -87,14 +87,27 @@ def test_login_creates_stores_and_emits_create(
     assert manager.pds_endpoint == pds.url
 
 
-def test_login_always_calls_create_session_even_with_a_session_in_memory(
+def test_login_reuses_the_stored_session_of_that_handle_or_did(
     manager: PersistentSessionManager, pds: FakePds, alice: str
 ) -> None:
     first = manager.login("alice.test", "alice-pass")
-    second = manager.login("alice.test", "alice-pass")
+    again = manager.login("@Alice.test", "alice-pass")
+    by_did = manager.login(alice, "alice-pass")
+    assert pds.counts[CREATE] == 1
+    assert again == first == by_did == manager.session
+
+
+def test_forced_login_creates_a_session_and_revokes_the_one_it_replaces(
+    manager: PersistentSessionManager, pds: FakePds, alice: str
+) -> None:
+    first = manager.login("alice.test", "alice-pass")
+    assert pds.live_refresh_tokens(alice) == 1
+    second = manager.login("alice.test", "alice-pass", force=True)
     assert pds.counts[CREATE] == 2
     assert second.refresh_jwt != first.refresh_jwt
     assert manager.session == second
+    assert manager.load_session(alice) == second
+    assert pds.live_refresh_tokens(alice) == 1  # the replaced one was revoked
 
 
 def test_wrong_password_emits_create_failed_and_stores_nothing(

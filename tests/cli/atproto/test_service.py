@@ -99,7 +99,7 @@ def test_without_a_remembered_service_the_did_documents_pds_is_used_and_kept(
             {"id": "#atproto_pds", "type": "AtprotoPersonalDataServer", "serviceEndpoint": pds.url}
         ],
     }
-    plc = {"SESSIONKEEPER_PLC_URL": json_server.url}
+    plc = {"ATP_PLC_DIRECTORY": json_server.url}
     who = run(sessions, "whoami", **plc)
     assert who.returncode == 0, who.stderr
     assert "alice.test" in who.stdout
@@ -118,7 +118,7 @@ def test_without_any_known_service_the_cli_refuses_and_keeps_the_session(
     refused = run(
         sessions,
         "whoami",
-        SESSIONKEEPER_PLC_URL=json_server.url,  # answers 404 for the DID
+        ATP_PLC_DIRECTORY=json_server.url,  # answers 404 for the DID
         HTTPS_PROXY=sentinel_proxy.url,
         HTTP_PROXY=sentinel_proxy.url,
         NO_PROXY="127.0.0.1",

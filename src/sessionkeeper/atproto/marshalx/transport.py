@@ -3,16 +3,16 @@
 A MarshalX client sends every request to its transport; ours keeps only what
 is MarshalX's own and leaves the rest to the core:
 
-* :func:`~sessionkeeper.atproto.marshalx.routes.route` says what a request is
+* `route` says what a request is
   (another host's, createSession, refreshSession, deleteSession, or an
   ordinary call) and whose account its token names;
 * an ordinary call goes through the manager's call loop
-  (:class:`~sessionkeeper.core.call_loop.SessionAuth`) on the manager's
+  (`SessionAuth`) on the manager's
   bounded HTTP client: carry the account's newest token, on a refusal refresh
   once through the manager's single flight and replay once;
 * refreshSession and deleteSession act on the session whose token the request
   carries (never on "the manager's current one"), and their outcomes are
-  translated by :mod:`~sessionkeeper.atproto.marshalx.answers`.
+  translated by `answers`.
 
 There is no proactive refresh on the call path: MarshalX refreshes on its
 own schedule (15 minutes before exp), and that refreshSession is answered
@@ -115,7 +115,7 @@ class _AccountSource(_Pinned["PersistentSessionManager"]):
 
 
 class _AsyncAccountSource(_Pinned["AsyncPersistentSessionManager"]):
-    """The asyncio twin of :class:`_AccountSource`."""
+    """The asyncio twin of `_AccountSource`."""
 
     async def session_for_call(self) -> AtpSessionData:
         """The account's newest session."""
@@ -194,7 +194,7 @@ class SessionTransport(httpx.BaseTransport):
 
 
 class AsyncSessionTransport(httpx.AsyncBaseTransport):
-    """The asyncio twin of :class:`SessionTransport`, for MarshalX's ``AsyncClient``."""
+    """The asyncio twin of `SessionTransport`, for MarshalX's ``AsyncClient``."""
 
     def __init__(
         self,

@@ -1,9 +1,9 @@
 """The authorization code flow of ATProto OAuth as sans-I/O steps.
 
-:func:`begin_authorization` discovers the account's authorization server
+`begin_authorization` discovers the account's authorization server
 (handle or DID -> PDS -> issuer, or a PDS/entryway URL), pushes the request
 (PAR with PKCE S256 and DPoP) and returns the browser URL with the pending
-authorization to keep. :func:`complete_authorization` exchanges the code,
+authorization to keep. `complete_authorization` exchanges the code,
 checks the granted scope and re-verifies ``sub`` (DID -> PDS -> issuer,
 afresh) before anything is stored.
 """

@@ -6,9 +6,9 @@ code, re-verifies the account and stores the session; ``restore`` picks a
 stored session up in any later process; ``login`` does it all through a
 loopback redirect on 127.0.0.1 (or ::1), ``login_remote`` through the redirect
 URL the user pastes back from a browser on another machine. Sessions are handed to an
-:class:`OAuthSessionManager`, which refreshes them exactly once across
-threads, processes and machines. :class:`AsyncOAuthClient` is the same on
-``httpx.AsyncClient``; both share every decision (:mod:`.oauth_flow`).
+`OAuthSessionManager`, which refreshes them exactly once across
+threads, processes and machines. `AsyncOAuthClient` is the same on
+``httpx.AsyncClient``; both share every decision (`.oauth_flow`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import asyncio
 import logging
 import os
 import sys
+import time
 import webbrowser
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, NamedTuple, TypeVar
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from sessionkeeper.atproto import variables
 from sessionkeeper.atproto.errors import NoSessionError, OAuthCallbackError
 from sessionkeeper.atproto.identity import IdentityResolver, issuer_check
 from sessionkeeper.atproto.oauth.authorize import (
@@ -48,7 +50,7 @@ from sessionkeeper.atproto.oauth.pending import (
     take_pending,
 )
 from sessionkeeper.atproto.oauth.session import OAuthSession
-from sessionkeeper.atproto.password.manager import DEFAULT_TIMEOUT, resolve_store
+from sessionkeeper.atproto.password.manager import DEFAULT_TIMEOUT, manager_store
 from sessionkeeper.clock import SYSTEM_CLOCK, Clock
 from sessionkeeper.core.async_flow import AsyncDriver
 from sessionkeeper.core.flow import BlockingDriver, Flow
@@ -92,7 +94,7 @@ class _ClientSettings:
         clock: Clock | None,
         refresh_margin: float,
     ) -> None:
-        self.store = resolve_store(session_dir, store)
+        self.store = manager_store(session_dir, store)
         check_redirect_uri(redirect_uri, loopback=client_id is None)
         self.credentials = ClientCredentials(
             client_id=client_id or loopback_client_id(redirect_uri, scope),
@@ -100,7 +102,10 @@ class _ClientSettings:
             scope=scope,
             key=client_key,
         )
-        self.resolver = IdentityResolver(handle_resolver, plc_directory)
+        # Unset or the public default: the variables the CLI reads point the library too.
+        self.resolver = IdentityResolver(
+            variables.handle_resolver(handle_resolver), variables.plc_directory(plc_directory)
+        )
         self.clock = clock or SYSTEM_CLOCK
         self.refresh_margin = float(refresh_margin)
 
@@ -173,9 +178,22 @@ class _ClientFace:
         return self._settings.jwks
 
 
-def announce(url: str) -> None:
-    """Show the authorization URL to the person at the terminal (stderr; it is no secret)."""
+def announce(url: str, redirect_uri: str | None = None, timeout: float | None = None) -> None:
+    """Show the authorization URL to the person at the terminal (stderr; it is no secret).
+
+    On a terminal it also says what it waits for and until when, since nothing
+    else moves until the browser comes back.
+    """
     print(f"Open this URL in a browser to sign in:\n  {url}", file=sys.stderr, flush=True)
+    if redirect_uri is None or timeout is None or not sys.stderr.isatty():
+        return
+    until = time.strftime("%H:%M:%S", time.localtime(time.time() + timeout))
+    where = urlsplit(redirect_uri).netloc
+    print(
+        f"waiting for the browser's redirect on {where} until {until} ({timeout:.0f} s)...",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 class OAuthClient(_ClientFace, Closing):
@@ -231,7 +249,7 @@ class OAuthClient(_ClientFace, Closing):
         (10 minutes); ``redirect_uri`` overrides the configured one (a loopback
         port, for instance). ``state`` is the app's own opaque value (at most
         2048 characters), kept with the pending authorization, never sent to
-        the server, and handed back by :meth:`callback_with_state`.
+        the server, and handed back by `callback_with_state`.
         """
         return self._start(handle_or_did_or_url, redirect_uri, state)[0]
 
@@ -259,7 +277,7 @@ class OAuthClient(_ClientFace, Closing):
         return CallbackResult(manager, pending.app_state)
 
     def restore(self, did: str) -> OAuthSessionManager:
-        """The manager of ``did``'s stored OAuth session; :class:`NoSessionError` if none."""
+        """The manager of ``did``'s stored OAuth session; `NoSessionError` if none."""
         manager = self._manager()
         if manager.load_session(did) is None:
             manager.close()
@@ -273,7 +291,7 @@ class OAuthClient(_ClientFace, Closing):
         with self._settings.receiver() as receiver:
             url, pending = self._start(handle, receiver.redirect_uri, None)
             receiver.expect(pending.state)
-            announce(url)
+            announce(url, receiver.redirect_uri, timeout)
             if open_browser:
                 webbrowser.open(url)
             params = receiver.wait(timeout)
@@ -302,7 +320,7 @@ class OAuthClient(_ClientFace, Closing):
 
 
 class AsyncOAuthClient(_ClientFace, AsyncClosing):
-    """The asyncio twin of :class:`OAuthClient`: the same names, I/O as coroutines."""
+    """The asyncio twin of `OAuthClient`: the same names, I/O as coroutines."""
 
     def __init__(
         self,
@@ -381,7 +399,7 @@ class AsyncOAuthClient(_ClientFace, AsyncClosing):
         return CallbackResult(manager, pending.app_state)
 
     async def restore(self, did: str) -> AsyncOAuthSessionManager:
-        """The manager of ``did``'s stored OAuth session; :class:`NoSessionError` if none."""
+        """The manager of ``did``'s stored OAuth session; `NoSessionError` if none."""
         manager = self._manager()
         if await manager.load_session(did) is None:
             await manager.aclose()
@@ -395,7 +413,7 @@ class AsyncOAuthClient(_ClientFace, AsyncClosing):
         with self._settings.receiver() as receiver:
             url, pending = await self._start(handle, receiver.redirect_uri, None)
             receiver.expect(pending.state)
-            announce(url)
+            announce(url, receiver.redirect_uri, timeout)
             if open_browser:
                 await asyncio.to_thread(webbrowser.open, url)
             params = await asyncio.to_thread(receiver.wait, timeout)
@@ -404,7 +422,7 @@ class AsyncOAuthClient(_ClientFace, AsyncClosing):
     async def login_remote(
         self, handle: str, read_redirect: Callable[[str], str]
     ) -> AsyncOAuthSessionManager:
-        """Sign ``handle`` in with a browser elsewhere (see :meth:`OAuthClient.login_remote`)."""
+        """Sign ``handle`` in with a browser elsewhere (see `OAuthClient.login_remote`)."""
         url, pending = await self._start(handle, None, None)
         pasted = await asyncio.to_thread(read_redirect, url)
         return await self.callback(own_redirect(pasted, pending))

@@ -1,7 +1,7 @@
 """The discovery steps the OAuth sign-in flows share, in the core's flow vocabulary.
 
 Discovery, PAR, the code exchange and verification are flows of
-:mod:`sessionkeeper.core.flow` (``Send`` and, for DNS, ``Call``), so the blocking
+`sessionkeeper.core.flow` (``Send`` and, for DNS, ``Call``), so the blocking
 and the asyncio client run them on the core's two drivers and share every
 decision. A DNS TXT lookup is a blocking ``Call`` (the asyncio driver runs it
 in a worker thread): dnspython's resolver does the lookup.

@@ -151,7 +151,7 @@ def send_with_nonce(
     an ``httpx.Request`` in the auth flow) with the origin's latest nonce. The
     answer's ``DPoP-Nonce`` is kept; when it differs from the one sent and the
     server asked for it, the request is signed again and sent a second time.
-    A :class:`~sessionkeeper.core.flow.NetworkFailure` is returned as it came.
+    A `NetworkFailure` is returned as it came.
     """
     sent = signer.nonce(url)
     answer = yield prepare(sent)

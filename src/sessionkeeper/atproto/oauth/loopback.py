@@ -113,7 +113,7 @@ class LoopbackReceiver:
         self._state = state
 
     def expects(self, state: str | None) -> bool:
-        """Whether a redirect with ``state`` is the one awaited (none is, before :meth:`expect`)."""
+        """Whether a redirect with ``state`` is the one awaited (none is, before `expect`)."""
         return (
             self._state is not None
             and state is not None
@@ -127,7 +127,7 @@ class LoopbackReceiver:
             self._received.set()
 
     def wait(self, timeout: float) -> dict[str, str]:
-        """The redirect's parameters; :class:`OAuthCallbackError` after ``timeout`` seconds."""
+        """The redirect's parameters; `OAuthCallbackError` after ``timeout`` seconds."""
         if not self._received.wait(timeout):
             raise OAuthCallbackError(
                 f"no redirect from the authorization server within {timeout:.0f} s "

@@ -30,7 +30,7 @@ APP_STATE_MAX = 2048
 
 
 def check_app_state(app_state: object) -> str | None:
-    """``app_state`` if it is one the store may keep, else :class:`OAuthError` naming why."""
+    """``app_state`` if it is one the store may keep, else `OAuthError` naming why."""
     if app_state is None:
         return None
     if not isinstance(app_state, str):
@@ -102,8 +102,8 @@ def save_pending(store: Store, pending: PendingAuthorization) -> None:
 def take_pending(store: Store, state: str, now: float) -> PendingAuthorization:
     """Remove and return the pending authorization of ``state``.
 
-    Raises :class:`OAuthCallbackError` when the state is unknown, already used
-    or older than :data:`PENDING_LIFETIME` (an expired one is removed too).
+    Raises `OAuthCallbackError` when the state is unknown, already used
+    or older than `PENDING_LIFETIME` (an expired one is removed too).
     """
     name = pending_name(state)
     raw = store.get(name)

@@ -2,7 +2,7 @@
 
 An app completes the interactive authorization (PAR, redirect, code + PKCE)
 with any OAuth library, then hands the token answer and its DPoP key to
-:meth:`OAuthSession.from_token_response`. From then on the session is stored,
+`OAuthSession.from_token_response`. From then on the session is stored,
 shared and refreshed exactly like a password session, under
 ``oauth_<did with ':' replaced by '_'>.json``.
 """
@@ -129,7 +129,7 @@ class OAuthSession:
 
     @classmethod
     def from_json_dict(cls, data: object, *, where: str) -> OAuthSession:
-        """Parse a stored document; raise :class:`CorruptSessionError` naming ``where``."""
+        """Parse a stored document; raise `CorruptSessionError` naming ``where``."""
         if not isinstance(data, dict):
             raise CorruptSessionError(f"{where}: not a JSON object", name=where)
         missing = [key for key in _REQUIRED if not data.get(key)]
@@ -175,7 +175,7 @@ def encode_oauth(session: OAuthSession) -> bytes:
 
 
 def decode_oauth(raw: bytes, *, name: str) -> OAuthSession:
-    """Parse stored bytes; raise :class:`CorruptSessionError` naming ``name``."""
+    """Parse stored bytes; raise `CorruptSessionError` naming ``name``."""
     document = parse_json_document(raw, what="OAuth session", name=name)
     return OAuthSession.from_json_dict(document, where=f"OAuth session {name}")
 

@@ -1,10 +1,10 @@
 """The OAuth flows after authorization, free of I/O: refresh a token set, revoke it.
 
-Both POST through :func:`dpop_post` (as do the sign-in flows of
-:mod:`~sessionkeeper.atproto.oauth.authorize`), which uses the one DPoP sender
-(:func:`~sessionkeeper.atproto.oauth.dpop.send_with_nonce`) and, for confidential
+Both POST through `dpop_post` (as do the sign-in flows of
+`authorize`), which uses the one DPoP sender
+(`send_with_nonce`) and, for confidential
 clients, signs a new client assertion for every attempt. The refresh is the
-core's single flight with :class:`OAuthRefresh` as its policy.
+core's single flight with `OAuthRefresh` as its policy.
 """
 
 from __future__ import annotations

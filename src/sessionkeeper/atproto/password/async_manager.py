@@ -13,6 +13,7 @@ import os
 
 import httpx
 
+from sessionkeeper.atproto.errors import SessionExpiredError
 from sessionkeeper.atproto.manager_base import AsyncManager
 from sessionkeeper.atproto.password import flows
 from sessionkeeper.atproto.password.kind import BearerAuthorizer
@@ -25,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 
 class AsyncPersistentSessionManager(PasswordSessions, AsyncManager[AtpSessionData]):
-    """The asyncio twin of :class:`PersistentSessionManager`: same names, coroutines for I/O.
+    """The asyncio twin of `PersistentSessionManager`: same names, coroutines for I/O.
 
     ``session``, ``needs_refresh``, ``on_session_event`` and the auto-refresh
     switches stay synchronous because they do no I/O.
@@ -55,24 +56,58 @@ class AsyncPersistentSessionManager(PasswordSessions, AsyncManager[AtpSessionDat
         )
 
     async def login(
-        self, identifier: str, password: str, *, auth_factor_token: str | None = None
+        self,
+        identifier: str,
+        password: str,
+        *,
+        auth_factor_token: str | None = None,
+        force: bool = False,
     ) -> AtpSessionData:
-        """Create a session with createSession (always), store it and make it current."""
-        flow = flows.login_flow(
-            identifier,
-            password,
-            auth_factor_token=auth_factor_token,
-            service_url=self._service_url,
-            now=self._state.clock.time(),
-        )
+        """Make ``identifier``'s session current: the stored one if it can still be refreshed.
+
+        Only when no stored session of that handle, DID or e-mail is valid or
+        refreshable does it call createSession (rate-limited by the server), and
+        it stores the result. ``force=True`` always logs in anew and revokes
+        the stored session of that account it replaces.
+        """
         try:
-            session, endpoint = await self._driver.run(flow)
+            outcome = await self._driver.run(
+                self._login_flow(identifier, password, auth_factor_token, force=force)
+            )
+            session = self._loaded(outcome.session)
+            revived = await self._revived(session) if outcome.reused else session
+            if revived is None:  # the server declared it dead: log in anew
+                outcome = await self._driver.run(
+                    self._login_flow(identifier, password, auth_factor_token, force=True)
+                )
+                revived = self._loaded(outcome.session)
+            session = revived
         except Exception:
             self._state.emit(AtpSessionEvent.CREATE_FAILED, None)
             raise
-        self._remember(session, endpoint)
-        logger.info("logged in as %s (%s)", session.handle, session.did)
-        return self._loaded(session)
+        self._remember(session, outcome.endpoint)
+        verb = "reused the stored session of" if outcome.reused else "logged in as"
+        logger.info("%s %s (%s)", verb, session.handle, session.did)
+        return session
+
+    async def resume(self, identifier: str) -> AtpSessionData | None:
+        """Make ``identifier``'s stored session current without logging in; ``None`` if none works.
+
+        The handle, DID or e-mail names the session as in `login`; it is
+        refreshed first when its access token has expired. No createSession is
+        made, so no password is needed.
+        """
+        found = flows.reusable(await self.sessions(), identifier, self._state.clock.time())
+        return None if found is None else await self._revived(self._loaded(found))
+
+    async def _revived(self, session: AtpSessionData) -> AtpSessionData | None:
+        """``session``, refreshed if its access token expired; ``None`` if the server ended it."""
+        if not self._state.is_expired(session):
+            return session
+        try:
+            return await self._refresh(session)
+        except SessionExpiredError:
+            return None
 
     async def logout(self, session: AtpSessionData | None = None) -> None:
         """Revoke the session on the server (deleteSession), then clear it locally.

@@ -1,15 +1,17 @@
 """App-password flows, free of I/O: createSession, refreshSession, deleteSession.
 
-The flows yield the core's operations (:mod:`sessionkeeper.core.flow`) and run on
+The flows yield the core's operations (`sessionkeeper.core.flow`) and run on
 either driver.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from sessionkeeper.atproto.codec import encode_session, name_for_did
 from sessionkeeper.atproto.errors import SessionError, SessionNetworkError
+from sessionkeeper.atproto.formats import LOGIN_LOCK
 from sessionkeeper.atproto.kinds import newest, read_stored
 from sessionkeeper.atproto.password.kind import PASSWORD
 from sessionkeeper.atproto.refresh import (
@@ -30,7 +32,7 @@ from sessionkeeper.atproto.xrpc import (
     retry_after,
     xrpc_url,
 )
-from sessionkeeper.core.flow import Delete, Flow, Get, Locked, NetworkFailure, Put, Send
+from sessionkeeper.core.flow import Call, Delete, Flow, Get, Locked, NetworkFailure, Put, Send
 from sessionkeeper.core.singleflight import Produced, Verdict
 
 
@@ -110,6 +112,37 @@ class PasswordRefresh(TokenRefreshPolicy[AtpSessionData]):
         raise AssertionError("unreachable: a non-2xx answer raised")  # pragma: no cover
 
 
+@dataclass(frozen=True)
+class LoginOutcome:
+    """What a login gave: the session, the PDS its answer named, and whether it was reused."""
+
+    session: AtpSessionData
+    endpoint: str | None
+    reused: bool
+
+
+def matches_identifier(session: AtpSessionData, identifier: str) -> bool:
+    """Whether ``identifier`` (a DID, a handle with or without ``@``, an e-mail) names it."""
+    given = identifier.strip()
+    if given == session.did:
+        return True
+    wanted = given.removeprefix("@").lower()
+    return wanted == session.handle.lower() or (
+        session.email is not None and wanted == session.email.lower()
+    )
+
+
+def reusable(sessions: list[AtpSessionData], identifier: str, now: float) -> AtpSessionData | None:
+    """The stored session of ``identifier`` whose refresh token may still work, else ``None``."""
+    for session in sessions:
+        if not matches_identifier(session, identifier):
+            continue
+        expires = session.refresh_expires_at
+        if expires is None or expires > now:
+            return session
+    return None
+
+
 def login_flow(
     identifier: str,
     password: str,
@@ -117,19 +150,66 @@ def login_flow(
     auth_factor_token: str | None,
     service_url: str,
     now: float,
-) -> Flow[tuple[AtpSessionData, str | None]]:
-    """createSession, then store the new session under its DID's name."""
+    stored: Callable[[], list[AtpSessionData]],
+    force: bool = False,
+) -> Flow[LoginOutcome]:
+    """Under the login lock: reuse ``identifier``'s stored session, else createSession.
+
+    The lock is what keeps a cold fleet to one createSession: the first holder
+    creates and stores the session, every later holder finds it. ``force``
+    always creates, and revokes the stored session of the same account that
+    the new one replaces (it would otherwise stay valid on the server, unseen).
+    """
+    outcome: LoginOutcome = yield Locked(
+        LOGIN_LOCK,
+        _login_locked(
+            identifier, password, auth_factor_token, service_url, now, stored, force=force
+        ),
+    )
+    return outcome
+
+
+def _login_locked(
+    identifier: str,
+    password: str,
+    auth_factor_token: str | None,
+    service_url: str,
+    now: float,
+    stored: Callable[[], list[AtpSessionData]],
+    *,
+    force: bool,
+) -> Flow[LoginOutcome]:
+    sessions: list[AtpSessionData] = yield Call(stored)
+    previous = reusable(sessions, identifier, now)
+    if previous is not None and not force:
+        return LoginOutcome(previous, None, reused=True)
     body: dict[str, str] = {"identifier": identifier, "password": password}
     if auth_factor_token is not None:
         body["authFactorToken"] = auth_factor_token
     answer = yield Send("POST", xrpc_url(service_url, CREATE_SESSION), {}, json=body)
     if isinstance(answer, NetworkFailure):
-        raise SessionNetworkError(f"{CREATE_SESSION} for {identifier!r} failed: {answer.reason}")
+        raise SessionNetworkError(
+            f"{CREATE_SESSION} at {service_url} for {identifier!r} failed: {answer.reason}"
+        )
     raise_for_error(answer, CREATE_SESSION, now=now)
     where = f"{CREATE_SESSION} for {identifier!r}"
     session, endpoint = session_from_answer(_json_of(answer, where), where=where)
     yield Put(name_for_did(session.did), encode_session(session))
-    return session, endpoint
+    if previous is not None and previous.did == session.did:
+        yield from _revoke(previous, service_url)
+    return LoginOutcome(session, endpoint, reused=False)
+
+
+def _revoke(replaced: AtpSessionData, service_url: str) -> Flow[None]:
+    """deleteSession for a session a forced login replaced; a failure is only logged."""
+    answer = yield Send("POST", xrpc_url(service_url, DELETE_SESSION), bearer(replaced.refresh_jwt))
+    if isinstance(answer, NetworkFailure) or not answer.is_success:
+        reason = answer.reason if isinstance(answer, NetworkFailure) else answer.status_code
+        logger.warning(
+            "could not revoke the replaced session of %s (%s); it lapses on its own",
+            replaced.did,
+            reason,
+        )
 
 
 def logout_flow(session: AtpSessionData, *, service_url: str) -> Flow[AtpSessionData]:

@@ -7,12 +7,13 @@ import os
 
 import httpx
 
+from sessionkeeper.atproto.errors import SessionExpiredError
 from sessionkeeper.atproto.kinds import AtprotoKind
 from sessionkeeper.atproto.manager_base import (
     DEFAULT_TIMEOUT,
     EARLY_REFRESH_FAILURES,
     BlockingManager,
-    resolve_store,
+    manager_store,
 )
 from sessionkeeper.atproto.password import flows
 from sessionkeeper.atproto.password.flows import PasswordRefresh
@@ -20,6 +21,7 @@ from sessionkeeper.atproto.password.kind import PASSWORD, BearerAuthorizer
 from sessionkeeper.atproto.refresh import TokenRefreshPolicy
 from sessionkeeper.atproto.types import AtpSessionData, AtpSessionEvent
 from sessionkeeper.clock import Clock
+from sessionkeeper.core.flow import Flow
 from sessionkeeper.core.state import SessionState
 from sessionkeeper.redaction import redact_url
 from sessionkeeper.stores.base import Store
@@ -29,7 +31,7 @@ __all__ = [
     "EARLY_REFRESH_FAILURES",
     "PasswordSessions",
     "PersistentSessionManager",
-    "resolve_store",
+    "manager_store",
 ]
 
 logger = logging.getLogger(__name__)
@@ -42,6 +44,7 @@ class PasswordSessions:
     _state: SessionState[AtpSessionData]
     _service_url: str
     _endpoints: dict[str, str]
+    store: Store
 
     def _where(self) -> str:
         return f"{redact_url(self._service_url)!r}, "
@@ -68,6 +71,20 @@ class PasswordSessions:
         state = self._state
         return PasswordRefresh(
             known, service_url=self._service_url, now=state.clock.time(), in_memory=state.session
+        )
+
+    def _login_flow(
+        self, identifier: str, password: str, auth_factor_token: str | None, *, force: bool
+    ) -> Flow[flows.LoginOutcome]:
+        store = self.store
+        return flows.login_flow(
+            identifier,
+            password,
+            auth_factor_token=auth_factor_token,
+            service_url=self._service_url,
+            now=self._state.clock.time(),
+            stored=lambda: self._kind.stored(store),
+            force=force,
         )
 
     def _after_refresh(self, policy: TokenRefreshPolicy[AtpSessionData]) -> None:
@@ -108,24 +125,58 @@ class PersistentSessionManager(PasswordSessions, BlockingManager[AtpSessionData]
         )
 
     def login(
-        self, identifier: str, password: str, *, auth_factor_token: str | None = None
+        self,
+        identifier: str,
+        password: str,
+        *,
+        auth_factor_token: str | None = None,
+        force: bool = False,
     ) -> AtpSessionData:
-        """Create a session with createSession (always), store it and make it current."""
-        flow = flows.login_flow(
-            identifier,
-            password,
-            auth_factor_token=auth_factor_token,
-            service_url=self._service_url,
-            now=self._state.clock.time(),
-        )
+        """Make ``identifier``'s session current: the stored one if it can still be refreshed.
+
+        Only when no stored session of that handle, DID or e-mail is valid or
+        refreshable does it call createSession (rate-limited by the server), and
+        it stores the result. ``force=True`` always logs in anew and revokes
+        the stored session of that account it replaces.
+        """
         try:
-            session, endpoint = self._driver.run(flow)
+            outcome = self._driver.run(
+                self._login_flow(identifier, password, auth_factor_token, force=force)
+            )
+            session = self._loaded(outcome.session)
+            revived = self._revived(session) if outcome.reused else session
+            if revived is None:  # the server declared it dead: log in anew
+                outcome = self._driver.run(
+                    self._login_flow(identifier, password, auth_factor_token, force=True)
+                )
+                revived = self._loaded(outcome.session)
+            session = revived
         except Exception:
             self._state.emit(AtpSessionEvent.CREATE_FAILED, None)
             raise
-        self._remember(session, endpoint)
-        logger.info("logged in as %s (%s)", session.handle, session.did)
-        return self._loaded(session)
+        self._remember(session, outcome.endpoint)
+        verb = "reused the stored session of" if outcome.reused else "logged in as"
+        logger.info("%s %s (%s)", verb, session.handle, session.did)
+        return session
+
+    def resume(self, identifier: str) -> AtpSessionData | None:
+        """Make ``identifier``'s stored session current without logging in; ``None`` if none works.
+
+        The handle, DID or e-mail names the session as in `login`; it is
+        refreshed first when its access token has expired. No createSession is
+        made, so no password is needed.
+        """
+        found = flows.reusable(self.sessions(), identifier, self._state.clock.time())
+        return None if found is None else self._revived(self._loaded(found))
+
+    def _revived(self, session: AtpSessionData) -> AtpSessionData | None:
+        """``session``, refreshed if its access token expired; ``None`` if the server ended it."""
+        if not self._state.is_expired(session):
+            return session
+        try:
+            return self._refresh(session)
+        except SessionExpiredError:
+            return None
 
     def logout(self, session: AtpSessionData | None = None) -> None:
         """Revoke the session on the server (deleteSession), then clear it locally.

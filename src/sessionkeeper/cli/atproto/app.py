@@ -11,13 +11,13 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import platformdirs
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -27,35 +27,44 @@ from sessionkeeper.atproto import (
     AtpSessionData,
     CorruptSessionError,
     NoSessionError,
-    OAuthSession,
-    OAuthSessionManager,
     PersistentSessionManager,
     SessionError,
     SessionExpiredError,
+    SessionNetworkError,
     XrpcError,
 )
 from sessionkeeper.atproto.codec import name_for_did, validate_did
 from sessionkeeper.atproto.did_resolution import DidResolutionError, resolve_pds
+from sessionkeeper.atproto.home import choose_store
 from sessionkeeper.atproto.interop import import_session_string
 from sessionkeeper.atproto.listing import stored_oauth_sessions, stored_sessions
+from sessionkeeper.atproto.manager_base import DEFAULT_TIMEOUT
+from sessionkeeper.atproto.password.flows import reusable
+from sessionkeeper.atproto.password.kind import PASSWORD
+from sessionkeeper.atproto.variables import SERVICE_ENV
 from sessionkeeper.cli.atproto.oauth import (
     oauth_login,
     oauth_rows,
     open_oauth_manager,
 )
 from sessionkeeper.cli.atproto.state import forget, load_state, remember, remember_service
+from sessionkeeper.cli.hints import command, json_error, store_option, unreachable
+from sessionkeeper.cli.hoisting import HoistingGroup
+from sessionkeeper.cli.status import waiting
 from sessionkeeper.errors import SessionkeeperError
 from sessionkeeper.redaction import install_log_redaction, origin, redact_url
 from sessionkeeper.stores.base import Store
-from sessionkeeper.stores.directory import DirectoryStore
 from sessionkeeper.stores.errors import StoreError
+
+if TYPE_CHECKING:
+    # The OAuth stack (JOSE, cryptography) loads only when an OAuth session is used.
+    from sessionkeeper.atproto import OAuthSession, OAuthSessionManager
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_AUTH = 3
 
 PASSWORD_ENV = "ATP_PASSWORD"
-SERVICE_ENV = "ATP_SERVICE"
 DEFAULT_SERVICE = "https://bsky.social"
 #: Login errors that mean "these credentials do not get you in".
 AUTH_ERRORS = frozenset(
@@ -63,6 +72,7 @@ AUTH_ERRORS = frozenset(
 )
 
 app = typer.Typer(
+    cls=HoistingGroup,
     name="atproto",
     help="Bluesky / ATProto sessions: log in once, refresh exactly once, call XRPC.",
     no_args_is_help=True,
@@ -83,11 +93,6 @@ class UsageError(SessionkeeperError):
     """A command line that cannot work (exit code 2)."""
 
 
-def default_session_dir() -> Path:
-    """``<user config dir>/sessionkeeper/atproto``."""
-    return platformdirs.user_config_path("sessionkeeper") / "atproto"
-
-
 @dataclass(frozen=True)
 class Options:
     """The group's options."""
@@ -103,7 +108,10 @@ def _group(
     ctx: typer.Context,
     session_dir: Annotated[
         Path | None,
-        typer.Option("--session-dir", help="Session directory (default: user config dir)."),
+        typer.Option(
+            "--session-dir",
+            help="Session directory (default: $SESSIONKEEPER_STORE, else the user data dir).",
+        ),
     ] = None,
     store: Annotated[
         str | None,
@@ -144,38 +152,95 @@ def _options(ctx: typer.Context) -> Options:
     return options
 
 
+@dataclass
+class Attempt:
+    """What a command was doing when it failed: the URL it tried, and whether as a default."""
+
+    as_json: bool = False
+    url: str | None = None
+    default_of: str | None = None  #: how to choose another URL, when ``url`` was the default
+
+
+def _fail(attempt: Attempt, error: str, message: str, code: int) -> typer.Exit:
+    if attempt.as_json:
+        json_error(error, message)
+    err.print(f"[red]error:[/] {escape(message)}")
+    return typer.Exit(code)
+
+
 @contextmanager
-def _failures() -> Iterator[None]:
-    """Turn library errors into a message and the documented exit code."""
+def _failures(as_json: bool = False) -> Iterator[Attempt]:
+    """Turn library errors into a message (and JSON with --json) and the documented exit code."""
+    attempt = Attempt(as_json)
     try:
-        yield
+        yield attempt
     except (SessionExpiredError, NoSessionError) as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(EXIT_AUTH) from None
+        raise _fail(attempt, "authentication", str(exc), EXIT_AUTH) from None
     except XrpcError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}")
         auth = exc.error in AUTH_ERRORS and exc.nsid.endswith("createSession")
-        raise typer.Exit(EXIT_AUTH if auth else EXIT_FAILED) from None
+        code = EXIT_AUTH if auth else EXIT_FAILED
+        raise _fail(attempt, "authentication" if auth else "server", str(exc), code) from None
     except (UsageError, ValueError) as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(EXIT_USAGE) from None
+        raise _fail(attempt, "usage", str(exc), EXIT_USAGE) from None
+    except SessionNetworkError as exc:
+        message = str(exc)
+        if attempt.url:
+            message = unreachable(message, attempt.url, default_of=attempt.default_of)
+        raise _fail(attempt, "network", message, EXIT_FAILED) from None
     except (SessionError, StoreError, OSError) as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(EXIT_FAILED) from None
+        raise _fail(attempt, "failed", str(exc), EXIT_FAILED) from None
 
 
 def _store(options: Options) -> Store:
-    """``--store``, else ``--session-dir``, else ``$SESSIONKEEPER_STORE``, else the default dir."""
-    from sessionkeeper.stores.url import resolve_store
+    """``--store``, else ``--session-dir``, else ``$SESSIONKEEPER_STORE``, else the default dir.
 
-    if options.session_dir is not None and not options.store_url:
-        return DirectoryStore(options.session_dir)
-    return resolve_store(options.store_url, lambda: DirectoryStore(default_session_dir()))
+    The same choice as the library's (`sessionkeeper.atproto.home.choose_store`),
+    so a login made here is the session a script finds.
+    """
+    from sessionkeeper.stores.url import verify_key
+
+    store = choose_store(options.store_url, options.session_dir).open()
+    verify_key(store)  # a wrong key: one error, not a warning per entry first
+    return store
 
 
-def _login_service(options: Options) -> str:
-    """Where a login goes: --service, else $ATP_SERVICE, else bsky.social."""
-    return options.service or os.environ.get(SERVICE_ENV) or DEFAULT_SERVICE
+def _login_service(options: Options, attempt: Attempt | None = None) -> str:
+    """Where a login goes: --service, else $ATP_SERVICE, else bsky.social (noted in ``attempt``)."""
+    chosen = options.service or os.environ.get(SERVICE_ENV)
+    if attempt is not None:
+        attempt.url = chosen or DEFAULT_SERVICE
+        if not chosen:
+            attempt.default_of = f"name another with --service URL or {SERVICE_ENV}"
+    return chosen or DEFAULT_SERVICE
+
+
+def again(options: Options, *words: str) -> str:
+    """``sessionkeeper atproto`` with this run's store options and ``words``: a hint to paste."""
+    where: list[str] = []
+    if options.store_url:
+        where = store_option(options.store_url)
+    elif options.session_dir is not None:
+        where = ["--session-dir", str(options.session_dir)]
+    return command("sessionkeeper", "atproto", *where, *words)
+
+
+def _same_issuer(options: Options, store: Store, did: str, url: str, *, explicit: bool) -> str:
+    """The service for a login of ``did``, who has a stored session: the one that issued it.
+
+    A stored session is reused (or, forced, revoked) at the host that issued
+    it, never at another one: without a service given that is the host
+    recorded at its login; a different one given is refused with the way out.
+    """
+    known = load_state(store).services.get(did)
+    if known is None or origin(known) == origin(url):
+        return url
+    if not explicit:
+        return known
+    raise UsageError(
+        f"the stored session of {did} was issued by {redact_url(known)}, not "
+        f"{redact_url(url)}; log out first ({again(options, '--did', did, 'logout')}) "
+        "to log in there"
+    )
 
 
 def _session_service(options: Options, store: Store, did: str) -> str:
@@ -222,7 +287,9 @@ def _pick_did(options: Options, store: Store) -> str:
     if len(stored) == 1:
         return stored[0]
     if not stored:
-        raise NoSessionError("no stored ATProto session: run `sessionkeeper atproto login` first")
+        raise NoSessionError(
+            f"no stored ATProto session: run {again(options, 'login', 'HANDLE')} first"
+        )
     raise UsageError(
         f"{len(stored)} sessions are stored; choose one with --did ({', '.join(stored)})"
     )
@@ -255,7 +322,9 @@ def _open_password_manager(
 
 
 @contextmanager
-def _manager(ctx: typer.Context) -> Iterator[PersistentSessionManager | OAuthSessionManager]:
+def _manager(
+    ctx: typer.Context, attempt: Attempt | None = None
+) -> Iterator[PersistentSessionManager | OAuthSessionManager]:
     """A manager with the chosen account's session loaded (a password one, else OAuth)."""
     options = _options(ctx)
     store = _store(options)
@@ -265,16 +334,28 @@ def _manager(ctx: typer.Context) -> Iterator[PersistentSessionManager | OAuthSes
     if password is None:
         with open_oauth_manager(store, did) as oauth:
             if oauth is None:
-                raise NoSessionError(f"no stored session for {did}: log in first")
+                raise NoSessionError(
+                    f"no stored session for {did}: run {again(options, 'login', did)} first"
+                )
             yield oauth
         return
     manager, service = password
+    if attempt is not None:
+        attempt.url = manager.pds_endpoint
     try:
         yield manager
     finally:
         manager.close()
     if manager.session is not None:  # the call went through (and was no logout)
         remember_service(store, did, service)
+
+
+def _endpoint(manager: PersistentSessionManager | OAuthSessionManager) -> str:
+    """Where the manager's calls go, for a status line."""
+    if isinstance(manager, PersistentSessionManager):
+        return redact_url(manager.pds_endpoint)
+    session = manager.session
+    return redact_url(session.pds_url) if session is not None else "the PDS"
 
 
 def _when(exp: float | None) -> str:
@@ -326,6 +407,12 @@ def login(
     no_browser: Annotated[
         bool, typer.Option("--no-browser", help="With --oauth: only print the URL.")
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Log in anew even if a stored session works (revokes the old one)."
+        ),
+    ] = False,
     remote: Annotated[
         bool,
         typer.Option(
@@ -335,8 +422,8 @@ def login(
         ),
     ] = False,
 ) -> None:
-    """Log in (password from $ATP_PASSWORD or a hidden prompt, or --oauth) and store it."""
-    with _failures():
+    """Log in (password from $ATP_PASSWORD or a prompt, or --oauth); reuse a stored session."""
+    with _failures() as attempt:
         options = _options(ctx)
         store = _store(options)
         if remote and not oauth:
@@ -348,19 +435,44 @@ def login(
             remember(store, signed.did)
             out.print(f"logged in as [bold]{escape(signed.handle or signed.did)}[/] with OAuth")
             return
-        url = service or _login_service(options)
-        password = _password()
+        if service:
+            attempt.url = service
+        url = service or _login_service(options, attempt)
+        stored = reusable(PASSWORD.stored(store), identifier, time.time())
+        if stored is not None:
+            explicit = bool(service or options.service)
+            url = _same_issuer(options, store, stored.did, url, explicit=explicit)
+            attempt.url, attempt.default_of = url, None
         with PersistentSessionManager(None, url, store=store) as manager:
-            session = manager.login(identifier, password, auth_factor_token=auth_factor_token)
+            # A stored session that still works needs no password (and no createSession).
+            with waiting(redact_url(url), DEFAULT_TIMEOUT):
+                reused = None if force else manager.resume(identifier)
+            session = reused
+            if session is None:
+                password = _password()  # asked before the status line can appear
+                with waiting(f"{redact_url(url)} to log in", DEFAULT_TIMEOUT):
+                    session = manager.login(
+                        identifier, password, auth_factor_token=auth_factor_token, force=force
+                    )
         remember(store, session.did, url)
+        if reused is not None:
+            out.print(
+                f"already logged in as [bold]{escape(session.handle)}[/] ({session.did}); "
+                "using the stored session (--force logs in anew)"
+            )
+            return
         out.print(f"logged in as [bold]{escape(session.handle)}[/] ({session.did})")
 
 
 @app.command()
-def whoami(ctx: typer.Context) -> None:
+def whoami(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
     """Ask the server who the current session is (refreshing it if due)."""
-    with _failures(), _manager(ctx) as manager:
-        answer = manager.query("com.atproto.server.getSession")
+    with _failures(as_json) as attempt, _manager(ctx, attempt) as manager:
+        with waiting(_endpoint(manager), DEFAULT_TIMEOUT):
+            answer = manager.query("com.atproto.server.getSession")
         session = manager.session
         if session is None:
             raise NoSessionError("the session was removed while asking the server")
@@ -369,8 +481,11 @@ def whoami(ctx: typer.Context) -> None:
                 f"com.atproto.server.getSession answered {type(answer).__name__}, "
                 "not a JSON object; is the service a PDS?"
             )
+        if as_json:
+            typer.echo(json.dumps(_whoami_row(answer, manager, session), indent=2))
+            return
         who = f"[bold]{escape(str(answer.get('handle')))}[/] {escape(str(answer.get('did')))}"
-        if isinstance(session, OAuthSession):
+        if not isinstance(session, AtpSessionData):
             out.print(f"{who} (OAuth)")
             pds, issuer = escape(redact_url(session.pds_url)), escape(redact_url(session.issuer))
             out.print(f"PDS: {pds}  issuer: {issuer}")
@@ -383,6 +498,31 @@ def whoami(ctx: typer.Context) -> None:
         out.print(f"access token expires {_when(session.access_expires_at)}")
         out.print(f"refresh token expires {_when(session.refresh_expires_at)}")
         out.print(f"sessions: {escape(repr(manager.store))}")
+
+
+def _whoami_row(
+    answer: dict[str, Any],
+    manager: PersistentSessionManager | OAuthSessionManager,
+    session: AtpSessionData | OAuthSession,
+) -> dict[str, Any]:
+    """``whoami --json``: who the server says, the kind, where calls go, when tokens end."""
+    row: dict[str, Any] = {"handle": answer.get("handle"), "did": answer.get("did")}
+    if not isinstance(session, AtpSessionData):
+        return row | {
+            "kind": "oauth",
+            "pds": redact_url(session.pds_url),
+            "issuer": redact_url(session.issuer),
+            "scope": session.scope,
+            "access_expires_at": session.expires_at,
+        }
+    assert isinstance(manager, PersistentSessionManager)
+    return row | {
+        "kind": "password",
+        "pds": redact_url(str(manager.pds_endpoint)),
+        "access_expires_at": session.access_expires_at,
+        "refresh_expires_at": session.refresh_expires_at,
+        "store": repr(manager.store),
+    }
 
 
 def _print_oauth_sessions(store: Store, current: str | None) -> bool:
@@ -412,7 +552,7 @@ def sessions_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List stored sessions with their expiry dates (no network)."""
-    with _failures():
+    with _failures(as_json):
         options = _options(ctx)
         store = _store(options)
         found = stored_sessions(store)
@@ -446,8 +586,9 @@ def sessions_list(
 @app.command()
 def refresh(ctx: typer.Context) -> None:
     """Refresh the session now (or adopt a pair another process refreshed)."""
-    with _failures(), _manager(ctx) as manager:
-        session = manager.refresh_token()
+    with _failures() as attempt, _manager(ctx, attempt) as manager:
+        with waiting(_endpoint(manager), DEFAULT_TIMEOUT):
+            session = manager.refresh_token()
         expires = (
             session.access_expires_at if isinstance(session, AtpSessionData) else session.expires_at
         )
@@ -482,7 +623,7 @@ def call(
     post: Annotated[bool, typer.Option("--post", help="Call as a procedure (POST).")] = False,
 ) -> None:
     """Call an XRPC method with the session and print the JSON answer."""
-    with _failures():
+    with _failures() as attempt:
         params = _params(param or [])
         body: Any = None
         if data is not None:
@@ -491,7 +632,7 @@ def call(
                 body = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise UsageError(f"--data is not valid JSON: {exc}") from None
-        with _manager(ctx) as manager:
+        with _manager(ctx, attempt) as manager, waiting(_endpoint(manager), DEFAULT_TIMEOUT):
             if data is None and not post:
                 result = manager.query(nsid, params or None)
             else:
@@ -507,7 +648,7 @@ def call(
 @app.command()
 def logout(ctx: typer.Context) -> None:
     """Revoke the session on the server and remove it locally."""
-    with _failures(), _manager(ctx) as manager:
+    with _failures() as attempt, _manager(ctx, attempt) as manager:
         session = manager.session
         assert session is not None
         manager.logout()

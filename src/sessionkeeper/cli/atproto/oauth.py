@@ -13,34 +13,25 @@ resolve; by default DNS, ``https://<handle>/.well-known`` and plc.directory.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sessionkeeper.atproto import (
-    NoSessionError,
-    OAuthCallbackError,
-    OAuthClient,
-    OAuthSession,
-    OAuthSessionManager,
-)
+from sessionkeeper.atproto.errors import NoSessionError, OAuthCallbackError
 from sessionkeeper.atproto.listing import stored_oauth_sessions
 from sessionkeeper.stores.base import Store
 
-HANDLE_RESOLVER_ENV = "ATP_HANDLE_RESOLVER"
-PLC_DIRECTORY_ENV = "ATP_PLC_DIRECTORY"
-DEFAULT_PLC = "https://plc.directory"
+if TYPE_CHECKING:
+    # Loaded when a command uses OAuth: a password session's commands never pay for it.
+    from sessionkeeper.atproto import OAuthClient, OAuthSession, OAuthSessionManager
 
 
 def oauth_client(store: Store) -> OAuthClient:
     """The CLI's loopback OAuth client on ``store``."""
-    return OAuthClient(
-        store=store,
-        handle_resolver=os.environ.get(HANDLE_RESOLVER_ENV) or None,
-        plc_directory=os.environ.get(PLC_DIRECTORY_ENV) or DEFAULT_PLC,
-    )
+    from sessionkeeper.atproto import OAuthClient
+
+    return OAuthClient(store=store)  # it reads $ATP_HANDLE_RESOLVER and $ATP_PLC_DIRECTORY
 
 
 REMOTE_INSTRUCTIONS = """Open this URL in a browser on any machine and sign in:
@@ -77,7 +68,7 @@ def oauth_login(
 def open_oauth_manager(store: Store, did: str) -> Iterator[OAuthSessionManager | None]:
     """The CLI client's manager of ``did``'s OAuth session, or ``None`` when it has none.
 
-    Built by :meth:`OAuthClient.restore`, so every refresh re-verifies the
+    Built by `OAuthClient.restore`, so every refresh re-verifies the
     DID -> PDS -> issuer chain with the CLI's resolver settings first.
     """
     with oauth_client(store) as client:

@@ -38,12 +38,12 @@ from sessionkeeper.cli.hac.params import (
     Quiet,
 )
 
-#: The subcommands, built one at a time by :class:`HacGroup` as a command line names them.
+#: The subcommands, built one at a time by `HacGroup` as a command line names them.
 commands = typer.Typer()
 
 
 class HacGroup(LazyGroup):
-    """The ``hac`` group: its subcommands come from :data:`commands`."""
+    """The ``hac`` group: its subcommands come from `commands`."""
 
     registry = commands
 

@@ -104,7 +104,7 @@ class Environment:
     default_endpoint: str | None = None
 
     def endpoints_json(self) -> dict[str, dict[str, Any]]:
-        """Each endpoint's :meth:`Endpoint.as_json`, by name."""
+        """Each endpoint's `Endpoint.as_json`, by name."""
         return {name: endpoint.as_json() for name, endpoint in self.endpoints.items()}
 
     def as_json(self, default_environment: str | None) -> dict[str, Any]:
@@ -132,7 +132,7 @@ class HacConfig:
         """``(environment, endpoint name, Endpoint)`` chosen the original CLI's way.
 
         The endpoint is ``endpoint``, else the environment's ``default_endpoint``,
-        else its only endpoint; anything else raises :class:`ConfigError`.
+        else its only endpoint; anything else raises `ConfigError`.
         """
         env_name = environment or self.default_environment
         env = self.environments.get(env_name)
@@ -214,7 +214,7 @@ def parse_config(data: dict[str, Any], path: Path) -> HacConfig:
 
 
 def read_toml(path: Path) -> dict[str, Any] | None:
-    """The parsed file, or ``None`` when it does not exist; :class:`ConfigError` if unreadable."""
+    """The parsed file, or ``None`` when it does not exist; `ConfigError` if unreadable."""
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)

@@ -76,7 +76,7 @@ def check_name(what: str, name: str) -> None:
 
 
 def written(config: dict[str, Any]) -> dict[str, Any]:
-    """What :func:`render` writes of ``config``: the original's layout, our extra keys kept.
+    """What `render` writes of ``config``: the original's layout, our extra keys kept.
 
     Placeholders that are not tables are dropped, ``password`` is never written,
     ``ignore_ssl`` only when true and ``timeout`` only when not 30.
@@ -131,7 +131,7 @@ def render(config: dict[str, Any]) -> str:
 
 
 def checked_render(config: dict[str, Any], path: Path) -> str:
-    """:func:`render`, read back with the reader: text that reads as ``config`` or an error.
+    """`render`, read back with the reader: text that reads as ``config`` or an error.
 
     A file the reader cannot parse would stop every later ``hac`` command, so
     it is refused before anything is written.
@@ -173,7 +173,7 @@ class ConfigFile:
         return envs
 
     def environment(self, name: str) -> dict[str, Any]:
-        """The raw table of environment ``name``; :class:`ConfigError` if absent."""
+        """The raw table of environment ``name``; `ConfigError` if absent."""
         env = self.environments.get(name)
         if not isinstance(env, dict):
             raise ConfigError(f"Environment '{name}' not found")
@@ -187,7 +187,7 @@ class ConfigFile:
         return endpoints
 
     def endpoint(self, env_name: str, endpoint_name: str) -> dict[str, Any]:
-        """The raw table of one endpoint; :class:`ConfigError` if absent."""
+        """The raw table of one endpoint; `ConfigError` if absent."""
         endpoint = self.endpoints(env_name).get(endpoint_name)
         if not isinstance(endpoint, dict):
             raise ConfigError(f"Endpoint '{endpoint_name}' not found in environment '{env_name}'")

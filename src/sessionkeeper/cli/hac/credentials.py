@@ -71,7 +71,7 @@ def env_var_names(environment: str, what: str, endpoint: str | None = None) -> l
 
 
 def from_env(environment: str, what: str, endpoint: str | None) -> str | None:
-    """The first of :func:`env_var_names` that is set (``SESSION_ID``, ``PASSWORD``, ...)."""
+    """The first of `env_var_names` that is set (``SESSION_ID``, ``PASSWORD``, ...)."""
     for name in env_var_names(environment, what, endpoint):
         value = os.environ.get(name)
         if value:
@@ -115,7 +115,7 @@ def keyring_password(environment: str, username: str) -> str | None:
 
 
 def save_keyring_password(environment: str, username: str, password: str) -> None:
-    """Store ``password`` in the OS keyring; raise :class:`CredentialError` if none is usable."""
+    """Store ``password`` in the OS keyring; raise `CredentialError` if none is usable."""
     try:
         import keyring
         from keyring.errors import KeyringError

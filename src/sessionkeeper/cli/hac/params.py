@@ -7,7 +7,7 @@ run. The ``hac`` command's parameters are all plain (``str``, ``int``,
 them directly, with the same error as typer's for a bad number. Other typer
 versions (without that hook) simply keep their own conversion.
 
-:class:`LazyGroup` builds only the subcommand a command line runs.
+`LazyGroup` builds only the subcommand a command line runs.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A status line on stderr, on a terminal only, for a HAC request that takes over a second.
 
 A hanging HAC used to be silent for the whole timeout. Now, once a request has
-been out for :data:`SHOW_AFTER` seconds, stderr shows what it waits for and
+been out for `SHOW_AFTER` seconds, stderr shows what it waits for and
 until when (``logging in to HAC at https://h:9002 as 'admin' (until 14:03:12)``);
 the line is erased when the answer comes. Pipes and CI logs never see it.
 """

@@ -44,7 +44,7 @@ class RedisKeys:
         return escape_glob(self.prefix) + tag + "v:*"
 
     def name_of(self, key: str) -> str:
-        """The name a value key (matched by :meth:`value_pattern`) stores."""
+        """The name a value key (matched by `value_pattern`) stores."""
         skip = len(self.prefix) + (18 if self.tagged else 0) + len("v:")
         return key[skip:]
 

@@ -94,13 +94,23 @@ class LeaseRenewer:
                     self._thread = None
                     return
                 snapshot = list(self._held.items())
-            for value, lock_key in snapshot:
-                try:
-                    renewed = int(self._renew(keys=[lock_key], args=[value, self._lease_ms]))
-                except redis.RedisError as exc:
-                    logger.debug("lease of %s not renewed: %s", lock_key, exc)
-                    continue
-                if not renewed:
+            self.renew_all(snapshot)
+
+    def renew_all(self, snapshot: list[tuple[str, str]]) -> None:
+        """Renew each ``(token, lock key)`` of ``snapshot``; warn of locks found lost."""
+        for value, lock_key in snapshot:
+            try:
+                renewed = int(self._renew(keys=[lock_key], args=[value, self._lease_ms]))
+            except redis.RedisError as exc:
+                logger.debug("lease of %s not renewed: %s", lock_key, exc)
+                continue
+            if not renewed:
+                # A holder stops our renewing before it releases, so a lock that
+                # left the table since the snapshot was released, not lost. With
+                # many locks taken and given back, that race is common.
+                with self._guard:
+                    released = value not in self._held
+                if not released:
                     logger.warning(
                         "lock %s is no longer held by its holder (its lease ended, or "
                         "Redis lost it: a restart, a failover, an eviction); every write "

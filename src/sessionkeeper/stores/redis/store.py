@@ -27,12 +27,12 @@ Redis and atomically with the write, that the lock key still holds this
 holder's own random token. Nothing else proves the lock is still ours: a
 holder whose lock vanished is refused even when no one else took it, since a
 server that forgot the lock cannot tell. A refused write raises
-:class:`LockLostError` and writes nothing.
+`LockLostError` and writes nothing.
 
 Durability: a write is acknowledged once the master has it; Redis replicates
 asynchronously, so a master crash may lose the last writes. ``replicas=N``
 makes every write wait (Redis ``WAIT``) until N replicas confirmed it, and
-fail with :class:`StoreUnavailableError` if they did not in time.
+fail with `StoreUnavailableError` if they did not in time.
 """
 
 from __future__ import annotations
@@ -128,10 +128,10 @@ class _Held:
 
 
 class RedisStore:
-    """A :class:`~sessionkeeper.stores.base.Store` on Redis: one server, Cluster or Sentinel.
+    """A `Store` on Redis: one server, Cluster or Sentinel.
 
-    ``url``: a Redis store URL (see :mod:`sessionkeeper.stores.redis.url`) or
-    an already parsed :class:`RedisTarget`. ``lease``: seconds a lock lives
+    ``url``: a Redis store URL (see `sessionkeeper.stores.redis.url`) or
+    an already parsed `RedisTarget`. ``lease``: seconds a lock lives
     without its holder (so a dead holder frees it). ``ttl``: seconds each
     value lives after its last write (``None``: forever). ``replicas``: how
     many replicas must confirm each write (Redis ``WAIT``) within

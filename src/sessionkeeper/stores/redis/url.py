@@ -38,7 +38,7 @@ SCHEMES: dict[str, tuple[str, bool]] = {
     "redis+sentinel": ("sentinel", False),
     "rediss+sentinel": ("sentinel", True),
 }
-#: Query parameters whose values are secrets, hidden by :func:`redact_url`.
+#: Query parameters whose values are secrets, hidden by `redact_url`.
 SECRET_PARAMS = frozenset({"password", "ssl_password", "sentinel_password"})
 
 
@@ -103,11 +103,11 @@ def is_redis_url(url: str) -> bool:
 
 
 def parse_redis_url(url: str, *, ignore: frozenset[str] = frozenset()) -> RedisTarget:
-    """Parse a Redis store URL; raise :class:`StoreUrlError` naming what is wrong.
+    """Parse a Redis store URL; raise `StoreUrlError` naming what is wrong.
 
     Query options in ``ignore`` are accepted and left out (``open_store``
     handles ``encrypt`` itself). No error message holds any part of a
-    password: a malformed URL is shown through :func:`redact_url`.
+    password: a malformed URL is shown through `redact_url`.
     """
     url = url.strip()
     safe = redact_url(url)

@@ -1,7 +1,7 @@
 """A faithful fake SAP Commerce HAC (real HTTP on 127.0.0.1) for testing HAC clients.
 
 ``FakeHac`` runs in-process; ``python -m sessionkeeper.testing.fake_hac`` runs
-one as a separate process and prints ``FAKE_HAC_URL=...`` (see :func:`spawn`).
+one as a separate process and prints ``FAKE_HAC_URL=...`` (see `spawn`).
 """
 
 from sessionkeeper.testing.fake_hac._cli import main, spawn

@@ -1,8 +1,9 @@
-"""The fake HAC as its own process: options, ``main`` and :func:`spawn`.
+"""The fake HAC as its own process: options, ``main`` and `spawn`.
 
 ``python -m sessionkeeper.testing.fake_hac [--port N] [--latency S] [--route NODE]
 [--mode 2211|legacy] [--web-root /hac] [--session-timeout S] [--user NAME:PASSWORD]``
-prints ``FAKE_HAC_URL=http://127.0.0.1:PORT`` and serves until SIGTERM or SIGINT.
+prints ``FAKE_HAC_URL=http://127.0.0.1:PORT``, then ``export HAC_URL=...``,
+``HAC_USERNAME`` and ``HAC_PASSWORD`` lines, and serves until SIGTERM or SIGINT.
 Other processes drive it through ``{url}/__fake__/...`` (see ``FakeHac.control``).
 """
 
@@ -13,6 +14,7 @@ import logging
 import subprocess
 import sys
 
+from sessionkeeper.testing._announce import variable_lines
 from sessionkeeper.testing.fake_hac._fake import FakeHac
 
 logger = logging.getLogger(__name__)
@@ -67,14 +69,24 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
     )
-    # The one line a parent process reads to find the server.
-    fake.serve_until_signalled(lambda server: [f"{URL_LINE}{server.url}"])
+    user, password = next(iter((users or {"admin": "nimda"}).items()))
+
+    def announce(server: FakeHac) -> list[str]:
+        # The first line is what a parent process reads to find the server.
+        variables = {"HAC_URL": server.url, "HAC_USERNAME": user, "HAC_PASSWORD": password}
+        tries = [
+            'hac --url "$HAC_URL" groovy "return 40 + 2"',
+            f"curl -s {server.url}/__fake__/counts",
+        ]
+        return [f"{URL_LINE}{server.url}", *variable_lines(variables, tries)]
+
+    fake.serve_until_signalled(announce)
     logger.info("fake HAC stopped")
     return 0
 
 
 def spawn(*args: str) -> tuple[subprocess.Popen[str], str]:
-    """Start the fake as its own process with ``args`` (the options of :func:`main`).
+    """Start the fake as its own process with ``args`` (the options of `main`).
 
     Returns the process and its URL; stop it with ``terminate()`` then ``wait()``.
     """

@@ -39,6 +39,7 @@ from sessionkeeper.testing.fake_pds._http import (
 )
 from sessionkeeper.testing.fake_pds._repo import RecordStore
 
+CONTROL_PREFIX = "/__fake__/"
 DEFAULT_DID = "did:plc:oauthalice"
 DEFAULT_HANDLE = "alice.test"
 DEFAULT_SCOPE = "atproto transition:generic"
@@ -207,6 +208,8 @@ class FakeOAuth(LoopbackServer):
                 status, body, headers = self._resolve_handle(request.param("handle"))
             elif path.startswith("/did:"):
                 status, body, headers = self._did_document(path[1:])
+            elif path.startswith(CONTROL_PREFIX):
+                status, body, headers = self._control(request)
             elif path.startswith("/xrpc/"):
                 status, body, headers = self.resource(
                     path,
@@ -218,6 +221,30 @@ class FakeOAuth(LoopbackServer):
             else:
                 status, body, headers = 404, {"error": "NotFound"}, {}
         return json_response(status, body, headers=headers)
+
+    def _control(self, request: HttpRequest) -> Answer:
+        """The control endpoints: GET ``grants``, POST ``consent?mode=``, POST ``accounts``."""
+        action = request.path[len(CONTROL_PREFIX) :]
+        if action == "grants" and request.method == "GET":
+            counts = {
+                "access_tokens": len(self.access),
+                "refresh_tokens": len(self.refresh),
+                "revoked_sessions": len(self.revoked_sessions),
+            }
+            return 200, counts, {}
+        if action == "consent" and request.method == "POST":
+            mode = request.param("mode")
+            if mode not in ("accept", "deny"):
+                return 400, {"error": "InvalidRequest", "message": "mode is accept or deny"}, {}
+            self.consent = mode
+            return 200, {"consent": mode}, {}
+        if action == "accounts" and request.method == "POST":
+            did, handle = request.param("did"), request.param("handle")
+            if not did or not did.startswith("did:") or not handle:
+                return 400, {"error": "InvalidRequest", "message": "did and handle required"}, {}
+            self.add_account(did, handle)
+            return 200, {"did": did, "handle": handle}, {}
+        return 404, {"error": "NotFound", "message": f"no control endpoint {action!r}"}, {}
 
     def metadata(self) -> dict[str, Any]:
         """The authorization server metadata document."""
@@ -246,7 +273,7 @@ class FakeOAuth(LoopbackServer):
         return {"DPoP-Nonce": self.nonce}
 
     def _client(self, form: dict[str, str]) -> tuple[str, dict[str, Any]]:
-        """The calling client and its metadata, authenticated; raise :class:`ProofError`."""
+        """The calling client and its metadata, authenticated; raise `ProofError`."""
         client_id = form.get("client_id", "")
         loopback = _loopback_client(client_id)
         if loopback is not None:

@@ -54,7 +54,7 @@ def check_dpop_proof(
     replays: ReplayGuard,
     access_token: str | None = None,
 ) -> str:
-    """Verify one DPoP proof; return its key's thumbprint, or raise :class:`ProofError`."""
+    """Verify one DPoP proof; return its key's thumbprint, or raise `ProofError`."""
     if not proof:
         raise ProofError("invalid_dpop_proof", "DPoP proof required")
     try:
@@ -94,7 +94,7 @@ def check_client_assertion(
     audience: str,
     replays: ReplayGuard,
 ) -> None:
-    """Verify a ``private_key_jwt`` assertion for ``client_id``; raise :class:`ProofError`."""
+    """Verify a ``private_key_jwt`` assertion for ``client_id``; raise `ProofError`."""
     if form.get("client_assertion_type") != ASSERTION_TYPE or not form.get("client_assertion"):
         raise ProofError("invalid_client", "client authentication (private_key_jwt) required")
     assertion = form["client_assertion"]

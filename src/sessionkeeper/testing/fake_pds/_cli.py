@@ -1,4 +1,8 @@
-"""Run a :class:`FakePds` as its own process, for tests that need one outside Python."""
+"""Run a `FakePds` as its own process, for tests (and people) that need one outside Python.
+
+It prints ``FAKE_PDS_URL=...`` and an ``ACCOUNT=HANDLE DID`` line per account
+(what a parent process reads), then ``export ATP_SERVICE=...`` and commands to try.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,9 @@ import logging
 import sys
 import time
 
+from sessionkeeper.atproto.variables import SERVICE_ENV
 from sessionkeeper.clock import Clock, ManualClock, SystemClock
+from sessionkeeper.testing._announce import variable_lines
 from sessionkeeper.testing.fake_pds._fake import FakePds
 
 logger = logging.getLogger(__name__)
@@ -74,7 +80,13 @@ def main(argv: list[str] | None = None) -> int:
         lines = [f"FAKE_PDS_URL={server.url}"]
         for handle, password in args.account:
             lines.append(f"ACCOUNT={handle} {server.create_account(handle, password)}")
-        return lines
+        handle, password = args.account[0] if args.account else ("HANDLE", "PASSWORD")
+        tries = [
+            f"ATP_PASSWORD={password} sessionkeeper atproto login {handle}",
+            "sessionkeeper atproto whoami",
+            f"curl -s {server.url}/__fake__/counts",
+        ]
+        return lines + variable_lines({SERVICE_ENV: server.url}, tries)
 
     fake.serve_until_signalled(announce)
     return 0

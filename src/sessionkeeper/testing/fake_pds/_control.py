@@ -11,7 +11,7 @@ from sessionkeeper.testing.fake_pds._inputs import float_param, require_param
 
 CONTROL_PREFIX = "/__fake__/"
 FaultMode = Literal["500", "502", "drop", "429"]
-"""The faults :meth:`FakePds.set_fault` can inject."""
+"""The faults `FakePds.set_fault` can inject."""
 
 FAULT_MODES: frozenset[str] = frozenset({"500", "502", "drop", "429"})
 

@@ -5,7 +5,7 @@ in-memory PLC directory and, when the system node is too old, a node 22 into
 ``$PDS_TOOLS_DIR`` (default: ``reference-pds`` in the user cache directory); it
 needs node, npm and a C++ toolchain. The launcher and the pinned package lists
 ship inside this package, so an installed wheel can install and start it.
-:class:`ReferencePds` starts them in one node process on free ports of
+`ReferencePds` starts them in one node process on free ports of
 127.0.0.1 with a throw-away data directory, waits for ``/xrpc/_health``, and
 counts the requests the PDS saw by reading its JSON request log.
 """
@@ -47,7 +47,7 @@ _INSTALL_HINT = (
 
 #: Path prefix of every XRPC call; the NSID follows it.
 _XRPC_PREFIX = "/xrpc/"
-#: The request that marks "everything before me is logged" in :meth:`ReferencePds.count`.
+#: The request that marks "everything before me is logged" in `ReferencePds.count`.
 _MARKER_NSID = "_health"
 
 #: Environment variables of the caller that would change how the PDS behaves
@@ -151,9 +151,9 @@ def _logged_request(record: dict[str, Any]) -> LoggedRequest | None:
 class ReferencePds(Running):
     """``@atproto/pds`` 0.5.35 with an in-memory PLC, on free loopback ports.
 
-    Start it (``start()`` or ``with``), use :attr:`url`, make accounts with
-    :meth:`create_account`, and ask :meth:`count` how many calls of an NSID the
-    PDS answered since :meth:`reset_counts`. ``stop()`` sends SIGTERM, then
+    Start it (``start()`` or ``with``), use `url`, make accounts with
+    `create_account`, and ask `count` how many calls of an NSID the
+    PDS answered since `reset_counts`. ``stop()`` sends SIGTERM, then
     SIGKILL, and removes the data directory.
     """
 
@@ -177,7 +177,7 @@ class ReferencePds(Running):
         self._plc_port: int | None = None
         self._offset = 0
         self._marker_serial = 0
-        #: Seconds from spawn to a healthy PDS, measured by the last :meth:`start`.
+        #: Seconds from spawn to a healthy PDS, measured by the last `start`.
         self.startup_seconds: float | None = None
 
     def __repr__(self) -> str:
@@ -416,7 +416,7 @@ class ReferencePds(Running):
         self._offset = self.log_path.stat().st_size
 
     def requests(self) -> list[LoggedRequest]:
-        """Every request the PDS answered since start or :meth:`reset_counts`, in log order.
+        """Every request the PDS answered since start or `reset_counts`, in log order.
 
         The PDS logs a request when its response is finished, which can be a
         moment after the client has it; so first a marker request is sent and
@@ -431,13 +431,13 @@ class ReferencePds(Running):
         ]
 
     def counts(self) -> Counter[str]:
-        """XRPC calls per NSID that the PDS answered since start or :meth:`reset_counts`."""
+        """XRPC calls per NSID that the PDS answered since start or `reset_counts`."""
         return Counter(logged.nsid for logged in self.requests() if logged.nsid is not None)
 
     def count(self, nsid: str, *, status: int | None = None) -> int:
         """How many ``nsid`` calls the PDS answered (with ``status``, if given) lately.
 
-        "Lately" is since start or the last :meth:`reset_counts`.
+        "Lately" is since start or the last `reset_counts`.
         """
         return sum(
             1

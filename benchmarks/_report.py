@@ -1,0 +1,57 @@
+"""Where measured figures go: markdown tables and JSON under ``docs/benchmarks/``.
+
+The benchmarks page includes these files, so every number on it comes from a run.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import sessionkeeper
+
+#: The folder the docs page includes its tables and charts from.
+DOCS_DIR = Path(__file__).resolve().parent.parent / "docs" / "benchmarks"
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The value below which ``fraction`` of ``values`` lie (nearest rank)."""
+    if not values:
+        raise ValueError("percentile of no values")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
+def markdown_table(columns: list[str], rows: list[list[str]]) -> str:
+    """A GitHub-style markdown table; ``|`` inside a cell is escaped."""
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+    return "\n".join([line(columns), line(["---"] * len(columns)), *map(line, rows)]) + "\n"
+
+
+def machine_note() -> str:
+    """One line naming when, where and with what the figures were measured.
+
+    The load average is there because a shared machine's other work shows in
+    every latency; counts do not depend on it.
+    """
+    import datetime
+    import os
+
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"Measured {when} with sessionkeeper {sessionkeeper.__version__} on "
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}; load average {os.getloadavg()[0]:.1f} at the end."
+    )
+
+
+def write_outputs(stem: str, table: str, data: dict[str, Any], out: Path = DOCS_DIR) -> None:
+    """Write ``STEM.md`` (the table and the run's note) and ``STEM.json`` (the figures)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.md").write_text(table + "\n" + machine_note() + "\n", encoding="utf-8")
+    (out / f"{stem}.json").write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")

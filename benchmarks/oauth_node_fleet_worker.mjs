@@ -1,0 +1,99 @@
+// One worker of the OAuth fleet benchmark using @atproto/oauth-client-node as a
+// TypeScript team would assemble it for many processes: sessions in Redis (ioredis)
+// and the client's requestLock on a Redis mutex (redis-semaphore, its defaults).
+// On each "round" line from stdin it makes CALLS getSession calls as accounts
+// picked at random (restore, then fetchHandler) and prints one JSON line.
+//   node oauth_node_fleet_worker.mjs TOOLS_DIR REDIS_URL PDS_URL PLC_URL CLIENT_ID DIDS_JSON CALLS SEED
+import path from 'node:path'
+import readline from 'node:readline'
+import { createRequire } from 'node:module'
+import { pathToFileURL } from 'node:url'
+
+const [toolsDir, redisUrl, pdsUrl, plcUrl, clientId, didsJson, callsText, seedText] =
+  process.argv.slice(2)
+const requireFromTools = createRequire(path.join(toolsDir, 'package.json'))
+const { NodeOAuthClient } = await import(
+  pathToFileURL(requireFromTools.resolve('@atproto/oauth-client-node')).href
+)
+const Redis = requireFromTools('ioredis')
+const { Mutex } = requireFromTools('redis-semaphore')
+
+const redis = new Redis(redisUrl)
+const sessionStore = {
+  async get(sub) {
+    const text = await redis.get(`node:${sub}`)
+    return text ? JSON.parse(text) : undefined
+  },
+  async set(sub, value) { await redis.set(`node:${sub}`, JSON.stringify(value)) },
+  async del(sub) { await redis.del(`node:${sub}`) },
+}
+const states = new Map()
+const stateStore = {
+  async get(key) { return states.get(key) },
+  async set(key, value) { states.set(key, value) },
+  async del(key) { states.delete(key) },
+}
+// The lock the package asks for across processes ("credentials might get revoked"
+// without one): a Redis mutex per lock name.
+async function requestLock(name, fn) {
+  const mutex = new Mutex(redis, name)
+  await mutex.acquire()
+  try { return await fn() } finally { await mutex.release() }
+}
+
+const params = new URL(clientId).searchParams
+const client = new NodeOAuthClient({
+  clientMetadata: {
+    client_id: clientId,
+    redirect_uris: params.getAll('redirect_uri'),
+    scope: params.get('scope'),
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'none',
+    application_type: 'native',
+    dpop_bound_access_tokens: true,
+  },
+  stateStore,
+  sessionStore,
+  requestLock,
+  handleResolver: pdsUrl,
+  plcDirectoryUrl: plcUrl,
+  allowHttp: true,
+})
+
+const dids = JSON.parse(didsJson)
+const calls = Number(callsText)
+let seed = Number(seedText) >>> 0
+function random() { // mulberry32: the same picks for the same seed
+  seed = (seed + 0x6d2b79f5) >>> 0
+  let t = seed
+  t = Math.imul(t ^ (t >>> 15), t | 1)
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+}
+
+process.stdout.write('ready\n')
+for await (const line of readline.createInterface({ input: process.stdin })) {
+  if (line.trim() === 'stop') break
+  const report = { ok: 0, failed: [], touched: [], seconds: [] }
+  const touched = new Set()
+  for (let i = 0; i < calls; i++) {
+    const index = Math.floor(random() * dids.length)
+    touched.add(index)
+    try {
+      const began = performance.now()
+      const session = await client.restore(dids[index])
+      const answer = await session.fetchHandler('/xrpc/com.atproto.server.getSession')
+      if (answer.status === 200) {
+        report.ok += 1
+        report.seconds.push((performance.now() - began) / 1000)
+      } else report.failed.push(`HTTP ${answer.status}`)
+    } catch (err) {
+      report.failed.push(`${err?.constructor?.name}: ${String(err?.message).slice(0, 160)}`)
+    }
+  }
+  report.touched = [...touched]
+  process.stdout.write(JSON.stringify(report) + '\n')
+}
+await redis.quit()
+process.exit(0)

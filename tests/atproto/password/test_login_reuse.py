@@ -1,0 +1,101 @@
+"""login() reuses a stored session while it can be refreshed, creates one only otherwise,
+and force=True replaces (and revokes) it: sync and async, against the fake PDS."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sessionkeeper.atproto import AsyncPersistentSessionManager, PersistentSessionManager
+from sessionkeeper.clock import ManualClock
+from sessionkeeper.testing.fake_pds import FakePds
+
+pytestmark = pytest.mark.timeout(60)
+
+CREATE = "com.atproto.server.createSession"
+REFRESH = "com.atproto.server.refreshSession"
+HOUR = 3600.0
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def pds(clock: ManualClock) -> Iterator[FakePds]:
+    with FakePds(clock=clock, access_lifetime=2 * HOUR) as fake:
+        yield fake
+
+
+def test_an_expired_access_token_is_refreshed_at_login_not_replaced(
+    tmp_path: Path, pds: FakePds, clock: ManualClock
+) -> None:
+    pds.create_account("alice.test", "pw", email="alice@example.com")
+    with PersistentSessionManager(tmp_path, pds.url, clock=clock) as manager:
+        first = manager.login("alice.test", "pw")
+        clock.advance(3 * HOUR)
+        again = manager.login("ALICE@example.com", "pw")  # the e-mail names it too
+    assert (pds.counts[CREATE], pds.counts[REFRESH]) == (1, 1)
+    assert again.did == first.did and again.access_jwt != first.access_jwt
+
+
+def test_a_session_the_server_declared_dead_is_replaced_by_a_new_login(
+    tmp_path: Path, pds: FakePds, clock: ManualClock
+) -> None:
+    did = pds.create_account("alice.test", "pw")
+    with PersistentSessionManager(tmp_path, pds.url, clock=clock) as manager:
+        first = manager.login("alice.test", "pw")
+        pds.revoke_all(did)
+        clock.advance(3 * HOUR)
+        fresh = manager.login("alice.test", "pw")
+        assert manager.load_session(did) == fresh
+    assert pds.counts[CREATE] == 2
+    assert fresh.refresh_jwt != first.refresh_jwt
+
+
+def test_a_past_refresh_expiry_is_not_reused(
+    tmp_path: Path, pds: FakePds, clock: ManualClock
+) -> None:
+    pds.create_account("alice.test", "pw")
+    with PersistentSessionManager(tmp_path, pds.url, clock=clock) as manager:
+        manager.login("alice.test", "pw")
+        clock.advance(91 * 24 * HOUR)
+        manager.login("alice.test", "pw")
+    assert (pds.counts[CREATE], pds.counts[REFRESH]) == (2, 0)
+
+
+def test_async_login_reuses_and_force_revokes(tmp_path: Path, pds: FakePds) -> None:
+    did = pds.create_account("alice.test", "pw")
+
+    async def scenario() -> None:
+        async with AsyncPersistentSessionManager(tmp_path, pds.url) as manager:
+            first = await manager.login("alice.test", "pw")
+            assert await manager.login(did, "pw") == first
+            assert pds.counts[CREATE] == 1
+            forced = await manager.login("alice.test", "pw", force=True)
+            assert forced.refresh_jwt != first.refresh_jwt
+            assert pds.counts[CREATE] == 2 and pds.live_refresh_tokens(did) == 1
+
+    asyncio.run(scenario())
+
+
+def test_resume_makes_a_stored_session_current_without_a_password(
+    tmp_path: Path, pds: FakePds, clock: ManualClock
+) -> None:
+    did = pds.create_account("alice.test", "pw")
+    with PersistentSessionManager(tmp_path, pds.url, clock=clock) as manager:
+        assert manager.resume("alice.test") is None
+        first = manager.login("alice.test", "pw")
+    with PersistentSessionManager(tmp_path, pds.url, clock=clock) as later:
+        assert later.resume("@alice.test") == first == later.session
+        clock.advance(3 * HOUR)
+        refreshed = later.resume(did)
+        assert refreshed is not None and refreshed.access_jwt != first.access_jwt
+        pds.revoke_all(did)
+        clock.advance(3 * HOUR)
+        assert later.resume(did) is None  # the server ended it: a login is needed
+    assert (pds.counts[CREATE], pds.counts[REFRESH]) == (1, 2)

@@ -1,0 +1,35 @@
+"""The fleet benchmark at small sizes, as a correctness check: counts, never timings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.redis_fixture import require_redis_server
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_fleet.py"
+
+
+def test_fleet_refreshes_once_per_expiry_and_loses_nothing() -> None:
+    """Workers on shared stores, every token expiring twice: one refresh per expiry used."""
+    require_redis_server()
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [r["store"] for r in results] == ["dir", "redis"]
+    for figures in results:
+        # Two expiries crossed, and every account used after each of them.
+        assert figures["expected_refreshes"] >= figures["accounts"], figures
+        assert figures["refreshes"] == figures["expected_refreshes"], figures
+        assert figures["create_sessions"] == 0, figures
+        assert figures["lost"] == 0, figures
+        assert figures["failed"] == 0, figures
+        assert figures["calls"] == figures["rounds"] * figures["workers"] * 9, figures
+        assert figures["client"] == "sessionkeeper", figures
