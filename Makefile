@@ -15,7 +15,7 @@ export PDS_TOOLS_DIR ?= $(CURDIR)/.tools/pds
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[redis,keyring,dev,examples]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[redis,keyring,dev,examples,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)
