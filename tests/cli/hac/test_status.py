@@ -85,7 +85,8 @@ def test_status_of_a_hac_that_does_not_answer_still_shows_the_session_it_asked_a
     assert shown.returncode == 1
     assert f"URL:         {url}" in shown.stdout and "User:        admin" in shown.stdout
     assert shown.stdout.rstrip().endswith("Accepted:    unknown (see the error below)")
-    assert "cannot reach HAC" in shown.stderr
+    assert "checking the session: cannot reach HAC" in shown.stderr
+    assert "update data" not in shown.stderr
     as_json = run_hac(home, "--url", url, "status", "--json")
     assert as_json.returncode == 1
     assert json.loads(as_json.stdout)["error"] == "connection"  # one object, nothing else

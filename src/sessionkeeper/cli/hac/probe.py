@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from sessionkeeper.errors import SessionkeeperError
 from sessionkeeper.hac.auth import AuthHandler
+from sessionkeeper.hac.errors import HacClientError
 
 if TYPE_CHECKING:
     import httpx
@@ -65,6 +66,12 @@ def accepted(
             client.get_update_data()
         except LoginNeededError:
             return False
+        except HacClientError as exc:
+            # The client names the request it sent ("update data: cannot reach HAC at ..."),
+            # which the user of ``hac status`` never asked for: name what status was doing.
+            raise HacClientError(
+                str(exc).replace("update data: ", "checking the session: ", 1)
+            ) from exc
     return True
 
 
