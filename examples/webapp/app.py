@@ -37,6 +37,7 @@ from sessionkeeper.atproto import (
     OAuthError,
     OAuthResolutionError,
     SessionExpiredError,
+    SessionNetworkError,
 )
 from sessionkeeper.errors import SessionkeeperError
 
@@ -205,6 +206,11 @@ class WebApp:
         if isinstance(exc, OAuthCallbackError) and exc.error == "access_denied":
             title, status = "Sign-in declined", 400
             message = "You declined the sign-in on your server's page. Nothing was stored."
+        elif isinstance(exc, SessionNetworkError) or (
+            isinstance(exc, OAuthResolutionError) and exc.unavailable
+        ):
+            # Nothing was refused: a server did not answer (signed in, the session is kept).
+            title, status, message = "Your server is unreachable", 503, str(exc)
         elif isinstance(exc, OAuthResolutionError):
             title, status, message = "Account not found", 400, str(exc)
         elif isinstance(exc, OAuthError):

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +26,8 @@ from sessionkeeper.atproto.listing import stored_oauth_sessions
 from sessionkeeper.stores.url import open_store
 from sessionkeeper.testing.fake_oauth import DEFAULT_DID, DEFAULT_HANDLE, FakeOAuth
 from sessionkeeper.testing.redis_server import RedisServer
-from tests.examples.webapp_process import Browser, run_worker, running_app
+from tests.examples.webapp_process import Browser, app_env, run_worker, running_app
+from tests.support import REPO
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -130,6 +134,23 @@ def test_sign_in_errors_are_pages_that_name_the_problem(app: str, fake: FakeOAut
     browser.close()
 
 
+def test_a_server_that_stops_answering_is_named_and_the_session_is_kept(
+    app: str, fake: FakeOAuth, tmp_path: Path
+) -> None:
+    browser = Browser(app)
+    assert browser.get(start_sign_in(browser)).status_code == 303
+    fake.stop()  # the PDS and its authorization server go away
+    for page in (browser.get("/"), browser.post("/post", {"text": "hello"})):
+        assert page.status_code == 503, page.text
+        assert "Your server is unreachable" in page.text and "Traceback" not in page.text
+    assert "user" in browser.cookies  # still signed in: nothing was refused
+    signing_in = Browser(app).post("/login", {"handle": DEFAULT_HANDLE})  # nor is the account
+    assert signing_in.status_code == 503 and "Your server is unreachable" in signing_in.text
+    store = open_store(f"sqlite:{tmp_path / 'data' / 'sessions.db'}")
+    assert [s.did for s in stored_oauth_sessions(store)] == [DEFAULT_DID]
+    browser.close()
+
+
 def test_the_one_command_development_mode_signs_in_on_the_bundled_fake(tmp_path: Path) -> None:
     """``python -m examples.webapp --fake``: a loopback client on the fake in the same process."""
     with running_app(
@@ -142,6 +163,8 @@ def test_the_one_command_development_mode_signs_in_on_the_bundled_fake(tmp_path:
         assert back.startswith(f"{app}/oauth/callback?")  # the app is its own redirect target
         assert browser.get(back).status_code == 303
         assert f"Signed in as {DEFAULT_HANDLE}" in browser.get("/").text
+        assert browser.post("/post", {"text": "first post"}).status_code == 303
+        assert "<li>first post " in browser.get("/").text  # the post shows among recent posts
         assert httpx.get(f"{app}/client-metadata.json").status_code == 404  # loopback: none
         browser.close()
     assert (tmp_path / "data" / "sessions.db").exists()  # SqliteStore by default
@@ -167,6 +190,28 @@ def test_one_variable_moves_the_app_and_the_worker_to_redis(
     worker = run_worker(env, "--once")
     assert worker.returncode == 0, worker.stdout + worker.stderr
     assert json.loads(worker.stdout.splitlines()[-1])["did"] == DEFAULT_DID
+
+
+def test_a_busy_port_is_named_with_the_variable_that_moves_the_app(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "examples.webapp", "--fake"],
+            cwd=REPO,
+            env=app_env(
+                {"WEBAPP_URL": f"http://127.0.0.1:{port}", "WEBAPP_DATA": str(tmp_path / "data")}
+            ),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert f"127.0.0.1:{port} is in use by another program" in done.stderr
+    assert f"WEBAPP_URL=http://127.0.0.1:{port + 1} python -m examples.webapp --fake" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_settings_come_from_the_environment_with_named_errors(tmp_path: Path) -> None:

@@ -87,6 +87,16 @@ def test_an_unreachable_well_known_names_the_handle() -> None:
         run(IdentityResolver().resolve("alice.example.com"), {well_known: NetworkFailure("reset")})
 
 
+def test_a_directory_that_does_not_answer_is_unavailable_not_an_unknown_account() -> None:
+    plc = did_document_url(DID, "https://plc.directory")
+    with pytest.raises(OAuthResolutionError, match="unreachable") as raised:
+        run(IdentityResolver().resolve(DID), {plc: NetworkFailure("refused")})
+    assert raised.value.unavailable  # worth trying again: nothing is known of the account
+    with pytest.raises(OAuthResolutionError, match="HTTP 404") as missing:
+        run(IdentityResolver().resolve(DID), {})
+    assert not missing.value.unavailable
+
+
 def test_conflicting_txt_records_are_not_trusted() -> None:
     answers = {"_atproto.alice.example.com": [f"did={DID}", "did=did:plc:other"]}
     with pytest.raises(OAuthResolutionError, match="no _atproto TXT record"):

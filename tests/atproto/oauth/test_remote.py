@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sessionkeeper.atproto import AsyncOAuthClient, OAuthCallbackError, OAuthClient
+from sessionkeeper.atproto import AsyncOAuthClient, OAuthCallbackError, OAuthClient, OAuthTokenError
 from sessionkeeper.testing.fake_oauth import DEFAULT_DID, DEFAULT_HANDLE, FakeOAuth
 
 pytestmark = pytest.mark.timeout(60)
@@ -37,6 +37,34 @@ def test_remote_sign_in_completes_from_the_pasted_address(tmp_path: Path, fake: 
         with client.login_remote(DEFAULT_HANDLE, paste) as manager:
             assert manager.query("com.atproto.server.getSession")["did"] == DEFAULT_DID
         assert shown[0].startswith(f"{fake.url}/oauth/authorize?")
+
+
+@pytest.mark.parametrize("wrap", ["'{}'", '"{}"', "<{}>"])
+def test_an_address_pasted_in_quotes_or_angle_brackets_is_taken(
+    tmp_path: Path, fake: FakeOAuth, wrap: str
+) -> None:
+    with (
+        OAuthClient(tmp_path, handle_resolver=fake.url, plc_directory=fake.url) as client,
+        client.login_remote(DEFAULT_HANDLE, lambda url: wrap.format(consent(url))) as manager,
+    ):
+        assert manager.query("com.atproto.server.getSession")["did"] == DEFAULT_DID
+
+
+def test_pasted_text_that_is_no_address_is_refused_by_name(tmp_path: Path, fake: FakeOAuth) -> None:
+    with (
+        OAuthClient(tmp_path, handle_resolver=fake.url, plc_directory=fake.url) as client,
+        pytest.raises(OAuthCallbackError, match=r"\(not a URL\) is not a redirect to"),
+    ):
+        client.login_remote(DEFAULT_HANDLE, lambda url: "code=abc")
+    assert fake.counts["exchange"] == 0
+
+
+def test_an_address_cut_short_is_refused_with_what_to_do(tmp_path: Path, fake: FakeOAuth) -> None:
+    with (
+        OAuthClient(tmp_path, handle_resolver=fake.url, plc_directory=fake.url) as client,
+        pytest.raises(OAuthTokenError, match="cut short"),
+    ):
+        client.login_remote(DEFAULT_HANDLE, lambda url: consent(url)[:-6])
 
 
 def test_another_sign_ins_address_is_refused_and_that_sign_in_still_works(

@@ -163,8 +163,63 @@ def test_a_config_failure_is_json_too(home: Path) -> None:
     assert done.returncode == 1
     assert json.loads(done.stdout) == {
         "error": "config",
-        "message": "Environment 'nope' not found in configuration",
+        "message": "Environment 'nope' not found in configuration; configured: local",
     }
+
+
+def test_a_default_environment_the_config_lacks_names_the_fix_and_the_fix_pastes(
+    fake: FakeHac, home: Path, tmp_path: Path
+) -> None:
+    # A first environment added to a new file leaves default_environment = "local",
+    # as hac-client-cli does; a command without -e then asks for "local".
+    config = str(tmp_path / "alt.toml")
+    assert run_hac(home, "--config", config, "env", "add", "qa").returncode == 0
+    added = run_hac(
+        home, "--config", config, "endpoint", "add", "qa", "n1", "--url", fake.url, "--set-default"
+    )
+    assert added.returncode == 0, added.stderr
+    failed = run_hac(home, "--config", config, "groovy", "return 1", "--json", env=LOGIN)
+    assert failed.returncode == 1
+    answer = json.loads(failed.stdout)
+    assert answer["error"] == "config"
+    assert "Environment 'local' not found in configuration" in answer["message"]
+    assert "configured: qa" in answer["message"]
+    fix = _hint(failed.stderr, "hint:")
+    assert fix[fix.index("hac") :] == ["hac", "--config", config, "env", "set-default", "qa"]
+    pasted = run_hac(home, *fix[fix.index("hac") + 1 :])
+    assert pasted.returncode == 0, pasted.stderr
+    assert run_hac(home, "--config", config, "groovy", "return 1", env=LOGIN).stdout == "1\n"
+    # The overview's "show an environment" line names one the file has, and pastes.
+    listed = run_hac(home, "--config", config, "config").stdout
+    show = next(line for line in listed.splitlines() if "config -e" in line)
+    shown = run_hac(home, *shlex.split(show.split("#")[0])[1:])
+    assert shown.returncode == 0 and "Environment: qa" in shown.stdout, shown.stderr
+
+
+def test_an_unknown_environment_is_a_config_failure_in_every_command(home: Path) -> None:
+    for args in (["env", "show", "nope", "--json"], ["config", "-e", "nope", "--json"]):
+        done = run_hac(home, *args)
+        assert done.returncode == 1
+        assert json.loads(done.stdout)["error"] == "config", args
+
+
+def test_completion_offers_the_configured_environments(home: Path, tmp_path: Path) -> None:
+    config = tmp_path / "hac.toml"
+    config.write_text(
+        "".join(
+            f'[environments.{name}.endpoints.hac]\nurl = "http://127.0.0.1:1"\n'
+            for name in ("qa", "qa2", "prod")
+        )
+    )
+
+    def complete(words: str, index: int) -> list[str]:
+        variables = {"_HAC_COMPLETE": "complete_bash", "COMP_WORDS": words}
+        done = run_hac(home, env={**variables, "COMP_CWORD": str(index)}, script=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    assert complete(f"hac --config {config} groovy -e q", 5) == ["qa", "qa2"]
+    assert complete(f"hac --config {config} session start ", 5) == ["prod", "qa", "qa2"]
 
 
 def test_version_and_completion(home: Path) -> None:

@@ -73,6 +73,25 @@ def test_status_of_a_session_hac_dropped_logs_in_nowhere_and_keeps_the_cache(
     assert _cache(home).load_session(fake.url, "admin", "local/hac") == before
 
 
+def test_status_of_a_hac_that_does_not_answer_still_shows_the_session_it_asked_about(
+    fake: FakeHac, home: Path
+) -> None:
+    started = run_hac(home, "--url", fake.url, "session", "start", "local", "-u", "admin",
+                      stdin="nimda\n")  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    url = fake.url
+    fake.stop()  # HAC goes down
+    shown = run_hac(home, "--url", url, "status")
+    assert shown.returncode == 1
+    assert f"URL:         {url}" in shown.stdout and "User:        admin" in shown.stdout
+    assert shown.stdout.rstrip().endswith("Accepted:    unknown (see the error below)")
+    assert "checking the session: cannot reach HAC" in shown.stderr
+    assert "update data" not in shown.stderr
+    as_json = run_hac(home, "--url", url, "status", "--json")
+    assert as_json.returncode == 1
+    assert json.loads(as_json.stdout)["error"] == "connection"  # one object, nothing else
+
+
 def test_status_without_a_session_says_how_to_start_one(fake: FakeHac, home: Path) -> None:
     done = run_hac(home, "--url", fake.url, "status", "--json")
     assert done.returncode == 1

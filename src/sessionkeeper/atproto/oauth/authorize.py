@@ -181,16 +181,17 @@ def own_redirect(pasted: str, pending: PendingAuthorization) -> dict[str, str]:
     loopback port may differ) carrying ``pending``'s ``state``: a stray or
     stale URL is refused by name and leaves other sign-ins in the store alone.
     """
-    url = pasted.strip()
+    # Terminals and chat tools copy an address with quotes or angle brackets around it.
+    url = pasted.strip().strip("'\"<>").strip()
     parts, expected = urlsplit(url), urlsplit(pending.redirect_uri)
     if (parts.scheme, parts.hostname, parts.path or "/") != (
         expected.scheme,
         expected.hostname,
         expected.path or "/",
     ):
-        shown = f"{parts.scheme}://{parts.hostname}{parts.path}" if parts.scheme else "no URL"
+        shown = f"{parts.scheme}://{parts.hostname}{parts.path}" if parts.scheme else "not a URL"
         raise OAuthCallbackError(
-            f"the pasted text is {shown}, not a redirect to {pending.redirect_uri}: paste the "
+            f"the pasted text ({shown}) is not a redirect to {pending.redirect_uri}: paste the "
             "whole address the browser was sent to after you signed in"
         )
     params = callback_params(url)
@@ -254,7 +255,16 @@ def complete_authorization(
     )
     response = _reached(answer, pending.token_endpoint, "code exchange")
     if not response.is_success:
-        raise _refused("the code exchange", response)
+        refused = _refused("the code exchange", response)
+        if refused.error == "invalid_grant":
+            # The usual causes are the user's to fix: say them beside the server's terse word.
+            raise OAuthTokenError(
+                f"{refused}: the code was cut short (a partly copied address), already used "
+                "or expired; sign in again",
+                error=refused.error,
+                status=refused.status,
+            )
+        raise refused
     body = _json(response, "the code exchange")
     scope = body.get("scope")
     if not isinstance(scope, str) or ATPROTO_SCOPE not in scope.split():

@@ -44,6 +44,25 @@ class ConfigError(SessionkeeperError, ValueError):
     """A configuration file or choice that cannot be used; the message names the fix."""
 
 
+class UnknownEnvironmentError(ConfigError):
+    """The environment asked for (or the file's default) is not in the configuration.
+
+    ``name`` is the missing one, ``available`` the configured ones, and
+    ``from_default`` says it came from ``default_environment`` rather than the
+    command line, so the fix is a new default rather than a spelling.
+    """
+
+    def __init__(self, name: str, available: list[str], *, from_default: bool) -> None:
+        configured = ", ".join(available) if available else "none"
+        where = " (the file's default_environment)" if from_default else ""
+        super().__init__(
+            f"Environment '{name}' not found in configuration{where}; configured: {configured}"
+        )
+        self.name = name
+        self.available = available
+        self.from_default = from_default
+
+
 def shown_url(url: str) -> str:
     """``url`` fit to print: ``https://admin:***@host`` (outputs land in CI logs).
 
@@ -118,7 +137,9 @@ class HacConfig:
         env_name = environment or self.default_environment
         env = self.environments.get(env_name)
         if env is None:
-            raise ConfigError(f"Environment '{env_name}' not found in configuration")
+            raise UnknownEnvironmentError(
+                env_name, sorted(self.environments), from_default=not environment
+            )
         name = endpoint or env.default_endpoint
         if not name:
             if len(env.endpoints) != 1:
@@ -228,6 +249,7 @@ __all__ = [
     "Endpoint",
     "Environment",
     "HacConfig",
+    "UnknownEnvironmentError",
     "config_path",
     "load_config",
     "parse_config",

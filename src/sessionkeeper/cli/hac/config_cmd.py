@@ -14,7 +14,7 @@ import typer
 
 from sessionkeeper.cli.hac import output as out
 from sessionkeeper.cli.hac.config import HacConfig, config_path, load_config
-from sessionkeeper.cli.hac.context import Options, group_options
+from sessionkeeper.cli.hac.context import Options, group_options, quoted
 from sessionkeeper.cli.hac.errors import CliError, reported
 
 EXAMPLE = """\
@@ -142,7 +142,9 @@ def _show_environment(config: HacConfig, name: str, json_output: bool) -> None:
         available = "".join(
             f"\n  - {other}{_marker(config, other)}" for other in config.environments
         )
-        raise CliError(f"Environment '{name}' not found\n\nAvailable environments:{available}")
+        raise CliError(
+            f"Environment '{name}' not found\n\nAvailable environments:{available}", kind="config"
+        )
     if json_output:
         out.emit_json(env.as_json(config.default_environment))
         return
@@ -194,13 +196,23 @@ def _show_all(config: HacConfig, json_output: bool, options: Options) -> None:
             ssl = "ignore" if ep.ignore_ssl else "verify"
             out.line(f"    {ep_name}{default}: {ep.shown_url} (SSL: {ssl}, timeout {ep.timeout}s)")
     out.line("\nCommands:")
-    for rest, what in (
-        ("config -l", "List environments"),
-        ("config -e local", "Show environment details"),
-        ("config -v", "Validate configuration"),
-        ("config -x", "Show example config"),
-    ):
-        out.line(f"  {options.command(rest):<22} # {what}")
+    # The environment to show is one the file has (the default, else the first), so the
+    # line pastes; the comments line up however long --config makes the commands.
+    shown = config.default_environment
+    if shown not in config.environments and config.environments:
+        shown = sorted(config.environments)[0]
+    commands = [
+        (options.command(rest), what)
+        for rest, what in (
+            ("config -l", "List environments"),
+            (f"config -e {quoted(shown)}", "Show environment details"),
+            ("config -v", "Validate configuration"),
+            ("config -x", "Show example config"),
+        )
+    ]
+    width = max(22, *(len(command) for command, _ in commands))
+    for command, what in commands:
+        out.line(f"  {command:<{width}} # {what}")
 
 
 __all__ = ["EXAMPLE", "config_command"]

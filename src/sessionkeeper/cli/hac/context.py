@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import typer
 
-from sessionkeeper.cli.hac.config import config_path, load_config
+from sessionkeeper.cli.hac.config import UnknownEnvironmentError, config_path, load_config
 from sessionkeeper.cli.hac.credentials import find_password, username_from_env
 from sessionkeeper.cli.hac.errors import CliError
 from sessionkeeper.redaction import redact_url, without_userinfo
@@ -124,7 +124,10 @@ def resolve_target(
         target = Target(options.url, env_name, ep_name, 30, False)
     else:
         config = load_config(config_path(options.config))
-        env_name, ep_name, found = config.endpoint(env, endpoint)
+        try:
+            env_name, ep_name, found = config.endpoint(env, endpoint)
+        except UnknownEnvironmentError as exc:
+            raise CliError(str(exc) + _environment_hint(options, exc), kind="config") from None
         target = Target(
             found.url, env_name, ep_name, found.timeout, found.ignore_ssl, found.username
         )
@@ -134,6 +137,19 @@ def resolve_target(
         timeout=options.timeout or target.timeout,
         ignore_ssl=target.ignore_ssl if options.ignore_ssl is None else options.ignore_ssl,
         username=user or target.username,
+    )
+
+
+def _environment_hint(options: Options, exc: UnknownEnvironmentError) -> str:
+    """The command that fixes a missing environment, to paste (with this invocation's options)."""
+    if not exc.available:
+        return f"\nhint: add it: {options.command(f'env add {quoted(exc.name)}')}"
+    if not exc.from_default:
+        return ""  # a misspelt name: the configured ones are listed
+    name = quoted(exc.available[0]) if len(exc.available) == 1 else "<name>"
+    return (
+        "\nhint: name an environment on the command line, or make one the default: "
+        + options.command(f"env set-default {name}")
     )
 
 

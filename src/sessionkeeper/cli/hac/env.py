@@ -16,6 +16,7 @@ from sessionkeeper.cli.hac.config import ConfigError, Environment, config_path, 
 from sessionkeeper.cli.hac.config_edit import ConfigFile
 from sessionkeeper.cli.hac.context import group_options, quoted
 from sessionkeeper.cli.hac.errors import CliError, reported
+from sessionkeeper.cli.hac.params import EnvironmentArgument as EnvName
 from sessionkeeper.cli.hac.params import JsonOutput, PlainCommand, PlainGroup, QuietNames
 
 env_app = typer.Typer(
@@ -27,7 +28,6 @@ endpoint_app = typer.Typer(
 
 Format = Annotated[str, typer.Option("--format", "-f", help="Output format: table, json")]
 NoHeaders = Annotated[bool, typer.Option("--no-headers", help="Suppress column headers")]
-EnvName = Annotated[str, typer.Argument(help="Environment name")]
 EndpointArg = Annotated[str, typer.Argument(help="Endpoint name")]
 
 
@@ -108,7 +108,7 @@ def _environment(file: ConfigFile, name: str) -> tuple[Environment, str | None]:
     for env in environments:
         if env.name == name:
             return env, default
-    raise CliError(f"Environment '{name}' not found")
+    raise CliError(f"Environment '{name}' not found", kind="config")
 
 
 @env_app.command("show", cls=PlainCommand)

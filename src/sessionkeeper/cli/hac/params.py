@@ -29,8 +29,30 @@ except ImportError:  # pragma: no cover - older typer: nothing to replace
 
 _PLAIN: tuple[type, ...] = (str, int, float, bool, Path)
 
+
+def complete_environment(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion: the configured environments that start with ``incomplete``."""
+    # Here, not at import: only a completion request reads the config file.
+    from sessionkeeper.cli.hac.config import ConfigError, config_path, load_config
+
+    try:
+        config = load_config(config_path(ctx.find_root().params.get("config")))
+    except ConfigError:
+        return []  # a broken file completes nothing; the command itself names the problem
+    return [name for name in sorted(config.environments) if name.startswith(incomplete)]
+
+
 #: The options hac-client-cli gives every HAC command.
-Environment = Annotated[str | None, typer.Option("--environment", "-e", help="Environment name")]
+Environment = Annotated[
+    str | None,
+    typer.Option(
+        "--environment", "-e", help="Environment name", autocompletion=complete_environment
+    ),
+]
+#: An environment given as an argument (``hac session start ENV``, ``hac env show ENV``).
+EnvironmentArgument = Annotated[
+    str, typer.Argument(help="Environment name", autocompletion=complete_environment)
+]
 EndpointName = Annotated[str | None, typer.Option("--endpoint", "-n", help="Endpoint name")]
 JsonOutput = Annotated[bool, typer.Option("--json", help="Output as JSON")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Suppress informational messages")]

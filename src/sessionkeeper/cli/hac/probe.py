@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sessionkeeper.hac.errors import HacClientError
 from sessionkeeper.hac.probe import LoginNeededError, NoLoginAuth, still_accepted
 
 if TYPE_CHECKING:
@@ -39,7 +40,14 @@ def accepted(
         watched(client, session.username),
     ):
         client.use_session(session)
-        return still_accepted(client)
+        try:
+            return still_accepted(client)
+        except HacClientError as exc:
+            # The client names the request it sent ("update data: cannot reach HAC at ..."),
+            # which the user of ``hac status`` never asked for: name what status was doing.
+            raise HacClientError(
+                str(exc).replace("update data: ", "checking the session: ", 1)
+            ) from exc
 
 
 __all__ = ["LoginNeededError", "NoLoginAuth", "accepted"]

@@ -30,13 +30,13 @@ from sessionkeeper.cli.hac.credentials import (
     save_keyring_password,
 )
 from sessionkeeper.cli.hac.errors import EXIT_USAGE, CliError, reported
+from sessionkeeper.cli.hac.params import EnvironmentArgument as EnvName
 from sessionkeeper.cli.hac.params import PlainCommand, PlainGroup
 
 app = typer.Typer(
     cls=PlainGroup, help="Manage HAC sessions", no_args_is_help=True, rich_markup_mode=None
 )
 
-EnvName = Annotated[str, typer.Argument(help="Environment name")]
 EndpointOption = Annotated[
     str | None,
     typer.Option("--endpoint", "-n", help="Endpoint name (uses default if not specified)"),

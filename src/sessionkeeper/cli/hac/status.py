@@ -9,8 +9,6 @@ replaces it, and the exit code is 1.
 
 from __future__ import annotations
 
-from typing import Any
-
 import typer
 
 from sessionkeeper.cli.hac import output as out
@@ -21,6 +19,7 @@ from sessionkeeper.cli.hac.context import (
 )
 from sessionkeeper.cli.hac.errors import CliError, reported
 from sessionkeeper.cli.hac.params import EndpointName, Environment, JsonOutput
+from sessionkeeper.errors import SessionkeeperError
 
 
 def status_command(
@@ -34,23 +33,9 @@ def status_command(
         options, target, manager, session = chosen_session(ctx, environment, endpoint)
         if session is None:
             raise no_session_error(options, target)
-        # Only now: the probe loads the HAC client (httpx), which ``hac --help`` never needs.
-        from sessionkeeper.cli.hac.probe import accepted
-
-        ok = accepted(options, target, manager, session)
-        report: dict[str, Any] = {
-            "environment": target.environment,
-            "endpoint": target.endpoint,
-            "url": target.session_url,
-            "username": session.username,
-            "created_at": session.created_at_formatted,
-            "age_seconds": session.age_seconds,
-            "idle_seconds": session.idle_seconds,
-            "accepted": ok,
-        }
-        if json_output:
-            out.emit_json(report)
-        else:
+        if not json_output:
+            # What the cache knows comes first, so a HAC that does not answer still
+            # leaves the user knowing which session and URL were asked about.
             out.line(f"Environment: {target.environment}")
             out.line(f"Endpoint:    {target.endpoint}")
             out.line(f"URL:         {target.session_url}")
@@ -59,6 +44,29 @@ def status_command(
             out.line(
                 f"Session:     {out.format_duration(age)} old, idle {out.format_duration(idle)}"
             )
+        # Only now: the probe loads the HAC client (httpx), which ``hac --help`` never needs.
+        from sessionkeeper.cli.hac.probe import accepted
+
+        try:
+            ok = accepted(options, target, manager, session)
+        except SessionkeeperError:
+            if not json_output:
+                out.line("Accepted:    unknown (see the error below)")
+            raise
+        if json_output:
+            out.emit_json(
+                {
+                    "environment": target.environment,
+                    "endpoint": target.endpoint,
+                    "url": target.session_url,
+                    "username": session.username,
+                    "created_at": session.created_at_formatted,
+                    "age_seconds": session.age_seconds,
+                    "idle_seconds": session.idle_seconds,
+                    "accepted": ok,
+                }
+            )
+        else:
             out.line(f"Accepted:    {'yes' if ok else 'no'}")
         if not ok:
             raise CliError(

@@ -7,11 +7,14 @@ declines, with ``consent = "deny"``), the code exchange, single-use rotating
 refresh tokens, revocation that ends the whole session, DPoP proofs with
 nonces and replay detection, and ``private_key_jwt`` client assertions for
 registered web clients. Resource calls (``/xrpc/*``) need the DPoP-bound
-access token. Counters (``counts``) say what the server saw.
+access token; ``createRecord`` and ``listRecords`` keep the account's records
+(so an app's posts show when it lists them), every other call answers the
+account's ``did`` and ``handle``. Counters (``counts``) say what the server saw.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 from typing import Any
@@ -34,6 +37,7 @@ from sessionkeeper.testing.fake_pds._http import (
     XrpcHandler,
     json_response,
 )
+from sessionkeeper.testing.fake_pds._repo import RecordStore
 
 CONTROL_PREFIX = "/__fake__/"
 DEFAULT_DID = "did:plc:oauthalice"
@@ -41,6 +45,8 @@ DEFAULT_HANDLE = "alice.test"
 DEFAULT_SCOPE = "atproto transition:generic"
 PAR_LIFETIME = 299.0
 CODE_LIFETIME = 300.0
+CREATE_RECORD = "/xrpc/com.atproto.repo.createRecord"
+LIST_RECORDS = "/xrpc/com.atproto.repo.listRecords"
 
 Answer = tuple[int, Any, dict[str, str]]
 
@@ -98,6 +104,7 @@ class FakeOAuth(LoopbackServer):
         self.access: dict[str, Grant] = {}
         self.refresh: dict[str, Grant] = {}
         self.revoked_sessions: set[str] = set()
+        self.records = RecordStore()  #: what createRecord stored, per account and collection
         #: "accept" consents at once; "deny" sends the browser back with access_denied.
         self.consent = "accept"
         #: An HTTP status the token endpoint answers instead of working (e.g. 500).
@@ -224,6 +231,7 @@ class FakeOAuth(LoopbackServer):
                     request.headers.get("authorization"),
                     request.headers.get("dpop"),
                     method=request.method,
+                    request=request,
                 )
             else:
                 status, body, headers = 404, {"error": "NotFound"}, {}
@@ -517,9 +525,19 @@ class FakeOAuth(LoopbackServer):
         )
 
     def resource(
-        self, path: str, authorization: str | None, proof: str | None, *, method: str = "GET"
+        self,
+        path: str,
+        authorization: str | None,
+        proof: str | None,
+        *,
+        method: str = "GET",
+        request: HttpRequest | None = None,
     ) -> Answer:
-        """Answer an XRPC call that needs the DPoP-bound access token."""
+        """Answer an XRPC call that needs the DPoP-bound access token.
+
+        With the ``request``, ``createRecord`` and ``listRecords`` act on the
+        token's account's records; any other call answers its did and handle.
+        """
         with self._lock:
             self.count(path)
             nonce = self._nonce_header()
@@ -549,11 +567,45 @@ class FakeOAuth(LoopbackServer):
             ):
                 self.count("rejected")
                 return 401, {"error": "invalid_token"}, challenge_invalid
+            if request is not None and path in (CREATE_RECORD, LIST_RECORDS):
+                status, body = self._records(path, grant.did, request)
+                return status, body, nonce
             return (
                 200,
                 {"did": grant.did, "handle": self.accounts.get(grant.did, DEFAULT_HANDLE)},
                 nonce,
             )
+
+    def _records(self, path: str, did: str, request: HttpRequest) -> tuple[int, Any]:
+        """createRecord or listRecords on ``did``'s own repository (the caller holds the lock)."""
+        if path == CREATE_RECORD:
+            try:
+                data = json.loads(request.body or b"{}")
+            except ValueError:
+                return 400, {"error": "InvalidRequest", "message": "body is not JSON"}
+            if not isinstance(data, dict):
+                return 400, {"error": "InvalidRequest", "message": "body is not an object"}
+            collection, record = data.get("collection"), data.get("record")
+            if data.get("repo") not in (did, self.accounts.get(did)):
+                return 400, {"error": "InvalidRequest", "message": "not your repository"}
+            if not isinstance(collection, str) or not isinstance(record, dict):
+                return 400, {"error": "InvalidRequest", "message": "collection and record needed"}
+            stored = self.records.create(did, collection, record, rkey=None, now=self.clock.time())
+            assert stored is not None  # a fresh TID key is never taken
+            return 200, {"uri": stored.uri, "cid": stored.cid}
+        repo, collection = request.param("repo"), request.param("collection")
+        if repo not in (did, self.accounts.get(did)) or not collection:
+            return 400, {"error": "InvalidRequest", "message": "repo and collection needed"}
+        limit = request.param("limit") or "50"
+        if not limit.isdigit() or not 1 <= int(limit) <= 100:
+            return 400, {"error": "InvalidRequest", "message": "limit must be 1 to 100"}
+        page, cursor = self.records.list(
+            did, collection, limit=int(limit), cursor=request.param("cursor"), reverse=False
+        )
+        body: dict[str, Any] = {"records": [record.view() for record in page]}
+        if cursor is not None:
+            body["cursor"] = cursor
+        return 200, body
 
 
 def _set_of(entry: str) -> str:
