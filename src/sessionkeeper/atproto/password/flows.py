@@ -174,42 +174,28 @@ def login_flow(
     always creates, and revokes the stored session of the same account that
     the new one replaces (it would otherwise stay valid on the server, unseen).
     """
-    outcome: LoginOutcome = yield Locked(
-        LOGIN_LOCK,
-        _login_locked(
-            identifier, password, auth_factor_token, service_url, now, stored, force=force
-        ),
-    )
+
+    def locked() -> Flow[LoginOutcome]:
+        sessions: list[AtpSessionData] = yield Call(stored)
+        previous = reusable(sessions, identifier, now)
+        if previous is not None and not force:
+            return LoginOutcome(previous, None, reused=True)
+        body: dict[str, str] = {"identifier": identifier, "password": password}
+        if auth_factor_token is not None:
+            body["authFactorToken"] = auth_factor_token
+        # Fleet backoff: under the login lock, so after a 429 every other process sharing
+        # the store reads the wait instead of spending one more attempt of the budget.
+        wait_name = login_wait_name(service_url, identifier)
+        answer = yield from _create_session(identifier, body, wait_name, service_url, now)
+        where = f"{CREATE_SESSION} for {identifier!r}"
+        session, endpoint = session_from_answer(_json_of(answer, where), where=where)
+        yield Put(name_for_did(session.did), encode_session(session))
+        if previous is not None and previous.did == session.did:
+            yield from _revoke(previous, service_url)
+        return LoginOutcome(session, endpoint, reused=False)
+
+    outcome: LoginOutcome = yield Locked(LOGIN_LOCK, locked())
     return outcome
-
-
-def _login_locked(
-    identifier: str,
-    password: str,
-    auth_factor_token: str | None,
-    service_url: str,
-    now: float,
-    stored: Callable[[], list[AtpSessionData]],
-    *,
-    force: bool,
-) -> Flow[LoginOutcome]:
-    sessions: list[AtpSessionData] = yield Call(stored)
-    previous = reusable(sessions, identifier, now)
-    if previous is not None and not force:
-        return LoginOutcome(previous, None, reused=True)
-    body: dict[str, str] = {"identifier": identifier, "password": password}
-    if auth_factor_token is not None:
-        body["authFactorToken"] = auth_factor_token
-    # Fleet backoff: under the login lock, so after a 429 every other process sharing
-    # the store reads the wait instead of spending one more attempt of the budget.
-    wait_name = login_wait_name(service_url, identifier)
-    answer = yield from _create_session(identifier, body, wait_name, service_url, now)
-    where = f"{CREATE_SESSION} for {identifier!r}"
-    session, endpoint = session_from_answer(_json_of(answer, where), where=where)
-    yield Put(name_for_did(session.did), encode_session(session))
-    if previous is not None and previous.did == session.did:
-        yield from _revoke(previous, service_url)
-    return LoginOutcome(session, endpoint, reused=False)
 
 
 def _revoke(replaced: AtpSessionData, service_url: str) -> Flow[None]:
