@@ -31,6 +31,8 @@ from sessionkeeper.testing import FakeHac, FakeOAuth, FakePds
 from tests.support import REPO
 
 PAGE = REPO / "docs" / "architecture.md"
+#: The registered formats that hold sessions (others are records kept beside them).
+SESSION_FORMATS = {"atproto", "atproto-oauth", "hac"}
 #: A set-up session: yields (make the call, end the session the server side or by time).
 Scenario = Generator[tuple[Callable[[], object], Callable[[], object]], None, None]
 MAX_MODULES = 6
@@ -59,8 +61,8 @@ def logical_stack() -> list[str]:
 class RecordingStore(MemoryStore):
     """A memory store that notes the module path of every session write while armed.
 
-    Only writes of a registered session format count: a refresh's own records
-    beside the session (its intent, a server's wait) are not the renewed session.
+    Only writes of a session format count: a refresh's own records beside the
+    session (its intent, a server's wait) are not the renewed session.
     """
 
     def __init__(self) -> None:
@@ -69,7 +71,8 @@ class RecordingStore(MemoryStore):
         self.paths: list[list[str]] = []
 
     def put(self, name: str, data: bytes) -> None:
-        if self.armed and format_of(name) is not None:
+        found = format_of(name)
+        if self.armed and found is not None and found.name in SESSION_FORMATS:
             self.paths.append(logical_stack())
         super().put(name, data)
 

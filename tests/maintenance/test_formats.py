@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from sessionkeeper.atproto import AtpSessionData, OAuthSessionManager, PersistentSessionManager
+from sessionkeeper.atproto.backoff import Wait, decode_wait, encode_wait, refresh_wait_name
 from sessionkeeper.atproto.codec import encode_session, name_for_did
+from sessionkeeper.atproto.intent import Intent, decode_intent, encode_intent, intent_name
 from sessionkeeper.atproto.listing import stored_oauth_sessions, stored_sessions
 from sessionkeeper.atproto.oauth.session import OAuthSession, encode_oauth, oauth_name_for_did
 from sessionkeeper.cli.atproto.state import STATE_NAME, CliState, load_state
@@ -139,6 +141,44 @@ def corpus() -> list[Entry]:
             CliState("did:plc:fresh", {"did:plc:fresh": "https://pds.test"}).to_bytes(),
             loads=True,
         ),
+        Entry(
+            "atproto-wait",
+            refresh_wait_name(name_for_did("did:plc:fresh"), "did:plc:fresh"),
+            encode_wait(Wait(NOW + HOUR, "rate limited")),
+            loads=True,
+        ),
+        Entry(
+            "atproto-wait",
+            refresh_wait_name(name_for_did("did:plc:spent"), "did:plc:spent"),
+            encode_wait(Wait(NOW - HOUR, "rate limited")),
+            loads=True,
+            dead=True,
+        ),
+        Entry(
+            "atproto-wait",
+            refresh_wait_name(name_for_did("did:plc:deep"), "did:plc:deep"),
+            b'{"until": "soon"}',
+            loads=False,
+        ),
+        Entry(
+            "atproto-intent",
+            intent_name(name_for_did("did:plc:fresh"), "did:plc:fresh"),
+            encode_intent(Intent(NOW - HOUR, "ab" * 16)),
+            loads=True,
+        ),
+        Entry(
+            "atproto-intent",
+            intent_name(oauth_name_for_did("did:plc:spent"), "did:plc:spent"),
+            encode_intent(Intent(NOW - 91 * 24 * HOUR, "cd" * 16)),
+            loads=True,
+            dead=True,
+        ),
+        Entry(
+            "atproto-intent",
+            intent_name(name_for_did("did:plc:deep"), "did:plc:deep"),
+            deep,
+            loads=False,
+        ),
         Entry(None, "notes.txt", b"not a session", loads=False),
         Entry(None, "oauth_client.json", b"{}", loads=False),
     ]
@@ -151,6 +191,12 @@ def loaded_names(store: Store) -> set[str]:
     names |= {oauth_name_for_did(s.did) for s in stored_oauth_sessions(store)}
     if load_state(store) != CliState():
         names.add(STATE_NAME)
+    for name in store.names():
+        record = store.get(name)
+        if name.startswith("intent_") and decode_intent(record) is not None:
+            names.add(name)
+        if name.startswith("wait_") and decode_wait(record) is not None:
+            names.add(name)
     return names
 
 
@@ -233,8 +279,9 @@ def test_the_managers_prune_by_the_rule_store_prune_and_doctor_apply(tmp_path: P
         pruned_oauth = oauths.prune_expired_sessions()
     by_managers = {name_for_did(did) for did in pruned_passwords}
     by_managers |= {oauth_name_for_did(did) for did in pruned_oauth}
-    assert by_managers == {e.name for e in entries if e.dead and e.format != "hac"}
-    # What the managers left is what the tool would still remove: the HAC entries only.
+    sessions = {"atproto", "atproto-oauth"}
+    assert by_managers == {e.name for e in entries if e.dead and e.format in sessions}
+    # What the managers left is what the tool would still remove: HAC sessions and records.
     assert {r.name for r in prune(store, dry_run=True).removed} == {
-        e.name for e in entries if e.dead and e.format == "hac"
+        e.name for e in entries if e.dead and e.format not in sessions
     }

@@ -1,8 +1,12 @@
-"""The ATProto formats, registered with the core: password sessions and OAuth sessions.
+"""The ATProto formats, registered with the core: password and OAuth sessions, and the
+records kept beside them (a refresh's intent, a rate limit's wait).
 
-Both load through the protocol's own loaders (name checked against the DID
-inside); an entry is dead by its kind's one rule (``PasswordKind.dead``,
-``OAuthKind.dead``), the rule the managers prune by.
+Sessions load through the protocol's own loaders (name checked against the DID
+inside); a session is dead by its kind's one rule (``PasswordKind.dead``,
+``OAuthKind.dead``), the rule the managers prune by. A wait record is over once
+its wait has passed; an intent record once no refresh token it could concern
+can still live (every refresh rewrites it, and no ATProto refresh token outlives
+90 days without a refresh).
 """
 
 from __future__ import annotations
@@ -10,15 +14,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from sessionkeeper.atproto.backoff import WAIT_PREFIX, WAIT_SUFFIX, Wait, decode_wait
 from sessionkeeper.atproto.codec import is_session_name, load_named_session
 from sessionkeeper.atproto.errors import CorruptSessionError
+from sessionkeeper.atproto.intent import INTENT_PREFIX, INTENT_SUFFIX, Intent, decode_intent
 from sessionkeeper.atproto.oauth.session import OAuthSession, is_oauth_name, load_named_oauth
 from sessionkeeper.atproto.password.kind import PASSWORD
 from sessionkeeper.atproto.types import AtpSessionData
 from sessionkeeper.maintenance.formats import (
     ExpiryPolicy,
     FormatError,
+    PruneReason,
     SessionFormat,
+    hours,
     register,
     register_lock_name,
 )
@@ -69,4 +77,56 @@ ATPROTO_OAUTH_SESSION = register(
     )
 )
 
-__all__ = ["ATPROTO_OAUTH_SESSION", "ATPROTO_SESSION", "LOGIN_LOCK"]
+#: No ATProto refresh token lives this long without a refresh, and each refresh
+#: rewrites its session's intent record: an older record concerns a dead token.
+INTENT_RELEVANCE = 90 * 86400.0
+
+
+def _record_loader(decode: Callable[[bytes], T | None], what: str) -> Callable[[str, bytes], T]:
+    def record_load(name: str, data: bytes) -> T:
+        record = decode(data)
+        if record is None:
+            raise FormatError(f"it is not a readable {what} record")
+        return record
+
+    return record_load
+
+
+def _wait_over(wait: Wait, now: float, policy: ExpiryPolicy) -> str | None:
+    return f"its wait ended {hours(now - wait.until)} ago" if wait.until <= now else None
+
+
+def _intent_over(intent: Intent, now: float, policy: ExpiryPolicy) -> str | None:
+    age = now - intent.at
+    return f"written {hours(age)} ago, past any refresh token" if age > INTENT_RELEVANCE else None
+
+
+ATPROTO_WAIT = register(
+    SessionFormat(
+        name="atproto-wait",
+        label="atproto rate-limit wait",
+        matches=lambda name: name.startswith(WAIT_PREFIX) and name.endswith(WAIT_SUFFIX),
+        load=_record_loader(decode_wait, "rate-limit wait"),
+        dead=_wait_over,
+        prune_reason=PruneReason.RECORD_OVER,
+    )
+)
+ATPROTO_INTENT = register(
+    SessionFormat(
+        name="atproto-intent",
+        label="atproto refresh intent",
+        matches=lambda name: name.startswith(INTENT_PREFIX) and name.endswith(INTENT_SUFFIX),
+        load=_record_loader(decode_intent, "refresh intent"),
+        dead=_intent_over,
+        prune_reason=PruneReason.RECORD_OVER,
+    )
+)
+
+__all__ = [
+    "ATPROTO_INTENT",
+    "ATPROTO_OAUTH_SESSION",
+    "ATPROTO_SESSION",
+    "ATPROTO_WAIT",
+    "INTENT_RELEVANCE",
+    "LOGIN_LOCK",
+]

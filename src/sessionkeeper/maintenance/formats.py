@@ -40,6 +40,7 @@ class PruneReason(enum.Enum):
     HAC_IDLE = "hac-idle"  #: unused longer than the server keeps a session
     REFRESH_EXPIRED = "refresh-expired"  #: no refresh token that could still be used
     STALE_TEMP_FILE = "stale-temp-file"  #: a temp file of a writer that died
+    RECORD_OVER = "record-over"  #: a bookkeeping record that can no longer matter
 
 
 @dataclass(frozen=True)
