@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import stat
 import time
 import typing
@@ -271,3 +272,14 @@ def test_write_errors_are_logged_with_a_full_store(caplog: pytest.LogCaptureFixt
 def test_exports_of_the_drop_in_package() -> None:
     assert hac_client_core.SessionManager is SessionManager
     assert "SessionMetadata" in hac_client_core.__all__
+
+
+def test_a_listing_names_the_corrupt_file_it_skips(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    corrupt = tmp_path / "session_0123456789abcdef0123456789abcdef.json"
+    tmp_path.chmod(0o700)
+    corrupt.write_text("[1, 2]")
+    with caplog.at_level(logging.WARNING, logger="sessionkeeper.hac.session"):
+        assert SessionManager(tmp_path).list_sessions() == []
+    assert corrupt.name in caplog.text and "JSON list" in caplog.text

@@ -347,7 +347,12 @@ class SessionManager:
             try:
                 yield name, parse_session(data)
             except SessionFileError as exc:
-                logger.debug("skipping HAC session file %s: it %s", name, exc)
+                # Named, as ATProto listings name theirs: "No active session" alone hides why.
+                logger.warning(
+                    "skipping HAC session file %s: it %s (a new session start replaces it)",
+                    name,
+                    exc,
+                )
 
     def list_sessions(self) -> list[SessionMetadata]:
         """All valid cached sessions, most recently used first (corrupt ones skipped)."""
