@@ -177,7 +177,8 @@ def test_sessions_in_the_old_cli_location_are_moved_with_a_note(
     listed = cli(env, "atproto", "sessions", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     assert [row["did"] for row in json.loads(listed.stdout)] == [did]
-    assert "moved 1 session entry" in listed.stderr and str(old) in listed.stderr
+    # The session and the record of the service that issued it.
+    assert "moved 2 session entries" in listed.stderr and str(old) in listed.stderr
     assert not list(old.glob("did_*.json"))
     new = tmp_path / ".local" / "share" / "sessionkeeper" / "atproto"
     assert (new / f"{did.replace(':', '_')}.json").exists()

@@ -20,6 +20,7 @@ from sessionkeeper.atproto import AtpSessionData, OAuthSessionManager, Persisten
 from sessionkeeper.atproto.backoff import Wait, decode_wait, encode_wait, refresh_wait_name
 from sessionkeeper.atproto.codec import encode_session, name_for_did
 from sessionkeeper.atproto.intent import Intent, decode_intent, encode_intent, intent_name
+from sessionkeeper.atproto.issuer import decode_issuer, encode_issuer, issuer_name
 from sessionkeeper.atproto.listing import stored_oauth_sessions, stored_sessions
 from sessionkeeper.atproto.oauth.session import OAuthSession, encode_oauth, oauth_name_for_did
 from sessionkeeper.cli.atproto.state import STATE_NAME, CliState, load_state
@@ -179,6 +180,13 @@ def corpus() -> list[Entry]:
             deep,
             loads=False,
         ),
+        Entry(
+            "atproto-issuer",
+            issuer_name("did:plc:fresh"),
+            encode_issuer("https://pds.test"),
+            loads=True,
+        ),
+        Entry("atproto-issuer", issuer_name("did:plc:deep"), b'{"service": 7}', loads=False),
         Entry(None, "notes.txt", b"not a session", loads=False),
         Entry(None, "oauth_client.json", b"{}", loads=False),
     ]
@@ -196,6 +204,8 @@ def loaded_names(store: Store) -> set[str]:
         if name.startswith("intent_") and decode_intent(record) is not None:
             names.add(name)
         if name.startswith("wait_") and decode_wait(record) is not None:
+            names.add(name)
+        if name.startswith("issuer_") and decode_issuer(record) is not None:
             names.add(name)
     return names
 

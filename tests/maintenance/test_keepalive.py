@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from sessionkeeper.atproto import OAuthClient, PersistentSessionManager, name_for_did
+from sessionkeeper.atproto.issuer import issuer_name
 from sessionkeeper.atproto.oauth.dpop import generate_dpop_jwk
 from sessionkeeper.atproto.oauth.lifetimes import DAY
 from sessionkeeper.atproto.oauth.session import oauth_name_for_did
@@ -99,6 +100,7 @@ def test_a_due_session_that_cannot_be_refreshed_now_fails_and_is_kept(
     (row,) = keepalive(store, service=pds.url, clock=clock)
     assert row.action is Action.FAILED and "HTTP 500" in row.detail
     assert exit_code([row]) == 1
+    store.delete(issuer_name(alice))  # as stored by a version that recorded no issuer
     (unknown,) = keepalive(store, clock=clock)  # no service known: tokens go nowhere
     assert unknown.action is Action.FAILED and "--service" in unknown.detail
     assert store.get(name_for_did(alice)) == before
@@ -214,6 +216,7 @@ def test_cli_keepalive_exit_codes_and_table(tmp_path: Path, pds: FakePds, alice:
     empty = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
     assert empty.returncode == 0 and "no stored sessions" in empty.stdout
     log_in(pds, DirectoryStore(sessions), "alice.test", pds.clock)  # type: ignore[arg-type]
+    (sessions / issuer_name(alice)).unlink()  # as stored by a version that recorded no issuer
     fine = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
     assert fine.returncode == 0 and alice in fine.stdout and "fine" in fine.stdout
     # A window longer than the refresh token's life: due, but no service is known.
@@ -254,3 +257,31 @@ def test_hac_sessions_are_kept_alive_by_one_request_and_never_logged_in(tmp_path
         assert lapsed.action is Action.NEEDS_SIGN_IN and "idle too long" in lapsed.detail
         assert fake.total_requests == 0
         assert exit_code([row, dropped]) == 3
+
+
+def test_the_issuer_recorded_at_login_wins_over_a_guessed_service(
+    pds: FakePds, alice: str, clock: ManualClock
+) -> None:
+    store = MemoryStore()
+    log_in(pds, store, "alice.test", clock)
+    clock.advance(85 * DAY)
+    # Another host named on the command line never sees the tokens: the issuer does.
+    (row,) = keepalive(store, service="http://127.0.0.1:9", clock=clock)
+    assert row.action is Action.REFRESHED
+    assert pds.counters()["counts"]["com.atproto.server.refreshSession"] == 1
+
+
+def test_cli_keepalive_without_the_stores_key_is_one_json_error(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ATP_", "SESSIONKEEPER_"))}
+    env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
+    store = f"dir:{tmp_path / 's'}?encrypt=1"
+    run = subprocess.run(
+        [sys.executable, "-m", "sessionkeeper", "keepalive", "--store", store, "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    answer = json.loads(run.stdout)
+    assert answer["error"] == "store" and "SESSIONKEEPER_KEY" in answer["message"]

@@ -1,5 +1,5 @@
 """The ATProto formats, registered with the core: password and OAuth sessions, and the
-records kept beside them (a refresh's intent, a rate limit's wait).
+records kept beside them (a refresh's intent, a rate limit's wait, the issuer).
 
 Sessions load through the protocol's own loaders (name checked against the DID
 inside); a session is dead by its kind's one rule (``PasswordKind.dead``,
@@ -18,6 +18,7 @@ from sessionkeeper.atproto.backoff import WAIT_PREFIX, WAIT_SUFFIX, Wait, decode
 from sessionkeeper.atproto.codec import is_session_name, load_named_session
 from sessionkeeper.atproto.errors import CorruptSessionError
 from sessionkeeper.atproto.intent import INTENT_PREFIX, INTENT_SUFFIX, Intent, decode_intent
+from sessionkeeper.atproto.issuer import ISSUER_PREFIX, ISSUER_SUFFIX, decode_issuer
 from sessionkeeper.atproto.oauth.session import OAuthSession, is_oauth_name, load_named_oauth
 from sessionkeeper.atproto.password.kind import PASSWORD
 from sessionkeeper.atproto.types import AtpSessionData
@@ -27,6 +28,7 @@ from sessionkeeper.maintenance.formats import (
     PruneReason,
     SessionFormat,
     hours,
+    never_dies,
     register,
     register_lock_name,
 )
@@ -122,8 +124,20 @@ ATPROTO_INTENT = register(
     )
 )
 
+ATPROTO_ISSUER = register(
+    SessionFormat(
+        name="atproto-issuer",
+        label="atproto session issuer",
+        matches=lambda name: name.startswith(ISSUER_PREFIX) and name.endswith(ISSUER_SUFFIX),
+        load=_record_loader(decode_issuer, "session issuer"),
+        dead=never_dies,  # one small record per account that ever logged in here
+        prune_reason=PruneReason.RECORD_OVER,
+    )
+)
+
 __all__ = [
     "ATPROTO_INTENT",
+    "ATPROTO_ISSUER",
     "ATPROTO_OAUTH_SESSION",
     "ATPROTO_SESSION",
     "ATPROTO_WAIT",

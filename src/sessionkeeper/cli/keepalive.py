@@ -56,18 +56,27 @@ def keepalive_command(
     from sessionkeeper.atproto.home import choose_store
     from sessionkeeper.cli.atproto.oauth import oauth_client
     from sessionkeeper.cli.atproto.state import load_state
+    from sessionkeeper.cli.hints import json_error
     from sessionkeeper.cli.store import parse_duration
     from sessionkeeper.maintenance.keepalive import exit_code, keepalive
     from sessionkeeper.stores.errors import StoreError
     from sessionkeeper.stores.url import StoreUrlError
+
+    def fail(kind: str, exc: Exception, code: int) -> typer.Exit:
+        # One JSON object on stdout for --json callers; the message on stderr always.
+        if as_json:
+            json_error(kind, str(exc))
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        return typer.Exit(code)
 
     seconds = parse_duration(within)
     try:
         # The library's and the atproto commands' one choice of store.
         store = choose_store(store_url).open()
     except StoreUrlError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(EXIT_USAGE) from None
+        raise fail("usage", exc, EXIT_USAGE) from None
+    except StoreError as exc:  # a missing or wrong key, an unsafe or unreachable store
+        raise fail("store", exc, EXIT_FAILED) from None
     try:
         with oauth_client(store) as client:
             report = keepalive(
@@ -78,8 +87,7 @@ def keepalive_command(
                 oauth_client=client,
             )
     except (SessionError, StoreError, OSError) as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(EXIT_FAILED) from None
+        raise fail("store" if isinstance(exc, StoreError) else "failed", exc, EXIT_FAILED) from None
     if as_json:
         typer.echo(json.dumps([row.as_json() for row in report], indent=2))
     else:

@@ -113,7 +113,8 @@ def keepalive(
     """Refresh every stored session that would lapse within ``within`` seconds; report all.
 
     App-password sessions are refreshed with the service that issued them
-    (``services[did]``, else ``service``: tokens go to no other host); OAuth
+    (``services[did]``, else the issuer recorded at login, else ``service``, which
+    the caller names for sessions whose issuer is not otherwise known); OAuth
     sessions through ``oauth_client`` (default: a loopback public client on
     ``store``; a confidential app passes its own, which holds its key).
     """
@@ -131,7 +132,7 @@ def keepalive(
             row = KeptAlive(
                 "password", password.did, password.handle, Action.FINE, password.lifetime
             )
-            issuer = services.get(password.did) or service
+            issuer = services.get(password.did) or recorded_issuer(store, password.did) or service
             refresh = partial(refresher.password, password, issuer)
             report.append(_keep(row, clock.time(), within, refresh))
         for oauth in stored_oauth_sessions(store):
@@ -142,6 +143,13 @@ def keepalive(
             row = KeptAlive("hac", account, None, Action.FINE, HAC_KIND.lifetime(hac))
             report.append(_keep(row, clock.time(), within, partial(refresher.hac, hac)))
     return report
+
+
+def recorded_issuer(store: Store, did: str) -> str | None:
+    """The service the login of ``did``'s app-password session recorded, if any."""
+    from sessionkeeper.atproto.issuer import decode_issuer, issuer_name
+
+    return decode_issuer(store.get(issuer_name(did)))
 
 
 def _keep(

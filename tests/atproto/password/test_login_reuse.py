@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from sessionkeeper.atproto import AsyncPersistentSessionManager, PersistentSessionManager
+from sessionkeeper.atproto import (
+    AsyncPersistentSessionManager,
+    PersistentSessionManager,
+    SessionError,
+)
+from sessionkeeper.atproto.issuer import issuer_name
 from sessionkeeper.clock import ManualClock
 from sessionkeeper.testing.fake_pds import FakePds
 
@@ -99,3 +104,35 @@ def test_resume_makes_a_stored_session_current_without_a_password(
         clock.advance(3 * HOUR)
         assert later.resume(did) is None  # the server ended it: a login is needed
     assert (pds.counts[CREATE], pds.counts[REFRESH]) == (1, 2)
+
+
+def test_a_session_another_service_issued_is_never_reused_nor_sent_there(tmp_path: Path) -> None:
+    with FakePds() as issuer, FakePds() as other:
+        issuer.create_account("alice.test", "pass-a")
+        other.create_account("alice.test", "pass-b")
+        with PersistentSessionManager(tmp_path, issuer.url) as at_a:
+            from_a = at_a.login("alice.test", "pass-a")
+        with PersistentSessionManager(tmp_path, other.url) as at_b:
+            with pytest.raises(SessionError):
+                at_b.login("alice.test", "wrong-for-b")  # no reuse of A's session here
+            from_b = at_b.login("alice.test", "pass-b")
+            at_b.query("com.atproto.server.getSession")
+        assert from_b.did != from_a.did
+        with PersistentSessionManager(tmp_path, issuer.url) as again_at_a:
+            assert again_at_a.login("alice.test", "not-needed").did == from_a.did  # reused
+            again_at_a.query("com.atproto.server.getSession")
+        # B saw one failed and one good createSession and A's session never: no refresh there.
+        assert other.counters()["counts"].get("com.atproto.server.refreshSession") is None
+        assert issuer.counters()["counts"]["com.atproto.server.createSession"] == 1
+
+
+def test_a_stored_session_without_an_issuer_record_is_not_reused(tmp_path: Path) -> None:
+    with FakePds() as pds:
+        pds.create_account("alice.test", "pass")
+        with PersistentSessionManager(tmp_path, pds.url) as manager:
+            first = manager.login("alice.test", "pass")
+        (tmp_path / issuer_name(first.did)).unlink()  # stored by a version that kept none
+        with PersistentSessionManager(tmp_path, pds.url) as manager:
+            second = manager.login("alice.test", "pass")
+        assert second.refresh_jwt != first.refresh_jwt
+        assert pds.counters()["counts"]["com.atproto.server.createSession"] == 2

@@ -21,6 +21,7 @@ from sessionkeeper.atproto.backoff import (
 from sessionkeeper.atproto.codec import encode_session, name_for_did
 from sessionkeeper.atproto.errors import SessionError, SessionNetworkError
 from sessionkeeper.atproto.formats import LOGIN_LOCK
+from sessionkeeper.atproto.issuer import read_issuer, record_issuer, same_service
 from sessionkeeper.atproto.kinds import newest, read_stored
 from sessionkeeper.atproto.password.kind import PASSWORD
 from sessionkeeper.atproto.refresh import (
@@ -170,14 +171,25 @@ def login_flow(
     """Under the login lock: reuse ``identifier``'s stored session, else createSession.
 
     The lock is what keeps a cold fleet to one createSession: the first holder
-    creates and stores the session, every later holder finds it. ``force``
-    always creates, and revokes the stored session of the same account that
-    the new one replaces (it would otherwise stay valid on the server, unseen).
+    creates and stores the session, every later holder finds it. Only a session
+    that ``service_url`` issued is reused (`sessionkeeper.atproto.issuer`): a
+    stored session of another service, or of an unknown one, is never sent
+    here. ``force`` always creates, and revokes the stored session of the same
+    account that the new one replaces (it would otherwise stay valid on the
+    server, unseen), when this service issued it.
     """
 
     def locked() -> Flow[LoginOutcome]:
         sessions: list[AtpSessionData] = yield Call(stored)
-        previous = reusable(sessions, identifier, now)
+        # The same handle may have a session at another service too: only ours counts.
+        previous: AtpSessionData | None = None
+        for candidate in sessions:
+            if reusable([candidate], identifier, now) is None:
+                continue
+            issued_by = yield from read_issuer(candidate.did)
+            if issued_by is not None and same_service(issued_by, service_url):
+                previous = candidate
+                break
         if previous is not None and not force:
             return LoginOutcome(previous, None, reused=True)
         body: dict[str, str] = {"identifier": identifier, "password": password}
@@ -190,6 +202,7 @@ def login_flow(
         where = f"{CREATE_SESSION} for {identifier!r}"
         session, endpoint = session_from_answer(_json_of(answer, where), where=where)
         yield Put(name_for_did(session.did), encode_session(session))
+        yield from record_issuer(session.did, service_url)
         if previous is not None and previous.did == session.did:
             yield from _revoke(previous, service_url)
         return LoginOutcome(session, endpoint, reused=False)
