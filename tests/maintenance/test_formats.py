@@ -23,6 +23,7 @@ from sessionkeeper.atproto.intent import Intent, decode_intent, encode_intent, i
 from sessionkeeper.atproto.issuer import decode_issuer, encode_issuer, issuer_name
 from sessionkeeper.atproto.listing import stored_oauth_sessions, stored_sessions
 from sessionkeeper.atproto.oauth.session import OAuthSession, encode_oauth, oauth_name_for_did
+from sessionkeeper.atproto.records import records_beside
 from sessionkeeper.cli.atproto.state import STATE_NAME, CliState, load_state
 from sessionkeeper.hac.session import SessionManager, SessionMetadata, session_name
 from sessionkeeper.hac.session import encode_session as hac_bytes
@@ -291,7 +292,10 @@ def test_the_managers_prune_by_the_rule_store_prune_and_doctor_apply(tmp_path: P
     by_managers |= {oauth_name_for_did(did) for did in pruned_oauth}
     sessions = {"atproto", "atproto-oauth"}
     assert by_managers == {e.name for e in entries if e.dead and e.format in sessions}
-    # What the managers left is what the tool would still remove: HAC sessions and records.
+    # The managers removed their dead sessions' records with them; the tool finds the rest.
+    records = {
+        record for did in pruned_passwords for record in records_beside(name_for_did(did), did)
+    } | {record for did in pruned_oauth for record in records_beside(oauth_name_for_did(did), did)}
     assert {r.name for r in prune(store, dry_run=True).removed} == {
         e.name for e in entries if e.dead and e.format not in sessions
-    }
+    } - records

@@ -20,12 +20,13 @@ import httpx
 from sessionkeeper.atproto.errors import SessionNetworkError, XrpcNetworkError
 from sessionkeeper.atproto.home import default_store
 from sessionkeeper.atproto.kinds import ATPROTO_ERRORS, AtprotoKind, read_stored
+from sessionkeeper.atproto.records import remove_session
 from sessionkeeper.atproto.refresh import TokenRefreshPolicy
 from sessionkeeper.atproto.xrpc import decode_result, validate_nsid, xrpc_url
 from sessionkeeper.clock import SYSTEM_CLOCK, Clock
 from sessionkeeper.core.async_flow import AsyncDriver
 from sessionkeeper.core.call_loop import Authorizer, SessionAuth, ThreadedSource
-from sessionkeeper.core.flow import BlockingDriver, Call, Delete, Flow, Get, Locked, Put
+from sessionkeeper.core.flow import BlockingDriver, Call, Flow, Get, Locked, Put
 from sessionkeeper.core.lifetime import Lifetime
 from sessionkeeper.core.singleflight import single_flight, write_back
 from sessionkeeper.core.state import SessionState
@@ -85,7 +86,7 @@ def load_flow(kind: AtprotoKind[S], did: str) -> Flow[S | None]:
 
 def remove_flow(kind: AtprotoKind[S], did: str) -> Flow[bool]:
     """Remove ``did``'s stored session."""
-    removed: bool = yield Delete(kind.name(did))
+    removed: bool = yield from remove_session(kind.name(did), did)
     return removed
 
 
@@ -98,7 +99,7 @@ def prune_flow(kind: AtprotoKind[S], session: S) -> Flow[bool]:
         current = read_stored(kind, (yield Get(name)), name, did)
         if current is None or not kind.same(current, session):
             return False  # refreshed or removed meanwhile
-        yield Delete(name)
+        yield from remove_session(name, did)
         return True
 
     removed: bool = yield Locked(name, locked())

@@ -16,6 +16,7 @@ from sessionkeeper.atproto import (
 )
 from sessionkeeper.atproto.issuer import issuer_name
 from sessionkeeper.clock import ManualClock
+from sessionkeeper.stores import MemoryStore
 from sessionkeeper.testing.fake_pds import FakePds
 
 pytestmark = pytest.mark.timeout(60)
@@ -136,3 +137,14 @@ def test_a_stored_session_without_an_issuer_record_is_not_reused(tmp_path: Path)
             second = manager.login("alice.test", "pass")
         assert second.refresh_jwt != first.refresh_jwt
         assert pds.counters()["counts"]["com.atproto.server.createSession"] == 2
+
+
+def test_logout_leaves_no_record_of_the_session_behind(pds: FakePds, clock: ManualClock) -> None:
+    pds.create_account("bob.test", "pass")
+    store = MemoryStore()
+    with PersistentSessionManager(None, pds.url, store=store, clock=clock) as manager:
+        manager.login("bob.test", "pass")
+        manager.refresh_token()  # writes its intent record
+        assert len(store.names()) > 1
+        manager.logout()
+    assert store.names() == []

@@ -21,9 +21,10 @@ from sessionkeeper.atproto.kinds import newest, read_stored
 from sessionkeeper.atproto.oauth.dpop import DpopSigner, send_with_nonce
 from sessionkeeper.atproto.oauth.kind import OAUTH, token_rejected
 from sessionkeeper.atproto.oauth.session import OAuthSession, refreshed
+from sessionkeeper.atproto.records import remove_session
 from sessionkeeper.atproto.refresh import TokenRefreshPolicy, refresh_verdict
 from sessionkeeper.atproto.xrpc import error_body, json_object, retry_after
-from sessionkeeper.core.flow import Delete, Flow, Get, Locked, NetworkFailure, Put, Send
+from sessionkeeper.core.flow import Flow, Get, Locked, NetworkFailure, Put, Send
 from sessionkeeper.core.singleflight import Produced, Verdict
 
 logger = logging.getLogger(__name__)
@@ -189,7 +190,7 @@ def _revoke_locked(
     endpoint = current.revocation_endpoint
     if not endpoint:
         logger.warning("the issuer of %s has no revocation endpoint; clearing locally", current.did)
-        yield Delete(name)
+        yield from remove_session(name, current.did)
         return current
     verifiable = False
     if check_url is not None:
@@ -199,7 +200,7 @@ def _revoke_locked(
         if not verifiable and renew is not None:
             renewed = yield from _renewed(current, name, renew)
             if renewed is None:  # the issuer declared the grant dead: it has ended
-                yield Delete(name)
+                yield from remove_session(name, current.did)
                 return current
             if renewed is not current:
                 current = renewed
@@ -223,7 +224,7 @@ def _revoke_locked(
             "accepts could be had); the issuer answered success, the session was removed",
             current.did,
         )
-    yield Delete(name)
+    yield from remove_session(name, current.did)
     return current
 
 

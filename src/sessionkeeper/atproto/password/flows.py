@@ -24,6 +24,7 @@ from sessionkeeper.atproto.formats import LOGIN_LOCK
 from sessionkeeper.atproto.issuer import read_issuer, record_issuer, same_service
 from sessionkeeper.atproto.kinds import newest, read_stored
 from sessionkeeper.atproto.password.kind import PASSWORD
+from sessionkeeper.atproto.records import remove_session
 from sessionkeeper.atproto.refresh import (
     TokenRefreshPolicy,
     _json_of,
@@ -42,7 +43,7 @@ from sessionkeeper.atproto.xrpc import (
     retry_after,
     xrpc_url,
 )
-from sessionkeeper.core.flow import Call, Delete, Flow, Get, Locked, NetworkFailure, Put, Send
+from sessionkeeper.core.flow import Call, Flow, Get, Locked, NetworkFailure, Put, Send
 from sessionkeeper.core.lifetime import iso
 from sessionkeeper.core.singleflight import Produced, Verdict
 
@@ -285,5 +286,5 @@ def _logout_locked(session: AtpSessionData, name: str, service_url: str) -> Flow
             answer.status_code,
             error or "",
         )
-    yield Delete(name)
+    yield from remove_session(name, session.did)
     return current
