@@ -223,7 +223,6 @@ class BlockingManager(_ManagerState[S], Closing):
     def __init__(
         self,
         session_dir: str | os.PathLike[str] | None,
-        *,
         store: Store | None,
         refresh_margin: float,
         auto_refresh: bool,
@@ -362,7 +361,6 @@ class AsyncManager(_ManagerState[S], AsyncClosing):
     def __init__(
         self,
         session_dir: str | os.PathLike[str] | None,
-        *,
         store: Store | None,
         refresh_margin: float,
         auto_refresh: bool,

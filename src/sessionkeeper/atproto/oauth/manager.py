@@ -100,13 +100,7 @@ class OAuthSessionManager(OAuthSessions, BlockingManager[OAuthSession]):
     ) -> None:
         self._init_oauth(client_auth, issuer_check)
         super().__init__(
-            session_dir,
-            store=store,
-            refresh_margin=refresh_margin,
-            auto_refresh=auto_refresh,
-            http=http,
-            clock=clock,
-            authorizer=DpopAuthorizer(self),
+            session_dir, store, refresh_margin, auto_refresh, http, clock, DpopAuthorizer(self)
         )
 
     def logout(self) -> None:
@@ -140,13 +134,7 @@ class AsyncOAuthSessionManager(OAuthSessions, AsyncManager[OAuthSession]):
     ) -> None:
         self._init_oauth(client_auth, issuer_check)
         super().__init__(
-            session_dir,
-            store=store,
-            refresh_margin=refresh_margin,
-            auto_refresh=auto_refresh,
-            http=http,
-            clock=clock,
-            authorizer=DpopAuthorizer(self),
+            session_dir, store, refresh_margin, auto_refresh, http, clock, DpopAuthorizer(self)
         )
 
     async def logout(self) -> None:

@@ -46,13 +46,7 @@ class AsyncPersistentSessionManager(PasswordSessions, AsyncManager[AtpSessionDat
         self._service_url = service_url.rstrip("/")
         self._endpoints = {}
         super().__init__(
-            session_dir,
-            store=store,
-            refresh_margin=refresh_margin,
-            auto_refresh=auto_refresh,
-            http=http,
-            clock=clock,
-            authorizer=BearerAuthorizer(),
+            session_dir, store, refresh_margin, auto_refresh, http, clock, BearerAuthorizer()
         )
 
     async def login(
