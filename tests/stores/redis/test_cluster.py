@@ -160,7 +160,7 @@ def test_store_migrate_moves_single_server_keys_onto_the_cluster(
         with PersistentSessionManager(None, pds.url, store=source) as manager:
             manager.login("move.test", "move password")
         sessions = dict(source.items())
-        assert len(sessions) == 1
+        assert len(sessions) == 2  # the session and the record of its issuing service
         done = run_store_cli(
             "migrate",
             "--from",
