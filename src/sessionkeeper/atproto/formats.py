@@ -84,14 +84,32 @@ ATPROTO_OAUTH_SESSION = register(
 INTENT_RELEVANCE = 90 * 86400.0
 
 
-def _record_loader(decode: Callable[[bytes], T | None], what: str) -> Callable[[str, bytes], T]:
-    def record_load(name: str, data: bytes) -> T:
+def _record_format(
+    kind: str,
+    what: str,
+    prefix: str,
+    suffix: str,
+    decode: Callable[[bytes], T | None],
+    dead: Callable[[T, float, ExpiryPolicy], str | None],
+) -> SessionFormat:
+    """Register the record kept beside sessions under ``prefix...suffix`` names."""
+
+    def load(name: str, data: bytes) -> T:
         record = decode(data)
         if record is None:
             raise FormatError(f"it is not a readable {what} record")
         return record
 
-    return record_load
+    return register(
+        SessionFormat(
+            name=f"atproto-{kind}",
+            label=f"atproto {what}",
+            matches=lambda name: name.startswith(prefix) and name.endswith(suffix),
+            load=load,
+            dead=dead,
+            prune_reason=PruneReason.RECORD_OVER,
+        )
+    )
 
 
 def _wait_over(wait: Wait, now: float, policy: ExpiryPolicy) -> str | None:
@@ -103,36 +121,15 @@ def _intent_over(intent: Intent, now: float, policy: ExpiryPolicy) -> str | None
     return f"written {hours(age)} ago, past any refresh token" if age > INTENT_RELEVANCE else None
 
 
-ATPROTO_WAIT = register(
-    SessionFormat(
-        name="atproto-wait",
-        label="atproto rate-limit wait",
-        matches=lambda name: name.startswith(WAIT_PREFIX) and name.endswith(WAIT_SUFFIX),
-        load=_record_loader(decode_wait, "rate-limit wait"),
-        dead=_wait_over,
-        prune_reason=PruneReason.RECORD_OVER,
-    )
+ATPROTO_WAIT = _record_format(
+    "wait", "rate-limit wait", WAIT_PREFIX, WAIT_SUFFIX, decode_wait, _wait_over
 )
-ATPROTO_INTENT = register(
-    SessionFormat(
-        name="atproto-intent",
-        label="atproto refresh intent",
-        matches=lambda name: name.startswith(INTENT_PREFIX) and name.endswith(INTENT_SUFFIX),
-        load=_record_loader(decode_intent, "refresh intent"),
-        dead=_intent_over,
-        prune_reason=PruneReason.RECORD_OVER,
-    )
+ATPROTO_INTENT = _record_format(
+    "intent", "refresh intent", INTENT_PREFIX, INTENT_SUFFIX, decode_intent, _intent_over
 )
-
-ATPROTO_ISSUER = register(
-    SessionFormat(
-        name="atproto-issuer",
-        label="atproto session issuer",
-        matches=lambda name: name.startswith(ISSUER_PREFIX) and name.endswith(ISSUER_SUFFIX),
-        load=_record_loader(decode_issuer, "session issuer"),
-        dead=never_dies,  # one small record per account that ever logged in here
-        prune_reason=PruneReason.RECORD_OVER,
-    )
+# One small record per account that ever logged in here; removed with its session.
+ATPROTO_ISSUER = _record_format(
+    "issuer", "session issuer", ISSUER_PREFIX, ISSUER_SUFFIX, decode_issuer, never_dies
 )
 
 __all__ = [
