@@ -11,6 +11,7 @@ import shlex
 
 import typer
 
+from sessionkeeper.atproto.home import FROM_DEFAULT, FROM_FLAG, STORE_ENV
 from sessionkeeper.redaction import redact_url
 
 #: Words in a TLS failure that mean the server answered in plain HTTP.
@@ -41,6 +42,15 @@ def store_option(url: str | None) -> list[str]:
     it stands, but no secret reaches the terminal.
     """
     return [] if not url else ["--store", redact_url(url)]
+
+
+def store_reason(source: str, detail: str) -> str:
+    """Why `sessionkeeper.atproto.home.choose_store` chose a store, in the words users see."""
+    if source == FROM_FLAG:
+        return f"given with {detail}"
+    if source == FROM_DEFAULT:
+        return f"the default: {detail}; set {STORE_ENV} or pass --store to choose another"
+    return f"from the variable {detail}"
 
 
 def json_error(error: str, message: str) -> None:
