@@ -27,6 +27,7 @@ names the thing at fault and never carries a secret. The whole tree::
     │   │   └── XrpcNetworkError
     │   ├── CorruptSessionError
     │   ├── MalformedTokenError (+ValueError)   sessionkeeper.atproto.jwt decodes tokens
+    │   ├── SessionStringError (+ValueError)    a MarshalX session string unfit to import
     │   ├── DidResolutionError               sessionkeeper.atproto.did_resolution
     │   ├── XrpcError
     │   └── OAuthError                       OAuth sign-in

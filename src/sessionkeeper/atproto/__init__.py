@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         SessionError,
         SessionExpiredError,
         SessionNetworkError,
+        SessionStringError,
         XrpcError,
         XrpcNetworkError,
     )
@@ -63,6 +64,7 @@ _MODULE_OF = {
     "SessionError": "sessionkeeper.atproto.errors",
     "SessionExpiredError": "sessionkeeper.atproto.errors",
     "SessionNetworkError": "sessionkeeper.atproto.errors",
+    "SessionStringError": "sessionkeeper.atproto.errors",
     "XrpcError": "sessionkeeper.atproto.errors",
     "XrpcNetworkError": "sessionkeeper.atproto.errors",
     "copy_sessions": "sessionkeeper.atproto.interop",
@@ -98,6 +100,7 @@ __all__ = [
     "SessionError",
     "SessionExpiredError",
     "SessionNetworkError",
+    "SessionStringError",
     "XrpcError",
     "XrpcNetworkError",
     "copy_sessions",

@@ -47,6 +47,13 @@ class CorruptSessionError(SessionError):
         self.name = name
 
 
+class SessionStringError(SessionError, ValueError):
+    """A MarshalX session string that cannot be used: wrong shape, or a PDS that is not http(s).
+
+    The message names the fault, never a token.
+    """
+
+
 class MalformedTokenError(SessionError, ValueError):
     """A JWT that cannot be decoded (not three base64url parts of JSON, or no numeric exp)."""
 
