@@ -39,6 +39,20 @@ class SessionNetworkError(SessionError):
         self.retry_after = retry_after
 
 
+class RateLimitedError(SessionNetworkError):
+    """A call not sent: a 429's wait, recorded in the store for every process, still runs.
+
+    ``until`` is when the wait ends (Unix time), ``retry_after`` the seconds
+    left, ``record`` the store entry that holds the wait. The server answered;
+    it was not unreachable.
+    """
+
+    def __init__(self, message: str, *, until: float, retry_after: float, record: str) -> None:
+        super().__init__(message, status=429, retry_after=retry_after)
+        self.until = until
+        self.record = record
+
+
 class CorruptSessionError(SessionError):
     """A stored session that is not a valid session document; names the file."""
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import shlex
+import time
 
 import typer
 
 from sessionkeeper.atproto.home import FROM_DEFAULT, FROM_FLAG, STORE_ENV
+from sessionkeeper.core.lifetime import iso
 from sessionkeeper.redaction import redact_url
 
 #: Words in a TLS failure that mean the server answered in plain HTTP.
@@ -27,6 +29,26 @@ def unreachable(reason: str, url: str, *, default_of: str | None = None) -> str:
     if url.lower().startswith("https://") and any(s in reason for s in _PLAIN_HTTP_SIGNS):
         plain = "http://" + shown.split("://", 1)[1]
         message += f"; the server speaks plain HTTP, not TLS: use {plain}"
+    return message
+
+
+def answered(reason: str, url: str | None, *, status: int | None, wait: float | None = None) -> str:
+    """A refusal from a server that did answer (a 429, a 5xx, a wait it asked for), with its URL.
+
+    Never "cannot reach": the fix is to wait or to try later, not to check the
+    address or the network. ``wait``: the seconds the server asked for, when
+    ``reason`` does not say them already.
+    """
+    shown = redact_url(url) if url else "the server"
+    if status == 429:
+        message = f"rate-limited by {shown}: {reason}"
+    elif status is not None:
+        message = f"{shown} answered HTTP {status}: {reason}"
+    else:
+        message = f"{shown} asked to wait: {reason}"
+    if wait:
+        until = iso(time.time() + wait)
+        message += f"; it asked to wait {wait:.0f} s (until {until})"
     return message
 
 
