@@ -121,3 +121,24 @@ def test_a_default_store_not_created_yet_is_reported_empty(tmp_path: Path) -> No
     # A store that is named must exist: a mistyped path is an error, not an empty store.
     missing = store_cli(env, "prune", "--store", f"dir:{tmp_path / 'typo'}")
     assert missing.returncode == 1 and "does not exist" in missing.stderr
+
+
+def test_sessions_an_older_cli_left_are_noted_by_doctor_and_adopted_by_prune(
+    tmp_path: Path,
+) -> None:
+    env = user_env(tmp_path)
+    old = tmp_path / ".config" / "sessionkeeper" / "atproto"
+    old.mkdir(mode=0o700, parents=True)
+    write(old, atproto_name(LIVE), atproto_session(LIVE, refresh_expires_in=HOUR))
+
+    doctor = store_cli(env, "doctor")
+    assert doctor.returncode == 0, doctor.stderr
+    assert f"{old}: holds 1 entry of an older sessionkeeper CLI" in doctor.stdout
+    assert "no session stored yet" not in doctor.stdout
+    assert (old / atproto_name(LIVE)).exists()  # the doctor moves nothing
+
+    pruned = store_cli(env, "prune")
+    assert pruned.returncode == 0, pruned.stderr
+    assert "kept 1 sessions" in pruned.stdout
+    assert (default_dir(tmp_path) / atproto_name(LIVE)).exists()
+    assert not (old / atproto_name(LIVE)).exists()

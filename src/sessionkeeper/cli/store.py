@@ -13,9 +13,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sessionkeeper.atproto.home import FROM_DEFAULT, FROM_FLAG, STORE_ENV, StoreChoice, choose_store
+from sessionkeeper.atproto.home import (
+    FROM_DEFAULT,
+    FROM_FLAG,
+    STORE_ENV,
+    StoreChoice,
+    choose_store,
+    old_cli_session_dir,
+)
 from sessionkeeper.cli.hints import json_error, store_reason
 from sessionkeeper.maintenance.doctor import (
+    Finding,
     Severity,
     diagnose,
     display_url,
@@ -115,6 +123,30 @@ def _not_created_yet(choice: StoreChoice) -> bool:
     """Whether the choice is the default directory and no command has created it yet."""
     path = parse_store_url(choice.url).path
     return choice.source == FROM_DEFAULT and path is not None and not path.exists()
+
+
+def _old_location_findings() -> list[Finding]:
+    """A note on entries an older CLI left in its location, which the default adopts.
+
+    The doctor does not move them (it only reads); any command that opens the
+    default store does, so a default that looks empty is not taken for one.
+    """
+    old = old_cli_session_dir()
+    try:
+        count = sum(1 for entry in old.iterdir() if not entry.name.startswith("."))
+    except OSError:  # absent (the usual case), or unreadable: nothing to say
+        return []
+    if not count:
+        return []
+    return [
+        Finding(
+            Severity.NOTE,
+            str(old),
+            f"holds {count} entr{'y' if count == 1 else 'ies'} of an older sessionkeeper CLI; "
+            "the next command that opens the default store moves them into it",
+            "sessionkeeper atproto sessions list (moves them now, and lists them)",
+        )
+    ]
 
 
 def _echo_json(value: Any) -> None:
@@ -335,6 +367,8 @@ def doctor_command(
     # A fix names --store only when this run was given one; otherwise the same
     # choice (the variable or the default) finds the store again.
     findings = [] if empty else diagnose(url, name_store=choice.source == FROM_FLAG)
+    if choice.source == FROM_DEFAULT:
+        findings += _old_location_findings()
     fixed = repair(findings) if fix else []
     left = [f for f in findings if f not in fixed]
     problems = sum(1 for f in left if f.severity is Severity.PROBLEM)
@@ -368,7 +402,7 @@ def doctor_command(
             if finding not in fixed:
                 console.print(f"         fix: {escape(finding.fix)}")
         summary = f"{problems} problems, {notes} notes in {escape(display_url(url))}"
-        if empty:
+        if empty and not findings:
             summary += " (no session stored yet; the first login creates it)"
         if fixed:
             summary = f"fixed {len(fixed)}; {summary}"
