@@ -91,6 +91,20 @@ def test_a_global_option_after_the_subcommand_is_taken(fake: FakeHac, home: Path
     assert [s["username"] for s in json.loads(nested.stdout)] == ["admin"]
 
 
+def test_a_subcommands_option_before_the_subcommand_is_moved_to_it(
+    fake: FakeHac, home: Path
+) -> None:
+    done = run_hac(
+        home, "--json", "--url", fake.url, "-u", "admin", "--type", "groovy", "groovy",
+        "return 'early'", env={"HAC_PASSWORD": "nimda"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["execution_result"] == "early"
+    unknown = run_hac(home, "--jsn", "groovy", "return 1", script=True)
+    assert unknown.returncode == 2
+    assert "No such option: --jsn" in unknown.stderr
+
+
 def test_a_global_option_that_cannot_be_taken_says_where_it_goes(fake: FakeHac, home: Path) -> None:
     no_value = run_hac(home, "groovy", "return 1", "--url", script=True)
     assert no_value.returncode == 2
