@@ -89,6 +89,11 @@ def test_a_global_option_after_the_subcommand_is_taken(fake: FakeHac, home: Path
     nested = run_hac(home, "session", "list", "-f", "json", "--url", fake.url)
     assert nested.returncode == 0, nested.stderr
     assert [s["username"] for s in json.loads(nested.stdout)] == ["admin"]
+    spelt = run_hac(home, "--json", "session", "list", "--url", fake.url)  # as elsewhere
+    assert spelt.returncode == 0, spelt.stderr
+    assert [s["session_id"] for s in json.loads(spelt.stdout)] == [
+        s["session_id"] for s in json.loads(nested.stdout)
+    ]
 
 
 def test_a_subcommands_option_before_the_subcommand_is_moved_to_it(
