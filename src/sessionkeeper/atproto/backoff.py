@@ -6,7 +6,7 @@ process sharing the store would knock once more each, and a fleet of N burns
 N attempts per window of a budget (createSession: 30 per 5 minutes) that is
 the account's, not the process's. So the answer's wait is stored in a small
 record next to the session, capped at
-:data:`~sessionkeeper.core.state.MAX_RETRY_AFTER`; every holder reads it
+`sessionkeeper.core.state.MAX_RETRY_AFTER`; every holder reads it
 before it sends and waits instead. A refresh reads it under the session's
 lock, so exactly one holder per window asks the server.
 

@@ -85,13 +85,13 @@ class AtpSessionData:
         """Return the camelCase document of the file format: all nine keys, ``None`` as null.
 
         The seed's file shows ``"status": null``; files without some keys
-        (older Rust SDK ones) still load through `from_json_dict`.
+        (older Rust SDK ones) still load through [`from_json_dict`][].
         """
         return {key: getattr(self, attr) for attr, key in FIELD_KEYS}
 
     @classmethod
     def from_json_dict(cls, data: object, *, where: str = "session") -> AtpSessionData:
-        """Build a session from the file format; raise `CorruptSessionError` if invalid.
+        """Build a session from the file format; raise [`CorruptSessionError`][] if invalid.
 
         Missing optional keys are ``None`` and a missing ``active`` is ``True``,
         as older Rust SDK files have it.
