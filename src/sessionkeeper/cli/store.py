@@ -125,13 +125,16 @@ def _not_created_yet(choice: StoreChoice) -> bool:
     return choice.source == FROM_DEFAULT and path is not None and not path.exists()
 
 
-def _old_location_findings() -> list[Finding]:
+def _old_location_findings(choice: StoreChoice) -> list[Finding]:
     """A note on entries an older CLI left in its location, which the default adopts.
 
     The doctor does not move them (it only reads); any command that opens the
     default store does, so a default that looks empty is not taken for one.
     """
     old = old_cli_session_dir()
+    default = parse_store_url(choice.url).path
+    if default is not None and old.resolve() == default.resolve():
+        return []  # one place on this platform (macOS: config and data dirs coincide)
     try:
         count = sum(1 for entry in old.iterdir() if not entry.name.startswith("."))
     except OSError:  # absent (the usual case), or unreadable: nothing to say
@@ -368,7 +371,7 @@ def doctor_command(
     # choice (the variable or the default) finds the store again.
     findings = [] if empty else diagnose(url, name_store=choice.source == FROM_FLAG)
     if choice.source == FROM_DEFAULT:
-        findings += _old_location_findings()
+        findings += _old_location_findings(choice)
     fixed = repair(findings) if fix else []
     left = [f for f in findings if f not in fixed]
     problems = sum(1 for f in left if f.severity is Severity.PROBLEM)
