@@ -23,7 +23,9 @@ import math
 from dataclasses import dataclass
 
 from sessionkeeper.atproto.codec import did_name
+from sessionkeeper.atproto.errors import RateLimitedError
 from sessionkeeper.core.flow import Delete, Flow, Get, Put
+from sessionkeeper.core.lifetime import iso
 from sessionkeeper.core.state import MAX_RETRY_AFTER
 from sessionkeeper.stores.errors import StoreError
 
@@ -93,6 +95,17 @@ def remaining(wait: Wait | None, now: float) -> float | None:
         return None
     left = min(wait.until - now, MAX_RETRY_AFTER)  # a record from a skewed clock is capped too
     return left if left > 0 else None
+
+
+def not_sent(what: str, name: str, wait: Wait, left: float) -> RateLimitedError:
+    """The error for ``what`` held back by the record ``name``, with ``left`` seconds to go."""
+    return RateLimitedError(
+        f"{what} not sent: the server asked every client to wait until {iso(wait.until)} "
+        f"({wait.reason}); {left:.0f} s more (recorded in the store as {name})",
+        until=wait.until,
+        retry_after=left,
+        record=name,
+    )
 
 
 def record_wait(name: str, now: float, seconds: float, reason: str) -> Flow[None]:
