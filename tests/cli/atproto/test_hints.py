@@ -14,7 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sessionkeeper.atproto import PersistentSessionManager
 from sessionkeeper.cli.hints import unreachable
+from sessionkeeper.stores import MemoryStore
 from sessionkeeper.stores.encrypted import generate_key
 from sessionkeeper.testing.fake_oauth import FakeOAuth
 from sessionkeeper.testing.fake_pds import FakePds
@@ -179,3 +181,31 @@ def test_a_slow_server_gets_a_status_line_on_a_terminal_only(tmp_path: Path) -> 
     assert process.returncode == 0 and piped.returncode == 0
     assert re.fullmatch(rf"waiting for {re.escape(url)} until \d\d:\d\d:\d\d\.\.\.\s*", on_tty)
     assert "waiting" not in piped.stderr
+
+
+def test_every_command_that_reports_prints_one_json_object(tmp_path: Path) -> None:
+    """login (new and reused), refresh, logout, import-session-string, and a failed login."""
+    with FakePds() as pds:
+        pds.create_account("alice.test", "pw")
+
+        def run(*args: str, password: str | None = None) -> dict[str, object]:
+            done = run_atproto_cli(tmp_path, *args, "--json", password=password)
+            assert done.stdout.count("\n{") == 0 and done.stdout.startswith("{"), done.stdout
+            parsed: dict[str, object] = json.loads(done.stdout)
+            return parsed
+
+        first = run("login", "alice.test", "--service", pds.url, password="pw")
+        assert first["kind"] == "password" and first["reused"] is False
+        assert first["service"] == pds.url and first["handle"] == "alice.test"
+        assert run("login", "alice.test")["reused"] is True
+        assert run("refresh")["did"] == first["did"]
+        exported = run("logout")
+        assert exported == {"did": first["did"], "logged_out": True}
+        refused = run("login", "alice.test", "--service", pds.url, password="wrong")
+        assert refused["error"] == "authentication"
+        assert pds.counts["com.atproto.server.createSession"] == 2
+
+        with PersistentSessionManager(None, pds.url, store=MemoryStore()) as elsewhere:
+            line = elsewhere.login("alice.test", "pw").to_session_string(pds.url)
+        imported = run("import-session-string", line)
+        assert imported == {"did": first["did"], "handle": "alice.test", "imported": True}

@@ -154,6 +154,18 @@ def _options(ctx: typer.Context) -> Options:
     return options
 
 
+#: ``--json``: one JSON object on stdout, failures as ``{"error": ..., "message": ...}``.
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object (errors too).")]
+
+
+def _done(as_json: bool, text: str, row: dict[str, Any]) -> None:
+    """Say what a command did: ``text`` (rich markup) for people, ``row`` with ``--json``."""
+    if as_json:
+        typer.echo(json.dumps(row, indent=2))
+    else:
+        out.print(text)
+
+
 @dataclass
 class Attempt:
     """What a command was doing when it failed: the URL it tried, and whether as a default."""
@@ -399,7 +411,8 @@ def _password() -> str:
         return password
     if not sys.stdin.isatty():
         raise UsageError(f"no password: set {PASSWORD_ENV} or run in a terminal to be asked")
-    return str(typer.prompt("App password", hide_input=True))
+    # On stderr: stdout is the command's answer (one JSON object with --json).
+    return str(typer.prompt("App password", hide_input=True, err=True))
 
 
 # -- commands ----------------------------------------------------------------------------
@@ -431,9 +444,10 @@ def login(
             "the address it could not open on stdin.",
         ),
     ] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Log in (password from $ATP_PASSWORD or a prompt, or --oauth); reuse a stored session."""
-    with _failures() as attempt:
+    with _failures(as_json) as attempt:
         options = _options(ctx)
         store = _store(options)
         if remote and not oauth:
@@ -443,7 +457,11 @@ def login(
                 store, identifier, open_browser=not no_browser, timeout=300, remote=remote
             )
             remember(store, signed.did)
-            out.print(f"logged in as [bold]{escape(signed.handle or signed.did)}[/] with OAuth")
+            _done(
+                as_json,
+                f"logged in as [bold]{escape(signed.handle or signed.did)}[/] with OAuth",
+                {"did": signed.did, "handle": signed.handle, "kind": "oauth", "reused": False},
+            )
             return
         if service:
             attempt.url = service
@@ -465,19 +483,27 @@ def login(
                         identifier, password, auth_factor_token=auth_factor_token, force=force
                     )
         remember(store, session.did, url)
+        row = {
+            "did": session.did,
+            "handle": session.handle,
+            "kind": "password",
+            "service": redact_url(url),
+            "reused": reused is not None,
+        }
         if reused is not None:
-            out.print(
+            text = (
                 f"already logged in as [bold]{escape(session.handle)}[/] ({session.did}); "
                 "using the stored session (--force logs in anew)"
             )
-            return
-        out.print(f"logged in as [bold]{escape(session.handle)}[/] ({session.did})")
+        else:
+            text = f"logged in as [bold]{escape(session.handle)}[/] ({session.did})"
+        _done(as_json, text, row)
 
 
 @app.command()
 def whoami(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Ask the server who the current session is (refreshing it if due)."""
     with _failures(as_json) as attempt, _manager(ctx, attempt) as manager:
@@ -607,15 +633,19 @@ def sessions_list(
 
 
 @app.command()
-def refresh(ctx: typer.Context) -> None:
+def refresh(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Refresh the session now (or adopt a pair another process refreshed)."""
-    with _failures() as attempt, _manager(ctx, attempt) as manager:
+    with _failures(as_json) as attempt, _manager(ctx, attempt) as manager:
         with waiting(_endpoint(manager), DEFAULT_TIMEOUT):
             session = manager.refresh_token()
         expires = (
             session.access_expires_at if isinstance(session, AtpSessionData) else session.expires_at
         )
-        out.print(f"refreshed {session.did}; access token expires {_when(expires)}")
+        _done(
+            as_json,
+            f"refreshed {session.did}; access token expires {_when(expires)}",
+            {"did": session.did, "access_expires_at": expires},
+        )
 
 
 def _params(values: list[str]) -> dict[str, Any]:
@@ -669,14 +699,14 @@ def call(
 
 
 @app.command()
-def logout(ctx: typer.Context) -> None:
+def logout(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Revoke the session on the server and remove it locally."""
-    with _failures() as attempt, _manager(ctx, attempt) as manager:
+    with _failures(as_json) as attempt, _manager(ctx, attempt) as manager:
         session = manager.session
         assert session is not None
         manager.logout()
         forget(manager.store, session.did)
-        out.print(f"logged out {session.did}")
+        _done(as_json, f"logged out {session.did}", {"did": session.did, "logged_out": True})
 
 
 @app.command("import-session-string")
@@ -685,15 +715,20 @@ def import_string(
     text: Annotated[
         str, typer.Argument(help="handle:::did:::access:::refresh[:::pds], or - for stdin.")
     ],
+    as_json: JsonFlag = False,
 ) -> None:
     """Store a session exported by MarshalX's atproto (``export_session_string``)."""
-    with _failures():
+    with _failures(as_json):
         options = _options(ctx)
         store = _store(options)
         raw = sys.stdin.read() if text == "-" else text
         session, endpoint = import_session_string(raw.strip(), store)
         remember(store, session.did, options.service or endpoint)
-        out.print(f"imported the session of [bold]{escape(session.handle)}[/] ({session.did})")
+        _done(
+            as_json,
+            f"imported the session of [bold]{escape(session.handle)}[/] ({session.did})",
+            {"did": session.did, "handle": session.handle, "imported": True},
+        )
 
 
 def main() -> None:
