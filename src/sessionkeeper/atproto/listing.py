@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from sessionkeeper.atproto.codec import is_session_name, load_named_session
@@ -18,11 +18,14 @@ logger = logging.getLogger(__name__)
 S = TypeVar("S", AtpSessionData, OAuthSession)
 
 
-def _stored(
-    store: Store, wanted: Callable[[str], bool], load: Callable[..., S], what: str
-) -> list[S]:
+def decoded(items: Iterable[tuple[str, bytes]], load: Callable[..., S]) -> list[S]:
+    """The sessions ``load`` makes of stored ``(name, bytes)``, sorted by DID; corrupt ones skipped.
+
+    For a caller that has read a store once for several kinds; each kind's
+    ``load`` checks the value against its name, as the listings below do.
+    """
     found: dict[str, S] = {}
-    for name, raw in readable_items(store, wanted, what=what):
+    for name, raw in items:
         try:
             session = load(raw, name=name)
         except CorruptSessionError as exc:
@@ -40,9 +43,11 @@ def stored_sessions(store: Store) -> list[AtpSessionData]:
     encrypted store) and files whose DID does not match their name are
     skipped with a warning, so one bad entry never hides the others.
     """
-    return _stored(store, is_session_name, load_named_session, "ATProto session")
+    return decoded(
+        readable_items(store, is_session_name, what="ATProto session"), load_named_session
+    )
 
 
 def stored_oauth_sessions(store: Store) -> list[OAuthSession]:
     """Every valid OAuth session in ``store``, sorted by DID; bad entries skipped as above."""
-    return _stored(store, is_oauth_name, load_named_oauth, "OAuth session")
+    return decoded(readable_items(store, is_oauth_name, what="OAuth session"), load_named_oauth)
