@@ -24,9 +24,11 @@ names the thing at fault and never carries a secret. The whole tree::
     │   ├── NoSessionError
     │   ├── SessionExpiredError
     │   ├── SessionNetworkError
-    │   │   └── XrpcNetworkError
+    │   │   ├── XrpcNetworkError
+    │   │   └── RateLimitedError             a recorded 429 wait still runs: not sent
     │   ├── CorruptSessionError
     │   ├── MalformedTokenError (+ValueError)   sessionkeeper.atproto.jwt decodes tokens
+    │   ├── SessionStringError (+ValueError)    a MarshalX session string unfit to import
     │   ├── DidResolutionError               sessionkeeper.atproto.did_resolution
     │   ├── XrpcError
     │   └── OAuthError                       OAuth sign-in

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sessionkeeper.atproto import PersistentSessionManager, SessionNetworkError, XrpcError
+from sessionkeeper.atproto import PersistentSessionManager, RateLimitedError, XrpcError
 from sessionkeeper.atproto.backoff import (
     Wait,
     decode_wait,
@@ -68,8 +68,11 @@ def test_a_refresh_is_not_sent_while_another_process_recorded_wait_runs(
         manager.login("alice.test", "alice-pass", force=True)
         name = refresh_wait_name(name_for_did(alice), alice)
         store.put(name, encode_wait(Wait(pds.clock.time() + 1e9, "HTTP 429 elsewhere")))
-        with pytest.raises(SessionNetworkError, match="not sent: the server asked") as caught:
+        with pytest.raises(RateLimitedError, match="not sent: the server asked") as caught:
             manager.refresh_token()
+        # The server answered 429 once; the error says so, and which record holds the wait.
+        assert caught.value.status == 429 and caught.value.record == name
+        assert f"recorded in the store as {name}" in str(caught.value)
         # A recorded wait is capped as a Retry-After answer is.
         assert caught.value.retry_after is not None
         assert caught.value.retry_after <= MAX_RETRY_AFTER
@@ -98,8 +101,9 @@ def test_a_rate_limited_login_makes_every_process_wait_instead_of_retrying(tmp_p
             with PersistentSessionManager(
                 None, pds.url, store=DirectoryStore(tmp_path / "s")
             ) as other:
-                with pytest.raises(SessionNetworkError, match="not sent") as waited:
+                with pytest.raises(RateLimitedError, match="not sent") as waited:
                     other.login("alice.test", "alice-pass", force=True)
+                assert waited.value.record == login_wait_name(pds.url, "alice.test")
                 assert waited.value.retry_after is not None and waited.value.retry_after > 200
         assert pds.counts[CREATE] == 31
         record = decode_wait(store.get(login_wait_name(pds.url, "alice.test")))

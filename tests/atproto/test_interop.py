@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sessionkeeper.atproto import PersistentSessionManager, name_for_did
+from sessionkeeper.atproto import PersistentSessionManager, SessionStringError, name_for_did
 from sessionkeeper.atproto.interop import (
     copy_sessions,
     import_session_dir,
@@ -112,6 +112,22 @@ def test_session_string_imports_with_its_pds_endpoint(tmp_path: Path, pds: FakeP
         assert m.query(GET_SESSION)["handle"] == "bob.test"
     with pytest.raises(ValueError):
         import_session_string("bob.test:::not-a-did:::a:::b", store)
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["ftp://pds.example", "javascript:alert(1)", "https://", "file:///etc/passwd"]
+)
+def test_a_session_string_whose_pds_is_not_http_is_refused_and_nothing_stored(
+    endpoint: str,
+) -> None:
+    text = f"bob.test:::did:plc:bob:::access-secret-123:::refresh-secret-456:::{endpoint}"
+    store = MemoryStore()
+    with pytest.raises(SessionStringError, match="PDS endpoint") as refused:
+        import_session_string(text, store)
+    assert isinstance(refused.value, ValueError)
+    assert "http:// or https://" in str(refused.value) or "no host" in str(refused.value)
+    assert "secret" not in str(refused.value)
+    assert store.names() == []
 
 
 def test_session_files_stay_private(tmp_path: Path, pds: FakePds) -> None:

@@ -6,7 +6,7 @@ import pytest
 import typer.main
 
 from sessionkeeper.cli.atproto.app import app
-from sessionkeeper.cli.hoisting import hoist
+from sessionkeeper.cli.hoisting import hoist, sink
 
 GROUP = typer.main.get_group(app)
 
@@ -33,3 +33,33 @@ def test_group_options_are_hoisted_only_where_unambiguous(
 ) -> None:
     with typer.Context(GROUP) as ctx:
         assert hoist(GROUP, ctx, list(given)) == (parsed or given)
+
+
+@pytest.mark.parametrize(
+    ("given", "name", "parsed"),
+    [
+        (["--json", "whoami"], "--json", ["whoami", "--json"]),
+        (
+            ["--json", "--did", "did:plc:x", "whoami"],
+            "--json",
+            ["--did", "did:plc:x", "whoami", "--json"],
+        ),
+        # Down a nested group to the command that defines it.
+        (["--json", "sessions", "list"], "--json", ["sessions", "list", "--json"]),
+        # A value that spells a command's name is the option's value, not the command.
+        (
+            ["--data", "call", "call", "com.example.do"],
+            "--data",
+            ["call", "--data", "call", "com.example.do"],
+        ),
+        # A value-taking option is not carried down more than one level.
+        (["--data", "x", "sessions", "list"], "--data", None),
+        (["--nope", "whoami"], "--nope", None),
+        (["whoami", "--", "--json"], "--json", None),
+    ],
+)
+def test_a_subcommands_option_given_before_it_is_moved_after_its_name(
+    given: list[str], name: str, parsed: list[str] | None
+) -> None:
+    with typer.Context(GROUP) as ctx:
+        assert sink(GROUP, ctx, list(given), name) == parsed

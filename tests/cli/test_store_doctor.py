@@ -128,10 +128,10 @@ def test_json_on_prune_and_migrate_and_json_errors(tmp_path: Path) -> None:
     assert migrated.returncode == 0, migrated.stderr
     assert json.loads(migrated.stdout)["counts"]["copied"] == 2
 
-    missing = run_store_cli("prune", "--json")
-    assert missing.returncode == 2
-    error = json.loads(missing.stdout)
+    unknown = run_store_cli("prune", "--json", "--store", "nope:x")
+    assert unknown.returncode == 2
+    error = json.loads(unknown.stdout)
     assert error["error"] == "usage"
-    assert "sessionkeeper store prune --store URL" in error["message"]
+    assert "unknown store scheme 'nope'" in error["message"]
     unopenable = run_store_cli("doctor", "--json", "--store", "nope:x")
     assert json.loads(unopenable.stdout)["problems"] == 1

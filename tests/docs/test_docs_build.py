@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
 from pathlib import Path
 
 from tests.support import REPO
+
+#: A Sphinx role left in a docstring shows as literal text in the reference.
+SPHINX_ROLE = re.compile(r":(?:class|meth|func|attr|mod|data|exc|obj):`")
 
 
 def docs_command() -> list[str]:
@@ -41,8 +45,36 @@ def test_make_docs_fails_on_a_warning_and_passes_on_the_real_docs(tmp_path: Path
     program = [str(REPO / command[0]), *command[1:]]
     good = subprocess.run(program, cwd=copy, env=env, capture_output=True, text=True)
     assert good.returncode == 0, good.stderr[-2000:]
+    assert_reference_links(copy / "site" / "reference")
+
     page = copy / "docs" / "security.md"
     page.write_text(page.read_text() + "\nSee [nowhere](no-such-page.md).\n")
+    module = copy / "src" / "sessionkeeper" / "stores" / "base.py"
+    module.write_text(module.read_text().replace("[`InvalidNameError`][]", "[`NoSuchError`][]"))
     bad = subprocess.run(program, cwd=copy, env=env, capture_output=True, text=True)
     assert bad.returncode != 0
     assert "no-such-page.md" in bad.stderr
+    assert "NoSuchError" in bad.stderr  # a docstring's cross-reference to nothing fails too
+
+
+def assert_reference_links(reference: Path) -> None:
+    """Docstrings' cross-references are links to the objects they name; no raw roles remain."""
+    pages = {p.parent.name: p.read_text() for p in reference.glob("*/index.html")}
+    assert {"sessionkeeper", "atproto", "hac", "stores", "testing"} <= set(pages)
+    for name, html in pages.items():
+        assert not SPHINX_ROLE.search(html), name
+        assert "][" not in re.sub(r"<pre.*?</pre>", "", html, flags=re.S), name  # unresolved
+    # One docstring's [`OAuthClient`][] on the ATProto page, one across pages from HAC.
+    assert 'href="#sessionkeeper.atproto.OAuthClient"><code>OAuthClient</code>' in pages["atproto"]
+    assert 'href="../sessionkeeper/#sessionkeeper.Store"><code>Store</code>' in pages["hac"]
+
+
+def test_no_docstring_uses_a_sphinx_role() -> None:
+    """mkdocstrings links ``[`Name`][]``; a Sphinx role would show as literal text."""
+    found = [
+        f"{path.relative_to(REPO)}:{number}"
+        for path in sorted((REPO / "src").rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if SPHINX_ROLE.search(line)
+    ]
+    assert not found, found

@@ -6,7 +6,7 @@ process sharing the store would knock once more each, and a fleet of N burns
 N attempts per window of a budget (createSession: 30 per 5 minutes) that is
 the account's, not the process's. So the answer's wait is stored in a small
 record next to the session, capped at
-:data:`~sessionkeeper.core.state.MAX_RETRY_AFTER`; every holder reads it
+`sessionkeeper.core.state.MAX_RETRY_AFTER`; every holder reads it
 before it sends and waits instead. A refresh reads it under the session's
 lock, so exactly one holder per window asks the server.
 
@@ -23,7 +23,9 @@ import math
 from dataclasses import dataclass
 
 from sessionkeeper.atproto.codec import did_name
+from sessionkeeper.atproto.errors import RateLimitedError
 from sessionkeeper.core.flow import Delete, Flow, Get, Put
+from sessionkeeper.core.lifetime import iso
 from sessionkeeper.core.state import MAX_RETRY_AFTER
 from sessionkeeper.stores.errors import StoreError
 
@@ -93,6 +95,17 @@ def remaining(wait: Wait | None, now: float) -> float | None:
         return None
     left = min(wait.until - now, MAX_RETRY_AFTER)  # a record from a skewed clock is capped too
     return left if left > 0 else None
+
+
+def not_sent(what: str, name: str, wait: Wait, left: float) -> RateLimitedError:
+    """The error for ``what`` held back by the record ``name``, with ``left`` seconds to go."""
+    return RateLimitedError(
+        f"{what} not sent: the server asked every client to wait until {iso(wait.until)} "
+        f"({wait.reason}); {left:.0f} s more (recorded in the store as {name})",
+        until=wait.until,
+        retry_after=left,
+        record=name,
+    )
 
 
 def record_wait(name: str, now: float, seconds: float, reason: str) -> Flow[None]:

@@ -39,12 +39,33 @@ class SessionNetworkError(SessionError):
         self.retry_after = retry_after
 
 
+class RateLimitedError(SessionNetworkError):
+    """A call not sent: a 429's wait, recorded in the store for every process, still runs.
+
+    ``until`` is when the wait ends (Unix time), ``retry_after`` the seconds
+    left, ``record`` the store entry that holds the wait. The server answered;
+    it was not unreachable.
+    """
+
+    def __init__(self, message: str, *, until: float, retry_after: float, record: str) -> None:
+        super().__init__(message, status=429, retry_after=retry_after)
+        self.until = until
+        self.record = record
+
+
 class CorruptSessionError(SessionError):
     """A stored session that is not a valid session document; names the file."""
 
     def __init__(self, message: str, *, name: str) -> None:
         super().__init__(message)
         self.name = name
+
+
+class SessionStringError(SessionError, ValueError):
+    """A MarshalX session string that cannot be used: wrong shape, or a PDS that is not http(s).
+
+    The message names the fault, never a token.
+    """
 
 
 class MalformedTokenError(SessionError, ValueError):

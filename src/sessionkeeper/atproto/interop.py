@@ -73,7 +73,12 @@ def copy_sessions(source: Store, target: Store, *, overwrite: bool = False) -> l
 def import_session_string(
     text: str, store: Store, *, overwrite: bool = True
 ) -> tuple[AtpSessionData, str | None]:
-    """Store the session of a MarshalX session string; return it and its PDS endpoint."""
+    """Store the session of a MarshalX session string; return it and its PDS endpoint.
+
+    A string of another shape, or whose endpoint is not an http(s) URL with a
+    host (the tokens would be sent there), raises `SessionStringError` and
+    stores nothing.
+    """
     _, did, _, _, endpoint = parse_session_string(text)
     name_for_did(did)  # ValueError for a string that does not carry a valid DID
     session = AtpSessionData.from_session_string(text)

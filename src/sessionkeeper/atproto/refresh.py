@@ -16,6 +16,7 @@ import httpx
 
 from sessionkeeper.atproto.backoff import (
     clear_wait,
+    not_sent,
     read_wait,
     record_wait,
     refresh_wait_name,
@@ -156,11 +157,10 @@ class TokenRefreshPolicy(ABC, Generic[S]):
         seen = yield from read_wait(name)
         left = remaining(seen, self.now)
         if seen is not None and left is not None:
+            held = not_sent(f"the refresh of {self.did}", name, seen, left)
+            # The server's 429 is why: status 429, and the error raised as it is.
             return Produced(
-                Verdict.UNAVAILABLE,
-                message=f"not sent: the server asked every client to wait until "
-                f"{iso(seen.until)} ({seen.reason}); {left:.0f} s more",
-                retry_after=left,
+                Verdict.UNAVAILABLE, status=429, message=str(held), retry_after=left, failure=held
             )
         token = self.refresh_secret(base)
         lost = None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
-from sessionkeeper.atproto.errors import CorruptSessionError
+from sessionkeeper.atproto.errors import CorruptSessionError, SessionStringError
 from sessionkeeper.atproto.jwt import redact, token_expiry_or_none
 from sessionkeeper.core.lifetime import Lifetime
 from sessionkeeper.events import SessionEvent
@@ -84,13 +85,13 @@ class AtpSessionData:
         """Return the camelCase document of the file format: all nine keys, ``None`` as null.
 
         The seed's file shows ``"status": null``; files without some keys
-        (older Rust SDK ones) still load through `from_json_dict`.
+        (older Rust SDK ones) still load through [`from_json_dict`][].
         """
         return {key: getattr(self, attr) for attr, key in FIELD_KEYS}
 
     @classmethod
     def from_json_dict(cls, data: object, *, where: str = "session") -> AtpSessionData:
-        """Build a session from the file format; raise `CorruptSessionError` if invalid.
+        """Build a session from the file format; raise [`CorruptSessionError`][] if invalid.
 
         Missing optional keys are ``None`` and a missing ``active`` is ``True``,
         as older Rust SDK files have it.
@@ -133,17 +134,48 @@ class AtpSessionData:
 
 
 def parse_session_string(text: str) -> tuple[str, str, str, str, str | None]:
-    """Split a MarshalX session string into handle, DID, access, refresh and endpoint."""
+    """Split a MarshalX session string into handle, DID, access, refresh and endpoint.
+
+    Raises `SessionStringError` for another shape, or for an endpoint that is not
+    an http(s) URL with a host: the tokens would be sent there.
+    """
     if not isinstance(text, str):
-        raise ValueError(f"a session string is a str, not {type(text).__name__}")
+        raise SessionStringError(f"a session string is a str, not {type(text).__name__}")
     parts = text.strip().split(SESSION_STRING_SEPARATOR)
     if len(parts) not in (4, 5) or not all(parts[:4]):
-        raise ValueError(
+        raise SessionStringError(
             "not a session string: expected handle:::did:::accessJwt:::refreshJwt"
             f"[:::pdsEndpoint], got {len(parts)} field(s)"
         )
     endpoint = parts[4] if len(parts) == 5 and parts[4] else None
+    if endpoint is not None:
+        _check_endpoint(endpoint)
     return parts[0], parts[1], parts[2], parts[3], endpoint
+
+
+def _check_endpoint(endpoint: str) -> None:
+    # The value itself is never shown: in a string whose fields are out of order
+    # it may be a token. Its scheme is safe to name (letters, digits, + - .).
+    try:
+        parts = urlsplit(endpoint)
+        host = parts.hostname
+    except ValueError:  # e.g. an unbalanced [ in the host part
+        raise SessionStringError(
+            "the session string's PDS endpoint (its fifth field) is not a URL; "
+            "it must be an http:// or https:// URL"
+        ) from None
+    if parts.scheme.lower() not in ("http", "https"):
+        # A scheme of a few letters is a scheme; anything longer may be a token.
+        found = f"uses {parts.scheme}:" if 0 < len(parts.scheme) <= 12 else "is not a URL"
+        raise SessionStringError(
+            f"the session string's PDS endpoint (its fifth field) {found}; "
+            "it must be an http:// or https:// URL"
+        )
+    if not host:
+        raise SessionStringError(
+            "the session string's PDS endpoint (its fifth field) has no host; "
+            "it must look like https://pds.example"
+        )
 
 
 def session_string_endpoint(text: str) -> str | None:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import shlex
+import time
 
 import typer
 
+from sessionkeeper.atproto.home import FROM_DEFAULT, FROM_FLAG, STORE_ENV
+from sessionkeeper.core.lifetime import iso
 from sessionkeeper.redaction import redact_url
 
 #: Words in a TLS failure that mean the server answered in plain HTTP.
@@ -29,6 +32,26 @@ def unreachable(reason: str, url: str, *, default_of: str | None = None) -> str:
     return message
 
 
+def answered(reason: str, url: str | None, *, status: int | None, wait: float | None = None) -> str:
+    """A refusal from a server that did answer (a 429, a 5xx, a wait it asked for), with its URL.
+
+    Never "cannot reach": the fix is to wait or to try later, not to check the
+    address or the network. ``wait``: the seconds the server asked for, when
+    ``reason`` does not say them already.
+    """
+    shown = redact_url(url) if url else "the server"
+    if status == 429:
+        message = f"rate-limited by {shown}: {reason}"
+    elif status is not None:
+        message = f"{shown} answered HTTP {status}: {reason}"
+    else:
+        message = f"{shown} asked to wait: {reason}"
+    if wait:
+        until = iso(time.time() + wait)
+        message += f"; it asked to wait {wait:.0f} s (until {until})"
+    return message
+
+
 def command(*words: str | None) -> str:
     """A shell command line from its words (``None`` words left out), each quoted if it must be."""
     return " ".join(shlex.quote(w) for w in words if w is not None)
@@ -41,6 +64,15 @@ def store_option(url: str | None) -> list[str]:
     it stands, but no secret reaches the terminal.
     """
     return [] if not url else ["--store", redact_url(url)]
+
+
+def store_reason(source: str, detail: str) -> str:
+    """Why `sessionkeeper.atproto.home.choose_store` chose a store, in the words users see."""
+    if source == FROM_FLAG:
+        return f"given with {detail}"
+    if source == FROM_DEFAULT:
+        return f"the default: {detail}; set {STORE_ENV} or pass --store to choose another"
+    return f"from the variable {detail}"
 
 
 def json_error(error: str, message: str) -> None:

@@ -13,8 +13,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sessionkeeper.cli.hints import json_error
+from sessionkeeper.atproto.home import (
+    FROM_DEFAULT,
+    FROM_FLAG,
+    STORE_ENV,
+    StoreChoice,
+    choose_store,
+    old_cli_session_dir,
+)
+from sessionkeeper.cli.hints import json_error, store_reason
 from sessionkeeper.maintenance.doctor import (
+    Finding,
     Severity,
     diagnose,
     display_url,
@@ -31,7 +40,6 @@ from sessionkeeper.stores.errors import MissingKeyError, StoreError
 from sessionkeeper.stores.url import (
     KEYRING_KEY_SERVICE,
     KEYRING_KEY_USER,
-    STORE_ENV,
     StoreUrlError,
     encryption_key,
     open_store,
@@ -49,6 +57,9 @@ app = typer.Typer(
 )
 console = Console(highlight=False, soft_wrap=True)
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
+
+#: Where ``--store`` falls back to, as the maintenance commands' help says it.
+_STORE_DEFAULT = f"default: ${STORE_ENV}, else the per-user default; sessionkeeper where prints it"
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -75,15 +86,70 @@ def _fail(message: str, code: int, as_json: bool = False) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _chosen_url(url: str | None, command: str, as_json: bool = False) -> str:
-    chosen = url or os.environ.get(STORE_ENV)
-    if not chosen:
-        raise _fail(
-            f"no store given: run sessionkeeper store {command} --store URL, or set {STORE_ENV}",
-            EXIT_USAGE,
-            as_json,
+def _chosen(url: str | None) -> StoreChoice:
+    """The store the command works on: the one every command and the library choose.
+
+    ``--store``, else ``$SESSIONKEEPER_STORE``, else the per-user default
+    (`sessionkeeper.atproto.home.choose_store`). When it is the default, stderr
+    says so, as ``sessionkeeper where`` does: the user named no store, so they
+    learn which one was touched (stdout stays one JSON object for ``--json``).
+    """
+    choice = choose_store(url)
+    if choice.source == FROM_DEFAULT:
+        errors.print(
+            f"store: {escape(display_url(choice.url))} "
+            f"({escape(store_reason(choice.source, choice.detail))})"
         )
-    return chosen
+    return choice
+
+
+def _open_chosen(choice: StoreChoice, url: str, as_json: bool) -> Store:
+    """Open ``url`` (the choice, or its unencrypted inner store) to read and write.
+
+    A named store must exist: a mistyped path should fail, not look empty. The
+    default opens as every other command opens it (created owner-only if new,
+    sessions of the old CLI location moved in), so before the first login it
+    is an empty store.
+    """
+    if choice.source != FROM_DEFAULT:
+        return _open(url, must_exist=True, as_json=as_json)
+    try:
+        return choice.open()
+    except (StoreError, OSError) as exc:
+        raise _fail(f"cannot open {display_url(url)}: {exc}", EXIT_FAILED, as_json) from exc
+
+
+def _not_created_yet(choice: StoreChoice) -> bool:
+    """Whether the choice is the default directory and no command has created it yet."""
+    path = parse_store_url(choice.url).path
+    return choice.source == FROM_DEFAULT and path is not None and not path.exists()
+
+
+def _old_location_findings(choice: StoreChoice) -> list[Finding]:
+    """A note on entries an older CLI left in its location, which the default adopts.
+
+    The doctor does not move them (it only reads); any command that opens the
+    default store does, so a default that looks empty is not taken for one.
+    """
+    old = old_cli_session_dir()
+    default = parse_store_url(choice.url).path
+    if default is not None and old.resolve() == default.resolve():
+        return []  # one place on this platform (macOS: config and data dirs coincide)
+    try:
+        count = sum(1 for entry in old.iterdir() if not entry.name.startswith("."))
+    except OSError:  # absent (the usual case), or unreadable: nothing to say
+        return []
+    if not count:
+        return []
+    return [
+        Finding(
+            Severity.NOTE,
+            str(old),
+            f"holds {count} entr{'y' if count == 1 else 'ies'} of an older sessionkeeper CLI; "
+            "the next command that opens the default store moves them into it",
+            "sessionkeeper atproto sessions list (moves them now, and lists them)",
+        )
+    ]
 
 
 def _echo_json(value: Any) -> None:
@@ -134,16 +200,27 @@ def _show_copy(result: CopyResult, dry_run: bool) -> None:
 @app.command("migrate")
 def migrate_command(
     from_url: str = typer.Option(
-        ..., "--from", help="Source store URL, e.g. dir:~/.cache/hac-client or dir:./sessions."
+        ...,
+        "--from",
+        help=(
+            "Source store URL, e.g. dir:~/.cache/hac-client or dir:./sessions; "
+            "sessionkeeper where prints the default store's URL."
+        ),
     ),
-    to_url: str = typer.Option(..., "--to", help="Destination store URL."),
+    to_url: str = typer.Option(
+        ..., "--to", help="Destination store URL (the default's: see sessionkeeper where)."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be copied."),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace destination sessions that differ from the source."
     ),
     as_json: bool = JsonOutput,
 ) -> None:
-    """Copy every HAC, ATProto (password and OAuth) session and the atproto CLI state, verified."""
+    """Copy every HAC, ATProto (password and OAuth) session and the atproto CLI state, verified.
+
+    Both stores are named, as a copy should be: sessionkeeper where prints the
+    default store's URL, to give as --from or --to.
+    """
     # One store under two spellings would wait on its own locks for every session.
     if _location(from_url) == _location(to_url):
         raise _fail("--from and --to name the same store", EXIT_USAGE, as_json)
@@ -222,9 +299,7 @@ _REASON_TEXT = {
 
 @app.command("prune")
 def prune_command(
-    store_url: str | None = typer.Option(
-        None, "--store", help=f"Store URL (default: ${STORE_ENV})."
-    ),
+    store_url: str | None = typer.Option(None, "--store", help=f"Store URL ({_STORE_DEFAULT})."),
     idle: str = typer.Option(
         "2h", "--idle", help="Remove HAC sessions unused for longer than this (HAC's timeout)."
     ),
@@ -233,8 +308,9 @@ def prune_command(
 ) -> None:
     """Remove idle HAC sessions, ATProto and OAuth sessions past refresh, stale temp files."""
     idle_seconds = parse_duration(idle) if idle else HAC_IDLE_TIMEOUT
-    url = _chosen_url(store_url, "prune", as_json)
-    store = _open(url, must_exist=True, as_json=as_json)
+    choice = _chosen(store_url)
+    url = choice.url
+    store = _open_chosen(choice, url, as_json)
     try:
         report = prune(store, idle=idle_seconds, dry_run=dry_run)
     except StoreError as exc:
@@ -279,17 +355,23 @@ def prune_command(
 
 @app.command("doctor")
 def doctor_command(
-    store_url: str | None = typer.Option(
-        None, "--store", help=f"Store URL (default: ${STORE_ENV})."
-    ),
+    store_url: str | None = typer.Option(None, "--store", help=f"Store URL ({_STORE_DEFAULT})."),
     fix: bool = typer.Option(
         False, "--fix", help="Apply the fixes that cannot lose a session (modes, dead temp files)."
     ),
     as_json: bool = JsonOutput,
 ) -> None:
     """Check permissions, corrupt or encrypted entries, stale temp and lock files."""
-    url = _chosen_url(store_url, "doctor", as_json)
-    findings = diagnose(url)
+    choice = _chosen(store_url)
+    url = choice.url
+    # The doctor only reads: a default directory no command has created yet is an
+    # empty store, not a problem (the first login creates it).
+    empty = _not_created_yet(choice)
+    # A fix names --store only when this run was given one; otherwise the same
+    # choice (the variable or the default) finds the store again.
+    findings = [] if empty else diagnose(url, name_store=choice.source == FROM_FLAG)
+    if choice.source == FROM_DEFAULT:
+        findings += _old_location_findings(choice)
     fixed = repair(findings) if fix else []
     left = [f for f in findings if f not in fixed]
     problems = sum(1 for f in left if f.severity is Severity.PROBLEM)
@@ -298,6 +380,7 @@ def doctor_command(
         _echo_json(
             {
                 "store": display_url(url),
+                "exists": not empty,
                 "findings": [
                     {
                         "severity": f.severity.value,
@@ -322,6 +405,8 @@ def doctor_command(
             if finding not in fixed:
                 console.print(f"         fix: {escape(finding.fix)}")
         summary = f"{problems} problems, {notes} notes in {escape(display_url(url))}"
+        if empty and not findings:
+            summary += " (no session stored yet; the first login creates it)"
         if fixed:
             summary = f"fixed {len(fixed)}; {summary}"
         console.print(summary)
@@ -348,7 +433,7 @@ NEW_KEY_ENV = "SESSIONKEEPER_NEW_KEY"
 @app.command("rekey")
 def rekey_command(
     store_url: str | None = typer.Option(
-        None, "--store", help=f"Store URL, with or without ?encrypt=1 (default: ${STORE_ENV})."
+        None, "--store", help=f"Store URL, with or without ?encrypt=1 ({_STORE_DEFAULT})."
     ),
     new_key_env: str = typer.Option(
         NEW_KEY_ENV, "--new-key-env", help="The variable holding the new key."
@@ -360,7 +445,8 @@ def rekey_command(
     The old key is the store's (SESSIONKEEPER_KEY, else the keyring's); the new
     one is read from $SESSIONKEEPER_NEW_KEY, never from the command line.
     """
-    url = _chosen_url(store_url, "rekey", as_json)
+    choice = _chosen(store_url)
+    url = choice.url
     new_key = os.environ.get(new_key_env)
     if not new_key:
         raise _fail(
@@ -372,7 +458,7 @@ def rekey_command(
         old_key = encryption_key()
     except StoreError as exc:
         raise _fail(f"no old key: {exc}", EXIT_USAGE, as_json) from exc
-    inner = _open(url.split("?", 1)[0], must_exist=True, as_json=as_json)
+    inner = _open_chosen(choice, url.split("?", 1)[0], as_json)
 
     def show(result: RekeyResult) -> None:
         reason = f" ({escape(result.reason)})" if result.reason else ""

@@ -8,19 +8,12 @@ from typing import Annotated
 
 import typer
 
-from sessionkeeper.atproto.home import FROM_DEFAULT, FROM_FLAG, STORE_ENV, choose_store
+from sessionkeeper.atproto.home import FROM_DEFAULT, choose_store
+from sessionkeeper.cli.hints import store_reason
 from sessionkeeper.redaction import redact_url
 
 #: hac-client's own cache, the ``hac`` command's default (a drop-in keeps its place).
 HAC_DEFAULT = "dir:~/.cache/hac-client"
-
-
-def _because(source: str, detail: str) -> str:
-    if source == FROM_FLAG:
-        return f"given with {detail}"
-    if source == FROM_DEFAULT:
-        return f"the default: {detail}; set {STORE_ENV} or pass --store to choose another"
-    return f"from the variable {detail}"
 
 
 def where(
@@ -40,14 +33,14 @@ def where(
         else {
             "store": redact_url(hac.url),
             "source": hac.source,
-            "why": _because(hac.source, hac.detail),
+            "why": store_reason(hac.source, hac.detail),
         }
     )
     rows = {
         "atproto": {
             "store": redact_url(choice.url),
             "source": choice.source,
-            "why": _because(choice.source, choice.detail),
+            "why": store_reason(choice.source, choice.detail),
         },
         "hac": hac_row,
     }

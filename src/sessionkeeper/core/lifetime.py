@@ -1,6 +1,6 @@
 """When a session's access token, its refresh token and the session itself end.
 
-Every session kind reports a :class:`Lifetime` from what its server said (a
+Every session kind reports a `Lifetime` from what its server said (a
 JWT's ``exp``, a token answer's ``expires_in`` and the provider's published
 limits recorded at sign-in), so listings, ``keepalive`` and the ``expiring``
 event read one shape, whatever the protocol.

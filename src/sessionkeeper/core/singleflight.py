@@ -98,7 +98,7 @@ class Policy(Protocol[S]):
 
 
 class Successor(Protocol[S]):
-    """What :func:`write_back` needs: the name, the codec and the order of two values."""
+    """What `write_back` needs: the name, the codec and the order of two values."""
 
     @property
     def name(self) -> str:

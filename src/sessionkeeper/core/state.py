@@ -248,9 +248,11 @@ class SessionState(Generic[S]):
                 self._not_before[account] = self.clock.time() + wait
         detail = result.message or ""
         if result.status is not None:
-            detail = f"HTTP {result.status} {result.error or ''} {detail}".strip()
+            detail = " ".join(p for p in (f"HTTP {result.status}", result.error, detail) if p)
         logger.warning("refresh of the %s of %s failed: %s; kept it", label, account, detail)
         self.emit(SessionEvent.NETWORK_ERROR, result.session)
+        if result.failure is not None:  # the protocol's own words (e.g. a recorded wait)
+            raise result.failure
         raise self.errors.network(
             f"refresh of {account} failed ({detail}); the {label} was kept",
             status=result.status,

@@ -527,7 +527,7 @@ class HacClient(Closing):
         legacy_mode: bool = False,
         max_threads: int = 1,
     ) -> ImpexResult:
-        """Validate Impex without importing it (same form as `import_impex`)."""
+        """Validate Impex without importing it (same form as [`import_impex`][])."""
         form = ops.impex_form(
             impex_content,
             validation_mode,

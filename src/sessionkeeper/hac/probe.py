@@ -4,7 +4,7 @@ One read-only GET that needs a session (the system update data; the update
 log is readable without one while HAC initialises). The client recognises a
 dead session as it always does (a redirect to the login page, 401/403/405,
 the login page itself) and then asks its auth handler for credentials, which
-:class:`NoLoginAuth` refuses. A session HAC took has its idle timer restarted
+`NoLoginAuth` refuses. A session HAC took has its idle timer restarted
 on the server: that is how ``hac status`` observes and ``sessionkeeper
 keepalive`` keeps one alive.
 """
@@ -44,7 +44,7 @@ class NoLoginAuth(AuthHandler):
 def still_accepted(client: HacClient) -> bool:
     """Whether HAC takes the session ``client`` holds: one request, never a login.
 
-    ``client`` is built with :class:`NoLoginAuth` and given its session
+    ``client`` is built with `NoLoginAuth` and given its session
     (``use_session``).
     """
     try:

@@ -73,12 +73,12 @@ class SessionMetadata:
 
     @property
     def age_seconds(self) -> float:
-        """Seconds since the session was created (on the system clock; see `age_at`)."""
+        """Seconds since the session was created (on the system clock; see [`age_at`][])."""
         return self.age_at(SYSTEM_CLOCK.time())
 
     @property
     def idle_seconds(self) -> float:
-        """Seconds since the session was last used (on the system clock; see `idle_at`)."""
+        """Seconds since the session was last used (on the system clock; see [`idle_at`][])."""
         return self.idle_at(SYSTEM_CLOCK.time())
 
     def age_at(self, now: float) -> float:
@@ -236,7 +236,7 @@ class SessionManager:
     """Manages persisted HAC sessions (API of hac-client-core's ``SessionManager``).
 
     ``cache_dir`` defaults to ``~/.cache/hac-client/``; ``store`` replaces the
-    directory with any `Store` (SQLite, Redis, encrypted, ...); ``clock``
+    directory with any [`Store`][] (SQLite, Redis, encrypted, ...); ``clock``
     stamps ``created_at`` and ``last_used_at`` (the system clock by default).
     """
 

@@ -87,8 +87,10 @@ def _encrypted_url(url: str | None, where: Path) -> str:
 
 
 def _content_findings(
-    name: str, data: bytes, where: str, now: float, url: str | None = None
+    name: str, data: bytes, where: str, now: float, url: str | None, named: str | None
 ) -> list[Finding]:
+    # ``url`` is the store's own (an encrypted entry's fix adds ?encrypt=1 to it, so
+    # it must be named); ``named`` is what the other fixes pass as --store, if anything.
     session_format = format_of(name)
     if session_format is None:
         return [_note(where, "is not a session file; sessionkeeper ignores it", "none needed")]
@@ -114,7 +116,7 @@ def _content_findings(
         ]
     verdict = prune_verdict(name, data, idle=HAC_IDLE_TIMEOUT, now=now)
     if verdict is not None:
-        return [_note(where, f"is a dead session ({verdict[1]})", store_command("prune", url))]
+        return [_note(where, f"is a dead session ({verdict[1]})", store_command("prune", named))]
     return []
 
 
@@ -186,7 +188,7 @@ def diagnose_directory(
                 continue
             if data is None:
                 continue  # removed since the listing: nothing left to check
-            findings += _content_findings(entry.name, data, where, now, url)
+            findings += _content_findings(entry.name, data, where, now, url, url)
     return findings
 
 
@@ -222,8 +224,11 @@ def _stale_temp(path: Path, info: os.stat_result, now: float) -> bool:
     return now - info.st_mtime >= STALE_TEMP_SECONDS and not DirectoryStore.temp_file_in_use(path)
 
 
-def diagnose_store(store: Store, url: str | None = None) -> list[Finding]:
-    """Check every session of ``store`` through the Store protocol."""
+def diagnose_store(
+    store: Store, url: str | None = None, *, name_store: bool = True
+) -> list[Finding]:
+    """Check every session of ``store`` through the Store protocol (``url``: see `diagnose`)."""
+    named = url if name_store else None
     findings: list[Finding] = []
     try:
         names = store.names()
@@ -253,7 +258,7 @@ def diagnose_store(store: Store, url: str | None = None) -> list[Finding]:
             )
             continue
         if data is not None:
-            findings += _content_findings(name, data, name, now, url)
+            findings += _content_findings(name, data, name, now, url, named)
     return findings
 
 
@@ -268,24 +273,30 @@ def _sqlite_file_findings(path: Path) -> list[Finding]:
     return []
 
 
-def diagnose(url: str) -> list[Finding]:
-    """Check the store a URL names (see `sessionkeeper.stores.url.open_store`)."""
+def diagnose(url: str, *, name_store: bool = True) -> list[Finding]:
+    """Check the store a URL names (see `sessionkeeper.stores.url.open_store`).
+
+    The fixes name ``--store URL`` unless ``name_store`` is false: for a store
+    found without the option (the variable or the default), which the fix's
+    command finds the same way.
+    """
     parts = parse_store_url(url)
     path = parts.path
+    named = url if name_store else None
     if path is not None and parts.scheme != "sqlite":
-        findings = diagnose_directory(path, contents=not parts.encrypt, url=url)
+        findings = diagnose_directory(path, contents=not parts.encrypt, url=named)
         if parts.encrypt and path.is_dir():
-            findings += _via_store(url)
+            findings += _via_store(url, name_store)
         return findings
     if path is not None:
         findings = _sqlite_file_findings(path)
         if path.exists():
-            findings += _via_store(url)
+            findings += _via_store(url, name_store)
         return findings
-    return _via_store(url)
+    return _via_store(url, name_store)
 
 
-def _via_store(url: str) -> list[Finding]:
+def _via_store(url: str, name_store: bool) -> list[Finding]:
     try:
         store = open_store(url)
     except MissingKeyError as exc:
@@ -293,7 +304,7 @@ def _via_store(url: str) -> list[Finding]:
         return [_problem(display_url(url), f"cannot be opened: {exc}", fix)]
     except (StoreError, OSError) as exc:
         return [_problem(display_url(url), f"cannot be opened: {exc}", "check the store URL")]
-    return diagnose_store(store, url)
+    return diagnose_store(store, url, name_store=name_store)
 
 
 def display_url(url: str) -> str:

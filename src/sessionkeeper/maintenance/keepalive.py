@@ -1,9 +1,9 @@
 """Keep every stored session alive: refresh what would lapse soon, name what needs a person.
 
 A bot that runs monthly, or a fleet paused for a holiday, finds its refresh
-token lapsed. :func:`keepalive` (run from cron or a systemd timer by
+token lapsed. `keepalive` (run from cron or a systemd timer by
 ``sessionkeeper keepalive``) reads the
-:class:`~sessionkeeper.core.lifetime.Lifetime` of each stored session (ATProto
+`sessionkeeper.core.lifetime.Lifetime` of each stored session (ATProto
 app-password and OAuth; HAC, whose "refresh" is one request that restarts the
 server's idle timer, never a login) and:
 

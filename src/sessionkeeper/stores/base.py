@@ -51,7 +51,7 @@ class Store(Protocol):
 
 
 def validate_name(name: object) -> str:
-    """Return ``name`` if it is a safe store name, else raise `InvalidNameError`.
+    """Return ``name`` if it is a safe store name, else raise [`InvalidNameError`][].
 
     A safe name cannot escape a directory or collide with a store's own
     hidden temp and lock files: no path separators, no NUL or other control

@@ -186,7 +186,7 @@ class DirectoryStore:
         """Yield ``(name, bytes)`` for every file, skipping ones removed meanwhile.
 
         A file that cannot be read (too large, not a regular file any more,
-        unreadable) raises its `StoreError` when reached.
+        unreadable) raises its [`StoreError`][] when reached.
         """
         # Names come from the directory itself, so they need no validation, and
         # opening relative to one directory descriptor saves a path walk per file.

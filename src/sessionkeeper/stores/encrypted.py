@@ -52,7 +52,7 @@ class EncryptedStore:
     """Encrypts every value of ``inner`` with AES-GCM and a fresh 96-bit nonce per write.
 
     The value's name is the associated data, so a ciphertext copied under another
-    name fails to open. A wrong key or changed bytes raise `DecryptionError`,
+    name fails to open. A wrong key or changed bytes raise [`DecryptionError`][],
     never garbage. Names, listings and locks are the inner store's.
     """
 
@@ -86,7 +86,7 @@ class EncryptedStore:
             ) from None
 
     def get(self, name: str) -> bytes | None:
-        """Return the decrypted value or ``None``; raise `DecryptionError` if it fails."""
+        """Return the decrypted value or ``None``; raise [`DecryptionError`][] if it fails."""
         blob = self.inner.get(validate_name(name))
         return None if blob is None else self._open(name, blob)
 

@@ -93,7 +93,7 @@ def _lock_dir_for(service: str) -> Path:
 
 
 class KeyringStore:
-    """A `Store` in the OS keyring under ``service``.
+    """A [`Store`][] in the OS keyring under ``service``.
 
     ``backend``: a ``keyring.backend.KeyringBackend`` to use instead of the
     one keyring picks. ``probe_timeout``: seconds the first read of the

@@ -149,7 +149,7 @@ class SqliteStore:
         return [str(row[0]) for row in rows]
 
     def items(self) -> Iterator[tuple[str, bytes]]:
-        """Yield every ``(name, value)`` in one query, with the cap `get` applies."""
+        """Yield every ``(name, value)`` in one query, with the cap [`get`][] applies."""
         # TEXT and BLOB columns come back as str and bytes: the rows need no conversion.
         conn = self._connection()
         try:

@@ -107,7 +107,7 @@ def parse_store_url(url: str) -> StoreUrl:
 
 
 def open_store(url: str) -> Store:
-    """Open the store a URL names; raise `StoreUrlError` naming what is wrong."""
+    """Open the store a URL names; raise [`StoreUrlError`][] naming what is wrong."""
     if not isinstance(url, str) or not url.strip():
         raise StoreUrlError("store URL is empty; use dir:PATH, sqlite:PATH, redis://..., ...")
     url = url.strip()

@@ -1,7 +1,7 @@
 """Real ``redis-server`` processes on free loopback ports, in private temp directories.
 
-`RedisServer` is one server; `RedisClusterServers` a Redis
-Cluster of three masters; `RedisSentinelGroup` a master, a replica and
+[`RedisServer`][] is one server; [`RedisClusterServers`][] a Redis
+Cluster of three masters; [`RedisSentinelGroup`][] a master, a replica and
 three Sentinels with quick failure detection. Used by RedisStore's tests, fleet
 tests and benchmarks; shipped so users can test their own fleet code against
 real servers the same way. They need the ``redis-server`` and ``redis-cli``
@@ -72,7 +72,7 @@ class RedisServer(_Managed):
     """Starts ``redis-server --bind 127.0.0.1 --port N --save "" --dir TMP``.
 
     ``appendonly=True`` turns the append-only file on with ``appendfsync
-    always``, so data written before `restart` or `kill` survives
+    always``, so data written before [`restart`][] or [`kill`][] survives
     it. The port and the directory are kept across restarts, so clients can
     reconnect to the same URL.
     """
@@ -336,8 +336,8 @@ class _Group(_Managed):
 class RedisClusterServers(_Group):
     """A Redis Cluster of ``masters`` masters (no replicas) on free loopback ports.
 
-    Each node is a `RedisServer` with ``--cluster-enabled yes``; the
-    slots are spread with ``redis-cli --cluster create``, and `start`
+    Each node is a [`RedisServer`][] with ``--cluster-enabled yes``; the
+    slots are spread with ``redis-cli --cluster create``, and [`start`][]
     returns once every node reports ``cluster_state:ok``.
     """
 
@@ -421,7 +421,7 @@ class RedisSentinelGroup(_Group):
 
     Failure detection is quick (``down_after_ms``, ``failover_timeout_ms``) so
     tests can kill the master and see a replica promoted within seconds.
-    `start` returns once every Sentinel knows the replicas and the other
+    [`start`][] returns once every Sentinel knows the replicas and the other
     Sentinels, so a failover can be agreed on at once. ``password`` protects
     the data servers (the Sentinels themselves ask for none).
     """

@@ -1,6 +1,6 @@
 """The Store contract as a pytest suite that any store's tests inherit, ours or a third party's.
 
-A test class inherits `StoreConformance` and provides a ``store`` fixture
+A test class inherits [`StoreConformance`][] and provides a ``store`` fixture
 returning an empty store::
 
     from sessionkeeper.testing.store_conformance import StoreConformance
@@ -10,7 +10,7 @@ returning an empty store::
         def store(self, tmp_path):
             return MyStore(tmp_path)
 
-Stores that other processes can open inherit `SharedStoreConformance`
+Stores that other processes can open inherit [`SharedStoreConformance`][]
 instead and also provide ``store_url`` (a URL that ``open_store`` understands).
 For pytest's assertion messages, call
 ``pytest.register_assert_rewrite("sessionkeeper.testing.store_conformance")``

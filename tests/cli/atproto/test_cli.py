@@ -156,6 +156,16 @@ def test_import_session_string_from_stdin(tmp_path: Path, pds: FakePds) -> None:
     assert session.access_jwt not in result.stdout + who.stdout
 
 
+def test_import_session_string_refuses_a_pds_that_is_not_http(tmp_path: Path) -> None:
+    text = "alice.test:::did:plc:alice:::access-secret-123:::refresh-secret-456:::ftp://x"
+    result = run(tmp_path / "s", "import-session-string", "-", stdin=text)
+    assert result.returncode == 2  # bad input, not a failure of the store or the network
+    assert "PDS endpoint (its fifth field) uses ftp:" in result.stderr
+    assert "http:// or https://" in result.stderr
+    assert "secret" not in result.stdout + result.stderr
+    assert not list((tmp_path / "s").glob("did_*.json"))
+
+
 def test_store_url_option(tmp_path: Path, pds: FakePds) -> None:
     db = tmp_path / "sessions.db"
     env_args = ("--store", f"sqlite:{db}")

@@ -89,6 +89,25 @@ def test_a_global_option_after_the_subcommand_is_taken(fake: FakeHac, home: Path
     nested = run_hac(home, "session", "list", "-f", "json", "--url", fake.url)
     assert nested.returncode == 0, nested.stderr
     assert [s["username"] for s in json.loads(nested.stdout)] == ["admin"]
+    spelt = run_hac(home, "--json", "session", "list", "--url", fake.url)  # as elsewhere
+    assert spelt.returncode == 0, spelt.stderr
+    assert [s["session_id"] for s in json.loads(spelt.stdout)] == [
+        s["session_id"] for s in json.loads(nested.stdout)
+    ]
+
+
+def test_a_subcommands_option_before_the_subcommand_is_moved_to_it(
+    fake: FakeHac, home: Path
+) -> None:
+    done = run_hac(
+        home, "--json", "--url", fake.url, "-u", "admin", "--type", "groovy", "groovy",
+        "return 'early'", env={"HAC_PASSWORD": "nimda"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["execution_result"] == "early"
+    unknown = run_hac(home, "--jsn", "groovy", "return 1", script=True)
+    assert unknown.returncode == 2
+    assert "No such option: --jsn" in unknown.stderr
 
 
 def test_a_global_option_that_cannot_be_taken_says_where_it_goes(fake: FakeHac, home: Path) -> None:

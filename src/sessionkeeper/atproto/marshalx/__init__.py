@@ -8,7 +8,7 @@ A bot keeps its ``client.send_post(...)`` code and gets one login per fleet::
     client = persistent_client(manager, "bot.bsky.social", os.environ["APP_PASSWORD"])
     client.send_post("hello")
 
-The client talks through a `SessionTransport` (MarshalX documents the
+The client talks through a [`SessionTransport`][] (MarshalX documents the
 ``Request(transport=...)`` hook), which keeps only what is MarshalX's own and
 leaves the rest to the manager:
 
@@ -271,7 +271,7 @@ async def async_persistent_client(
 ) -> Any:
     """A logged-in MarshalX ``atproto.AsyncClient`` whose session lives in ``manager``'s store.
 
-    The asyncio twin of `persistent_client`, with the same arguments.
+    The asyncio twin of [`persistent_client`][], with the same arguments.
     """
     atproto = _import_atproto()
     kwargs, inner_kwargs, inner = _split_kwargs(request_kwargs)

@@ -194,7 +194,7 @@ class SessionTransport(httpx.BaseTransport):
 
 
 class AsyncSessionTransport(httpx.AsyncBaseTransport):
-    """The asyncio twin of `SessionTransport`, for MarshalX's ``AsyncClient``."""
+    """The asyncio twin of [`SessionTransport`][], for MarshalX's ``AsyncClient``."""
 
     def __init__(
         self,

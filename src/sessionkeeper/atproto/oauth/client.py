@@ -251,7 +251,7 @@ class OAuthClient(_ClientFace, Closing):
         (10 minutes); ``redirect_uri`` overrides the configured one (a loopback
         port, for instance). ``state`` is the app's own opaque value (at most
         2048 characters), kept with the pending authorization, never sent to
-        the server, and handed back by `callback_with_state`.
+        the server, and handed back by [`callback_with_state`][].
         """
         return self._start(handle_or_did_or_url, redirect_uri, state)[0]
 
@@ -279,7 +279,7 @@ class OAuthClient(_ClientFace, Closing):
         return CallbackResult(manager, pending.app_state)
 
     def restore(self, did: str) -> OAuthSessionManager:
-        """The manager of ``did``'s stored OAuth session; `NoSessionError` if none."""
+        """The manager of ``did``'s stored OAuth session; [`NoSessionError`][] if none."""
         manager = self._manager()
         if manager.load_session(did) is None:
             manager.close()
@@ -322,7 +322,7 @@ class OAuthClient(_ClientFace, Closing):
 
 
 class AsyncOAuthClient(_ClientFace, AsyncClosing):
-    """The asyncio twin of `OAuthClient`: the same names, I/O as coroutines."""
+    """The asyncio twin of [`OAuthClient`][]: the same names, I/O as coroutines."""
 
     def __init__(
         self,
@@ -401,7 +401,7 @@ class AsyncOAuthClient(_ClientFace, AsyncClosing):
         return CallbackResult(manager, pending.app_state)
 
     async def restore(self, did: str) -> AsyncOAuthSessionManager:
-        """The manager of ``did``'s stored OAuth session; `NoSessionError` if none."""
+        """The manager of ``did``'s stored OAuth session; [`NoSessionError`][] if none."""
         manager = self._manager()
         if await manager.load_session(did) is None:
             await manager.aclose()
@@ -424,7 +424,7 @@ class AsyncOAuthClient(_ClientFace, AsyncClosing):
     async def login_remote(
         self, handle: str, read_redirect: Callable[[str], str]
     ) -> AsyncOAuthSessionManager:
-        """Sign ``handle`` in with a browser elsewhere (see `OAuthClient.login_remote`)."""
+        """Sign ``handle`` in with a browser elsewhere (see [`OAuthClient.login_remote`][])."""
         url, pending = await self._start(handle, None, None)
         pasted = await asyncio.to_thread(read_redirect, url)
         return await self.callback(own_redirect(pasted, pending))

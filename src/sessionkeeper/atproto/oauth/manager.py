@@ -106,7 +106,7 @@ class OAuthSessionManager(OAuthSessions, BlockingManager[OAuthSession]):
     def logout(self) -> None:
         """Revoke the session (DPoP nonce retry), prove the PDS refuses it, then clear it.
 
-        Raises `SessionError` and keeps the
+        Raises [`SessionError`][] and keeps the
         session when the revocation cannot be confirmed.
         """
         session = self._state.require()
@@ -115,7 +115,7 @@ class OAuthSessionManager(OAuthSessions, BlockingManager[OAuthSession]):
 
 
 class AsyncOAuthSessionManager(OAuthSessions, AsyncManager[OAuthSession]):
-    """The asyncio face of `OAuthSessionManager`: the same names, I/O as coroutines.
+    """The asyncio face of [`OAuthSessionManager`][]: the same names, I/O as coroutines.
 
     Real asyncio on ``httpx.AsyncClient``: the same flows on the core's asyncio driver.
     """

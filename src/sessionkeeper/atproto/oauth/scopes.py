@@ -72,7 +72,7 @@ def covered(entry: str, granted: set[str]) -> bool:
 
 
 def check_granted(requested: str, granted: str) -> None:
-    """Raise :class:`OAuthTokenError` naming requested entries the grant does not cover."""
+    """Raise `OAuthTokenError` naming requested entries the grant does not cover."""
     have = set(granted.split())
     missing = [entry for entry in requested.split() if not covered(entry, have)]
     sets = [entry for entry in missing if entry.startswith(INCLUDE)]

@@ -154,7 +154,7 @@ class OAuthSession:
 
     @classmethod
     def from_json_dict(cls, data: object, *, where: str) -> OAuthSession:
-        """Parse a stored document; raise `CorruptSessionError` naming ``where``."""
+        """Parse a stored document; raise [`CorruptSessionError`][] naming ``where``."""
         if not isinstance(data, dict):
             raise CorruptSessionError(f"{where}: not a JSON object", name=where)
         missing = [key for key in _REQUIRED if not data.get(key)]
@@ -229,7 +229,7 @@ MAX_EXPIRES_IN = 86400.0
 
 
 def usable_expires_in(value: object) -> float | None:
-    """``expires_in`` as seconds, clamped to :data:`MAX_EXPIRES_IN`; ``None`` when unusable.
+    """``expires_in`` as seconds, clamped to `MAX_EXPIRES_IN`; ``None`` when unusable.
 
     RFC 6749 makes it optional; a negative, zero, non-finite or non-numeric value
     says nothing reliable, so the expiry is then unknown (the server's refusal of

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 
 class AsyncPersistentSessionManager(PasswordSessions, AsyncManager[AtpSessionData]):
-    """The asyncio twin of `PersistentSessionManager`: same names, coroutines for I/O.
+    """The asyncio twin of [`PersistentSessionManager`][]: same names, coroutines for I/O.
 
     ``session``, ``needs_refresh``, ``on_session_event`` and the auto-refresh
     switches stay synchronous because they do no I/O.
@@ -87,7 +87,7 @@ class AsyncPersistentSessionManager(PasswordSessions, AsyncManager[AtpSessionDat
     async def resume(self, identifier: str) -> AtpSessionData | None:
         """Make ``identifier``'s stored session current without logging in; ``None`` if none works.
 
-        The handle, DID or e-mail names the session as in `login`; it is
+        The handle, DID or e-mail names the session as in [`login`][]; it is
         refreshed first when its access token has expired. No createSession is
         made, so no password is needed.
         """

@@ -14,6 +14,7 @@ import httpx
 from sessionkeeper.atproto.backoff import (
     clear_wait,
     login_wait_name,
+    not_sent,
     read_wait,
     record_wait,
     remaining,
@@ -44,7 +45,6 @@ from sessionkeeper.atproto.xrpc import (
     xrpc_url,
 )
 from sessionkeeper.core.flow import Call, Flow, Get, Locked, NetworkFailure, Put, Send
-from sessionkeeper.core.lifetime import iso
 from sessionkeeper.core.singleflight import Produced, Verdict
 
 
@@ -230,12 +230,7 @@ def _create_session(
     seen = yield from read_wait(wait_name)
     left = remaining(seen, now)
     if seen is not None and left is not None:
-        raise SessionNetworkError(
-            f"{CREATE_SESSION} for {identifier!r} not sent: the server asked every client to "
-            f"wait until {iso(seen.until)} ({seen.reason}); {left:.0f} s more",
-            status=429,
-            retry_after=left,
-        )
+        raise not_sent(f"{CREATE_SESSION} for {identifier!r}", wait_name, seen, left)
     answer: httpx.Response | NetworkFailure = yield Send(
         "POST", xrpc_url(service_url, CREATE_SESSION), {}, json=body
     )

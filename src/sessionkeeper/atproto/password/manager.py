@@ -156,7 +156,7 @@ class PersistentSessionManager(PasswordSessions, BlockingManager[AtpSessionData]
     def resume(self, identifier: str) -> AtpSessionData | None:
         """Make ``identifier``'s stored session current without logging in; ``None`` if none works.
 
-        The handle, DID or e-mail names the session as in `login`; it is
+        The handle, DID or e-mail names the session as in [`login`][]; it is
         refreshed first when its access token has expired. No createSession is
         made, so no password is needed.
         """

@@ -28,6 +28,7 @@ from sessionkeeper.atproto import (
     CorruptSessionError,
     NoSessionError,
     PersistentSessionManager,
+    RateLimitedError,
     SessionError,
     SessionExpiredError,
     SessionNetworkError,
@@ -48,7 +49,7 @@ from sessionkeeper.cli.atproto.oauth import (
     open_oauth_manager,
 )
 from sessionkeeper.cli.atproto.state import forget, load_state, remember, remember_service
-from sessionkeeper.cli.hints import command, json_error, store_option, unreachable
+from sessionkeeper.cli.hints import answered, command, json_error, store_option, unreachable
 from sessionkeeper.cli.hoisting import HoistingGroup
 from sessionkeeper.cli.status import waiting
 from sessionkeeper.core.lifetime import Lifetime
@@ -185,6 +186,13 @@ def _failures(as_json: bool = False) -> Iterator[Attempt]:
         raise _fail(attempt, "usage", str(exc), EXIT_USAGE) from None
     except SessionNetworkError as exc:
         message = str(exc)
+        if exc.status is not None or exc.retry_after is not None:
+            # The server answered (a 429, a recorded wait, a 5xx): it was reached.
+            # A recorded wait's message names its end already.
+            wait = None if isinstance(exc, RateLimitedError) else exc.retry_after
+            message = answered(message, attempt.url, status=exc.status, wait=wait)
+            kind = "rate_limited" if exc.status == 429 else "server"
+            raise _fail(attempt, kind, message, EXIT_FAILED) from None
         if attempt.url:
             message = unreachable(message, attempt.url, default_of=attempt.default_of)
         raise _fail(attempt, "network", message, EXIT_FAILED) from None

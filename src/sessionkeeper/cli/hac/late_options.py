@@ -1,5 +1,7 @@
 """Options of ``hac`` itself given after the subcommand: taken where that is unambiguous.
 
+(An option of the subcommand given before it is moved after it: `sink`.)
+
 ``hac groovy 'return 1' -u admin`` means ``hac -u admin groovy 'return 1'``
 whenever the subcommand has no ``-u`` of its own (then the subcommand's
 meaning wins, as click decides). The value is stored as if it had been given
@@ -15,6 +17,7 @@ import typing
 from typing import Any
 
 from sessionkeeper.cli.hac.context import META_KEY, Options, enable_verbose_logging
+from sessionkeeper.cli.hoisting import sink
 
 try:  # typer >= 0.2x carries its own click
     from typer._click.exceptions import NoSuchOption, UsageError
@@ -77,7 +80,10 @@ def adopt(ctx: Any, error: NoSuchOption, args: list[str]) -> list[str]:
     name = error.option_name
     found = _owner(ctx, name)
     if found is None:
-        raise error
+        moved = sink(ctx.command, ctx, args, name)  # hac --json groovy: the subcommand's
+        if moved is None:
+            raise error
+        return moved
     owner, param = found
     fields = {field.name: field for field in dataclasses.fields(Options)}
     options = ctx.meta.get(META_KEY)

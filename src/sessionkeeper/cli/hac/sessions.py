@@ -213,8 +213,12 @@ def list_sessions(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Minimal output (environment IDs only)")
     ] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Output as JSON (the same as --format json)")
+    ] = False,
 ) -> None:
     """List all active sessions."""
+    format = "json" if json_output else format  # --json, as every other command spells it
     with reported(json_output=format == "json"):
         options = group_options(ctx)
         sessions = session_manager(options).list_sessions()

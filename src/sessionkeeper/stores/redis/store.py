@@ -128,7 +128,7 @@ class _Held:
 
 
 class RedisStore:
-    """A `Store` on Redis: one server, Cluster or Sentinel.
+    """A [`Store`][] on Redis: one server, Cluster or Sentinel.
 
     ``url``: a Redis store URL (see `sessionkeeper.stores.redis.url`) or
     an already parsed `RedisTarget`. ``lease``: seconds a lock lives

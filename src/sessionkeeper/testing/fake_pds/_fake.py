@@ -109,7 +109,7 @@ class FakePds(LoopbackServer):
     (createRecord, getRecord, listRecords, deleteRecord, uploadBlob), the
     profile a bot client reads after login (app.bsky.actor.getProfile),
     injectable faults, and per-NSID counters. All token times come from ``clock``, so expiry and
-    grace can be tested with a `ManualClock`.
+    grace can be tested with a [`ManualClock`][].
     """
 
     handler_class = XrpcHandler
@@ -189,7 +189,7 @@ class FakePds(LoopbackServer):
     ) -> str:
         """Add an account and return its DID (a new ``did:plc:`` unless ``did`` is given).
 
-        With ``email_auth_factor`` a login needs the code of `sign_in_code`.
+        With ``email_auth_factor`` a login needs the code of [`sign_in_code`][].
         """
         if did is not None and not did.startswith("did:"):
             raise ValueError("a DID starts with 'did:'")

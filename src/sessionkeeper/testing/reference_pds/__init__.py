@@ -151,9 +151,9 @@ def _logged_request(record: dict[str, Any]) -> LoggedRequest | None:
 class ReferencePds(Running):
     """``@atproto/pds`` 0.5.35 with an in-memory PLC, on free loopback ports.
 
-    Start it (``start()`` or ``with``), use `url`, make accounts with
-    `create_account`, and ask `count` how many calls of an NSID the
-    PDS answered since `reset_counts`. ``stop()`` sends SIGTERM, then
+    Start it (``start()`` or ``with``), use [`url`][], make accounts with
+    [`create_account`][], and ask [`count`][] how many calls of an NSID the
+    PDS answered since [`reset_counts`][]. ``stop()`` sends SIGTERM, then
     SIGKILL, and removes the data directory.
     """
 
@@ -416,7 +416,7 @@ class ReferencePds(Running):
         self._offset = self.log_path.stat().st_size
 
     def requests(self) -> list[LoggedRequest]:
-        """Every request the PDS answered since start or `reset_counts`, in log order.
+        """Every request the PDS answered since start or [`reset_counts`][], in log order.
 
         The PDS logs a request when its response is finished, which can be a
         moment after the client has it; so first a marker request is sent and
@@ -431,13 +431,13 @@ class ReferencePds(Running):
         ]
 
     def counts(self) -> Counter[str]:
-        """XRPC calls per NSID that the PDS answered since start or `reset_counts`."""
+        """XRPC calls per NSID that the PDS answered since start or [`reset_counts`][]."""
         return Counter(logged.nsid for logged in self.requests() if logged.nsid is not None)
 
     def count(self, nsid: str, *, status: int | None = None) -> int:
         """How many ``nsid`` calls the PDS answered (with ``status``, if given) lately.
 
-        "Lately" is since start or the last `reset_counts`.
+        "Lately" is since start or the last [`reset_counts`][].
         """
         return sum(
             1
