@@ -213,7 +213,7 @@ def is_session_name(name: str) -> bool:
 def parsed_sessions(items: Iterable[tuple[str, bytes]]) -> list[SessionMetadata]:
     """The valid HAC sessions of stored ``(name, bytes)``, most recently used first.
 
-    Corrupt ones are skipped with a warning naming them. For `SessionManager.list_sessions`
+    Corrupt ones are skipped with a warning naming them. For ``SessionManager.list_sessions``
     and for a caller that has read a store once for several kinds.
     """
     sessions = []
