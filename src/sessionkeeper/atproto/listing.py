@@ -18,21 +18,31 @@ logger = logging.getLogger(__name__)
 S = TypeVar("S", AtpSessionData, OAuthSession)
 
 
-def decoded(items: Iterable[tuple[str, bytes]], load: Callable[..., S]) -> list[S]:
-    """The sessions ``load`` makes of stored ``(name, bytes)``, sorted by DID; corrupt ones skipped.
+def decoded(name: str, raw: bytes, load: Callable[..., S]) -> S | None:
+    """The session ``load`` makes of the value stored as ``name``; ``None`` (warned) if corrupt.
 
-    For a caller that has read a store once for several kinds; each kind's
-    ``load`` checks the value against its name, as the listings below do.
+    ``load`` checks the value against its name. With ``by_did``, for a caller
+    that reads a store once for several kinds, as the listings below do for one.
     """
-    found: dict[str, S] = {}
-    for name, raw in items:
-        try:
-            session = load(raw, name=name)
-        except CorruptSessionError as exc:
-            logger.warning("skipping %s", exc)
-            continue
-        found[session.did] = session
+    try:
+        return load(raw, name=name)
+    except CorruptSessionError as exc:
+        logger.warning("skipping %s", exc)
+        return None
+
+
+def by_did(sessions: Iterable[S | None]) -> list[S]:
+    """The sessions (``None`` dropped), one per DID, the last read winning, sorted by DID."""
+    found = {session.did: session for session in sessions if session is not None}
     return [found[did] for did in sorted(found)]
+
+
+def _stored(
+    store: Store, wanted: Callable[[str], bool], load: Callable[..., S], what: str
+) -> list[S]:
+    return by_did(
+        decoded(name, raw, load) for name, raw in readable_items(store, wanted, what=what)
+    )
 
 
 def stored_sessions(store: Store) -> list[AtpSessionData]:
@@ -43,11 +53,9 @@ def stored_sessions(store: Store) -> list[AtpSessionData]:
     encrypted store) and files whose DID does not match their name are
     skipped with a warning, so one bad entry never hides the others.
     """
-    return decoded(
-        readable_items(store, is_session_name, what="ATProto session"), load_named_session
-    )
+    return _stored(store, is_session_name, load_named_session, "ATProto session")
 
 
 def stored_oauth_sessions(store: Store) -> list[OAuthSession]:
     """Every valid OAuth session in ``store``, sorted by DID; bad entries skipped as above."""
-    return decoded(readable_items(store, is_oauth_name, what="OAuth session"), load_named_oauth)
+    return _stored(store, is_oauth_name, load_named_oauth, "OAuth session")

@@ -210,25 +210,23 @@ def is_session_name(name: str) -> bool:
     return name.startswith(FILE_PREFIX) and name.endswith(FILE_SUFFIX)
 
 
-def parsed_sessions(items: Iterable[tuple[str, bytes]]) -> list[SessionMetadata]:
-    """The valid HAC sessions of stored ``(name, bytes)``, most recently used first.
+def parsed_session(name: str, data: bytes) -> SessionMetadata | None:
+    """The HAC session stored as ``name``, or ``None``, with a warning naming it, if corrupt."""
+    try:
+        return parse_session(data)
+    except SessionFileError as exc:
+        # Named, as ATProto listings name theirs: "No active session" alone hides why.
+        logger.warning(
+            "skipping HAC session file %s: it %s (a new session start replaces it)", name, exc
+        )
+        return None
 
-    Corrupt ones are skipped with a warning naming them. For ``SessionManager.list_sessions``
-    and for a caller that has read a store once for several kinds.
-    """
-    sessions = []
-    for name, data in items:
-        try:
-            sessions.append(parse_session(data))
-        except SessionFileError as exc:
-            # Named, as ATProto listings name theirs: "No active session" alone hides why.
-            logger.warning(
-                "skipping HAC session file %s: it %s (a new session start replaces it)",
-                name,
-                exc,
-            )
-    sessions.sort(key=lambda s: s.last_used_at, reverse=True)
-    return sessions
+
+def most_recent_first(sessions: Iterable[SessionMetadata | None]) -> list[SessionMetadata]:
+    """The sessions (``None`` dropped), most recently used first: the order of a listing."""
+    found = [session for session in sessions if session is not None]
+    found.sort(key=lambda s: s.last_used_at, reverse=True)
+    return found
 
 
 @final
@@ -365,7 +363,8 @@ class SessionManager:
 
     def list_sessions(self) -> list[SessionMetadata]:
         """All valid cached sessions, most recently used first (corrupt ones skipped)."""
-        return parsed_sessions(readable_items(self.store, is_session_name, what="HAC session"))
+        stored = readable_items(self.store, is_session_name, what="HAC session")
+        return most_recent_first(parsed_session(name, data) for name, data in stored)
 
     def clear_all_sessions(self) -> int:
         """Delete every cached session file; return how many were removed."""

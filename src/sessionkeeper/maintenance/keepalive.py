@@ -155,27 +155,26 @@ def _read_every_session(
     store's bulk read does not filter by name), three times in all.
     """
     from sessionkeeper.atproto.codec import is_session_name, load_named_session
-    from sessionkeeper.atproto.listing import decoded
+    from sessionkeeper.atproto.listing import by_did, decoded
     from sessionkeeper.atproto.oauth.session import is_oauth_name, load_named_oauth
     from sessionkeeper.hac.session import is_session_name as is_hac_name
-    from sessionkeeper.hac.session import parsed_sessions
-
-    kinds = (is_session_name, is_oauth_name, is_hac_name)
-    found: tuple[list[tuple[str, bytes]], ...] = ([], [], [])
+    from sessionkeeper.hac.session import most_recent_first, parsed_session
 
     def wanted(name: str) -> bool:
-        return any(kind(name) for kind in kinds)
+        return is_session_name(name) or is_oauth_name(name) or is_hac_name(name)
 
+    # Decoded as they are read: the store's values are never all held at once.
+    passwords: list[AtpSessionData | None] = []
+    oauths: list[OAuthSession | None] = []
+    hacs: list[SessionMetadata | None] = []
     for name, raw in readable_items(store, wanted, what="session"):
-        for kind, into in zip(kinds, found, strict=True):
-            if kind(name):
-                into.append((name, raw))
-    passwords, oauths, hacs = found
-    return (
-        decoded(passwords, load_named_session),
-        decoded(oauths, load_named_oauth),
-        parsed_sessions(hacs),
-    )
+        if is_session_name(name):
+            passwords.append(decoded(name, raw, load_named_session))
+        if is_oauth_name(name):
+            oauths.append(decoded(name, raw, load_named_oauth))
+        if is_hac_name(name):
+            hacs.append(parsed_session(name, raw))
+    return by_did(passwords), by_did(oauths), most_recent_first(hacs)
 
 
 def _issuer(store: Store, did: str, services: Mapping[str, str], service: str | None) -> str | None:
