@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -55,12 +59,34 @@ def atproto_cli_command(
     return [*command, *args], env
 
 
+@functools.cache
+def _scratch() -> Path:
+    home = Path(tempfile.mkdtemp(prefix="sessionkeeper-home-"))
+    atexit.register(shutil.rmtree, home, True)
+    return home
+
+
+def scratch_home() -> dict[str, str]:
+    """Variables that put HOME and the XDG data, config and cache dirs in a scratch folder."""
+    home = _scratch()
+    return {
+        "HOME": str(home),
+        "XDG_DATA_HOME": str(home / ".local" / "share"),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+    }
+
+
 def run_store_cli(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``sessionkeeper store ARGS`` as a subprocess, without an inherited store URL."""
+    """Run ``sessionkeeper store ARGS`` as a subprocess, without an inherited store URL.
+
+    The per-user directories point into a scratch home, so a command that falls
+    back to the default store never touches the real user's (``env`` may name others).
+    """
     full_env = {k: v for k, v in os.environ.items() if k != "SESSIONKEEPER_STORE"}
-    full_env.update({"COLUMNS": "250", **(env or {})})
+    full_env.update({"COLUMNS": "250", **scratch_home(), **(env or {})})
     return subprocess.run(
         [sys.executable, "-m", "sessionkeeper", "store", *args],
         capture_output=True,
