@@ -13,7 +13,6 @@ grew faster than its floor would show as a widening gap on the chart.
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import secrets
 import sqlite3
@@ -29,55 +28,14 @@ import redis
 
 from _charts import Series, line_chart
 from _report import markdown_table, write_outputs
+from _sessions import fill, password_sessions
 from _table import paired, print_table
-from sessionkeeper.atproto import AtpSessionData, PersistentSessionManager
-from sessionkeeper.atproto.codec import encode_session, name_for_did
+from sessionkeeper.atproto import PersistentSessionManager
 from sessionkeeper.stores import DirectoryStore, SqliteStore, Store
 from sessionkeeper.stores.redis.store import RedisStore
 
 KINDS = ("dir", "sqlite", "redis")
 LABELS = {"dir": "DirectoryStore", "sqlite": "SqliteStore", "redis": "RedisStore"}
-
-
-def did_of(number: int) -> str:
-    """A distinct, valid ``did:plc:`` for each number."""
-    return "did:plc:" + base64.b32encode(number.to_bytes(15, "big")).decode().lower()[:24]
-
-
-def sessions(count: int) -> Iterator[tuple[str, bytes]]:
-    """``(name, stored bytes)`` of ``count`` distinct password sessions."""
-    for number in range(count):
-        did = did_of(number)
-        session = AtpSessionData(
-            refresh_jwt="eyJ0eXAiOiJyZWZyZXNoK2p3dCJ9." + "r" * 200 + ".sig",
-            access_jwt="eyJ0eXAiOiJhdCtqd3QifQ." + "a" * 200 + ".sig",
-            handle=f"bot-{number}.test",
-            did=did,
-            email=f"bot-{number}@example.com",
-            email_confirmed=True,
-        )
-        yield name_for_did(did), encode_session(session)
-
-
-def fill(kind: str, store: Store, count: int) -> None:
-    """Write ``count`` sessions straight into the store's medium (no fsync per session)."""
-    if isinstance(store, DirectoryStore):
-        for name, data in sessions(count):
-            fd = os.open(store.path / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as file:
-                file.write(data)
-    elif isinstance(store, SqliteStore):
-        store.put("warm-up", b"{}")  # creates the schema
-        store.delete("warm-up")
-        with sqlite3.connect(store.path) as conn:
-            conn.executemany("INSERT INTO kv (name, data) VALUES (?, ?)", sessions(count))
-    elif isinstance(store, RedisStore):
-        pipe = store._client.pipeline(transaction=False)
-        for name, data in sessions(count):
-            pipe.set(store._keys.value(name), data)
-        pipe.execute()
-    else:
-        raise TypeError(f"no fill for {kind}")
 
 
 def floor_of(store: Store) -> Callable[[], int]:
@@ -161,7 +119,7 @@ def main(argv: list[str]) -> int:
             floor_ms: list[float] = []
             for size in sizes:
                 with opened(kind, Path(name), server.url) as store:
-                    fill(kind, store, size)
+                    fill(store, password_sessions(size))
                     manager = PersistentSessionManager(None, "http://127.0.0.1:9", store=store)
                     floor = floor_of(store)
                     if len(manager.list_sessions()) != size or floor() != size:

@@ -67,6 +67,41 @@ def test_only_sessions_that_would_lapse_within_the_window_are_refreshed(
     assert rows[bob].as_json()["action"] == "fine"
 
 
+class CountingStore(MemoryStore):
+    """A memory store that counts its bulk reads and the names read one by one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bulk_reads = 0
+        self.read: list[str] = []
+
+    def get(self, name: str) -> bytes | None:
+        self.read.append(name)
+        return super().get(name)
+
+    def items(self) -> Iterator[tuple[str, bytes]]:
+        self.bulk_reads += 1
+        return super().items()
+
+
+def test_one_read_of_the_store_and_nothing_more_for_a_session_that_is_not_due(
+    pds: FakePds, alice: str, bob: str, clock: ManualClock
+) -> None:
+    """A large store costs one bulk read; only a due session's own records are read again."""
+    store = CountingStore()
+    log_in(pds, store, "alice.test", clock)
+    clock.advance(85 * DAY)
+    log_in(pds, store, "bob.test", clock)
+    store.bulk_reads, store.read = 0, []
+
+    rows = by_account(keepalive(store, within=7 * DAY, service=pds.url, clock=clock))
+
+    assert rows[alice].action is Action.REFRESHED and rows[bob].action is Action.FINE
+    assert store.bulk_reads == 1  # every kind from the same read
+    assert issuer_name(alice) in store.read
+    assert not [name for name in store.read if bob.split(":")[-1] in name]
+
+
 def test_lapsed_and_server_declared_dead_sessions_need_a_sign_in(
     pds: FakePds, alice: str, bob: str, clock: ManualClock
 ) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from sessionkeeper.atproto.codec import is_session_name, load_named_session
@@ -18,18 +18,31 @@ logger = logging.getLogger(__name__)
 S = TypeVar("S", AtpSessionData, OAuthSession)
 
 
+def decoded(name: str, raw: bytes, load: Callable[..., S]) -> S | None:
+    """The session ``load`` makes of the value stored as ``name``; ``None`` (warned) if corrupt.
+
+    ``load`` checks the value against its name. With ``by_did``, for a caller
+    that reads a store once for several kinds, as the listings below do for one.
+    """
+    try:
+        return load(raw, name=name)
+    except CorruptSessionError as exc:
+        logger.warning("skipping %s", exc)
+        return None
+
+
+def by_did(sessions: Iterable[S | None]) -> list[S]:
+    """The sessions (``None`` dropped), one per DID, the last read winning, sorted by DID."""
+    found = {session.did: session for session in sessions if session is not None}
+    return [found[did] for did in sorted(found)]
+
+
 def _stored(
     store: Store, wanted: Callable[[str], bool], load: Callable[..., S], what: str
 ) -> list[S]:
-    found: dict[str, S] = {}
-    for name, raw in readable_items(store, wanted, what=what):
-        try:
-            session = load(raw, name=name)
-        except CorruptSessionError as exc:
-            logger.warning("skipping %s", exc)
-            continue
-        found[session.did] = session
-    return [found[did] for did in sorted(found)]
+    return by_did(
+        decoded(name, raw, load) for name, raw in readable_items(store, wanted, what=what)
+    )
 
 
 def stored_sessions(store: Store) -> list[AtpSessionData]:

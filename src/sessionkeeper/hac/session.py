@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -210,6 +210,25 @@ def is_session_name(name: str) -> bool:
     return name.startswith(FILE_PREFIX) and name.endswith(FILE_SUFFIX)
 
 
+def parsed_session(name: str, data: bytes) -> SessionMetadata | None:
+    """The HAC session stored as ``name``, or ``None``, with a warning naming it, if corrupt."""
+    try:
+        return parse_session(data)
+    except SessionFileError as exc:
+        # Named, as ATProto listings name theirs: "No active session" alone hides why.
+        logger.warning(
+            "skipping HAC session file %s: it %s (a new session start replaces it)", name, exc
+        )
+        return None
+
+
+def most_recent_first(sessions: Iterable[SessionMetadata | None]) -> list[SessionMetadata]:
+    """The sessions (``None`` dropped), most recently used first: the order of a listing."""
+    found = [session for session in sessions if session is not None]
+    found.sort(key=lambda s: s.last_used_at, reverse=True)
+    return found
+
+
 @final
 class SessionManager:
     """Manages persisted HAC sessions (API of hac-client-core's ``SessionManager``).
@@ -342,23 +361,10 @@ class SessionManager:
         """Delete one cached session."""
         self.store.delete(session_name(base_url, username, environment))
 
-    def _iter_sessions(self) -> Iterator[tuple[str, SessionMetadata]]:
-        for name, data in readable_items(self.store, is_session_name, what="HAC session"):
-            try:
-                yield name, parse_session(data)
-            except SessionFileError as exc:
-                # Named, as ATProto listings name theirs: "No active session" alone hides why.
-                logger.warning(
-                    "skipping HAC session file %s: it %s (a new session start replaces it)",
-                    name,
-                    exc,
-                )
-
     def list_sessions(self) -> list[SessionMetadata]:
         """All valid cached sessions, most recently used first (corrupt ones skipped)."""
-        sessions = [session for _, session in self._iter_sessions()]
-        sessions.sort(key=lambda s: s.last_used_at, reverse=True)
-        return sessions
+        stored = readable_items(self.store, is_session_name, what="HAC session")
+        return most_recent_first(parsed_session(name, data) for name, data in stored)
 
     def clear_all_sessions(self) -> int:
         """Delete every cached session file; return how many were removed."""

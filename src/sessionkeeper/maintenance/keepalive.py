@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sessionkeeper.clock import SYSTEM_CLOCK, Clock
 from sessionkeeper.core.lifetime import Lifetime, iso
 from sessionkeeper.errors import SessionkeeperError
-from sessionkeeper.stores.base import Store
+from sessionkeeper.stores.base import Store, readable_items
 from sessionkeeper.stores.errors import StoreError
 
 if TYPE_CHECKING:  # the HTTP stack loads only when a session is due
@@ -120,29 +120,66 @@ def keepalive(
     """
     if within < 0:
         raise ValueError(f"within must be >= 0 seconds, not {within}")
-    from sessionkeeper.atproto.listing import stored_oauth_sessions, stored_sessions
     from sessionkeeper.hac.kind import HAC_KIND
-    from sessionkeeper.hac.session import SessionManager
 
     clock = clock or SYSTEM_CLOCK
     services = services or {}
+    passwords, oauths, hacs = _read_every_session(store)
     report: list[KeptAlive] = []
     with _Refresher(store, clock, http, oauth_client) as refresher:
-        for password in stored_sessions(store):
+        for password in passwords:
             row = KeptAlive(
                 "password", password.did, password.handle, Action.FINE, password.lifetime
             )
-            issuer = services.get(password.did) or recorded_issuer(store, password.did) or service
+            # The issuer is read only for a session that is due: one read per fine
+            # session more would double the cost of a scan of a large store.
+            issuer = partial(_issuer, store, password.did, services, service)
             refresh = partial(refresher.password, password, issuer)
             report.append(_keep(row, clock.time(), within, refresh))
-        for oauth in stored_oauth_sessions(store):
+        for oauth in oauths:
             row = KeptAlive("oauth", oauth.did, oauth.handle, Action.FINE, oauth.lifetime)
             report.append(_keep(row, clock.time(), within, partial(refresher.oauth, oauth)))
-        for hac in SessionManager(store=store, clock=clock).list_sessions():
+        for hac in hacs:
             account = f"{hac.username}@{hac.environment}"
             row = KeptAlive("hac", account, None, Action.FINE, HAC_KIND.lifetime(hac))
             report.append(_keep(row, clock.time(), within, partial(refresher.hac, hac)))
     return report
+
+
+def _read_every_session(
+    store: Store,
+) -> tuple[list[AtpSessionData], list[OAuthSession], list[SessionMetadata]]:
+    """Every stored session of each kind, from one read of the store.
+
+    A listing per kind would read every value of the store once per kind (a
+    store's bulk read does not filter by name), three times in all.
+    """
+    from sessionkeeper.atproto.codec import is_session_name, load_named_session
+    from sessionkeeper.atproto.listing import by_did, decoded
+    from sessionkeeper.atproto.oauth.session import is_oauth_name, load_named_oauth
+    from sessionkeeper.hac.session import is_session_name as is_hac_name
+    from sessionkeeper.hac.session import most_recent_first, parsed_session
+
+    def wanted(name: str) -> bool:
+        return is_session_name(name) or is_oauth_name(name) or is_hac_name(name)
+
+    # Decoded as they are read: the store's values are never all held at once.
+    passwords: list[AtpSessionData | None] = []
+    oauths: list[OAuthSession | None] = []
+    hacs: list[SessionMetadata | None] = []
+    for name, raw in readable_items(store, wanted, what="session"):
+        if is_session_name(name):
+            passwords.append(decoded(name, raw, load_named_session))
+        if is_oauth_name(name):
+            oauths.append(decoded(name, raw, load_named_oauth))
+        if is_hac_name(name):
+            hacs.append(parsed_session(name, raw))
+    return by_did(passwords), by_did(oauths), most_recent_first(hacs)
+
+
+def _issuer(store: Store, did: str, services: Mapping[str, str], service: str | None) -> str | None:
+    """The service to refresh ``did``'s session with: named for it, recorded, else the default."""
+    return services.get(did) or recorded_issuer(store, did) or service
 
 
 def recorded_issuer(store: Store, did: str) -> str | None:
@@ -238,13 +275,14 @@ class _Refresher:
             self._http, self._owns_http = bounded_client(DEFAULT_TIMEOUT), True
         return self._http
 
-    def password(self, listed: AtpSessionData, service: str | None) -> Lifetime | None:
-        """Refresh the ``listed`` app-password session with ``service``; its new lifetime."""
+    def password(self, listed: AtpSessionData, issuer: Callable[[], str | None]) -> Lifetime | None:
+        """Refresh the ``listed`` app-password session with its ``issuer()``; its new lifetime."""
         from sessionkeeper.atproto.errors import SessionError
         from sessionkeeper.atproto.password.kind import PASSWORD
         from sessionkeeper.atproto.password.manager import PersistentSessionManager
 
         did = listed.did
+        service = issuer()
         if service is None:
             raise SessionError(
                 f"no service is known for {did}: name the PDS that issued it (--service URL)"

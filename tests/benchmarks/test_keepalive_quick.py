@@ -1,0 +1,35 @@
+"""The keepalive benchmark at small sizes, as a correctness check: counts, never timings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.redis_fixture import require_redis_server
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_keepalive.py"
+
+
+def test_keepalive_sends_one_refresh_per_due_session_and_recovers_lost_answers() -> None:
+    """1% due on every store: exactly those refreshed, none the second time; no fresh login."""
+    require_redis_server()
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    assert sorted(results["points"]) == ["dir", "redis", "sqlite"]
+    for points in results["points"].values():
+        assert [p["sessions"] for p in points] == [200, 1000]
+        for figures in points:
+            assert figures["due"] == figures["sessions"] // 100 > 0, figures
+            assert figures["sent"] == figures["refreshed"] == figures["due"], figures
+            assert figures["fine"] == figures["sessions"] - figures["due"], figures
+            assert figures["idle_fine"] == figures["sessions"], figures  # nothing due again
+    lost = results["lost"]
+    assert lost["recovered"] == lost["killed"] > 0 and lost["create_sessions"] == 0, lost
