@@ -6,11 +6,12 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-from sessionkeeper.atproto.codec import is_session_name, load_named_session
+from sessionkeeper.atproto.codec import is_session_name, load_named_session, name_for_did
 from sessionkeeper.atproto.errors import CorruptSessionError
 from sessionkeeper.atproto.oauth.session import OAuthSession, is_oauth_name, load_named_oauth
 from sessionkeeper.atproto.types import AtpSessionData
 from sessionkeeper.stores.base import Store, readable_items
+from sessionkeeper.stores.errors import StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -59,3 +60,39 @@ def stored_sessions(store: Store) -> list[AtpSessionData]:
 def stored_oauth_sessions(store: Store) -> list[OAuthSession]:
     """Every valid OAuth session in ``store``, sorted by DID; bad entries skipped as above."""
     return _stored(store, is_oauth_name, load_named_oauth, "OAuth session")
+
+
+def sessions_named(store: Store, identifier: str) -> list[AtpSessionData]:
+    """The stored password sessions that ``identifier`` (DID, handle or e-mail) may name.
+
+    What a login or a resume looks through, without decoding a large store: a
+    DID reads its own entry only; a handle or an ASCII e-mail decodes only the
+    entries whose bytes mention it (case aside), and every other identifier
+    falls back to the whole listing. Callers still match the identifier
+    exactly; this only narrows what is decoded.
+    """
+    given = identifier.strip()
+    if given.startswith("did:"):
+        try:
+            name = name_for_did(given)
+        except ValueError:
+            return []  # not a DID a session could be stored under: nothing to reuse
+        return _one(store, name)
+    needle = given.removeprefix("@").lower()
+    if not needle or not needle.isascii():
+        return stored_sessions(store)
+    wanted = needle.encode()
+    return by_did(
+        decoded(name, raw, load_named_session)
+        for name, raw in readable_items(store, is_session_name, what="ATProto session")
+        if wanted in raw.lower()
+    )
+
+
+def _one(store: Store, name: str) -> list[AtpSessionData]:
+    try:
+        raw = store.get(name)
+    except (StoreError, OSError) as exc:
+        logger.warning("skipping ATProto session %s: %s", name, exc)
+        return []
+    return by_did([None if raw is None else decoded(name, raw, load_named_session)])

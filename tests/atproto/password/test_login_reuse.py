@@ -4,6 +4,7 @@ and force=True replaces (and revokes) it: sync and async, against the fake PDS."
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from sessionkeeper.atproto import (
     PersistentSessionManager,
     SessionError,
 )
+from sessionkeeper.atproto.codec import name_for_did
 from sessionkeeper.atproto.issuer import issuer_name
 from sessionkeeper.clock import ManualClock
 from sessionkeeper.stores import MemoryStore
@@ -148,3 +150,47 @@ def test_logout_leaves_no_record_of_the_session_behind(pds: FakePds, clock: Manu
         assert len(store.names()) > 1
         manager.logout()
     assert store.names() == []
+
+
+class CountingStore(MemoryStore):
+    """A memory store that counts whole-store reads and single reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bulk_reads = 0
+        self.reads: list[str] = []
+
+    def items(self) -> Iterator[tuple[str, bytes]]:
+        self.bulk_reads += 1
+        return super().items()
+
+    def get(self, name: str) -> bytes | None:
+        self.reads.append(name)
+        return super().get(name)
+
+
+def test_a_login_decodes_only_the_entries_that_may_name_its_account(
+    pds: FakePds, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A large store costs a reusing login one read of it (by handle) or one entry (by DID)."""
+    store = CountingStore()
+    dids = {h: pds.create_account(h, "pw") for h in ("alice.test", "bob.test")}
+    for handle in dids:
+        with PersistentSessionManager(None, pds.url, store=store, clock=clock) as manager:
+            manager.login(handle, "pw")
+    # An entry no decode can read: any login that decoded it would warn about it.
+    store.put(name_for_did("did:plc:corruptcorruptcorrupt"), b"{not json")
+    store.bulk_reads, store.reads = 0, []
+    with caplog.at_level(logging.WARNING, logger="sessionkeeper"):
+        with PersistentSessionManager(None, pds.url, store=store, clock=clock) as manager:
+            assert manager.login("@Alice.test", "pw").did == dids["alice.test"]
+            assert store.bulk_reads == 1
+            assert "skipping" not in caplog.text  # the corrupt entry was never decoded
+            store.bulk_reads = 0
+            assert manager.resume(dids["bob.test"]) is not None  # by DID: its entry alone
+            assert store.bulk_reads == 0
+            assert name_for_did(dids["bob.test"]) in store.reads
+            assert manager.resume("did:plc:nobody") is None
+        assert pds.counts[CREATE] == 2  # the two first logins; none since
+        assert len(manager.sessions()) == 2  # a whole listing does meet the corrupt entry
+    assert "skipping" in caplog.text

@@ -91,7 +91,8 @@ class AsyncPersistentSessionManager(PasswordSessions, AsyncManager[AtpSessionDat
         refreshed first when its access token has expired. No createSession is
         made, so no password is needed.
         """
-        found = flows.reusable(await self.sessions(), identifier, self._state.clock.time())
+        named = await self._driver.run(self._named(identifier))
+        found = flows.reusable(named, identifier, self._state.clock.time())
         return None if found is None else await self._revived(self._loaded(found))
 
     async def _revived(self, session: AtpSessionData) -> AtpSessionData | None:

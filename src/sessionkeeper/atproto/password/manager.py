@@ -9,6 +9,7 @@ import httpx
 
 from sessionkeeper.atproto.errors import SessionExpiredError
 from sessionkeeper.atproto.kinds import AtprotoKind
+from sessionkeeper.atproto.listing import sessions_named
 from sessionkeeper.atproto.manager_base import (
     DEFAULT_TIMEOUT,
     EARLY_REFRESH_FAILURES,
@@ -21,7 +22,7 @@ from sessionkeeper.atproto.password.kind import PASSWORD, BearerAuthorizer
 from sessionkeeper.atproto.refresh import TokenRefreshPolicy
 from sessionkeeper.atproto.types import AtpSessionData, AtpSessionEvent
 from sessionkeeper.clock import Clock
-from sessionkeeper.core.flow import Flow
+from sessionkeeper.core.flow import Call, Flow
 from sessionkeeper.core.state import SessionState
 from sessionkeeper.redaction import redact_url
 from sessionkeeper.stores.base import Store
@@ -73,6 +74,12 @@ class PasswordSessions:
             known, service_url=self._service_url, now=state.clock.time(), in_memory=state.session
         )
 
+    def _named(self, identifier: str) -> Flow[list[AtpSessionData]]:
+        """The stored sessions ``identifier`` may name (`sessions_named`), as one step."""
+        store = self.store
+        named: list[AtpSessionData] = yield Call(lambda: sessions_named(store, identifier))
+        return named
+
     def _login_flow(
         self, identifier: str, password: str, auth_factor_token: str | None, *, force: bool
     ) -> Flow[flows.LoginOutcome]:
@@ -83,7 +90,7 @@ class PasswordSessions:
             auth_factor_token=auth_factor_token,
             service_url=self._service_url,
             now=self._state.clock.time(),
-            stored=lambda: self._kind.stored(store),
+            stored=lambda: sessions_named(store, identifier),
             force=force,
         )
 
@@ -160,7 +167,8 @@ class PersistentSessionManager(PasswordSessions, BlockingManager[AtpSessionData]
         refreshed first when its access token has expired. No createSession is
         made, so no password is needed.
         """
-        found = flows.reusable(self.sessions(), identifier, self._state.clock.time())
+        named = self._driver.run(self._named(identifier))
+        found = flows.reusable(named, identifier, self._state.clock.time())
         return None if found is None else self._revived(self._loaded(found))
 
     def _revived(self, session: AtpSessionData) -> AtpSessionData | None:

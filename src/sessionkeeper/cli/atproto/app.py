@@ -38,10 +38,9 @@ from sessionkeeper.atproto.codec import name_for_did, validate_did
 from sessionkeeper.atproto.did_resolution import DidResolutionError, resolve_pds
 from sessionkeeper.atproto.home import choose_store
 from sessionkeeper.atproto.interop import import_session_string
-from sessionkeeper.atproto.listing import stored_oauth_sessions, stored_sessions
+from sessionkeeper.atproto.listing import sessions_named, stored_oauth_sessions, stored_sessions
 from sessionkeeper.atproto.manager_base import DEFAULT_TIMEOUT
 from sessionkeeper.atproto.password.flows import reusable
-from sessionkeeper.atproto.password.kind import PASSWORD
 from sessionkeeper.atproto.variables import SERVICE_ENV
 from sessionkeeper.cli.atproto.oauth import (
     oauth_login,
@@ -466,7 +465,7 @@ def login(
         if service:
             attempt.url = service
         url = service or _login_service(options, attempt)
-        stored = reusable(PASSWORD.stored(store), identifier, time.time())
+        stored = reusable(sessions_named(store, identifier), identifier, time.time())
         if stored is not None:
             explicit = bool(service or options.service)
             url = _same_issuer(options, store, stored.did, url, explicit=explicit)
