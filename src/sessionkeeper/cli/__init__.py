@@ -125,4 +125,6 @@ def __getattr__(name: str) -> Any:
 
 def main() -> None:
     """Entry point of the ``sessionkeeper`` console script."""
-    build_app()()
+    from sessionkeeper.cli.entry import run
+
+    run(build_app(), "sessionkeeper")

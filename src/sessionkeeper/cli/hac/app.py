@@ -321,7 +321,9 @@ commands.command("status", cls=PlainCommand)(status.status_command)
 
 def main() -> None:
     """Entry point of the ``hac`` console script."""
-    app(prog_name="hac")
+    from sessionkeeper.cli.entry import run
+
+    run(app, "hac")
 
 
 __all__ = ["app", "main"]
