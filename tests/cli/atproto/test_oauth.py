@@ -96,6 +96,39 @@ def test_login_with_oauth_then_list_whoami_call_logout(tmp_path: Path, fake: Fak
     assert after.returncode == 3
 
 
+def test_login_oauth_reuses_a_stored_session_and_force_signs_in_anew(
+    tmp_path: Path, fake: FakeOAuth
+) -> None:
+    sessions = tmp_path / "s"
+    signed_in(fake, sessions)  # signed in by a library script
+    par = fake.counts["par"]
+    again = run(fake, sessions, "login", "--oauth", "--no-browser", "@Alice.test", "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) == {
+        "did": DEFAULT_DID,
+        "handle": DEFAULT_HANDLE,
+        "kind": "oauth",
+        "reused": True,
+    }
+    assert fake.counts["par"] == par  # no new authorization was started
+
+    command, env = cli(fake, sessions, "login", "--oauth", "--no-browser", DEFAULT_DID, "--force")
+    forced = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    assert forced.stderr is not None
+    for line in forced.stderr:
+        found = re.search(r"(http://127\.0\.0\.1:\d+/oauth/authorize\?\S+)", line)
+        if found:
+            httpx.get(httpx.get(found.group(1)).headers["location"])
+            break
+    out, err = forced.communicate(timeout=60)
+    assert forced.returncode == 0, err
+    assert "logged in as alice.test with OAuth" in out
+    assert fake.counts["revoked"] == 1  # the replaced session was revoked first
+    assert fake.counts["par"] > par  # and a new authorization was made
+
+
 def test_a_declined_oauth_login_fails_naming_the_decline(tmp_path: Path, fake: FakeOAuth) -> None:
     fake.consent = "deny"
     command, env = cli(fake, tmp_path / "s", "login", "--oauth", "--no-browser", "alice.test")

@@ -46,6 +46,8 @@ from sessionkeeper.cli.atproto.oauth import (
     oauth_login,
     oauth_rows,
     open_oauth_manager,
+    reusable_oauth,
+    revoke_oauth,
 )
 from sessionkeeper.cli.atproto.state import forget, load_state, remember, remember_service
 from sessionkeeper.cli.hints import answered, command, json_error, store_option, unreachable
@@ -179,6 +181,31 @@ def _fail(attempt: Attempt, error: str, message: str, code: int) -> typer.Exit:
         json_error(error, message)
     err.print(f"[red]error:[/] {escape(message)}")
     return typer.Exit(code)
+
+
+def _oauth_login(
+    store: Store, identifier: str, as_json: bool, force: bool, no_browser: bool, remote: bool
+) -> None:
+    """``login --oauth``: the stored session while it works (no browser), else a sign-in.
+
+    ``--force`` revokes the stored session first, then signs in anew.
+    """
+    kept = None if force else reusable_oauth(store, identifier)
+    if force:
+        revoke_oauth(store, identifier)
+    signed = kept or oauth_login(
+        store, identifier, open_browser=not no_browser, timeout=300, remote=remote
+    )
+    remember(store, signed.did)
+    who = escape(signed.handle or signed.did)
+    text = (
+        f"already logged in as [bold]{who}[/] with OAuth; using the stored session "
+        "(--force signs in anew)"
+        if kept
+        else f"logged in as [bold]{who}[/] with OAuth"
+    )
+    row = {"did": signed.did, "handle": signed.handle, "kind": "oauth", "reused": bool(kept)}
+    _done(as_json, text, row)
 
 
 @contextmanager
@@ -452,15 +479,7 @@ def login(
         if remote and not oauth:
             raise UsageError("--remote signs in with OAuth: use it with --oauth")
         if oauth:
-            signed = oauth_login(
-                store, identifier, open_browser=not no_browser, timeout=300, remote=remote
-            )
-            remember(store, signed.did)
-            _done(
-                as_json,
-                f"logged in as [bold]{escape(signed.handle or signed.did)}[/] with OAuth",
-                {"did": signed.did, "handle": signed.handle, "kind": "oauth", "reused": False},
-            )
+            _oauth_login(store, identifier, as_json, force, no_browser, remote)
             return
         if service:
             attempt.url = service

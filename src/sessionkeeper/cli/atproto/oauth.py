@@ -14,6 +14,7 @@ resolve; by default DNS, ``https://<handle>/.well-known`` and plc.directory.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -62,6 +63,51 @@ def oauth_login(
             session = manager.session
             assert session is not None  # callback stores and makes the session current
             return session
+
+
+def _stored_for(store: Store, identifier: str) -> list[OAuthSession]:
+    """The stored OAuth sessions whose DID or handle is ``identifier`` (``@`` and case aside)."""
+    wanted = identifier.strip().removeprefix("@").lower()
+    return [
+        session
+        for session in stored_oauth_sessions(store)
+        if wanted in {session.did.lower(), (session.handle or "").lower()}
+    ]
+
+
+def reusable_oauth(store: Store, identifier: str) -> OAuthSession | None:
+    """``identifier``'s stored OAuth session (DID or handle) while it still works, else ``None``.
+
+    A session the kind's rule calls dead is skipped without a request; one
+    whose access token expired is refreshed first (through the single
+    flight), and ``None`` is returned when the issuer has ended the grant.
+    """
+    from sessionkeeper.atproto.errors import SessionExpiredError
+    from sessionkeeper.atproto.oauth.kind import OAUTH
+
+    now = time.time()
+    for session in _stored_for(store, identifier):
+        if OAUTH.dead(session, now) is not None:
+            continue
+        with open_oauth_manager(store, session.did) as manager:
+            current = None if manager is None else manager.session
+            if manager is None or current is None:
+                return None
+            if current.expires_at is None or current.expires_at > now:
+                return current
+            try:
+                return manager.refresh_token()
+            except SessionExpiredError:
+                return None
+    return None
+
+
+def revoke_oauth(store: Store, identifier: str) -> None:
+    """Revoke and remove ``identifier``'s stored OAuth session, if there is one (for --force)."""
+    for session in _stored_for(store, identifier):
+        with open_oauth_manager(store, session.did) as manager:
+            if manager is not None:
+                manager.logout()
 
 
 @contextmanager
