@@ -62,6 +62,7 @@ def main() -> int:
         f"sessionkeeper start-up against hac --help, median of {REPEAT} interleaved runs",
         ["command", "ms", "hac --help ms", "ratio"],
         rows,
+        save="cli-startup",
     )
     ratio = ratios["sessionkeeper --help"]
     print_table(

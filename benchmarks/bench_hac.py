@@ -173,6 +173,7 @@ def main() -> int:
         "(ours / original 0.1.2)",
         ["run", "requests", "HAC work ms", "ratio", "process ms", "ratio", "succeeded"],
         rows,
+        save="hac-runs",
     )
 
     warm, dead = ours[1], ours[3]
@@ -191,7 +192,7 @@ def main() -> int:
         targets.append(
             ["warm HAC work ours/original <= 0.6", "original unavailable", "[red]n/a[/]"]
         )
-    print_table("Targets", ["target", "measured", ""], targets)
+    print_table("Targets", ["target", "measured", ""], targets, save="hac-targets")
     # Request counts and recovery are correctness claims: a miss fails the run.
     return 0 if warm_requests_ok and dead_ok else 1
 

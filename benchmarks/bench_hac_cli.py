@@ -127,6 +127,7 @@ def main() -> int:
         "(original: hac-client-cli 0.3.2 / hac-client-core 0.1.2)",
         ["command", "ours ms", "original ms", "ours/original"],
         rows,
+        save="hac-cli",
     )
     print_table(
         "Targets",
@@ -139,6 +140,7 @@ def main() -> int:
             ]
             for label, limit in TARGETS.items()
         ],
+        save="hac-cli-targets",
     )
     return 0
 

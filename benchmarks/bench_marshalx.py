@@ -261,6 +261,7 @@ def main() -> int:
         f"MarshalX bots on one account, grace 0 ({time.monotonic() - started:.0f} s)",
         ["scenario", "client", "createSession", "refreshSession", "revoked", "failed", "ok", ""],
         rows,
+        save="marshalx",
     )
     return 0 if all_met else 1
 
