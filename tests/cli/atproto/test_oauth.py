@@ -129,6 +129,30 @@ def test_login_oauth_reuses_a_stored_session_and_force_signs_in_anew(
     assert fake.counts["par"] > par  # and a new authorization was made
 
 
+def test_a_forced_oauth_login_whose_revocation_fails_warns_and_signs_in(
+    tmp_path: Path, fake: FakeOAuth
+) -> None:
+    sessions = tmp_path / "s"
+    signed_in(fake, sessions)
+    fake.ignore_revocations = True  # 200, and the PDS keeps accepting the old token
+    command, env = cli(fake, sessions, "login", "--oauth", "--no-browser", "alice.test", "--force")
+    forced = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    assert forced.stderr is not None
+    seen: list[str] = []
+    for line in forced.stderr:
+        seen.append(line)
+        found = re.search(r"(http://127\.0\.0\.1:\d+/oauth/authorize\?\S+)", line)
+        if found:
+            httpx.get(httpx.get(found.group(1)).headers["location"])
+            break
+    out, err = forced.communicate(timeout=60)
+    assert forced.returncode == 0, err
+    assert "warning: could not revoke the stored session of " + DEFAULT_DID in "".join(seen)
+    assert "logged in as alice.test with OAuth" in out
+
+
 def test_a_declined_oauth_login_fails_naming_the_decline(tmp_path: Path, fake: FakeOAuth) -> None:
     fake.consent = "deny"
     command, env = cli(fake, tmp_path / "s", "login", "--oauth", "--no-browser", "alice.test")

@@ -103,11 +103,26 @@ def reusable_oauth(store: Store, identifier: str) -> OAuthSession | None:
 
 
 def revoke_oauth(store: Store, identifier: str) -> None:
-    """Revoke and remove ``identifier``'s stored OAuth session, if there is one (for --force)."""
+    """Revoke and remove ``identifier``'s stored OAuth session, if there is one (for --force).
+
+    As a forced password login does, a revocation that fails is only warned
+    about: the sign-in that follows replaces the session, and the old grant
+    lapses on its own.
+    """
+    from sessionkeeper.atproto.errors import SessionError
+
     for session in _stored_for(store, identifier):
         with open_oauth_manager(store, session.did) as manager:
-            if manager is not None:
+            if manager is None:
+                continue
+            try:
                 manager.logout()
+            except SessionError as exc:
+                print(
+                    f"warning: could not revoke the stored session of {session.did} ({exc}); "
+                    "signing in anew, the old grant lapses on its own",
+                    file=sys.stderr,
+                )
 
 
 @contextmanager

@@ -109,6 +109,8 @@ class FakeOAuth(LoopbackServer):
         self.consent = "accept"
         #: An HTTP status the token endpoint answers instead of working (e.g. 500).
         self.fault: int | None = None
+        #: Answer revocations with 200 and revoke nothing (a server that ignores them).
+        self.ignore_revocations = False
         #: Answer ``sub`` as this DID instead of the account's (a lying server).
         self.answer_sub: str | None = None
         #: Replaces a successful refresh answer when set.
@@ -491,7 +493,7 @@ class FakeOAuth(LoopbackServer):
                 return 400, {"error": "use_dpop_nonce"}, nonce
             return 200, {}, nonce  # like the provider: silence about anything else
         grant = self.refresh.get(form.get("token", "")) or self.access.get(form.get("token", ""))
-        if grant is not None:
+        if grant is not None and not self.ignore_revocations:
             self._revoke_session(grant.session)
             self.count("revoked")
         return 200, {}, nonce
