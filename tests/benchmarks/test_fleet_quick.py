@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
-from tests.redis_fixture import require_redis_server
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_fleet.py"
+from tests.benchmarks.quick import run_quick
 
 
 def test_fleet_refreshes_once_per_expiry_and_loses_nothing() -> None:
     """Workers on shared stores, every token expiring twice: one refresh per expiry used."""
-    require_redis_server()
-    done = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    results = json.loads(done.stdout.strip().splitlines()[-1])
+    results = run_quick("bench_fleet.py")
     assert [r["store"] for r in results] == ["dir", "redis"]
     for figures in results:
         # Two expiries crossed, and every account used after each of them.

@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
-from tests.redis_fixture import require_redis_server
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_keepalive.py"
+from tests.benchmarks.quick import run_quick
 
 
 def test_keepalive_sends_one_refresh_per_due_session_and_recovers_lost_answers() -> None:
     """1% due on every store: exactly those refreshed, none the second time; no fresh login."""
-    require_redis_server()
-    done = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    results = json.loads(done.stdout.strip().splitlines()[-1])
+    results = run_quick("bench_keepalive.py")
     assert sorted(results["points"]) == ["dir", "redis", "sqlite"]
     for points in results["points"].values():
         assert [p["sessions"] for p in points] == [200, 1000]
