@@ -12,16 +12,17 @@ export PDS_TOOLS_DIR ?= $(CURDIR)/.tools/pds
 
 .PHONY: install lint typecheck test docs demo bench system-deps redis-server reference-pds orig-hac chromium oauth-client-node clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[redis,keyring,dev,examples,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
-$(DEMO_STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e .
 	touch $(DEMO_STAMP)
 
@@ -59,15 +60,9 @@ test: install lint typecheck system-deps docs
 demo: $(DEMO_STAMP)
 	@for scene in demo/scene_*.py; do $(BIN)/python "$$scene" || exit 1; done
 
-BENCH_STAMP := $(VENV)/.bench-stamp
-
-$(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[redis,keyring,dev,examples,bench]'
-	touch $(BENCH_STAMP)
-
-# Each benchmark prints its table; the fleet and the cost curves also write their
-# tables, figures and charts into docs/benchmarks/, which docs/benchmarks.md includes.
-bench: install $(BENCH_STAMP) redis-server reference-pds orig-hac oauth-client-node  # no browser: no benchmark drives one
+# Each benchmark prints its table and writes it (with its figures and charts) into
+# docs/benchmarks/, which docs/benchmarks.md includes. `install` brings the bench extra.
+bench: install redis-server reference-pds orig-hac oauth-client-node  # no browser: no benchmark drives one
 	@for b in benchmarks/bench_*.py; do $(BIN)/python "$$b" || exit 1; done
 
 clean:
