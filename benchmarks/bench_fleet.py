@@ -509,9 +509,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="round 1 fresh, then expiries")
     parser.add_argument("--visits", type=float, default=3.0, help="calls per account per round")
     parser.add_argument("--stores", default=",".join(STORES))
-    # MarshalX keeps a whole HTTP client per account (about 0.85 MiB): a thousand
-    # accounts in each of 16 workers would not fit beside other work on this
-    # machine, so the side-by-side run is smaller, and the same for both.
+    # MarshalX keeps a whole HTTP client per account (the side-by-side table gives its
+    # peak MiB per worker): a thousand accounts in each of 16 workers would not fit
+    # beside other work on this machine, so the side-by-side run is smaller, and the
+    # same for both.
     parser.add_argument("--peer-accounts", type=int, default=200)
     parser.add_argument("--peer-workers", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
