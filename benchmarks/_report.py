@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import platform
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,21 @@ def percentile(values: list[float], fraction: float) -> float:
         raise ValueError("percentile of no values")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
+def percentile_ms(values: list[float], fraction: float) -> float:
+    """`percentile` of seconds, in milliseconds; 0.0 when nothing was measured."""
+    return percentile(values, fraction) * 1e3 if values else 0.0
+
+
+def await_ready(workers: list[subprocess.Popen[str]], what: str = "fleet") -> None:
+    """Wait until every worker process has printed ``ready`` (its interpreter and set-up done)."""
+    for worker in workers:
+        assert worker.stdout is not None
+        line = worker.stdout.readline().strip()
+        if line != "ready":
+            errors = worker.stderr.read()[-500:] if worker.stderr is not None else ""
+            raise SystemExit(f"a {what} worker did not start: {line} {errors}".rstrip())
 
 
 def markdown_table(columns: list[str], rows: list[list[str]]) -> str:

@@ -48,7 +48,7 @@ from typing import Any
 
 import httpx
 
-from _report import markdown_table, percentile, write_outputs
+from _report import await_ready, markdown_table, percentile_ms, write_outputs
 from _table import print_table, verdict
 from sessionkeeper.errors import SessionkeeperError
 
@@ -356,10 +356,7 @@ def run_fleet(
             )
             for n in range(args.workers)
         ]
-        for proc in procs:
-            assert proc.stdout is not None
-            if proc.stdout.readline().strip() != "ready":
-                raise SystemExit("a fleet worker did not start")
+        await_ready(procs)
         ours: list[float] = []
         raw: list[float] = []
         failed: list[str] = []
@@ -422,10 +419,10 @@ def run_fleet(
         "lost": args.accounts - kept,
         # Each worker's calls over the time it spent in them, summed over the fleet.
         "calls_per_s": len(ours) / busy * args.workers if busy else 0.0,
-        "ours_p50_ms": percentile(ours, 0.50) * 1e3 if ours else 0.0,
-        "ours_p99_ms": percentile(ours, 0.99) * 1e3 if ours else 0.0,
-        "raw_p50_ms": percentile(raw, 0.50) * 1e3 if raw else 0.0,
-        "raw_p99_ms": percentile(raw, 0.99) * 1e3 if raw else 0.0,
+        "ours_p50_ms": percentile_ms(ours, 0.50),
+        "ours_p99_ms": percentile_ms(ours, 0.99),
+        "raw_p50_ms": percentile_ms(raw, 0.50),
+        "raw_p99_ms": percentile_ms(raw, 0.99),
         "peak_rss_mib": max(rss) / 1024,
     }
 

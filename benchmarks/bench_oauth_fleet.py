@@ -32,7 +32,7 @@ from typing import Any
 
 import redis
 
-from _report import markdown_table, percentile, write_outputs
+from _report import await_ready, markdown_table, percentile_ms, write_outputs
 from _table import print_line, print_table, verdict
 from bench_oauth import (
     GET_SESSION,
@@ -160,12 +160,7 @@ def run(
     for session in sessions:
         put_session(kind, client, session)
     workers = [spawn(kind, server.url, pds, sessions, args.calls, n) for n in range(args.workers)]
-    for worker in workers:
-        assert worker.stdout is not None
-        line = worker.stdout.readline().strip()
-        if line != "ready":
-            assert worker.stderr is not None
-            raise SystemExit(f"a {kind} worker did not start: {line} {worker.stderr.read()[-500:]}")
+    await_ready(workers, kind)
     pds.reset_counts()
     ok = 0
     seconds: list[float] = []
@@ -208,8 +203,8 @@ def run(
         "refreshes": refreshes,
         "expected_refreshes": expected,
         "lost": lost,
-        "p50_ms": percentile(seconds, 0.50) * 1e3 if seconds else 0.0,
-        "p99_ms": percentile(seconds, 0.99) * 1e3 if seconds else 0.0,
+        "p50_ms": percentile_ms(seconds, 0.50),
+        "p99_ms": percentile_ms(seconds, 0.99),
     }
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import redis
 
-from _report import percentile
+from _report import await_ready, percentile
 from _table import paired, print_table, verdict
 from sessionkeeper.atproto import PersistentSessionManager
 from sessionkeeper.stores.redis.store import RedisStore
@@ -191,10 +191,7 @@ def fleet_run(
             )
             for _ in range(processes)
         ]
-        for proc in procs:  # wait until every interpreter is up, then start all at once
-            assert proc.stdout is not None
-            if proc.stdout.readline().strip() != "ready":
-                raise SystemExit("a fleet worker did not start")
+        await_ready(procs)  # every interpreter up, then all start at once
         start = time.time() + 1.0
         for proc in procs:
             assert proc.stdin is not None
