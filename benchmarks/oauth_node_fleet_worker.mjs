@@ -4,17 +4,12 @@
 // On each "round" line from stdin it makes CALLS getSession calls as accounts
 // picked at random (restore, then fetchHandler) and prints one JSON line.
 //   node oauth_node_fleet_worker.mjs TOOLS_DIR REDIS_URL PDS_URL PLC_URL CLIENT_ID DIDS_JSON CALLS SEED
-import path from 'node:path'
 import readline from 'node:readline'
-import { createRequire } from 'node:module'
-import { pathToFileURL } from 'node:url'
+import { loopbackClient, toolsRequire } from './oauth_node_client.mjs'
 
 const [toolsDir, redisUrl, pdsUrl, plcUrl, clientId, didsJson, callsText, seedText] =
   process.argv.slice(2)
-const requireFromTools = createRequire(path.join(toolsDir, 'package.json'))
-const { NodeOAuthClient } = await import(
-  pathToFileURL(requireFromTools.resolve('@atproto/oauth-client-node')).href
-)
+const requireFromTools = toolsRequire(toolsDir)
 const Redis = requireFromTools('ioredis')
 const { Mutex } = requireFromTools('redis-semaphore')
 
@@ -27,12 +22,6 @@ const sessionStore = {
   async set(sub, value) { await redis.set(`node:${sub}`, JSON.stringify(value)) },
   async del(sub) { await redis.del(`node:${sub}`) },
 }
-const states = new Map()
-const stateStore = {
-  async get(key) { return states.get(key) },
-  async set(key, value) { states.set(key, value) },
-  async del(key) { states.delete(key) },
-}
 // The lock the package asks for across processes ("credentials might get revoked"
 // without one): a Redis mutex per lock name.
 async function requestLock(name, fn) {
@@ -41,24 +30,8 @@ async function requestLock(name, fn) {
   try { return await fn() } finally { await mutex.release() }
 }
 
-const params = new URL(clientId).searchParams
-const client = new NodeOAuthClient({
-  clientMetadata: {
-    client_id: clientId,
-    redirect_uris: params.getAll('redirect_uri'),
-    scope: params.get('scope'),
-    grant_types: ['authorization_code', 'refresh_token'],
-    response_types: ['code'],
-    token_endpoint_auth_method: 'none',
-    application_type: 'native',
-    dpop_bound_access_tokens: true,
-  },
-  stateStore,
-  sessionStore,
-  requestLock,
-  handleResolver: pdsUrl,
-  plcDirectoryUrl: plcUrl,
-  allowHttp: true,
+const client = await loopbackClient(toolsDir, {
+  clientId, pdsUrl, plcUrl, sessionStore, requestLock,
 })
 
 const dids = JSON.parse(didsJson)

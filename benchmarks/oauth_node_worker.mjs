@@ -5,14 +5,9 @@
 //   node oauth_node_worker.mjs TOOLS_DIR STORE_DIR DID GO_FILE|none PDS_URL PLC_URL CLIENT_ID
 import fs from 'node:fs'
 import path from 'node:path'
-import { createRequire } from 'node:module'
-import { pathToFileURL } from 'node:url'
+import { loopbackClient } from './oauth_node_client.mjs'
 
 const [toolsDir, storeDir, did, go, pdsUrl, plcUrl, clientId] = process.argv.slice(2)
-const requireFromTools = createRequire(path.join(toolsDir, 'package.json'))
-const { NodeOAuthClient } = await import(
-  pathToFileURL(requireFromTools.resolve('@atproto/oauth-client-node')).href
-)
 
 const file = (sub) => path.join(storeDir, `node_${sub.replaceAll(':', '_')}.json`)
 const sessionStore = {
@@ -26,30 +21,7 @@ const sessionStore = {
   },
   async del(sub) { fs.rmSync(file(sub), { force: true }) },
 }
-const states = new Map()
-const stateStore = {
-  async get(key) { return states.get(key) },
-  async set(key, value) { states.set(key, value) },
-  async del(key) { states.delete(key) },
-}
-const params = new URL(clientId).searchParams
-const client = new NodeOAuthClient({
-  clientMetadata: {
-    client_id: clientId,
-    redirect_uris: params.getAll('redirect_uri'),
-    scope: params.get('scope'),
-    grant_types: ['authorization_code', 'refresh_token'],
-    response_types: ['code'],
-    token_endpoint_auth_method: 'none',
-    application_type: 'native',
-    dpop_bound_access_tokens: true,
-  },
-  stateStore,
-  sessionStore,
-  handleResolver: pdsUrl,
-  plcDirectoryUrl: plcUrl,
-  allowHttp: true,
-})
+const client = await loopbackClient(toolsDir, { clientId, pdsUrl, plcUrl, sessionStore })
 
 if (go !== 'none') {
   fs.writeFileSync(`${go}.ready-${process.pid}`, '')
