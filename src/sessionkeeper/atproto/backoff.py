@@ -19,11 +19,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 from dataclasses import dataclass
+from typing import Any
 
-from sessionkeeper.atproto.codec import did_name
 from sessionkeeper.atproto.errors import RateLimitedError
+from sessionkeeper.atproto.sidecar import RECORD_SUFFIX, beside_name, decode_record, finite_time
 from sessionkeeper.core.flow import Delete, Flow, Get, Put
 from sessionkeeper.core.lifetime import iso
 from sessionkeeper.core.state import MAX_RETRY_AFTER
@@ -32,7 +32,7 @@ from sessionkeeper.stores.errors import StoreError
 logger = logging.getLogger(__name__)
 
 WAIT_PREFIX = "wait_"
-WAIT_SUFFIX = ".json"
+WAIT_SUFFIX = RECORD_SUFFIX
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +45,7 @@ class Wait:
 
 def refresh_wait_name(session_name: str, did: str) -> str:
     """The record of the refreshes of ``did``'s session stored under ``session_name``."""
-    kind = session_name.split("did_", 1)[0]  # "" for password sessions, "oauth_" for OAuth
-    return did_name(did, WAIT_PREFIX + kind, WAIT_SUFFIX)
+    return beside_name(WAIT_PREFIX, session_name, did)
 
 
 def login_wait_name(service_url: str, identifier: str) -> str:
@@ -66,27 +65,16 @@ def encode_wait(wait: Wait) -> bytes:
 
 def decode_wait(raw: bytes | None) -> Wait | None:
     """A stored record, or ``None`` when absent or unreadable (logged, then ignored)."""
-    if raw is None:
-        return None
-    try:
-        data = json.loads(raw)
-        until, reason = data["until"], data.get("reason", "")
-        if (
-            isinstance(until, bool)
-            or not isinstance(until, int | float)
-            or not math.isfinite(until)
-        ):
-            raise ValueError("until is not a time")
-        return Wait(float(until), str(reason))
-    except (ValueError, TypeError, KeyError, RecursionError) as exc:
-        logger.warning("ignoring an unreadable backoff record (%s)", type(exc).__name__)
-        return None
+    return decode_record(raw, _wait, "backoff")
+
+
+def _wait(data: Any) -> Wait:
+    return Wait(finite_time(data["until"], "until"), str(data.get("reason", "")))
 
 
 def read_wait(name: str) -> Flow[Wait | None]:
     """Read the record ``name``."""
-    wait = decode_wait((yield Get(name)))
-    return wait
+    return decode_wait((yield Get(name)))
 
 
 def remaining(wait: Wait | None, now: float) -> float | None:

@@ -22,17 +22,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 from dataclasses import dataclass
+from typing import Any
 
-from sessionkeeper.atproto.codec import did_name
+from sessionkeeper.atproto.sidecar import RECORD_SUFFIX, beside_name, decode_record, finite_time
 from sessionkeeper.core.flow import Flow, Get, Put
 from sessionkeeper.stores.errors import StoreError
 
 logger = logging.getLogger(__name__)
 
 INTENT_PREFIX = "intent_"
-INTENT_SUFFIX = ".json"
+INTENT_SUFFIX = RECORD_SUFFIX
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +45,7 @@ class Intent:
 
 def intent_name(session_name: str, did: str) -> str:
     """The intent record of ``did``'s session stored under ``session_name``."""
-    kind = session_name.split("did_", 1)[0]  # "" for password sessions, "oauth_" for OAuth
-    return did_name(did, INTENT_PREFIX + kind, INTENT_SUFFIX)
+    return beside_name(INTENT_PREFIX, session_name, did)
 
 
 def token_digest(token: str) -> str:
@@ -61,19 +60,14 @@ def encode_intent(intent: Intent) -> bytes:
 
 def decode_intent(raw: bytes | None) -> Intent | None:
     """A stored record, or ``None`` when absent or unreadable (logged, then ignored)."""
-    if raw is None:
-        return None
-    try:
-        data = json.loads(raw)
-        at, digest = data["at"], data["digest"]
-        if isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at):
-            raise ValueError("at is not a time")
-        if not isinstance(digest, str):
-            raise ValueError("digest is not a string")
-        return Intent(float(at), digest)
-    except (ValueError, TypeError, KeyError, RecursionError) as exc:
-        logger.warning("ignoring an unreadable refresh intent record (%s)", type(exc).__name__)
-        return None
+    return decode_record(raw, _intent, "refresh intent")
+
+
+def _intent(data: Any) -> Intent:
+    digest = data["digest"]
+    if not isinstance(digest, str):
+        raise ValueError("digest is not a string")
+    return Intent(finite_time(data["at"], "at"), digest)
 
 
 def begin_refresh(name: str, token: str, now: float) -> Flow[Intent | None]:

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 from sessionkeeper.atproto.codec import did_name
+from sessionkeeper.atproto.sidecar import RECORD_SUFFIX, decode_record
 from sessionkeeper.core.flow import Flow, Get, Put
 
 logger = logging.getLogger(__name__)
 
 ISSUER_PREFIX = "issuer_"
-ISSUER_SUFFIX = ".json"
+ISSUER_SUFFIX = RECORD_SUFFIX
 
 
 def issuer_name(did: str) -> str:
@@ -34,16 +36,14 @@ def encode_issuer(service_url: str) -> bytes:
 
 def decode_issuer(raw: bytes | None) -> str | None:
     """The service a record names, or ``None`` when absent or unreadable (logged)."""
-    if raw is None:
-        return None
-    try:
-        service = json.loads(raw)["service"]
-        if not isinstance(service, str) or not service.startswith(("http://", "https://")):
-            raise ValueError("service is not an http(s) URL")
-        return service
-    except (ValueError, TypeError, KeyError, RecursionError) as exc:
-        logger.warning("ignoring an unreadable session issuer record (%s)", type(exc).__name__)
-        return None
+    return decode_record(raw, _service, "session issuer")
+
+
+def _service(data: Any) -> str:
+    service = data["service"]
+    if not isinstance(service, str) or not service.startswith(("http://", "https://")):
+        raise ValueError("service is not an http(s) URL")
+    return service
 
 
 def same_service(a: str, b: str) -> bool:
