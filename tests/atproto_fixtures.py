@@ -7,7 +7,21 @@ from collections.abc import Iterator
 import pytest
 
 from sessionkeeper.clock import ManualClock
+from sessionkeeper.stores import MemoryStore
+from sessionkeeper.stores.errors import StoreUnavailableError
 from sessionkeeper.testing.fake_pds import FakePds
+
+
+class FlakyStore(MemoryStore):
+    """A memory store whose writes fail while ``down`` is set (a Redis restart, a full disk)."""
+
+    down = False
+
+    def put(self, name: str, data: bytes) -> None:
+        """Store, unless the store is ``down``."""
+        if self.down:
+            raise StoreUnavailableError("store is down")
+        super().put(name, data)
 
 
 @pytest.fixture

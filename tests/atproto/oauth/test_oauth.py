@@ -32,7 +32,6 @@ from sessionkeeper.atproto.oauth.manager import AsyncOAuthSessionManager, OAuthS
 from sessionkeeper.atproto.oauth.session import OAuthSession, oauth_name_for_did
 from sessionkeeper.clock import ManualClock
 from sessionkeeper.stores.errors import StoreUnavailableError
-from sessionkeeper.stores.memory import MemoryStore
 from sessionkeeper.stores.redis.store import RedisStore
 from sessionkeeper.testing.fake_oauth import FakeOAuth, thumbprint_of
 from sessionkeeper.testing.redis_server import RedisServer
@@ -56,11 +55,6 @@ class FakeOAuthPds(FakeOAuth):
                 "token_endpoint_auth_method": "none",
             }
         )
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
 
 
 @pytest.fixture
@@ -202,13 +196,8 @@ def test_threads_and_a_second_manager_share_one_refresh(
 def test_a_refreshed_set_survives_a_failed_store_write(
     server: FakeOAuthPds, clock: ManualClock
 ) -> None:
-    class FlakyStore(MemoryStore):
-        down = False
-
-        def put(self, name: str, data: bytes) -> None:
-            if self.down:
-                raise StoreUnavailableError("store is down")
-            super().put(name, data)
+    # Imported here: this module also runs as a worker script, without tests/ on its path.
+    from tests.atproto_fixtures import FlakyStore
 
     store = FlakyStore()
     with OAuthSessionManager(None, store=store, clock=clock) as m:

@@ -24,7 +24,6 @@ from sessionkeeper.atproto.oauth.dpop import generate_dpop_jwk
 from sessionkeeper.atproto.oauth.manager import AsyncOAuthSessionManager, OAuthSessionManager
 from sessionkeeper.atproto.oauth.session import OAuthSession, oauth_name_for_did
 from sessionkeeper.clock import ManualClock
-from sessionkeeper.stores.errors import StoreUnavailableError
 from sessionkeeper.stores.memory import MemoryStore
 from sessionkeeper.testing._server import LoopbackServer
 from sessionkeeper.testing.fake_oauth import FakeOAuth, thumbprint_of
@@ -34,6 +33,7 @@ from sessionkeeper.testing.fake_pds._http import (
     XrpcHandler,
     json_response,
 )
+from tests.atproto_fixtures import FlakyStore
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -88,22 +88,6 @@ class Server(FakeOAuth):
             self.count("revoke-ignored")
             return 200, {}, self._nonce_header()
         return super()._revoke(form, proof)
-
-
-class FlakyStore(MemoryStore):
-    """A memory store whose writes fail while ``down`` is set."""
-
-    down = False
-
-    def put(self, name: str, data: bytes) -> None:
-        if self.down:
-            raise StoreUnavailableError("store is down")
-        super().put(name, data)
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
 
 
 @pytest.fixture

@@ -29,11 +29,6 @@ HOUR = 3600.0
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 def pds(clock: ManualClock) -> Iterator[FakePds]:
     with FakePds(clock=clock, access_lifetime=2 * HOUR) as fake:
         yield fake

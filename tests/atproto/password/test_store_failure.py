@@ -14,27 +14,11 @@ from sessionkeeper.atproto import (
     name_for_did,
 )
 from sessionkeeper.clock import ManualClock
-from sessionkeeper.stores import MemoryStore, StoreUnavailableError
 from sessionkeeper.testing.fake_pds import FakePds
+from tests.atproto_fixtures import FlakyStore
 
 pytestmark = pytest.mark.timeout(60)
 REFRESH = "com.atproto.server.refreshSession"
-
-
-class FlakyStore(MemoryStore):
-    """A store whose writes fail while ``down`` is set (a Redis restart, a full disk)."""
-
-    down = False
-
-    def put(self, name: str, data: bytes) -> None:
-        if self.down:
-            raise StoreUnavailableError("store is down")
-        super().put(name, data)
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
 
 
 @pytest.fixture
