@@ -7,18 +7,13 @@ of the other account must still log out, refresh and call as itself.
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
 from sessionkeeper.atproto import (
     AsyncPersistentSessionManager,
     PersistentSessionManager,
-    name_for_did,
 )
 from sessionkeeper.atproto.marshalx import (
     MARSHALX_REFRESH_MARGIN,
@@ -27,34 +22,9 @@ from sessionkeeper.atproto.marshalx import (
 )
 from sessionkeeper.clock import ManualClock
 from sessionkeeper.testing.fake_pds import FakePds
+from tests.atproto.marshalx.support import CREATE_RECORD, PAST_EXP, REFRESH, posts, stored
 
 pytestmark = pytest.mark.timeout(60)
-
-REFRESH = "com.atproto.server.refreshSession"
-CREATE_RECORD = "com.atproto.repo.createRecord"
-PAST_EXP = 7201.0
-
-
-@pytest.fixture
-def manager(tmp_path: Path, pds: FakePds, clock: ManualClock) -> Iterator[PersistentSessionManager]:
-    with PersistentSessionManager(
-        tmp_path / "sessions", pds.url, clock=clock, refresh_margin=MARSHALX_REFRESH_MARGIN
-    ) as m:
-        yield m
-
-
-def stored(tmp_path: Path, did: str) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((tmp_path / "sessions" / name_for_did(did)).read_text())
-    return document
-
-
-def posts(pds: FakePds, did: str) -> list[str]:
-    listing = httpx.get(
-        f"{pds.url}/xrpc/com.atproto.repo.listRecords",
-        params={"repo": did, "collection": "app.bsky.feed.post"},
-        trust_env=False,
-    ).json()
-    return [record["value"]["text"] for record in listing["records"]]
 
 
 def test_one_clients_delete_session_logs_out_its_own_account_and_not_the_other(

@@ -8,13 +8,10 @@ is fresh, which is exactly when MarshalX alone would fail the call.
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -25,7 +22,6 @@ from sessionkeeper.atproto import (
     AsyncPersistentSessionManager,
     NoSessionError,
     PersistentSessionManager,
-    name_for_did,
 )
 from sessionkeeper.atproto.jwt import decode_claims
 from sessionkeeper.atproto.marshalx import (
@@ -39,36 +35,12 @@ from sessionkeeper.clock import ManualClock
 from sessionkeeper.stores.base import validate_name
 from sessionkeeper.stores.directory import DirectoryStore
 from sessionkeeper.testing.fake_pds import FakePds
+from tests.atproto.marshalx.support import CREATE_RECORD, PAST_EXP, REFRESH, posts, stored
 
 pytestmark = pytest.mark.timeout(60)
 
 CREATE = "com.atproto.server.createSession"
-REFRESH = "com.atproto.server.refreshSession"
 DELETE = "com.atproto.server.deleteSession"
-CREATE_RECORD = "com.atproto.repo.createRecord"
-PAST_EXP = 7201.0
-
-
-@pytest.fixture
-def manager(tmp_path: Path, pds: FakePds, clock: ManualClock) -> Iterator[PersistentSessionManager]:
-    with PersistentSessionManager(
-        tmp_path / "sessions", pds.url, clock=clock, refresh_margin=MARSHALX_REFRESH_MARGIN
-    ) as m:
-        yield m
-
-
-def stored(tmp_path: Path, did: str) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((tmp_path / "sessions" / name_for_did(did)).read_text())
-    return document
-
-
-def posts(pds: FakePds, did: str) -> list[str]:
-    listing = httpx.get(
-        f"{pds.url}/xrpc/com.atproto.repo.listRecords",
-        params={"repo": did, "collection": "app.bsky.feed.post"},
-        trust_env=False,
-    ).json()
-    return [record["value"]["text"] for record in listing["records"]]
 
 
 def test_a_cold_start_logs_in_once_and_a_second_client_reuses_the_stored_session(
