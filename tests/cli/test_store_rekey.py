@@ -14,6 +14,9 @@ import pytest
 from sessionkeeper.stores import DirectoryStore, EncryptedStore
 from sessionkeeper.stores.encrypted import generate_key
 from sessionkeeper.stores.errors import DecryptionError
+from sessionkeeper.stores.redis.store import RedisStore
+from sessionkeeper.stores.url import parse_store_url, with_encryption
+from sessionkeeper.testing.redis_server import RedisServer
 from tests.cli.test_store import HOUR, atproto_name, atproto_session
 from tests.support import run_store_cli
 
@@ -128,3 +131,27 @@ def test_rekey_beside_a_writer_loses_no_write_and_leaves_no_entry_unreadable(
     final = run_store_cli("rekey", "--store", url, "--json", env=env)
     assert final.returncode == 0
     assert all(keyed["new"].get(name) == str(rounds).encode() for name in names)
+
+
+def test_rekey_keeps_the_stores_other_options(redis_server: RedisServer) -> None:
+    """``?encrypt=1&prefix=app:`` re-seals the entries under that prefix, not another namespace."""
+    old, new = generate_key(), generate_key()
+    prefix = "rekey-options:"
+    store = EncryptedStore(RedisStore(redis_server.url, prefix=prefix), old)
+    name = atproto_name("did:plc:kept")
+    data = atproto_session("did:plc:kept", refresh_expires_in=HOUR)
+    store.put(name, data)
+    url = f"{redis_server.url}?encrypt=1&prefix={prefix}"
+    env = {**NO_KEYRING, "SESSIONKEEPER_KEY": old, "SESSIONKEEPER_NEW_KEY": new}
+    done = run_store_cli("rekey", "--store", url, "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["counts"]["rekeyed"] == 1
+    assert EncryptedStore(RedisStore(redis_server.url, prefix=prefix), new).get(name) == data
+
+
+def test_with_encryption_keeps_every_other_option() -> None:
+    url = "redis://h:6379/0?encrypt=1&prefix=app:&lease=30"
+    assert parse_store_url(with_encryption(url, False)).params == {"prefix": "app:", "lease": "30"}
+    assert not parse_store_url(with_encryption(url, False)).encrypt
+    assert parse_store_url(with_encryption("dir:./s", True)).encrypt
+    assert with_encryption("dir:./s?encrypt=1", False) == "dir:./s"

@@ -44,6 +44,7 @@ from sessionkeeper.stores.url import (
     encryption_key,
     open_store,
     parse_store_url,
+    with_encryption,
 )
 
 EXIT_FAILED = 1
@@ -458,7 +459,7 @@ def rekey_command(
         old_key = encryption_key()
     except StoreError as exc:
         raise _fail(f"no old key: {exc}", EXIT_USAGE, as_json) from exc
-    inner = _open_chosen(choice, url.split("?", 1)[0], as_json)
+    inner = _open_chosen(choice, with_encryption(url, False), as_json)
 
     def show(result: RekeyResult) -> None:
         reason = f" ({escape(result.reason)})" if result.reason else ""

@@ -36,7 +36,7 @@ from sessionkeeper.stores.encrypted import KEY_ENV, MAGIC
 from sessionkeeper.stores.errors import DecryptionError, MissingKeyError, StoreError
 from sessionkeeper.stores.files import read_regular_file
 from sessionkeeper.stores.locking import flock_is_held
-from sessionkeeper.stores.url import open_store, parse_store_url, redact_url
+from sessionkeeper.stores.url import open_store, parse_store_url, redact_url, with_encryption
 
 
 class Severity(enum.Enum):
@@ -82,8 +82,7 @@ def store_command(subcommand: str, url: str | None) -> str:
 
 
 def _encrypted_url(url: str | None, where: Path) -> str:
-    base = url.split("?", 1)[0] if url else f"dir:{where}"
-    return f"{base}?encrypt=1"
+    return with_encryption(url or f"dir:{where}", True)
 
 
 def _content_findings(

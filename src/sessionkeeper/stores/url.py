@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from sessionkeeper.stores.base import Store
 from sessionkeeper.stores.directory import DirectoryStore
@@ -106,6 +106,14 @@ def parse_store_url(url: str) -> StoreUrl:
     return StoreUrl(scheme.lower(), body, params, encrypt)
 
 
+def with_encryption(url: str, encrypt: bool) -> str:
+    """``url`` with ``encrypt=1`` added or removed; its other options (prefix, lease...) kept."""
+    parts = parse_store_url(url)
+    query = urlencode({**parts.params, **({"encrypt": "1"} if encrypt else {})})
+    scheme = url.strip().partition(":")[0]
+    return f"{scheme}:{parts.body}" + (f"?{query}" if query else "")
+
+
 def open_store(url: str) -> Store:
     """Open the store a URL names; raise [`StoreUrlError`][] naming what is wrong."""
     if not isinstance(url, str) or not url.strip():
@@ -173,4 +181,5 @@ __all__ = [
     "redact_url",
     "resolve_store",
     "verify_key",
+    "with_encryption",
 ]
